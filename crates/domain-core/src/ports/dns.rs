@@ -1,0 +1,59 @@
+//! Dns port: bounded MX and TXT lookups with distinct failure outcomes.
+
+use async_trait::async_trait;
+
+use crate::DomainName;
+
+/// One MX record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MxRecord {
+    pub preference: u16,
+    /// The exchange host as published, possibly with a trailing dot.
+    pub exchange: String,
+}
+
+/// One TXT record: its character-strings in order (each at most 255 octets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxtRecord(pub Vec<Vec<u8>>);
+
+impl TxtRecord {
+    /// The strings joined with nothing between them, as RFC 7208 and RFC 6376
+    /// read a multi-string record; invalid UTF-8 is replaced, not dropped.
+    #[must_use]
+    pub fn joined(&self) -> String {
+        let bytes: Vec<u8> = self.0.concat();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// Live DNS lookups, each bounded in time by the adapter.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Dns: Send + Sync {
+    /// The MX records of `domain`, sorted by preference.
+    ///
+    /// # Errors
+    /// [`DnsError`]; an existing name without MX records is [`DnsError::NoRecords`].
+    async fn mx(&self, domain: &DomainName) -> Result<Vec<MxRecord>, DnsError>;
+
+    /// The TXT records at `name` (a fully-qualified name such as
+    /// `s1._domainkey.example.com`, which is not itself a sender domain).
+    ///
+    /// # Errors
+    /// [`DnsError`]; an existing name without TXT records is [`DnsError::NoRecords`].
+    async fn txt(&self, name: &str) -> Result<Vec<TxtRecord>, DnsError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    #[error("the domain does not exist (NXDOMAIN)")]
+    NxDomain,
+    #[error("the name has no records of that type")]
+    NoRecords,
+    #[error("the nameserver failed (SERVFAIL)")]
+    ServFail,
+    #[error("the lookup timed out")]
+    Timeout,
+    #[error("the lookup failed: {0}")]
+    Unexpected(String),
+}

@@ -1,0 +1,10 @@
+//! The four ports the use cases need. Adapters implement them; `mocks` exposes
+//! mockall doubles (`MockCredentials`, `MockKeyGenerator`, `MockDns`, `MockDomainStore`).
+
+pub mod credentials;
+pub mod dns;
+pub mod keys;
+pub mod store;
+
+/// The cause behind an `Unexpected` or `Unavailable` variant: logged, never shown.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,212 @@
+//! The DNS records a customer publishes, rendered from the record policy and a key.
+
+use std::net::IpAddr;
+
+use crate::{DomainName, Selector};
+
+/// Platform-wide settings that shape every record set: which IPs SPF authorises and
+/// which MX hosts count as "pointing at our relay" for inbound mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPolicy {
+    spf_ips: Vec<IpAddr>,
+    inbound_hosts: Vec<String>,
+}
+
+/// The policy cannot produce usable records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("at least one SPF sending IP is required")]
+    NoSpfIps,
+    #[error("at least one inbound MX host is required")]
+    NoInboundHosts,
+    #[error("inbound MX host {0:?} is not a valid host name")]
+    BadInboundHost(String),
+}
+
+impl RecordPolicy {
+    /// # Errors
+    /// [`PolicyError`] when either list is empty or a host is not a domain name.
+    pub fn new(spf_ips: Vec<IpAddr>, inbound_hosts: &[String]) -> Result<Self, PolicyError> {
+        if spf_ips.is_empty() {
+            return Err(PolicyError::NoSpfIps);
+        }
+        if inbound_hosts.is_empty() {
+            return Err(PolicyError::NoInboundHosts);
+        }
+        let inbound_hosts = inbound_hosts
+            .iter()
+            .map(|h| {
+                DomainName::parse(h.strip_suffix('.').unwrap_or(h))
+                    .map(|d| d.as_ascii().to_owned())
+                    .map_err(|_| PolicyError::BadInboundHost(h.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            spf_ips,
+            inbound_hosts,
+        })
+    }
+
+    /// `v=spf1 ip4:… ip6:… -all`, one mechanism per configured IP.
+    #[must_use]
+    pub fn spf_value(&self) -> String {
+        let mut value = String::from("v=spf1");
+        for ip in &self.spf_ips {
+            let mechanism = if ip.is_ipv4() { "ip4" } else { "ip6" };
+            value.push_str(&format!(" {mechanism}:{ip}"));
+        }
+        value.push_str(" -all");
+        value
+    }
+
+    #[must_use]
+    pub fn spf_ips(&self) -> &[IpAddr] {
+        &self.spf_ips
+    }
+
+    #[must_use]
+    pub fn inbound_hosts(&self) -> &[String] {
+        &self.inbound_hosts
+    }
+
+    /// Whether an MX exchange points at our relay: case-insensitive, trailing dot ignored.
+    #[must_use]
+    pub fn is_inbound_host(&self, exchange: &str) -> bool {
+        let host = exchange.strip_suffix('.').unwrap_or(exchange);
+        self.inbound_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host))
+    }
+}
+
+/// The three TXT records of the seed's 201 response, in its key order:
+/// `SPF`, `<selector>._domainkey.<domain>`, `_dmarc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSet {
+    pub spf: String,
+    pub dkim_name: String,
+    pub dkim_value: String,
+    pub dmarc: String,
+}
+
+impl RecordSet {
+    /// Renders the records for `domain` whose DKIM key is `public_key`
+    /// (SubjectPublicKeyInfo DER, base64).
+    #[must_use]
+    pub fn render(
+        policy: &RecordPolicy,
+        domain: &DomainName,
+        selector: &Selector,
+        public_key: &str,
+    ) -> Self {
+        Self {
+            spf: policy.spf_value(),
+            dkim_name: format!("{selector}._domainkey.{domain}"),
+            dkim_value: format!("v=DKIM1; k=rsa; p={public_key}"),
+            dmarc: format!("v=DMARC1; p=none; rua=mailto:dmarc@{domain}"),
+        }
+    }
+
+    /// The seed's response map as ordered `(key, value)` pairs.
+    #[must_use]
+    pub fn entries(&self) -> [(&str, &str); 3] {
+        [
+            ("SPF", self.spf.as_str()),
+            (self.dkim_name.as_str(), self.dkim_value.as_str()),
+            ("_dmarc", self.dmarc.as_str()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RecordPolicy {
+        RecordPolicy::new(
+            vec!["51.79.43.241".parse().unwrap()],
+            &["inbound.sendtrim.com".into(), "smtp.sendtrim.com".into()],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn renders_the_seed_example_for_an_apex_domain() {
+        let domain = DomainName::parse("example.com").unwrap();
+        let records = RecordSet::render(
+            &policy(),
+            &domain,
+            &Selector::new("abc123").unwrap(),
+            "MIIB",
+        );
+        assert_eq!(
+            records.entries(),
+            [
+                ("SPF", "v=spf1 ip4:51.79.43.241 -all"),
+                ("abc123._domainkey.example.com", "v=DKIM1; k=rsa; p=MIIB"),
+                ("_dmarc", "v=DMARC1; p=none; rua=mailto:dmarc@example.com"),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_subdomain_records_under_the_subdomain() {
+        let domain = DomainName::parse("mail.example.com").unwrap();
+        let records = RecordSet::render(&policy(), &domain, &Selector::new("s1").unwrap(), "K");
+        assert_eq!(records.dkim_name, "s1._domainkey.mail.example.com");
+        assert_eq!(
+            records.dmarc,
+            "v=DMARC1; p=none; rua=mailto:dmarc@mail.example.com"
+        );
+    }
+
+    #[test]
+    fn renders_idn_domains_as_a_labels() {
+        let domain = DomainName::parse("bücher.example").unwrap();
+        let records = RecordSet::render(&policy(), &domain, &Selector::new("s1").unwrap(), "K");
+        assert_eq!(records.dkim_name, "s1._domainkey.xn--bcher-kva.example");
+        assert_eq!(
+            records.dmarc,
+            "v=DMARC1; p=none; rua=mailto:dmarc@xn--bcher-kva.example"
+        );
+    }
+
+    #[test]
+    fn lists_every_sending_ip_in_spf() {
+        let policy = RecordPolicy::new(
+            vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
+            &["mx.example.net".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            policy.spf_value(),
+            "v=spf1 ip4:192.0.2.1 ip6:2001:db8::1 -all"
+        );
+    }
+
+    #[test]
+    fn matches_inbound_hosts_ignoring_case_and_trailing_dot() {
+        let policy = policy();
+        assert!(policy.is_inbound_host("INBOUND.sendtrim.com."));
+        assert!(policy.is_inbound_host("smtp.sendtrim.com"));
+        assert!(!policy.is_inbound_host("mx.sendtrim.com"));
+        assert!(!policy.is_inbound_host("inbound.sendtrim.com.evil.net"));
+    }
+
+    #[test]
+    fn rejects_an_empty_or_malformed_policy() {
+        assert_eq!(
+            RecordPolicy::new(vec![], &["a.b".into()]),
+            Err(PolicyError::NoSpfIps)
+        );
+        let ip = vec!["192.0.2.1".parse().unwrap()];
+        assert_eq!(
+            RecordPolicy::new(ip.clone(), &[]),
+            Err(PolicyError::NoInboundHosts)
+        );
+        assert_eq!(
+            RecordPolicy::new(ip, &["not a host".into()]),
+            Err(PolicyError::BadInboundHost("not a host".into()))
+        );
+    }
+}

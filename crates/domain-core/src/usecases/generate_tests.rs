@@ -1,0 +1,670 @@
+//! Unit tests of the generate use case on mocked ports.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use mockall::predicate::eq;
+
+use super::*;
+use crate::Selector;
+use crate::ports::dns::{DnsError, MockDns, MxRecord};
+use crate::ports::keys::{KeyError, MockKeyGenerator, SealedKey};
+use crate::ports::store::{MockDomainStore, Registered, StoredDomain};
+
+const PUBLIC_KEY: &str = "MIIBIjANBgkqhkiNEWKEY";
+const EXISTING_KEY: &str = "MIIBIjANBgkqhkiOLDKEY";
+
+fn org() -> OrganizationId {
+    OrganizationId::new("org-a")
+}
+
+fn policy() -> Arc<RecordPolicy> {
+    Arc::new(
+        RecordPolicy::new(
+            vec!["51.79.43.241".parse().unwrap()],
+            &["inbound.sendtrim.com".into(), "smtp.sendtrim.com".into()],
+        )
+        .unwrap(),
+    )
+}
+
+fn stored(owner: &str, name: &str, selector: &str, key: &str, inbound: bool) -> StoredDomain {
+    StoredDomain {
+        name: DomainName::parse(name).unwrap(),
+        organization: OrganizationId::new(owner),
+        selector: Selector::new(selector).unwrap(),
+        public_key: key.into(),
+        inbound_enabled: inbound,
+        created_at: Utc::now(),
+    }
+}
+
+fn new_key() -> DkimKey {
+    DkimKey {
+        selector: Selector::new("abc123").unwrap(),
+        public_key: PUBLIC_KEY.into(),
+        sealed_private_key: SealedKey(vec![1, 2, 3]),
+    }
+}
+
+fn input(email: &str) -> GenerateInput {
+    GenerateInput {
+        email: Some(email.into()),
+        ..GenerateInput::default()
+    }
+}
+
+/// A store that reports no existing domain and stores whatever it is given.
+fn store_creating_domains() -> MockDomainStore {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_register_sender().returning(|reg| {
+        let key = reg.new_key.expect("a new domain needs a key");
+        Ok(Registered {
+            domain: StoredDomain {
+                name: reg.email.domain().clone(),
+                organization: reg.organization,
+                selector: key.selector,
+                public_key: key.public_key,
+                inbound_enabled: reg.enable_inbound,
+                created_at: Utc::now(),
+            },
+            domain_created: true,
+        })
+    });
+    store
+}
+
+fn keys_generating_once() -> MockKeyGenerator {
+    let mut keys = MockKeyGenerator::new();
+    keys.expect_generate().times(1).returning(|_| Ok(new_key()));
+    keys
+}
+
+fn untouched_keys() -> MockKeyGenerator {
+    let mut keys = MockKeyGenerator::new();
+    keys.expect_generate().never();
+    keys
+}
+
+fn untouched_dns() -> MockDns {
+    let mut dns = MockDns::new();
+    dns.expect_mx().never();
+    dns
+}
+
+fn untouched_store() -> MockDomainStore {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().never();
+    store.expect_register_sender().never();
+    store
+}
+
+fn use_case(store: MockDomainStore, keys: MockKeyGenerator, dns: MockDns) -> GenerateRecords {
+    GenerateRecords::new(Arc::new(store), Arc::new(keys), Arc::new(dns), policy())
+}
+
+fn dns_answering(result: Result<Vec<MxRecord>, DnsError>) -> MockDns {
+    let mut dns = MockDns::new();
+    dns.expect_mx().times(1).return_once(move |_| result);
+    dns
+}
+
+fn mx(host: &str) -> MxRecord {
+    MxRecord {
+        preference: 10,
+        exchange: host.into(),
+    }
+}
+
+// --- The seed's error table -------------------------------------------------------
+
+#[tokio::test]
+async fn rejects_a_missing_email_with_the_seed_text() {
+    let use_case = use_case(untouched_store(), untouched_keys(), untouched_dns());
+
+    let error = use_case
+        .execute(&org(), GenerateInput::default())
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.to_string(), "Invalid sender address: ");
+}
+
+#[tokio::test]
+async fn rejects_a_malformed_email_echoing_it() {
+    let use_case = use_case(untouched_store(), untouched_keys(), untouched_dns());
+
+    let error = use_case.execute(&org(), input("bob@")).await.unwrap_err();
+
+    assert_eq!(error.to_string(), "Invalid sender address: bob@");
+}
+
+#[tokio::test]
+async fn rejects_a_padded_email_instead_of_trimming_it() {
+    let use_case = use_case(untouched_store(), untouched_keys(), untouched_dns());
+
+    let error = use_case
+        .execute(&org(), input(" noreply@example.com"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        error.to_string(),
+        "Invalid sender address:  noreply@example.com"
+    );
+}
+
+#[tokio::test]
+async fn rejects_an_invalid_reply_to_with_the_seed_text() {
+    let use_case = use_case(untouched_store(), untouched_keys(), untouched_dns());
+    let request = GenerateInput {
+        reply_to: Some("support@@example.com".into()),
+        ..input("noreply@example.com")
+    };
+
+    let error = use_case.execute(&org(), request).await.unwrap_err();
+
+    assert_eq!(
+        error.to_string(),
+        "Invalid reply-to address: support@@example.com"
+    );
+}
+
+#[tokio::test]
+async fn answers_domain_taken_when_another_org_owns_the_domain() {
+    let mut store = MockDomainStore::new();
+    store
+        .expect_find_domain()
+        .with(eq(DomainName::parse("example.com").unwrap()))
+        .times(1)
+        .returning(|_| {
+            Ok(Some(stored(
+                "org-b",
+                "example.com",
+                "abc123",
+                EXISTING_KEY,
+                false,
+            )))
+        });
+    store.expect_register_sender().never();
+    let use_case = use_case(store, untouched_keys(), untouched_dns());
+
+    let error = use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.to_string(), "Domain is already taken");
+}
+
+#[tokio::test]
+async fn answers_domain_taken_when_another_org_wins_the_race_to_create_it() {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| Ok(None));
+    store
+        .expect_register_sender()
+        .times(1)
+        .returning(|_| Err(RegisterError::DomainTaken));
+    let use_case = use_case(store, keys_generating_once(), untouched_dns());
+
+    let error = use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.to_string(), "Domain is already taken");
+}
+
+#[tokio::test]
+async fn answers_email_taken_when_the_sender_exists() {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| {
+        Ok(Some(stored(
+            "org-a",
+            "example.com",
+            "abc123",
+            EXISTING_KEY,
+            false,
+        )))
+    });
+    store
+        .expect_register_sender()
+        .times(1)
+        .returning(|_| Err(RegisterError::EmailTaken));
+    let use_case = use_case(store, untouched_keys(), untouched_dns());
+
+    let error = use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.to_string(), "Email is already taken");
+}
+
+#[tokio::test]
+async fn answers_the_opaque_500_text_when_key_generation_fails() {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_register_sender().never();
+    let mut keys = MockKeyGenerator::new();
+    keys.expect_generate()
+        .returning(|_| Err(KeyError("entropy source failed".into())));
+    let use_case = use_case(store, keys, untouched_dns());
+
+    let error = use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.to_string(), "Failed to generate DNS records.");
+}
+
+#[tokio::test]
+async fn reports_an_unreachable_store_as_unavailable() {
+    let mut store = MockDomainStore::new();
+    store
+        .expect_find_domain()
+        .returning(|_| Err(StoreError::Unavailable("connection refused".into())));
+    let use_case = use_case(store, untouched_keys(), untouched_dns());
+
+    let error = use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, GenerateError::Unavailable(_)));
+}
+
+// --- Check order -----------------------------------------------------------------
+
+#[tokio::test]
+async fn checks_the_sender_before_the_reply_to() {
+    let use_case = use_case(untouched_store(), untouched_keys(), untouched_dns());
+    let request = GenerateInput {
+        email: Some("bad".into()),
+        reply_to: Some("also bad".into()),
+        inbound: false,
+    };
+
+    let error = use_case.execute(&org(), request).await.unwrap_err();
+
+    assert_eq!(error.to_string(), "Invalid sender address: bad");
+}
+
+#[tokio::test]
+async fn checks_input_before_any_conflict() {
+    // The store is never asked, so a taken domain or email cannot win over a 400.
+    let use_case = use_case(untouched_store(), untouched_keys(), untouched_dns());
+    let request = GenerateInput {
+        reply_to: Some("nope".into()),
+        ..input("noreply@example.com")
+    };
+
+    let error = use_case.execute(&org(), request).await.unwrap_err();
+
+    assert!(matches!(error, GenerateError::InvalidReplyTo(_)));
+}
+
+#[tokio::test]
+async fn checks_domain_ownership_before_the_email() {
+    // Another org's domain: the email registration (which would also conflict) is
+    // never attempted.
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| {
+        Ok(Some(stored(
+            "org-b",
+            "example.com",
+            "abc123",
+            EXISTING_KEY,
+            false,
+        )))
+    });
+    store.expect_register_sender().never();
+    let use_case = use_case(store, untouched_keys(), untouched_dns());
+
+    let error = use_case
+        .execute(&org(), input("taken@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, GenerateError::DomainTaken));
+}
+
+// --- Creation and reuse ----------------------------------------------------------
+
+#[tokio::test]
+async fn creates_a_new_domain_with_one_fresh_key_and_returns_its_records() {
+    let use_case = use_case(
+        store_creating_domains(),
+        keys_generating_once(),
+        untouched_dns(),
+    );
+
+    let records = use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        records.entries(),
+        [
+            ("SPF", "v=spf1 ip4:51.79.43.241 -all"),
+            (
+                "abc123._domainkey.example.com",
+                "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiNEWKEY"
+            ),
+            ("_dmarc", "v=DMARC1; p=none; rua=mailto:dmarc@example.com"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn reuses_the_existing_key_when_the_org_already_owns_the_domain() {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| {
+        Ok(Some(stored(
+            "org-a",
+            "example.com",
+            "old1",
+            EXISTING_KEY,
+            false,
+        )))
+    });
+    store
+        .expect_register_sender()
+        .withf(|reg| reg.new_key.is_none() && reg.email.to_string() == "second@example.com")
+        .times(1)
+        .returning(|_| {
+            Ok(Registered {
+                domain: stored("org-a", "example.com", "old1", EXISTING_KEY, false),
+                domain_created: false,
+            })
+        });
+    let use_case = use_case(store, untouched_keys(), untouched_dns());
+
+    let records = use_case
+        .execute(&org(), input("second@example.com"))
+        .await
+        .unwrap();
+
+    assert_eq!(records.dkim_name, "old1._domainkey.example.com");
+    assert_eq!(
+        records.dkim_value,
+        format!("v=DKIM1; k=rsa; p={EXISTING_KEY}")
+    );
+}
+
+#[tokio::test]
+async fn returns_the_stored_key_when_a_concurrent_call_created_the_domain_first() {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_register_sender().returning(|_| {
+        Ok(Registered {
+            domain: stored("org-a", "example.com", "winner", EXISTING_KEY, false),
+            domain_created: false,
+        })
+    });
+    let use_case = use_case(store, keys_generating_once(), untouched_dns());
+
+    let records = use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap();
+
+    assert_eq!(records.dkim_name, "winner._domainkey.example.com");
+}
+
+#[tokio::test]
+async fn generates_a_key_after_all_when_the_domain_vanished_before_the_write() {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| {
+        Ok(Some(stored(
+            "org-a",
+            "example.com",
+            "old1",
+            EXISTING_KEY,
+            false,
+        )))
+    });
+    let mut seq = mockall::Sequence::new();
+    store
+        .expect_register_sender()
+        .withf(|reg| reg.new_key.is_none())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Err(RegisterError::KeyRequired));
+    store
+        .expect_register_sender()
+        .withf(|reg| reg.new_key.is_some())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Ok(Registered {
+                domain: stored("org-a", "example.com", "abc123", PUBLIC_KEY, false),
+                domain_created: true,
+            })
+        });
+    let use_case = use_case(store, keys_generating_once(), untouched_dns());
+
+    let records = use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap();
+
+    assert_eq!(records.dkim_name, "abc123._domainkey.example.com");
+}
+
+#[tokio::test]
+async fn registers_the_reply_to_and_the_sender_as_parsed() {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| Ok(None));
+    store
+        .expect_register_sender()
+        .withf(|reg| {
+            reg.organization == org()
+                && reg.email.to_string() == "NoReply@example.com"
+                && reg.reply_to.as_ref().map(ToString::to_string).as_deref()
+                    == Some("support@example.com")
+        })
+        .times(1)
+        .returning(|reg| {
+            Ok(Registered {
+                domain: stored(
+                    "org-a",
+                    "example.com",
+                    "abc123",
+                    PUBLIC_KEY,
+                    reg.enable_inbound,
+                ),
+                domain_created: true,
+            })
+        });
+    let use_case = use_case(store, keys_generating_once(), untouched_dns());
+    let request = GenerateInput {
+        reply_to: Some("support@example.com".into()),
+        ..input("NoReply@EXAMPLE.com")
+    };
+
+    use_case.execute(&org(), request).await.unwrap();
+}
+
+// --- Record rendering through the use case ---------------------------------------
+
+#[tokio::test]
+async fn renders_records_under_a_subdomain_sender() {
+    let use_case = use_case(
+        store_creating_domains(),
+        keys_generating_once(),
+        untouched_dns(),
+    );
+
+    let records = use_case
+        .execute(&org(), input("noreply@mail.example.com"))
+        .await
+        .unwrap();
+
+    assert_eq!(records.dkim_name, "abc123._domainkey.mail.example.com");
+    assert_eq!(
+        records.dmarc,
+        "v=DMARC1; p=none; rua=mailto:dmarc@mail.example.com"
+    );
+}
+
+#[tokio::test]
+async fn renders_records_for_an_idn_sender_in_a_labels() {
+    let mut store = MockDomainStore::new();
+    store
+        .expect_find_domain()
+        .with(eq(DomainName::parse("xn--bcher-kva.example").unwrap()))
+        .times(1)
+        .returning(|_| Ok(None));
+    store.expect_register_sender().returning(|reg| {
+        Ok(Registered {
+            domain: stored(
+                "org-a",
+                reg.email.domain().as_ascii(),
+                "abc123",
+                PUBLIC_KEY,
+                false,
+            ),
+            domain_created: true,
+        })
+    });
+    let use_case = use_case(store, keys_generating_once(), untouched_dns());
+
+    let records = use_case
+        .execute(&org(), input("noreply@bücher.example"))
+        .await
+        .unwrap();
+
+    assert_eq!(records.dkim_name, "abc123._domainkey.xn--bcher-kva.example");
+    assert_eq!(
+        records.dmarc,
+        "v=DMARC1; p=none; rua=mailto:dmarc@xn--bcher-kva.example"
+    );
+}
+
+// --- Inbound outcomes ------------------------------------------------------------
+
+/// Runs a new-domain call with `inbound: true` against `dns` and checks the flag the
+/// store is asked to set; the call itself must succeed whatever DNS says.
+async fn assert_inbound_registered_as(dns: MockDns, expected: bool) {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| Ok(None));
+    store
+        .expect_register_sender()
+        .withf(move |reg| reg.enable_inbound == expected)
+        .times(1)
+        .returning(|reg| {
+            Ok(Registered {
+                domain: stored(
+                    "org-a",
+                    "example.com",
+                    "abc123",
+                    PUBLIC_KEY,
+                    reg.enable_inbound,
+                ),
+                domain_created: true,
+            })
+        });
+    let use_case = use_case(store, keys_generating_once(), dns);
+    let request = GenerateInput {
+        inbound: true,
+        ..input("noreply@example.com")
+    };
+
+    let result = use_case.execute(&org(), request).await;
+
+    assert!(
+        result.is_ok(),
+        "inbound outcomes never fail the call: {result:?}"
+    );
+}
+
+#[tokio::test]
+async fn enables_inbound_when_an_mx_host_is_one_of_ours() {
+    let dns = dns_answering(Ok(vec![
+        mx("mx1.elsewhere.net."),
+        mx("Inbound.SendTrim.com."),
+    ]));
+    assert_inbound_registered_as(dns, true).await;
+}
+
+#[tokio::test]
+async fn leaves_inbound_off_when_mx_points_elsewhere() {
+    let dns = dns_answering(Ok(vec![mx("aspmx.l.google.com.")]));
+    assert_inbound_registered_as(dns, false).await;
+}
+
+#[tokio::test]
+async fn leaves_inbound_off_when_the_domain_has_no_mx() {
+    assert_inbound_registered_as(dns_answering(Err(DnsError::NoRecords)), false).await;
+}
+
+#[tokio::test]
+async fn leaves_inbound_off_when_dns_fails() {
+    for failure in [
+        DnsError::NxDomain,
+        DnsError::ServFail,
+        DnsError::Timeout,
+        DnsError::Unexpected("io".into()),
+    ] {
+        assert_inbound_registered_as(dns_answering(Err(failure)), false).await;
+    }
+}
+
+#[tokio::test]
+async fn does_not_look_up_mx_when_inbound_is_not_requested() {
+    let use_case = use_case(
+        store_creating_domains(),
+        keys_generating_once(),
+        untouched_dns(),
+    );
+
+    use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn does_not_look_up_mx_when_inbound_is_already_on() {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| {
+        Ok(Some(stored(
+            "org-a",
+            "example.com",
+            "abc123",
+            PUBLIC_KEY,
+            true,
+        )))
+    });
+    store
+        .expect_register_sender()
+        .withf(|reg| !reg.enable_inbound)
+        .times(1)
+        .returning(|_| {
+            Ok(Registered {
+                domain: stored("org-a", "example.com", "abc123", PUBLIC_KEY, true),
+                domain_created: false,
+            })
+        });
+    let use_case = use_case(store, untouched_keys(), untouched_dns());
+    let request = GenerateInput {
+        inbound: true,
+        ..input("second@example.com")
+    };
+
+    use_case.execute(&org(), request).await.unwrap();
+}
+
+// --- Echo ------------------------------------------------------------------------
+
+#[test]
+fn echo_escapes_control_characters_and_bounds_length() {
+    assert_eq!(echo("a\r\nb"), "a\\r\\nb");
+    assert_eq!(echo("bob@"), "bob@");
+    let long = "x".repeat(1000);
+    assert_eq!(echo(&long).chars().count(), MAX_ECHO_CHARS + 1);
+}

@@ -1,0 +1,4 @@
+//! Use cases: one struct each, holding its ports, with one public async method.
+
+pub mod authenticate;
+pub mod generate;

@@ -1,0 +1,223 @@
+//! RSA-2048 DKIM keys: generated on a blocking thread, sealed before they leave it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use domain_core::ports::keys::{KeyError, KeyGenerator};
+use domain_core::{DkimKey, DomainName, SealedKey, Selector};
+use ring::rand::{SecureRandom, SystemRandom};
+use rsa::PrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+
+use crate::rng::RingRng;
+use crate::{SealError, Sealer};
+
+/// RFC 8301: DKIM signers must use at least 1024 bits and should use 2048.
+const KEY_BITS: usize = 2048;
+const SELECTOR_LEN: usize = 12;
+const SELECTOR_ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// The [`KeyGenerator`] adapter.
+#[derive(Debug, Clone)]
+pub struct RsaKeyGenerator {
+    sealer: Arc<Sealer>,
+}
+
+impl RsaKeyGenerator {
+    #[must_use]
+    pub fn new(sealer: Arc<Sealer>) -> Self {
+        Self { sealer }
+    }
+}
+
+#[async_trait]
+impl KeyGenerator for RsaKeyGenerator {
+    async fn generate(&self, domain: &DomainName) -> Result<DkimKey, KeyError> {
+        let sealer = Arc::clone(&self.sealer);
+        let domain = domain.clone();
+        // Tens of milliseconds of bignum work: keep it off the async executor.
+        tokio::task::spawn_blocking(move || generate_key_blocking(&sealer, &domain))
+            .await
+            .map_err(|e| KeyError(Box::new(e)))?
+    }
+}
+
+/// Generates and seals one key on the calling thread (which must be allowed to block).
+///
+/// # Errors
+/// [`KeyError`] when randomness, generation, encoding or sealing fails.
+pub fn generate_key_blocking(sealer: &Sealer, domain: &DomainName) -> Result<DkimKey, KeyError> {
+    let mut rng = RingRng::new();
+    let private = PrivateKey::new(&mut rng, KEY_BITS).map_err(|e| KeyError(Box::new(e)))?;
+    let public_der = private
+        .to_public_key()
+        .to_public_key_der()
+        .map_err(|e| KeyError(Box::new(e)))?;
+    let pkcs8 = private.to_pkcs8_der().map_err(|e| KeyError(Box::new(e)))?;
+    let sealed = sealer
+        .seal(domain, pkcs8.as_bytes())
+        .map_err(|e| KeyError(Box::new(e)))?;
+    Ok(DkimKey {
+        selector: random_selector().map_err(|e| KeyError(Box::new(e)))?,
+        public_key: STANDARD.encode(public_der.as_bytes()),
+        sealed_private_key: sealed,
+    })
+}
+
+/// A selector of [`SELECTOR_LEN`] characters drawn uniformly from `[a-z0-9]`.
+fn random_selector() -> Result<Selector, SealError> {
+    let rng = SystemRandom::new();
+    let mut selector = String::with_capacity(SELECTOR_LEN);
+    let mut byte = [0u8; 1];
+    while selector.len() < SELECTOR_LEN {
+        rng.fill(&mut byte).map_err(|_| SealError::Seal)?;
+        // 252 = 7 × 36: rejecting the top four values keeps every character equally likely.
+        if byte[0] < 252 {
+            selector.push(char::from(SELECTOR_ALPHABET[usize::from(byte[0] % 36)]));
+        }
+    }
+    Selector::new(selector).map_err(|_| SealError::Seal)
+}
+
+impl Sealer {
+    /// Opens a domain's sealed key and renders it as a PKCS#8 PEM document
+    /// (`-----BEGIN PRIVATE KEY-----`), for the `dkim export` admin command only.
+    ///
+    /// # Errors
+    /// [`SealError`] when the key does not open, or does not hold an RSA key.
+    pub fn export_pkcs8_pem(
+        &self,
+        domain: &DomainName,
+        sealed: &SealedKey,
+    ) -> Result<String, SealError> {
+        let der = self.open(domain, sealed)?;
+        // Parse before printing: never hand an operator something that is not a key.
+        PrivateKey::from_pkcs8_der(&der).map_err(|_| SealError::Malformed)?;
+        let body = STANDARD.encode(&der);
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        Ok(pem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::traits::PublicKeyParts;
+
+    use super::*;
+    use crate::MasterKey;
+
+    fn domain() -> DomainName {
+        DomainName::parse("example.com").unwrap()
+    }
+
+    fn sealer() -> Arc<Sealer> {
+        Arc::new(Sealer::new(&MasterKey::generate().unwrap()))
+    }
+
+    #[tokio::test]
+    async fn generates_an_rsa_2048_key_whose_halves_match() {
+        let sealer = sealer();
+        let key = RsaKeyGenerator::new(Arc::clone(&sealer))
+            .generate(&domain())
+            .await
+            .unwrap();
+
+        assert!(
+            key.public_key.starts_with("MIIBIjANBgkqhki"),
+            "{}",
+            key.public_key
+        );
+        let public =
+            rsa::PublicKey::from_public_key_der(&STANDARD.decode(&key.public_key).unwrap())
+                .unwrap();
+        assert_eq!(public.size() * 8, 2048);
+        let private =
+            PrivateKey::from_pkcs8_der(&sealer.open(&domain(), &key.sealed_private_key).unwrap())
+                .unwrap();
+        assert_eq!(private.to_public_key(), public);
+    }
+
+    #[tokio::test]
+    async fn draws_a_fresh_lower_case_alphanumeric_selector_each_time() {
+        let generator = RsaKeyGenerator::new(sealer());
+        let a = generator.generate(&domain()).await.unwrap();
+        let b = generator.generate(&domain()).await.unwrap();
+
+        for key in [&a, &b] {
+            assert_eq!(key.selector.as_str().len(), SELECTOR_LEN);
+            assert!(
+                key.selector
+                    .as_str()
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            );
+        }
+        assert_ne!(a.selector, b.selector);
+        assert_ne!(a.public_key, b.public_key);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn generates_off_the_async_executor() {
+        // On a single-threaded runtime a ticker can only advance while `generate`
+        // awaits if the work happens on another thread.
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let ticks = Arc::clone(&ticks);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+
+        RsaKeyGenerator::new(sealer())
+            .generate(&domain())
+            .await
+            .unwrap();
+
+        ticker.abort();
+        assert!(
+            ticks.load(Ordering::Relaxed) > 0,
+            "the executor was blocked during generation"
+        );
+    }
+
+    #[test]
+    fn exports_the_private_key_as_pkcs8_pem() {
+        let sealer = sealer();
+        let key = generate_key_blocking(&sealer, &domain()).unwrap();
+
+        let pem = sealer
+            .export_pkcs8_pem(&domain(), &key.sealed_private_key)
+            .unwrap();
+
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        assert!(pem.ends_with("-----END PRIVATE KEY-----\n"));
+        assert!(pem.lines().all(|l| l.len() <= 64));
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let private = PrivateKey::from_pkcs8_der(&STANDARD.decode(body).unwrap()).unwrap();
+        let public_der = private.to_public_key().to_public_key_der().unwrap();
+        assert_eq!(STANDARD.encode(public_der.as_bytes()), key.public_key);
+    }
+
+    #[test]
+    fn refuses_to_export_under_the_wrong_master_key() {
+        let key = generate_key_blocking(&sealer(), &domain()).unwrap();
+        assert_eq!(
+            sealer().export_pkcs8_pem(&domain(), &key.sealed_private_key),
+            Err(SealError::WrongKeyOrDomain)
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! KeyGenerator port on RSA-2048 (`rsa` 0.10), with private keys sealed under the
+//! master key by AES-256-GCM (`ring`), each bound to its domain.
+
+mod generator;
+mod master_key;
+mod rng;
+mod sealing;
+
+pub use generator::{RsaKeyGenerator, generate_key_blocking};
+pub use master_key::{MasterKey, MasterKeyError};
+pub use sealing::{SealError, Sealer};

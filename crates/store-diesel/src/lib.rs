@@ -1,0 +1,134 @@
+//! DomainStore and Credentials ports on diesel-async, for PostgreSQL (production,
+//! many instances) and SQLite (the embedded default). One code path serves both:
+//! queries are written once and expanded per connection type (`with_conn!`).
+//!
+//! Every invariant is held by the database — `UNIQUE` on domain names and sender
+//! emails, a partial unique index for one active sender per organization — and the
+//! register-sender unit of work retries, boundedly, when a concurrent one trips them.
+
+mod backend;
+mod credentials;
+mod domains;
+mod schema;
+
+use diesel::prelude::*;
+use diesel_async::AsyncMigrationHarness;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use domain_core::ports::store::StoreError;
+use domain_core::{DomainName, SealedKey};
+
+use backend::{Backend, DbError, with_conn};
+pub use backend::{BackendKind, ConnectError, StoreConfig};
+pub use credentials::{AdminError, IssuedToken};
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// The store: a pool of connections to one database.
+pub struct Store {
+    backend: Backend,
+    url: String,
+}
+
+/// Applying migrations failed.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to apply database migrations")]
+pub struct MigrateError(#[source] domain_core::ports::BoxError);
+
+impl Store {
+    /// Builds the pool for `config.url`. No connection is opened until first use, so
+    /// a database that is down at start-up is reported by [`Store::migrate`] or the
+    /// first request, not here.
+    ///
+    /// # Errors
+    /// [`ConnectError`] for an unusable URL or pool configuration.
+    pub fn connect(config: &StoreConfig) -> Result<Self, ConnectError> {
+        Ok(Self {
+            backend: backend::build(config)?,
+            url: config.url.clone(),
+        })
+    }
+
+    #[must_use]
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Postgres(_) => BackendKind::Postgres,
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+
+    /// Applies pending migrations (embedded in the binary) on a dedicated connection.
+    /// Must run on a multi-threaded tokio runtime: diesel's harness blocks in place.
+    ///
+    /// # Errors
+    /// [`MigrateError`] when the database cannot be reached or a migration fails.
+    pub async fn migrate(&self) -> Result<(), MigrateError> {
+        match self.kind() {
+            BackendKind::Postgres => {
+                let conn = AsyncPgConnection::establish(&self.url)
+                    .await
+                    .map_err(|e| MigrateError(Box::new(e)))?;
+                let mut harness = AsyncMigrationHarness::new(conn);
+                harness
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map_err(MigrateError)?;
+            }
+            BackendKind::Sqlite => {
+                let path =
+                    backend::sqlite_path(&self.url).map_err(|e| MigrateError(Box::new(e)))?;
+                let conn = backend::establish_sqlite(path)
+                    .await
+                    .map_err(|e| MigrateError(Box::new(e)))?;
+                let mut harness = AsyncMigrationHarness::new(conn);
+                harness
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(MigrateError)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers a trivial query now (for `/readyz`).
+    ///
+    /// # Errors
+    /// [`StoreError`] when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_conn!(&self.backend, |c| {
+            diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>())
+                .get_result::<i32>(c)
+                .await
+                .map_err(DbError::from)
+        })?;
+        Ok(())
+    }
+
+    /// A domain's sealed DKIM private key, for `dkim export`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the read fails.
+    pub async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, StoreError> {
+        let sealed: Option<Vec<u8>> = with_conn!(&self.backend, |c| {
+            domains::table
+                .filter(domains::name.eq(domain.as_ascii()))
+                .select(domains::dkim_private_key_sealed)
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)
+        })?;
+        Ok(sealed.map(SealedKey))
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: never print it.
+        f.debug_struct("Store")
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "test-support")]
+pub mod test_support;

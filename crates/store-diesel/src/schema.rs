@@ -1,0 +1,79 @@
+//! Table definitions, once per backend. The tables are identical but for the
+//! timestamp type (`TIMESTAMPTZ` in PostgreSQL, RFC 3339 text in SQLite), so one
+//! macro writes both and each module supplies its own `Moment`.
+
+macro_rules! tables {
+    () => {
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            organizations (id) {
+                id -> Text,
+                name -> Text,
+                created_at -> Moment,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            api_tokens (id) {
+                id -> BigInt,
+                organization_id -> Text,
+                access_token_hash -> Binary,
+                secret_hash -> Binary,
+                created_at -> Moment,
+                revoked_at -> Nullable<Moment>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            domains (id) {
+                id -> BigInt,
+                organization_id -> Text,
+                name -> Text,
+                dkim_selector -> Text,
+                dkim_public_key -> Text,
+                dkim_private_key_sealed -> Binary,
+                inbound_enabled -> Bool,
+                created_at -> Moment,
+                updated_at -> Moment,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            senders (id) {
+                id -> BigInt,
+                organization_id -> Text,
+                domain_id -> BigInt,
+                email -> Text,
+                reply_to -> Nullable<Text>,
+                active -> Bool,
+                created_at -> Moment,
+            }
+        }
+
+        diesel::joinable!(api_tokens -> organizations (organization_id));
+        diesel::joinable!(domains -> organizations (organization_id));
+        diesel::joinable!(senders -> domains (domain_id));
+        diesel::allow_tables_to_appear_in_same_query!(organizations, api_tokens, domains, senders);
+    };
+}
+
+pub(crate) mod pg {
+    pub type Moment = diesel::sql_types::Timestamptz;
+    tables!();
+}
+
+pub(crate) mod sqlite {
+    pub type Moment = diesel::sql_types::TimestamptzSqlite;
+    tables!();
+}
