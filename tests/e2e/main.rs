@@ -1,1 +1,8 @@
-fn main() {}
+//! End-to-end tests: the real `domain-api` binary over real HTTP, on SQLite always
+//! and on PostgreSQL when `DOMAIN_API_TEST_POSTGRES_URL` is set.
+#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod cli;
+mod concurrency;
+mod generate;
+mod helpers;

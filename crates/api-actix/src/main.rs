@@ -1,1 +1,39 @@
-fn main() {}
+//! `domain-api`: the server and its admin CLI.
+
+use std::process::ExitCode;
+
+use api_actix::cli::{self, Cli};
+use api_actix::config::Config;
+use api_actix::telemetry;
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("domain-api: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    // Multi-threaded: diesel's migration harness blocks in place, and key
+    // generation runs on the blocking pool. actix-web runs its own workers.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("domain-api: failed to start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("domain-api: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

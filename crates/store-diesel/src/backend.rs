@@ -121,10 +121,11 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
         }
         BackendKind::Sqlite => {
             let path = sqlite_path(&config.url)?.to_owned();
-            if let Some(parent) = std::path::Path::new(&path).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(ConnectError::CreateDirectory)?;
-                }
+            if let Some(parent) = std::path::Path::new(&path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent).map_err(ConnectError::CreateDirectory)?;
             }
             let mut manager_config = ManagerConfig::<SqliteConn>::default();
             manager_config.custom_setup =

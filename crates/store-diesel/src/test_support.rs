@@ -51,6 +51,10 @@ pub fn backends() -> Vec<BackendKind> {
     let mut kinds = vec![BackendKind::Sqlite];
     if postgres_url().is_some() {
         kinds.push(BackendKind::Postgres);
+    } else {
+        eprintln!(
+            "note: {POSTGRES_URL_VAR} is not set; this test runs on SQLite only (CI sets it and {REQUIRE_POSTGRES_VAR}=1)"
+        );
     }
     kinds
 }

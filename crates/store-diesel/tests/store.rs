@@ -1,5 +1,6 @@
 //! Store tests against real databases: SQLite always, PostgreSQL when configured.
 //! Each test gets its own fresh database per backend.
+#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,0 +1,354 @@
+//! Configuration from `DOMAIN_API_*` environment variables. Every bad value fails at
+//! start with one line naming the variable; nothing secret is echoed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keys_rsa::MasterKey;
+use store_diesel::BackendKind;
+
+/// Settings for the server and every CLI command.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub master_key: MasterKeySource,
+    pub spf_ips: Vec<IpAddr>,
+    pub inbound_mx_hosts: Vec<String>,
+    pub dns_servers: Option<Vec<SocketAddr>>,
+    pub dns_timeout: Duration,
+    pub db_pool_size: usize,
+    pub db_wait_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Where the master key comes from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// `DOMAIN_API_MASTER_KEY`, already parsed.
+    Env(MasterKey),
+    /// SQLite without `DOMAIN_API_MASTER_KEY`: a file beside the database, generated
+    /// on first use with mode 0600.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// One bad setting: which variable, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+fn invalid(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        reason: reason.into(),
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/domain-api.db";
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable with a bad value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable with a bad value.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let bind = match get("DOMAIN_API_BIND") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("DOMAIN_API_BIND", "expected ip:port, e.g. 127.0.0.1:8080"))?,
+        };
+
+        let database_url =
+            get("DOMAIN_API_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let kind = BackendKind::of_url(&database_url).map_err(|_| {
+            invalid(
+                "DOMAIN_API_DATABASE_URL",
+                "expected postgres://… or sqlite://PATH",
+            )
+        })?;
+
+        let master_key = match get("DOMAIN_API_MASTER_KEY") {
+            Some(v) => MasterKeySource::Env(
+                MasterKey::from_base64(&v)
+                    .map_err(|e| invalid("DOMAIN_API_MASTER_KEY", e.to_string()))?,
+            ),
+            None if kind == BackendKind::Sqlite => {
+                MasterKeySource::File(master_key_path(&database_url))
+            }
+            None => {
+                return Err(invalid(
+                    "DOMAIN_API_MASTER_KEY",
+                    "required with PostgreSQL (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)",
+                ));
+            }
+        };
+
+        let spf_ips = match get("DOMAIN_API_SPF_IPS") {
+            None => vec![IpAddr::from([51, 79, 43, 241])],
+            Some(v) => split_list(&v)
+                .map(|ip| {
+                    ip.parse().map_err(|_| {
+                        invalid("DOMAIN_API_SPF_IPS", format!("{ip:?} is not an IP address"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if spf_ips.is_empty() {
+            return Err(invalid(
+                "DOMAIN_API_SPF_IPS",
+                "at least one IP address is required",
+            ));
+        }
+
+        let inbound_mx_hosts: Vec<String> = match get("DOMAIN_API_INBOUND_MX_HOSTS") {
+            None => vec!["inbound.sendtrim.com".into(), "smtp.sendtrim.com".into()],
+            Some(v) => split_list(&v).map(str::to_owned).collect(),
+        };
+
+        let dns_servers = match get("DOMAIN_API_DNS_SERVERS") {
+            None => None,
+            Some(v) => Some(
+                split_list(&v)
+                    .map(|s| {
+                        s.parse().map_err(|_| {
+                            invalid("DOMAIN_API_DNS_SERVERS", format!("{s:?} is not ip:port"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+
+        let dns_timeout =
+            Duration::from_millis(number(&get, "DOMAIN_API_DNS_TIMEOUT_MS", 2000, 1..=60_000)?);
+        let db_pool_size = usize::try_from(number(&get, "DOMAIN_API_DB_POOL_SIZE", 16, 1..=1000)?)
+            .map_err(|_| invalid("DOMAIN_API_DB_POOL_SIZE", "out of range"))?;
+        let db_wait_timeout = Duration::from_millis(number(
+            &get,
+            "DOMAIN_API_DB_WAIT_TIMEOUT_MS",
+            5000,
+            1..=600_000,
+        )?);
+
+        let log_format = match get("DOMAIN_API_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(invalid("DOMAIN_API_LOG_FORMAT", "expected pretty or json")),
+        };
+
+        Ok(Self {
+            bind,
+            database_url,
+            master_key,
+            spf_ips,
+            inbound_mx_hosts,
+            dns_servers,
+            dns_timeout,
+            db_pool_size,
+            db_wait_timeout,
+            log_format,
+        })
+    }
+
+    /// The master key, generating the SQLite default's key file on first use.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the key file cannot be read, created or parsed.
+    pub fn load_master_key(&self) -> Result<MasterKey, ConfigError> {
+        match &self.master_key {
+            MasterKeySource::Env(key) => Ok(key.clone()),
+            MasterKeySource::File(path) => read_or_create_key_file(path),
+        }
+    }
+}
+
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(value) = get(variable) else {
+        return Ok(default);
+    };
+    let parsed: u64 = value.trim().parse().map_err(|_| {
+        invalid(
+            variable,
+            format!("expected a whole number, got {:?}", value.trim()),
+        )
+    })?;
+    if range.contains(&parsed) {
+        Ok(parsed)
+    } else {
+        Err(invalid(
+            variable,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// `master.key` in the SQLite database's directory (`data/master.key` by default).
+fn master_key_path(database_url: &str) -> PathBuf {
+    let path = Path::new(
+        database_url
+            .strip_prefix("sqlite://")
+            .unwrap_or(database_url),
+    );
+    path.parent().unwrap_or(Path::new(".")).join("master.key")
+}
+
+const KEY_FILE_VARIABLE: &str = "DOMAIN_API_MASTER_KEY";
+
+fn read_or_create_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let file_error = |what: &str, e: std::io::Error| {
+        invalid(
+            KEY_FILE_VARIABLE,
+            format!("unset, and {what} {} failed: {e}", path.display()),
+        )
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| file_error("creating the directory of", e))?;
+    }
+    // create_new: of two processes starting at once, exactly one writes the key.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut file) => {
+            let key =
+                MasterKey::generate().map_err(|e| invalid(KEY_FILE_VARIABLE, e.to_string()))?;
+            file.write_all(format!("{}\n", key.to_base64()).as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| file_error("writing", e))?;
+            tracing::warn!(path = %path.display(), "generated a new master key; back it up: without it no DKIM key can be opened");
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mut contents = String::new();
+            for _ in 0..50 {
+                contents = std::fs::read_to_string(path).map_err(|e| file_error("reading", e))?;
+                if !contents.trim().is_empty() {
+                    break;
+                }
+                // Another process created the file a moment ago and is still writing it.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            MasterKey::from_base64(&contents).map_err(|e| {
+                invalid(
+                    KEY_FILE_VARIABLE,
+                    format!("unset, and {}: {e}", path.display()),
+                )
+            })
+        }
+        Err(e) => Err(file_error("creating", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_to_the_embedded_sqlite_setup() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.database_url, "sqlite://data/domain-api.db");
+        assert!(
+            matches!(&config.master_key, MasterKeySource::File(p) if p == Path::new("data/master.key"))
+        );
+        assert_eq!(config.spf_ips, vec![IpAddr::from([51, 79, 43, 241])]);
+        assert_eq!(
+            config.inbound_mx_hosts,
+            ["inbound.sendtrim.com", "smtp.sendtrim.com"]
+        );
+        assert_eq!(config.dns_timeout, Duration::from_millis(2000));
+        assert!(config.dns_servers.is_none());
+    }
+
+    #[test]
+    fn names_the_variable_of_a_bad_value() {
+        let cases = [
+            ("DOMAIN_API_BIND", "nowhere"),
+            ("DOMAIN_API_DATABASE_URL", "mysql://x"),
+            ("DOMAIN_API_MASTER_KEY", "short"),
+            ("DOMAIN_API_SPF_IPS", "51.79.43.241,not-an-ip"),
+            ("DOMAIN_API_DNS_SERVERS", "127.0.0.1"),
+            ("DOMAIN_API_DNS_TIMEOUT_MS", "0"),
+            ("DOMAIN_API_DNS_TIMEOUT_MS", "soon"),
+            ("DOMAIN_API_LOG_FORMAT", "xml"),
+        ];
+        for (variable, value) in cases {
+            let error = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable, "{value}");
+            assert!(error.to_string().starts_with(variable));
+        }
+    }
+
+    #[test]
+    fn requires_a_master_key_with_postgres() {
+        let error =
+            config(&[("DOMAIN_API_DATABASE_URL", "postgres://u:p@localhost/db")]).unwrap_err();
+        assert_eq!(error.variable, "DOMAIN_API_MASTER_KEY");
+    }
+
+    #[test]
+    fn never_echoes_a_bad_master_key() {
+        let error =
+            config(&[("DOMAIN_API_MASTER_KEY", "c2VjcmV0LXRoYXQtaXMtdG9vLXNob3J0")]).unwrap_err();
+        assert!(!error.to_string().contains("c2VjcmV0"));
+    }
+
+    #[test]
+    fn generates_the_key_file_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("master.key");
+
+        let first = read_or_create_key_file(&path).unwrap();
+        let second = read_or_create_key_file(&path).unwrap();
+
+        assert_eq!(first.to_base64(), second.to_base64());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

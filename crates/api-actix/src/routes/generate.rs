@@ -1,0 +1,139 @@
+//! `POST /api/v1/emails/domains/generate` — the seed endpoint.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain_core::RecordSet;
+use domain_core::usecases::generate::GenerateInput;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::AuthenticatedOrg;
+use crate::error::ApiError;
+
+/// Bodies are small JSON objects; anything larger is refused unread.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+#[derive(serde::Deserialize)]
+struct GenerateBody {
+    email: Option<Value>,
+    #[serde(rename = "replyTo")]
+    reply_to: Option<Value>,
+    inbound: Option<Value>,
+}
+
+/// Check order: 401 (extractor) → 415 → 413 → 400 body → 400 fields → 409.
+#[tracing::instrument(name = "generate", skip_all, fields(domain))]
+pub async fn generate(
+    AuthenticatedOrg(organization): AuthenticatedOrg,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if !is_json(&req) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes = payload
+        .to_bytes_limited(MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))?
+        .map_err(|_| ApiError::BadRequest("Could not read the request body".into()))?;
+    let body: GenerateBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("Malformed JSON body: {}", json_reason(&e))))?;
+    let input = GenerateInput {
+        email: body.email.and_then(as_text),
+        reply_to: body.reply_to.and_then(as_text),
+        inbound: match body.inbound {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(flag)) => flag,
+            Some(_) => {
+                return Err(ApiError::BadRequest(
+                    "Invalid inbound flag: expected true or false".into(),
+                ));
+            }
+        },
+    };
+
+    let records = state.generate.execute(&organization, input).await?;
+
+    let json = serde_json::to_string(&RecordMap(&records))
+        .map_err(|e| ApiError::Unexpected(Box::new(e)))?;
+    Ok(HttpResponse::Created()
+        .content_type("application/json")
+        .body(json))
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A JSON string is the value; `null` is absence; any other JSON value is kept as
+/// its text, so that `{"email": 5}` answers "Invalid sender address: 5".
+fn as_text(value: Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
+}
+
+/// serde_json's message without echoing input: category and position only.
+fn json_reason(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Io => "could not be read",
+        Category::Syntax => "is not valid JSON",
+        Category::Data => "is not a JSON object with the expected fields",
+        Category::Eof => "ended unexpectedly",
+    };
+    format!(
+        "the body {what} (line {}, column {})",
+        error.line(),
+        error.column()
+    )
+}
+
+/// The seed's response: record name → TXT value, keys in the order
+/// `SPF`, `<selector>._domainkey.<domain>`, `_dmarc`.
+struct RecordMap<'a>(&'a RecordSet);
+
+impl serde::Serialize for RecordMap<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let entries = self.0.entries();
+        let mut map = serializer.serialize_map(Some(entries.len()))?;
+        for (key, value) in entries {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_records_in_the_seed_key_order() {
+        let records = RecordSet {
+            spf: "v=spf1 ip4:51.79.43.241 -all".into(),
+            dkim_name: "abc123._domainkey.example.com".into(),
+            dkim_value: "v=DKIM1; k=rsa; p=MIIB".into(),
+            dmarc: "v=DMARC1; p=none; rua=mailto:dmarc@example.com".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&RecordMap(&records)).unwrap(),
+            r#"{"SPF":"v=spf1 ip4:51.79.43.241 -all","abc123._domainkey.example.com":"v=DKIM1; k=rsa; p=MIIB","_dmarc":"v=DMARC1; p=none; rua=mailto:dmarc@example.com"}"#
+        );
+    }
+
+    #[test]
+    fn keeps_non_string_values_as_their_text() {
+        assert_eq!(as_text(Value::Null), None);
+        assert_eq!(as_text(Value::from("a@b.c")), Some("a@b.c".into()));
+        assert_eq!(as_text(Value::from(5)), Some("5".into()));
+    }
+}

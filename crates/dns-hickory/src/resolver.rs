@@ -1,0 +1,285 @@
+//! [`HickoryDns`]: the [`Dns`] adapter, its [`DnsConfig`] and its setup errors.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain_core::DomainName;
+use domain_core::ports::BoxError;
+use domain_core::ports::dns::{Dns, DnsError, MxRecord, TxtRecord};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::lookup::Lookup;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::{TokioResolver, system_conf};
+
+use crate::errors::{classify, short};
+
+/// Retries after a failed attempt (timeouts, SERVFAIL, I/O errors). UDP queries are
+/// also retransmitted within an attempt; the overall bound is [`DnsConfig::timeout`].
+const RETRY_ATTEMPTS: usize = 1;
+
+/// Where queries go and how long one lookup may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// `None`: the nameservers of the system configuration (`/etc/resolv.conf`), on
+    /// port 53. `Some`: exactly these nameservers. Either way queries go over UDP, and
+    /// over TCP when an answer comes back truncated.
+    pub servers: Option<Vec<SocketAddr>>,
+    /// The bound on one lookup, retries and TCP fallback included.
+    pub timeout: Duration,
+}
+
+impl DnsConfig {
+    /// The system nameservers, each lookup bounded by `timeout`.
+    #[must_use]
+    pub fn system(timeout: Duration) -> Self {
+        Self {
+            servers: None,
+            timeout,
+        }
+    }
+
+    /// Exactly `servers`, each lookup bounded by `timeout`.
+    #[must_use]
+    pub fn with_servers(servers: Vec<SocketAddr>, timeout: Duration) -> Self {
+        Self {
+            servers: Some(servers),
+            timeout,
+        }
+    }
+}
+
+/// Why the resolver could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsSetupError {
+    #[error("the DNS timeout must be greater than zero")]
+    ZeroTimeout,
+    #[error("no nameservers are configured")]
+    NoNameservers,
+    #[error("the system resolver configuration could not be read")]
+    SystemConfig(#[source] BoxError),
+    #[error("the DNS resolver could not be built")]
+    Build(#[source] BoxError),
+}
+
+/// The [`Dns`] adapter: a hickory resolver without cache or search list, each lookup
+/// bounded by one timeout.
+#[derive(Debug, Clone)]
+pub struct HickoryDns {
+    resolver: TokioResolver,
+    timeout: Duration,
+}
+
+impl HickoryDns {
+    /// Builds the resolver. Nothing is sent until the first lookup, which must run
+    /// inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// [`DnsSetupError`] when the timeout is zero, no nameserver is configured, or the
+    /// system configuration cannot be read.
+    pub fn new(config: &DnsConfig) -> Result<Self, DnsSetupError> {
+        if config.timeout.is_zero() {
+            return Err(DnsSetupError::ZeroTimeout);
+        }
+        let name_servers = match &config.servers {
+            Some(servers) => servers.iter().copied().map(name_server).collect(),
+            None => system_name_servers()?,
+        };
+        if name_servers.is_empty() {
+            return Err(DnsSetupError::NoNameservers);
+        }
+        let resolver = TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(name_servers),
+            TokioRuntimeProvider::default(),
+        )
+        .with_options(options(config.timeout))
+        .build()
+        .map_err(|e| DnsSetupError::Build(Box::new(e)))?;
+        Ok(Self {
+            resolver,
+            timeout: config.timeout,
+        })
+    }
+
+    /// One query for `name` and `record_type`, bounded by the configured timeout
+    /// whatever the resolver's own retries do.
+    async fn lookup(&self, name: Name, record_type: RecordType) -> Result<Lookup, DnsError> {
+        match tokio::time::timeout(self.timeout, self.resolver.lookup(name, record_type)).await {
+            Ok(Ok(lookup)) => Ok(lookup),
+            Ok(Err(error)) => {
+                let outcome = classify(&error);
+                tracing::debug!(%error, ?outcome, "DNS lookup failed");
+                Err(outcome)
+            }
+            Err(_elapsed) => {
+                tracing::debug!(timeout = ?self.timeout, "DNS lookup timed out");
+                Err(DnsError::Timeout)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Dns for HickoryDns {
+    #[tracing::instrument(level = "debug", skip_all, fields(domain = domain.as_ascii()))]
+    async fn mx(&self, domain: &DomainName) -> Result<Vec<MxRecord>, DnsError> {
+        let lookup = self
+            .lookup(fqdn(domain.as_ascii())?, RecordType::MX)
+            .await?;
+        let mut records: Vec<MxRecord> = lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::MX(mx) => Some(MxRecord {
+                    preference: mx.preference,
+                    exchange: mx.exchange.to_ascii(),
+                }),
+                _ => None,
+            })
+            .collect();
+        if records.is_empty() {
+            return Err(DnsError::NoRecords);
+        }
+        // Equal preferences are ordered by name so that the result is deterministic.
+        records.sort_by(|a, b| {
+            a.preference
+                .cmp(&b.preference)
+                .then_with(|| a.exchange.cmp(&b.exchange))
+        });
+        Ok(records)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(name = name))]
+    async fn txt(&self, name: &str) -> Result<Vec<TxtRecord>, DnsError> {
+        let lookup = self.lookup(fqdn(name)?, RecordType::TXT).await?;
+        let records: Vec<TxtRecord> = lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::TXT(txt) => {
+                    Some(TxtRecord(txt.txt_data.iter().map(|s| s.to_vec()).collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        if records.is_empty() {
+            return Err(DnsError::NoRecords);
+        }
+        Ok(records)
+    }
+}
+
+/// The resolver options: no cache, no hosts file, few retries, case preserved.
+fn options(timeout: Duration) -> ResolverOpts {
+    let mut opts = ResolverOpts::default();
+    opts.timeout = timeout;
+    opts.attempts = RETRY_ATTEMPTS;
+    // No cache: every lookup asks the nameservers. The zero TTL bounds make anything
+    // that is still inserted expire at once.
+    opts.cache_size = 0;
+    opts.positive_max_ttl = Some(Duration::ZERO);
+    opts.negative_max_ttl = Some(Duration::ZERO);
+    // Names are always queried fully qualified, so `ndots` never triggers the search
+    // list (which is not configured anyway); keep it explicit.
+    opts.ndots = 0;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts
+}
+
+/// `addr` over UDP, and TCP for truncated answers, on its own port.
+fn name_server(addr: SocketAddr) -> NameServerConfig {
+    let mut udp = ConnectionConfig::udp();
+    udp.port = addr.port();
+    let mut tcp = ConnectionConfig::tcp();
+    tcp.port = addr.port();
+    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+}
+
+/// The nameservers of `/etc/resolv.conf` (its search list and options are ignored).
+fn system_name_servers() -> Result<Vec<NameServerConfig>, DnsSetupError> {
+    let (config, _options) =
+        system_conf::read_system_conf().map_err(|e| DnsSetupError::SystemConfig(Box::new(e)))?;
+    let (_domain, _search, name_servers) = config.into_parts();
+    Ok(name_servers)
+}
+
+/// `name` as a fully-qualified DNS name, so that it is queried as is.
+fn fqdn(name: &str) -> Result<Name, DnsError> {
+    let relative = name.strip_suffix('.').unwrap_or(name);
+    if relative.is_empty() {
+        return Err(DnsError::Unexpected("empty domain name".into()));
+    }
+    let parsed = if relative.is_ascii() {
+        Name::from_ascii(relative)
+    } else {
+        Name::from_utf8(relative)
+    };
+    let mut name =
+        parsed.map_err(|e| DnsError::Unexpected(short(&format!("invalid domain name: {e}"))))?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_fully_qualified() {
+        assert_eq!(
+            fqdn("s1._domainkey.example.com").unwrap().to_ascii(),
+            "s1._domainkey.example.com."
+        );
+        assert_eq!(fqdn("Example.COM.").unwrap().to_ascii(), "Example.COM.");
+        assert_eq!(
+            fqdn("bücher.example").unwrap().to_ascii(),
+            "xn--bcher-kva.example."
+        );
+    }
+
+    #[test]
+    fn bad_names_are_unexpected() {
+        assert!(matches!(fqdn(""), Err(DnsError::Unexpected(_))));
+        assert!(matches!(fqdn("."), Err(DnsError::Unexpected(_))));
+        assert!(matches!(fqdn("a..b"), Err(DnsError::Unexpected(_))));
+        assert!(matches!(
+            fqdn(&format!("{}.example", "a".repeat(64))),
+            Err(DnsError::Unexpected(_))
+        ));
+    }
+
+    #[test]
+    fn the_system_configuration_is_read() {
+        let has_nameserver = std::fs::read_to_string("/etc/resolv.conf").is_ok_and(|conf| {
+            conf.lines()
+                .any(|line| line.trim_start().starts_with("nameserver"))
+        });
+        let built = HickoryDns::new(&DnsConfig::system(Duration::from_secs(1)));
+        if has_nameserver {
+            assert!(built.is_ok(), "{built:?}");
+        } else {
+            assert!(
+                matches!(built, Err(DnsSetupError::SystemConfig(_))),
+                "{built:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn setup_is_checked_and_needs_no_runtime() {
+        let addr: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        let timeout = Duration::from_secs(1);
+        assert!(HickoryDns::new(&DnsConfig::with_servers(vec![addr], timeout)).is_ok());
+        assert!(matches!(
+            HickoryDns::new(&DnsConfig::with_servers(vec![], timeout)),
+            Err(DnsSetupError::NoNameservers)
+        ));
+        assert!(matches!(
+            HickoryDns::new(&DnsConfig::with_servers(vec![addr], Duration::ZERO)),
+            Err(DnsSetupError::ZeroTimeout)
+        ));
+    }
+}

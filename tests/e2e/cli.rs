@@ -1,0 +1,135 @@
+//! The admin CLI and start-up behaviour of the binary.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+use store_diesel::BackendKind;
+use store_diesel::test_support::backends;
+
+use crate::helpers::{BIN, spawn_app};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dkim_export_prints_the_private_half_of_the_published_key() {
+    for kind in backends() {
+        let app = spawn_app(kind).await;
+        let org = app.create_org("Acme");
+        let json = app
+            .generate(&org, r#"{"email":"noreply@example.com"}"#)
+            .json();
+        let (name, value) = json.as_object().unwrap().iter().nth(1).unwrap();
+        assert!(name.ends_with("._domainkey.example.com"));
+        let published = value
+            .as_str()
+            .unwrap()
+            .strip_prefix("v=DKIM1; k=rsa; p=")
+            .unwrap();
+
+        let (ok, pem, stderr) = app.cli(&["dkim", "export", "--domain", "Example.COM"]);
+
+        assert!(ok, "{kind:?}: {stderr}");
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let private = rsa::PrivateKey::from_pkcs8_der(&STANDARD.decode(body).unwrap()).unwrap();
+        let public = private.to_public_key().to_public_key_der().unwrap();
+        assert_eq!(STANDARD.encode(public.as_bytes()), published);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dkim_export_of_an_unknown_domain_fails_clearly() {
+    let app = spawn_app(BackendKind::Sqlite).await;
+    let (ok, stdout, stderr) = app.cli(&["dkim", "export", "--domain", "nowhere.example"]);
+    assert!(!ok);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("no domain nowhere.example"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_create_issues_a_working_pair_and_rejects_unknown_orgs() {
+    let app = spawn_app(BackendKind::Sqlite).await;
+    let org = app.create_org("Acme");
+
+    let (ok, stdout, _) = app.cli(&["token", "create", "--org", &org.id]);
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["organizationId"], org.id.as_str());
+    let second = crate::helpers::Org {
+        id: org.id.clone(),
+        access: json["accessToken"].as_str().unwrap().into(),
+        secret: json["secretToken"].as_str().unwrap().into(),
+    };
+    assert_eq!(
+        app.generate(&second, r#"{"email":"a@example.com"}"#).status,
+        201
+    );
+
+    let (ok, _, stderr) = app.cli(&["token", "create", "--org", "no-such-org"]);
+    assert!(!ok);
+    assert!(stderr.contains("no organization has that id"), "{stderr}");
+}
+
+#[test]
+fn bad_configuration_fails_at_start_with_one_line_naming_the_variable() {
+    let output = Command::new(BIN)
+        .env_clear()
+        .env("DOMAIN_API_DNS_TIMEOUT_MS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DOMAIN_API_DNS_TIMEOUT_MS"), "{stderr}");
+
+    let output = Command::new(BIN)
+        .env_clear()
+        .env("DOMAIN_API_DATABASE_URL", "postgres://u:p@127.0.0.1:1/db")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DOMAIN_API_MASTER_KEY") && stderr.contains("required"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_no_configuration_it_serves_on_8080_with_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut healthy = false;
+    while Instant::now() < deadline && !healthy {
+        healthy = agent
+            .get("http://127.0.0.1:8080/readyz")
+            .call()
+            .is_ok_and(|r| r.status() == 200);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert!(
+        healthy,
+        "the default server did not answer on 127.0.0.1:8080"
+    );
+    assert!(dir.path().join("data/domain-api.db").exists());
+    let key = dir.path().join("data/master.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}

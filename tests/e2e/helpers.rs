@@ -1,0 +1,293 @@
+//! `spawn_app()`: the real `domain-api` binary on a free port with a fresh database,
+//! driven over real HTTP. Logs go to a file in the app's temp dir (echoed when
+//! `TEST_LOG` is set) so tests can also check what the server wrote.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use store_diesel::BackendKind;
+use store_diesel::test_support::TestDatabase;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_domain-api");
+
+/// One running server and what it needs.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+    pub kind: BackendKind,
+    child: Child,
+    agent: ureq::Agent,
+    _db: Option<TestDatabase>,
+}
+
+/// An HTTP answer: status, content type, body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Token pair of an organization created through the CLI.
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub id: String,
+    pub access: String,
+    pub secret: String,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// Extra settings for a test app.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    pub env: Vec<(String, String)>,
+}
+
+pub async fn spawn_app(kind: BackendKind) -> TestApp {
+    spawn_app_with(kind, Options::default()).await
+}
+
+/// Starts the binary on `kind`, waits until `/healthz` answers.
+pub async fn spawn_app_with(kind: BackendKind, options: Options) -> TestApp {
+    let db = TestDatabase::new(kind).await;
+    let url = db.url.clone();
+    let mut app = start(kind, &url, options, Some(db));
+    app.wait_healthy();
+    app
+}
+
+/// A second process on the same database as `other` (same master key).
+pub fn spawn_sibling(other: &TestApp) -> TestApp {
+    let options = Options {
+        env: other
+            .env
+            .iter()
+            .filter(|(k, _)| k != "DOMAIN_API_BIND")
+            .cloned()
+            .collect(),
+    };
+    let url = other.env_value("DOMAIN_API_DATABASE_URL").to_owned();
+    let mut app = start(other.kind, &url, options, None);
+    app.wait_healthy();
+    app
+}
+
+fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase>) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let mut env: Vec<(String, String)> = vec![
+        ("DOMAIN_API_BIND".into(), addr.to_string()),
+        ("DOMAIN_API_DATABASE_URL".into(), url.to_owned()),
+        // Nothing listens on the discard port: MX lookups fail fast unless a test
+        // points the resolver at its own DNS server.
+        ("DOMAIN_API_DNS_SERVERS".into(), "127.0.0.1:9".into()),
+        ("DOMAIN_API_DNS_TIMEOUT_MS".into(), "500".into()),
+        ("RUST_LOG".into(), "info".into()),
+    ];
+    if kind == BackendKind::Postgres {
+        // 32 fixed bytes, base64: a test-only key.
+        env.push((
+            "DOMAIN_API_MASTER_KEY".into(),
+            "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=".into(),
+        ));
+    }
+    for (k, v) in options.env {
+        env.retain(|(key, _)| key != &k);
+        env.push((k, v));
+    }
+    let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+    let child = command(&env, dir.path().to_path_buf())
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::from(log)
+        })
+        .spawn()
+        .expect("start domain-api");
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    TestApp {
+        addr,
+        dir,
+        env,
+        kind,
+        child,
+        agent,
+        _db: db,
+    }
+}
+
+fn command(env: &[(String, String)], cwd: PathBuf) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(cwd).env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    command
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn env_value(&self, name: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                panic!("domain-api exited early ({status}); log:\n{}", self.log());
+            }
+            if self.get("/healthz").is_ok_and(|a| a.status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("domain-api did not become healthy; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs a CLI command with the server's configuration; returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let output = command(&self.env, self.dir.path().to_path_buf())
+            .args(args)
+            .output()
+            .expect("run domain-api");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    pub fn create_org(&self, name: &str) -> Org {
+        let (ok, stdout, stderr) = self.cli(&["org", "create", "--name", name]);
+        assert!(ok, "org create failed: {stderr}");
+        assert_eq!(
+            stdout.lines().count(),
+            1,
+            "org create prints one line: {stdout:?}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&stdout).expect("org create prints JSON");
+        let field = |k: &str| {
+            json[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("missing {k}: {stdout}"))
+                .to_owned()
+        };
+        Org {
+            id: field("organizationId"),
+            access: field("accessToken"),
+            secret: field("secretToken"),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Result<Answer, ureq::Error> {
+        let response = self.agent.get(&self.url(path)).call()?;
+        Ok(answer(response))
+    }
+
+    /// Sends a request with arbitrary method, headers and body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = request.body(body.to_vec()).expect("request");
+        answer(self.agent.run(request).expect("HTTP request"))
+    }
+
+    /// POST /api/v1/emails/domains/generate as the seed's cURL example does it.
+    pub fn generate(&self, org: &Org, body: &str) -> Answer {
+        self.request(
+            "POST",
+            "/api/v1/emails/domains/generate",
+            &[
+                ("X-Api-Access-Token", &org.access),
+                ("X-Api-Secret-Token", &org.secret),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    }
+}
+
+fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
+    let status = response.status().as_u16();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let content_type = headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    Answer {
+        status,
+        content_type,
+        body,
+        headers,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
