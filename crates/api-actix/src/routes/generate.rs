@@ -38,9 +38,26 @@ pub async fn generate(
         .await
         .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))?
         .map_err(|_| ApiError::BadRequest("Could not read the request body".into()))?;
-    let body: GenerateBody = serde_json::from_slice(&bytes)
+    let input = parse_body(&bytes)?;
+
+    let records = state.generate.execute(&organization, input).await?;
+
+    let json = serde_json::to_string(&RecordMap(&records))
+        .map_err(|e| ApiError::Unexpected(Box::new(e)))?;
+    Ok(HttpResponse::Created()
+        .content_type("application/json")
+        .body(json))
+}
+
+/// Reads a generate request body: a JSON object whose `email`, `replyTo` and
+/// `inbound` fields become the use case's input; unknown fields are ignored.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] with a short reason that never echoes the body.
+pub fn parse_body(bytes: &[u8]) -> Result<GenerateInput, ApiError> {
+    let body: GenerateBody = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("Malformed JSON body: {}", json_reason(&e))))?;
-    let input = GenerateInput {
+    Ok(GenerateInput {
         email: body.email.and_then(as_text),
         reply_to: body.reply_to.and_then(as_text),
         inbound: match body.inbound {
@@ -52,15 +69,7 @@ pub async fn generate(
                 ));
             }
         },
-    };
-
-    let records = state.generate.execute(&organization, input).await?;
-
-    let json = serde_json::to_string(&RecordMap(&records))
-        .map_err(|e| ApiError::Unexpected(Box::new(e)))?;
-    Ok(HttpResponse::Created()
-        .content_type("application/json")
-        .body(json))
+    })
 }
 
 fn is_json(req: &HttpRequest) -> bool {

@@ -1,6 +1,6 @@
 //! The HTTP surface: `configure` mounts every route on an actix `ServiceConfig`.
 
-mod generate;
+pub mod generate;
 mod health;
 
 use actix_web::http::header;
