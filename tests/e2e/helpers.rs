@@ -20,7 +20,7 @@ pub struct TestApp {
     pub kind: BackendKind,
     child: Child,
     agent: ureq::Agent,
-    _db: Option<TestDatabase>,
+    pub db: Option<TestDatabase>,
 }
 
 /// An HTTP answer: status, content type, body.
@@ -141,7 +141,7 @@ fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase
         kind,
         child,
         agent,
-        _db: db,
+        db,
     }
 }
 

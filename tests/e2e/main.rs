@@ -2,7 +2,9 @@
 //! and on PostgreSQL when `DOMAIN_API_TEST_POSTGRES_URL` is set.
 #![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod availability;
 mod cli;
 mod concurrency;
+mod dns;
 mod generate;
 mod helpers;

@@ -7,12 +7,16 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use dns_hickory::{DnsConfig, HickoryDns};
 use domain_core::RecordPolicy;
+use domain_core::ports::keys::KeyGenerator;
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::generate::GenerateRecords;
-use keys_rsa::{RsaKeyGenerator, Sealer};
+use domain_core::usecases::read::ReadDomains;
+use domain_core::usecases::validate::ValidateDomain;
+use keys_rsa::{KeyPool, RsaKeyGenerator, Sealer};
 use store_diesel::{Store, StoreConfig};
 
 use crate::config::Config;
+use crate::jwt::JwtSecret;
 use crate::routes;
 use crate::telemetry;
 
@@ -20,7 +24,13 @@ use crate::telemetry;
 pub struct AppState {
     pub authenticate: Authenticate,
     pub generate: GenerateRecords,
+    pub read: ReadDomains,
+    pub validate: ValidateDomain,
+    /// `None`: the validate endpoint is disabled and answers 404.
+    pub jwt: Option<JwtSecret>,
     pub store: Arc<Store>,
+    /// `None` when `DOMAIN_API_KEY_POOL_SIZE=0`.
+    pub key_pool: Option<KeyPool>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -56,17 +66,25 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<AppStat
         timeout: config.dns_timeout,
     })
     .context("Failed to set up the DNS resolver (DOMAIN_API_DNS_SERVERS)")?;
-    let policy = RecordPolicy::new(config.spf_ips.clone(), &config.inbound_mx_hosts)
-        .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?;
+    let dns = Arc::new(dns);
+    let key_pool =
+        (config.key_pool_size > 0).then(|| KeyPool::new(Arc::clone(&sealer), config.key_pool_size));
+    let keys: Arc<dyn KeyGenerator> = match &key_pool {
+        Some(pool) => Arc::new(pool.clone()),
+        None => Arc::new(RsaKeyGenerator::new(sealer)),
+    };
+    let policy = Arc::new(
+        RecordPolicy::new(config.spf_ips.clone(), &config.inbound_mx_hosts)
+            .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?,
+    );
     Ok(AppState {
         authenticate: Authenticate::new(store.clone()),
-        generate: GenerateRecords::new(
-            store.clone(),
-            Arc::new(RsaKeyGenerator::new(sealer)),
-            Arc::new(dns),
-            Arc::new(policy),
-        ),
+        generate: GenerateRecords::new(store.clone(), keys, dns.clone(), policy.clone()),
+        read: ReadDomains::new(store.clone(), policy.clone()),
+        validate: ValidateDomain::new(store.clone(), dns, policy),
+        jwt: config.jwt_secret.clone(),
         store,
+        key_pool,
     })
 }
 
@@ -81,6 +99,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("Failed to apply database migrations")?;
     let state = web::Data::new(build_state(&config, store)?);
+    if let Some(pool) = &state.key_pool {
+        // Ends with the runtime; never holds up shutdown (see main).
+        pool.start_refill();
+    }
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

@@ -37,6 +37,21 @@ pub enum Command {
     /// DKIM key administration.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// Dashboard JWTs for the validate endpoint.
+    #[command(subcommand)]
+    Jwt(JwtCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JwtCommand {
+    /// Mint an HS256 token for an organization (needs DOMAIN_API_JWT_SECRET).
+    Issue {
+        #[arg(long)]
+        org: String,
+        /// Lifetime: 30m, 1h, 7d …
+        #[arg(long, default_value = "1h", value_parser = crate::jwt::parse_ttl)]
+        ttl: std::time::Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +145,13 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             } else {
                 bail!("no live token has that access token")
             }
+        }
+        Command::Jwt(JwtCommand::Issue { org, ttl }) => {
+            let secret = config
+                .jwt_secret
+                .as_ref()
+                .context("DOMAIN_API_JWT_SECRET is not set: no token can be issued")?;
+            print_line(&secret.issue(&OrganizationId::new(org), ttl))
         }
         Command::Dkim(DkimCommand::Export { domain }) => {
             let domain =

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keys_rsa::MasterKey;
+
+use crate::jwt::JwtSecret;
 use store_diesel::BackendKind;
 
 /// Settings for the server and every CLI command.
@@ -21,6 +23,10 @@ pub struct Config {
     pub db_pool_size: usize,
     pub db_wait_timeout: Duration,
     pub log_format: LogFormat,
+    /// `DOMAIN_API_JWT_SECRET`; `None` disables the validate endpoint (404).
+    pub jwt_secret: Option<JwtSecret>,
+    /// Pre-generated DKIM keys kept ready; 0 disables the pool.
+    pub key_pool_size: usize,
 }
 
 /// Where the master key comes from.
@@ -157,6 +163,17 @@ impl Config {
             Some(_) => return Err(invalid("DOMAIN_API_LOG_FORMAT", "expected pretty or json")),
         };
 
+        let jwt_secret = get("DOMAIN_API_JWT_SECRET")
+            .map(|v| {
+                JwtSecret::new(v.as_bytes())
+                    .map_err(|reason| invalid("DOMAIN_API_JWT_SECRET", reason))
+            })
+            .transpose()?;
+
+        let key_pool_size =
+            usize::try_from(number(&get, "DOMAIN_API_KEY_POOL_SIZE", 16, 0..=1024)?)
+                .map_err(|_| invalid("DOMAIN_API_KEY_POOL_SIZE", "out of range"))?;
+
         Ok(Self {
             bind,
             database_url,
@@ -168,6 +185,8 @@ impl Config {
             db_pool_size,
             db_wait_timeout,
             log_format,
+            jwt_secret,
+            key_pool_size,
         })
     }
 
@@ -317,6 +336,8 @@ mod tests {
             ("DOMAIN_API_DNS_TIMEOUT_MS", "0"),
             ("DOMAIN_API_DNS_TIMEOUT_MS", "soon"),
             ("DOMAIN_API_LOG_FORMAT", "xml"),
+            ("DOMAIN_API_JWT_SECRET", "too-short"),
+            ("DOMAIN_API_KEY_POOL_SIZE", "-1"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

@@ -6,9 +6,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use domain_core::usecases::authenticate::AuthError;
 use domain_core::usecases::generate::GenerateError;
+use domain_core::usecases::read::ReadError;
+use domain_core::usecases::validate::ValidateError;
 
-/// The seed's opaque 500 body.
-pub const INTERNAL_ERROR_BODY: &str = r#"{"error":"Failed to generate DNS records."}"#;
 const UNAVAILABLE: &str = "Service temporarily unavailable";
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,13 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Validate(#[from] ValidateError),
+    /// Missing, malformed, expired or wrongly signed dashboard JWT.
+    #[error("Invalid or missing bearer token")]
+    BearerRejected,
     /// A request we cannot read; the text is a short sentence for the caller.
     #[error("{0}")]
     BadRequest(String),
@@ -35,7 +42,19 @@ pub enum ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Auth(AuthError::Missing | AuthError::Invalid) => StatusCode::UNAUTHORIZED,
+            Self::Auth(AuthError::Missing | AuthError::Invalid) | Self::BearerRejected => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Read(ReadError::InvalidDomain(_))
+            | Self::Validate(ValidateError::InvalidDomain(_)) => StatusCode::BAD_REQUEST,
+            Self::Read(ReadError::NotFound) | Self::Validate(ValidateError::NotFound) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Read(ReadError::Unavailable(_))
+            | Self::Validate(ValidateError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Read(ReadError::Unexpected(_)) | Self::Validate(ValidateError::Unexpected(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Self::Generate(GenerateError::InvalidSender(_) | GenerateError::InvalidReplyTo(_))
             | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Generate(GenerateError::DomainTaken | GenerateError::EmailTaken) => {
@@ -60,13 +79,21 @@ impl ResponseError for ApiError {
             tracing::error!(error = %chain(self), status = status.as_u16(), "request failed");
         }
         match status {
+            // The seed's shape, `{"error": "<sentence>"}`; for generate exactly
+            // `Failed to generate DNS records.`
             StatusCode::INTERNAL_SERVER_ERROR => HttpResponse::InternalServerError()
                 .content_type("application/json")
-                .body(INTERNAL_ERROR_BODY),
+                .body(serde_json::json!({ "error": self.to_string() }).to_string()),
             StatusCode::SERVICE_UNAVAILABLE => HttpResponse::ServiceUnavailable()
                 .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")))
                 .content_type("text/plain; charset=utf-8")
                 .body(UNAVAILABLE),
+            StatusCode::UNAUTHORIZED if matches!(self, Self::BearerRejected) => {
+                HttpResponse::Unauthorized()
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
+                    .content_type("text/plain; charset=utf-8")
+                    .body(self.to_string())
+            }
             _ => HttpResponse::build(status)
                 .content_type("text/plain; charset=utf-8")
                 .body(self.to_string()),

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod jwt;
 pub mod routes;
 pub mod telemetry;
 

@@ -8,6 +8,7 @@
 mod domain_name;
 mod email;
 mod organization;
+mod published;
 mod records;
 mod selector;
 
@@ -18,5 +19,6 @@ pub use domain_name::{DomainName, DomainNameError};
 pub use email::{EmailAddress, EmailError};
 pub use organization::{ApiCredentials, MissingCredentials, OrganizationId};
 pub use ports::keys::{DkimKey, SealedKey};
+pub use published::{MAX_TXT_STRING, PublishedRecord, split_txt};
 pub use records::{PolicyError, RecordPolicy, RecordSet};
 pub use selector::{Selector, SelectorError};

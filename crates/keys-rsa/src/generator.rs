@@ -49,6 +49,20 @@ impl KeyGenerator for RsaKeyGenerator {
 /// # Errors
 /// [`KeyError`] when randomness, generation, encoding or sealing fails.
 pub fn generate_key_blocking(sealer: &Sealer, domain: &DomainName) -> Result<DkimKey, KeyError> {
+    let (public_key, pkcs8) = generate_pair()?;
+    let sealed = sealer
+        .seal(domain, pkcs8.as_bytes())
+        .map_err(|e| KeyError(Box::new(e)))?;
+    Ok(DkimKey {
+        selector: random_selector().map_err(|e| KeyError(Box::new(e)))?,
+        public_key,
+        sealed_private_key: sealed,
+    })
+}
+
+/// A new RSA-2048 pair: the SubjectPublicKeyInfo as base64, and the PKCS#8 private
+/// key in a buffer that is zeroed when dropped.
+pub(crate) fn generate_pair() -> Result<(String, rsa::pkcs8::SecretDocument), KeyError> {
     let mut rng = RingRng::new();
     let private = PrivateKey::new(&mut rng, KEY_BITS).map_err(|e| KeyError(Box::new(e)))?;
     let public_der = private
@@ -56,18 +70,11 @@ pub fn generate_key_blocking(sealer: &Sealer, domain: &DomainName) -> Result<Dki
         .to_public_key_der()
         .map_err(|e| KeyError(Box::new(e)))?;
     let pkcs8 = private.to_pkcs8_der().map_err(|e| KeyError(Box::new(e)))?;
-    let sealed = sealer
-        .seal(domain, pkcs8.as_bytes())
-        .map_err(|e| KeyError(Box::new(e)))?;
-    Ok(DkimKey {
-        selector: random_selector().map_err(|e| KeyError(Box::new(e)))?,
-        public_key: STANDARD.encode(public_der.as_bytes()),
-        sealed_private_key: sealed,
-    })
+    Ok((STANDARD.encode(public_der.as_bytes()), pkcs8))
 }
 
 /// A selector of [`SELECTOR_LEN`] characters drawn uniformly from `[a-z0-9]`.
-fn random_selector() -> Result<Selector, SealError> {
+pub(crate) fn random_selector() -> Result<Selector, SealError> {
     let rng = SystemRandom::new();
     let mut selector = String::with_capacity(SELECTOR_LEN);
     let mut byte = [0u8; 1];

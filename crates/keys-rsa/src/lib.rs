@@ -3,9 +3,11 @@
 
 mod generator;
 mod master_key;
+mod pool;
 mod rng;
 mod sealing;
 
 pub use generator::{RsaKeyGenerator, generate_key_blocking};
 pub use master_key::{MasterKey, MasterKeyError};
+pub use pool::{KeyPool, PoolStats};
 pub use sealing::{SealError, Sealer};

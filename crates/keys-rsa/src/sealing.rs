@@ -48,13 +48,17 @@ impl Sealer {
     /// # Errors
     /// [`SealError::Seal`] when the RNG or the cipher fails.
     pub fn seal(&self, domain: &DomainName, plaintext: &[u8]) -> Result<SealedKey, SealError> {
+        self.seal_with(&aad(domain), plaintext)
+    }
+
+    fn seal_with(&self, aad: &[u8], plaintext: &[u8]) -> Result<SealedKey, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| SealError::Seal)?;
         let mut buffer = plaintext.to_vec();
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(domain)),
+                Aad::from(aad),
                 &mut buffer,
             )
             .map_err(|_| SealError::Seal)?;
@@ -71,6 +75,10 @@ impl Sealer {
     /// [`SealError::Malformed`] for an unreadable blob; [`SealError::WrongKeyOrDomain`]
     /// when authentication fails. Never returns garbage.
     pub fn open(&self, domain: &DomainName, sealed: &SealedKey) -> Result<Vec<u8>, SealError> {
+        self.open_with(&aad(domain), sealed)
+    }
+
+    fn open_with(&self, aad: &[u8], sealed: &SealedKey) -> Result<Vec<u8>, SealError> {
         let (version, rest) = sealed.0.split_first().ok_or(SealError::Malformed)?;
         if *version != VERSION || rest.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return Err(SealError::Malformed);
@@ -80,7 +88,7 @@ impl Sealer {
         let mut buffer = ciphertext.to_vec();
         let plaintext = self
             .key
-            .open_in_place(nonce, Aad::from(aad(domain)), &mut buffer)
+            .open_in_place(nonce, Aad::from(aad), &mut buffer)
             .map_err(|_| SealError::WrongKeyOrDomain)?;
         Ok(plaintext.to_vec())
     }
@@ -88,6 +96,27 @@ impl Sealer {
 
 fn aad(domain: &DomainName) -> Vec<u8> {
     format!("domain-api dkim v1 {domain}").into_bytes()
+}
+
+/// Associated data of keys waiting in the pool: they belong to no domain yet.
+const POOL_AAD: &[u8] = b"domain-api dkim v1 pool";
+
+impl Sealer {
+    /// Seals a key that has no domain yet (a pooled key).
+    pub(crate) fn seal_pooled(&self, plaintext: &[u8]) -> Result<SealedKey, SealError> {
+        self.seal_with(POOL_AAD, plaintext)
+    }
+
+    /// Moves a pooled key to `domain`: opens it under the pool's associated data and
+    /// seals it again under the domain's.
+    pub(crate) fn reseal_pooled(
+        &self,
+        sealed: &SealedKey,
+        domain: &DomainName,
+    ) -> Result<SealedKey, SealError> {
+        let plaintext = self.open_with(POOL_AAD, sealed)?;
+        self.seal(domain, &plaintext)
+    }
 }
 
 impl fmt::Debug for Sealer {

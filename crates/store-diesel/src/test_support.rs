@@ -97,6 +97,12 @@ impl TestDatabase {
         }
     }
 
+    /// The PostgreSQL database's name (for tests that take it away and back).
+    #[must_use]
+    pub fn postgres_name(&self) -> Option<&str> {
+        self.drop_pg.as_ref().map(|(_, name)| name.as_str())
+    }
+
     /// A migrated store on this database.
     ///
     /// # Panics

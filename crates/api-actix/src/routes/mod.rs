@@ -1,7 +1,9 @@
 //! The HTTP surface: `configure` mounts every route on an actix `ServiceConfig`.
 
+mod domains;
 pub mod generate;
 mod health;
+mod validate;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -14,6 +16,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/emails/domains/generate")
             .route(web::post().to(generate::generate))
             .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/api/v1/emails/domains")
+            .route(web::get().to(domains::list))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/api/v1/emails/domains/{domain}")
+            .route(web::get().to(domains::detail))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/api/v1/domains/validate")
+            .route(web::get().to(validate::validate))
+            .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
         web::resource("/healthz")

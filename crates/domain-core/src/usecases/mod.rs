@@ -2,3 +2,5 @@
 
 pub mod authenticate;
 pub mod generate;
+pub mod read;
+pub mod validate;

@@ -1,0 +1,125 @@
+//! `GET /api/v1/emails/domains` and `GET /api/v1/emails/domains/{domain}`.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, SecondsFormat, Utc};
+use domain_core::usecases::read::DomainView;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::auth::AuthenticatedOrg;
+use crate::error::ApiError;
+
+fn rfc3339(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DomainSummaryJson {
+    domain: String,
+    unicode: String,
+    dkim_selector: String,
+    inbound_enabled: bool,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+struct DomainListJson {
+    domains: Vec<DomainSummaryJson>,
+}
+
+/// The organization's domains.
+pub async fn list(
+    AuthenticatedOrg(organization): AuthenticatedOrg,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let domains = state.read.list(&organization).await?;
+    let body = DomainListJson {
+        domains: domains
+            .into_iter()
+            .map(|d| DomainSummaryJson {
+                unicode: d.name.to_unicode(),
+                domain: d.name.to_string(),
+                dkim_selector: d.selector.to_string(),
+                inbound_enabled: d.inbound_enabled,
+                created_at: rfc3339(&d.created_at),
+            })
+            .collect(),
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordJson {
+    #[serde(rename = "type")]
+    record_type: &'static str,
+    host: String,
+    name: String,
+    value: String,
+    strings: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SenderJson {
+    email: String,
+    reply_to: Option<String>,
+    active: bool,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DomainDetailJson {
+    domain: String,
+    unicode: String,
+    inbound_enabled: bool,
+    created_at: String,
+    records: Vec<RecordJson>,
+    senders: Vec<SenderJson>,
+}
+
+impl From<DomainView> for DomainDetailJson {
+    fn from(view: DomainView) -> Self {
+        Self {
+            unicode: view.domain.to_unicode(),
+            domain: view.domain.to_string(),
+            inbound_enabled: view.inbound_enabled,
+            created_at: rfc3339(&view.created_at),
+            records: view
+                .records
+                .into_iter()
+                .map(|r| RecordJson {
+                    record_type: r.record_type,
+                    host: r.host,
+                    name: r.name,
+                    value: r.value,
+                    strings: r.strings,
+                })
+                .collect(),
+            senders: view
+                .senders
+                .into_iter()
+                .map(|s| SenderJson {
+                    email: s.email,
+                    reply_to: s.reply_to,
+                    active: s.active,
+                    created_at: rfc3339(&s.created_at),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One domain: typed records, inbound status, senders. Another organization's domain
+/// answers 404 exactly like a missing one.
+#[tracing::instrument(name = "domain_detail", skip_all, fields(domain = %path.as_str()))]
+pub async fn detail(
+    AuthenticatedOrg(organization): AuthenticatedOrg,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let view = state.read.detail(&organization, &path).await?;
+    Ok(HttpResponse::Ok().json(DomainDetailJson::from(view)))
+}

@@ -1,0 +1,127 @@
+//! `GET /api/v1/domains/validate?domain=D` — live check of every published record,
+//! for the dashboard, authenticated by an HS256 JWT.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain_core::usecases::validate::{CheckStatus, InboundCheck, RecordCheck, ValidationReport};
+use serde::Serialize;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+#[derive(serde::Deserialize)]
+struct ValidateQuery {
+    domain: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RecordCheckJson {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: String,
+    expected: String,
+    found: Vec<String>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InboundJson {
+    enabled: bool,
+    mx_ready: bool,
+    mx_hosts: Vec<String>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ReportJson {
+    domain: String,
+    verified: bool,
+    records: Vec<RecordCheckJson>,
+    inbound: InboundJson,
+}
+
+fn status(status: CheckStatus) -> &'static str {
+    status.as_str()
+}
+
+impl From<ValidationReport> for ReportJson {
+    fn from(report: ValidationReport) -> Self {
+        let InboundCheck {
+            enabled,
+            mx_ready,
+            mx_hosts,
+            status: inbound_status,
+            reason,
+        } = report.inbound;
+        Self {
+            domain: report.domain,
+            verified: report.verified,
+            records: report
+                .records
+                .into_iter()
+                .map(
+                    |RecordCheck {
+                         kind,
+                         name,
+                         expected,
+                         found,
+                         status: s,
+                         reason,
+                     }| RecordCheckJson {
+                        kind: kind.as_str(),
+                        name,
+                        expected,
+                        found,
+                        status: status(s),
+                        reason,
+                    },
+                )
+                .collect(),
+            inbound: InboundJson {
+                enabled,
+                mx_ready,
+                mx_hosts,
+                status: status(inbound_status),
+                reason,
+            },
+        }
+    }
+}
+
+/// 404 when no JWT secret is configured; 401 without a valid bearer token; then 400
+/// for a missing or invalid domain, 404 for a domain the token's org does not own.
+#[tracing::instrument(name = "validate", skip_all)]
+pub async fn validate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(secret) = &state.jwt else {
+        return Err(ApiError::NotFound);
+    };
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::BearerRejected)?;
+    let organization = secret.verify(token.trim()).map_err(|e| {
+        tracing::info!(reason = %e, "bearer token rejected");
+        ApiError::BearerRejected
+    })?;
+    tracing::Span::current().record("org", tracing::field::display(&organization));
+    let query = web::Query::<ValidateQuery>::from_query(req.query_string())
+        .map_err(|_| ApiError::BadRequest("Invalid query string".into()))?;
+    let domain = query
+        .into_inner()
+        .domain
+        .ok_or_else(|| ApiError::BadRequest("Missing domain parameter".into()))?;
+
+    let report = state.validate.execute(&organization, &domain).await?;
+
+    Ok(HttpResponse::Ok().json(ReportJson::from(report)))
+}

@@ -1,0 +1,118 @@
+//! Records as a customer enters them at a DNS provider: type, host, full name, value,
+//! and the value cut into the ≤255-octet character-strings a TXT record holds.
+
+use crate::RecordSet;
+
+/// One character-string of a TXT record holds at most 255 octets (RFC 1035 §3.3).
+pub const MAX_TXT_STRING: usize = 255;
+
+/// A record to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedRecord {
+    /// Always `TXT` today.
+    pub record_type: &'static str,
+    /// Relative to the sender domain: `@` for the domain itself.
+    pub host: String,
+    /// Fully-qualified name, e.g. `s1._domainkey.example.com`.
+    pub name: String,
+    pub value: String,
+    /// `value` in ≤255-octet pieces, for providers that want them separately.
+    pub strings: Vec<String>,
+}
+
+impl RecordSet {
+    /// The three records as a typed list, in the seed's order.
+    #[must_use]
+    pub fn published(&self, domain: &crate::DomainName) -> Vec<PublishedRecord> {
+        let apex = domain.as_ascii();
+        let record = |name: String, value: &str| {
+            let host = name
+                .strip_suffix(apex)
+                .and_then(|h| h.strip_suffix('.'))
+                .map_or_else(|| "@".to_owned(), str::to_owned);
+            PublishedRecord {
+                record_type: "TXT",
+                host,
+                name,
+                value: value.to_owned(),
+                strings: split_txt(value),
+            }
+        };
+        vec![
+            record(apex.to_owned(), &self.spf),
+            record(self.dkim_name.clone(), &self.dkim_value),
+            record(format!("_dmarc.{apex}"), &self.dmarc),
+        ]
+    }
+}
+
+/// Cuts `value` into pieces of at most [`MAX_TXT_STRING`] octets, never inside a
+/// UTF-8 character.
+#[must_use]
+pub fn split_txt(value: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut rest = value;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(MAX_TXT_STRING);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        pieces.push(rest[..end].to_owned());
+        rest = &rest[end..];
+    }
+    if pieces.is_empty() {
+        pieces.push(String::new());
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DomainName, RecordPolicy, Selector};
+
+    fn records(domain: &str, key: &str) -> Vec<PublishedRecord> {
+        let policy = RecordPolicy::new(
+            vec!["51.79.43.241".parse().unwrap()],
+            &["inbound.sendtrim.com".into()],
+        )
+        .unwrap();
+        let domain = DomainName::parse(domain).unwrap();
+        RecordSet::render(&policy, &domain, &Selector::new("s1").unwrap(), key).published(&domain)
+    }
+
+    #[test]
+    fn names_hosts_relative_to_the_sender_domain() {
+        let list = records("mail.example.com", "K");
+        let hosts: Vec<_> = list
+            .iter()
+            .map(|r| (r.host.as_str(), r.name.as_str()))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("@", "mail.example.com"),
+                ("s1._domainkey", "s1._domainkey.mail.example.com"),
+                ("_dmarc", "_dmarc.mail.example.com"),
+            ]
+        );
+        assert!(list.iter().all(|r| r.record_type == "TXT"));
+    }
+
+    #[test]
+    fn splits_a_long_dkim_value_into_255_octet_strings() {
+        let key = format!("MIIBIjANBgkqhki{}", "A".repeat(377));
+        let dkim = &records("example.com", &key)[1];
+        assert_eq!(dkim.strings.len(), 2);
+        assert_eq!(dkim.strings[0].len(), 255);
+        assert_eq!(dkim.strings.concat(), dkim.value);
+    }
+
+    #[test]
+    fn never_splits_inside_a_character() {
+        let value = "é".repeat(200);
+        let pieces = split_txt(&value);
+        assert!(pieces.iter().all(|p| p.len() <= MAX_TXT_STRING));
+        assert_eq!(pieces.concat(), value);
+    }
+}

@@ -1,0 +1,199 @@
+//! Read use cases: the organization's domains, and one domain in full.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::ports::BoxError;
+use crate::ports::store::{DomainStore, SenderRecord, StoreError, StoredDomain};
+use crate::published::PublishedRecord;
+use crate::usecases::generate::echo;
+use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
+
+/// Lists and describes an organization's domains. Another organization's domain is
+/// reported exactly like one that does not exist.
+#[derive(Clone)]
+pub struct ReadDomains {
+    store: Arc<dyn DomainStore>,
+    policy: Arc<RecordPolicy>,
+}
+
+/// One domain with what to publish and who sends from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainView {
+    pub domain: DomainName,
+    pub inbound_enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub records: Vec<PublishedRecord>,
+    pub senders: Vec<SenderRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("Invalid domain: {0}")]
+    InvalidDomain(String),
+    #[error("Domain not found")]
+    NotFound,
+    #[error("Service temporarily unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("Failed to read domains.")]
+    Unexpected(#[source] BoxError),
+}
+
+impl From<StoreError> for ReadError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(e) => Self::Unavailable(e),
+            StoreError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+impl ReadDomains {
+    #[must_use]
+    pub fn new(store: Arc<dyn DomainStore>, policy: Arc<RecordPolicy>) -> Self {
+        Self { store, policy }
+    }
+
+    /// The organization's domains, by name.
+    ///
+    /// # Errors
+    /// [`ReadError`] when the store fails.
+    pub async fn list(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Vec<StoredDomain>, ReadError> {
+        Ok(self.store.list_domains(organization).await?)
+    }
+
+    /// One domain, by the name as the caller typed it (Unicode or A-labels).
+    ///
+    /// # Errors
+    /// [`ReadError::InvalidDomain`], [`ReadError::NotFound`] (also for another
+    /// organization's domain), or a store failure.
+    pub async fn detail(
+        &self,
+        organization: &OrganizationId,
+        domain: &str,
+    ) -> Result<DomainView, ReadError> {
+        let name = DomainName::parse(domain).map_err(|_| ReadError::InvalidDomain(echo(domain)))?;
+        let detail = self
+            .store
+            .domain_detail(organization, &name)
+            .await?
+            .ok_or(ReadError::NotFound)?;
+        let stored = detail.domain;
+        let records = RecordSet::render(
+            &self.policy,
+            &stored.name,
+            &stored.selector,
+            &stored.public_key,
+        )
+        .published(&stored.name);
+        Ok(DomainView {
+            domain: stored.name,
+            inbound_enabled: stored.inbound_enabled,
+            created_at: stored.created_at,
+            records,
+            senders: detail.senders,
+        })
+    }
+}
+
+impl std::fmt::Debug for ReadDomains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadDomains").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::Selector;
+    use crate::ports::store::{DomainDetail, MockDomainStore};
+
+    fn policy() -> Arc<RecordPolicy> {
+        Arc::new(
+            RecordPolicy::new(
+                vec!["51.79.43.241".parse().unwrap()],
+                &["inbound.sendtrim.com".into()],
+            )
+            .unwrap(),
+        )
+    }
+
+    fn stored(name: &str) -> StoredDomain {
+        StoredDomain {
+            name: DomainName::parse(name).unwrap(),
+            organization: OrganizationId::new("org-a"),
+            selector: Selector::new("s1").unwrap(),
+            public_key: "MIIBKEY".into(),
+            inbound_enabled: true,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn describes_a_domain_with_its_records_and_senders() {
+        let mut store = MockDomainStore::new();
+        store
+            .expect_domain_detail()
+            .with(
+                eq(OrganizationId::new("org-a")),
+                eq(DomainName::parse("xn--bcher-kva.example").unwrap()),
+            )
+            .times(1)
+            .returning(|_, _| {
+                Ok(Some(DomainDetail {
+                    domain: stored("xn--bcher-kva.example"),
+                    senders: vec![SenderRecord {
+                        email: "a@xn--bcher-kva.example".into(),
+                        reply_to: None,
+                        active: true,
+                        created_at: Utc::now(),
+                    }],
+                }))
+            });
+        let read = ReadDomains::new(Arc::new(store), policy());
+
+        let view = read
+            .detail(&OrganizationId::new("org-a"), "bücher.example")
+            .await
+            .unwrap();
+
+        assert_eq!(view.records[1].name, "s1._domainkey.xn--bcher-kva.example");
+        assert_eq!(view.records[1].value, "v=DKIM1; k=rsa; p=MIIBKEY");
+        assert!(view.inbound_enabled);
+        assert_eq!(view.senders.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn answers_not_found_for_a_domain_the_org_does_not_own() {
+        let mut store = MockDomainStore::new();
+        store.expect_domain_detail().returning(|_, _| Ok(None));
+        let read = ReadDomains::new(Arc::new(store), policy());
+
+        let error = read
+            .detail(&OrganizationId::new("org-b"), "example.com")
+            .await
+            .unwrap_err();
+
+        assert_eq!(error.to_string(), "Domain not found");
+    }
+
+    #[tokio::test]
+    async fn rejects_an_invalid_domain_without_asking_the_store() {
+        let mut store = MockDomainStore::new();
+        store.expect_domain_detail().never();
+        let read = ReadDomains::new(Arc::new(store), policy());
+
+        let error = read
+            .detail(&OrganizationId::new("org-a"), "not a domain")
+            .await
+            .unwrap_err();
+
+        assert_eq!(error.to_string(), "Invalid domain: not a domain");
+    }
+}
