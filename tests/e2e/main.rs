@@ -8,3 +8,4 @@ mod concurrency;
 mod dns;
 mod generate;
 mod helpers;
+mod observability;

@@ -17,6 +17,7 @@ use store_diesel::{Store, StoreConfig};
 
 use crate::config::Config;
 use crate::jwt::JwtSecret;
+use crate::metrics::{Gauges, MeteredDns, Metrics};
 use crate::routes;
 use crate::telemetry;
 
@@ -31,6 +32,18 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// `None` when `DOMAIN_API_KEY_POOL_SIZE=0`.
     pub key_pool: Option<KeyPool>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Gauges as they stand now, for a scrape.
+    #[must_use]
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            key_pool: self.key_pool.as_ref().map(KeyPool::stats),
+            db_pool: Some(self.store.pool_status()),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,7 +79,9 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<AppStat
         timeout: config.dns_timeout,
     })
     .context("Failed to set up the DNS resolver (DOMAIN_API_DNS_SERVERS)")?;
-    let dns = Arc::new(dns);
+    let metrics = Arc::new(Metrics::default());
+    let dns: Arc<dyn domain_core::ports::dns::Dns> =
+        Arc::new(MeteredDns::new(Arc::new(dns), Arc::clone(&metrics)));
     let key_pool =
         (config.key_pool_size > 0).then(|| KeyPool::new(Arc::clone(&sealer), config.key_pool_size));
     let keys: Arc<dyn KeyGenerator> = match &key_pool {
@@ -85,6 +100,7 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<AppStat
         jwt: config.jwt_secret.clone(),
         store,
         key_pool,
+        metrics,
     })
 }
 

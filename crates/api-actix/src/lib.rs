@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod jwt;
+pub mod metrics;
 pub mod routes;
 pub mod telemetry;
 

@@ -64,8 +64,22 @@ pub async fn request_span(
         org = tracing::field::Empty,
     );
     let started = Instant::now();
+    let state = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .cloned();
+    let method = req.method().as_str().to_owned();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
+    if let Some(state) = state {
+        // The matched pattern, not the path: `/api/v1/emails/domains/{domain}`.
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        state
+            .metrics
+            .record_request(&route, &method, status, started.elapsed());
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -293,7 +293,10 @@ mod tests {
 
     #[test]
     fn dropping_the_pool_ends_the_refill_task() {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let pool = pool(1);
         let task = {
             let _context = runtime.enter();
@@ -303,7 +306,11 @@ mod tests {
 
         drop(pool);
 
-        let ended = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await });
-        assert!(matches!(ended, Ok(Ok(()))), "the refill task kept running after the pool was dropped");
+        let ended =
+            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await });
+        assert!(
+            matches!(ended, Ok(Ok(()))),
+            "the refill task kept running after the pool was dropped"
+        );
     }
 }

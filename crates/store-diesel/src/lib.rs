@@ -31,6 +31,16 @@ pub struct Store {
     url: String,
 }
 
+/// Connection pool gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max: usize,
+    pub open: usize,
+    pub in_use: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
 /// Applying migrations failed.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to apply database migrations")]
@@ -101,6 +111,21 @@ impl Store {
                 .map_err(DbError::from)
         })?;
         Ok(())
+    }
+
+    /// The connection pool's state now, for metrics.
+    #[must_use]
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = match &self.backend {
+            Backend::Postgres(pool) => pool.status(),
+            Backend::Sqlite(pool) => pool.status(),
+        };
+        PoolStatus {
+            max: status.max_size,
+            open: status.size,
+            in_use: status.size.saturating_sub(status.available),
+            waiting: status.waiting,
+        }
     }
 
     /// A domain's sealed DKIM private key, for `dkim export`.
