@@ -133,3 +133,129 @@ fn with_no_configuration_it_serves_on_8080_with_the_embedded_default() {
         0o600
     );
 }
+
+fn published_key(json: &serde_json::Value) -> String {
+    let value = json
+        .as_object()
+        .unwrap()
+        .iter()
+        .nth(1)
+        .unwrap()
+        .1
+        .as_str()
+        .unwrap();
+    value.strip_prefix("v=DKIM1; k=rsa; p=").unwrap().to_owned()
+}
+
+fn public_half_of(pem: &str) -> String {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let private = rsa::PrivateKey::from_pkcs8_der(&STANDARD.decode(body).unwrap()).unwrap();
+    STANDARD.encode(
+        private
+            .to_public_key()
+            .to_public_key_der()
+            .unwrap()
+            .as_bytes(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn master_key_rotation_reseals_every_key_under_the_new_key() {
+    for kind in backends() {
+        let app = spawn_app(kind).await;
+        let org = app.create_org("Acme");
+        let one = published_key(
+            &app.generate(&org, r#"{"email":"a@rot-one.example"}"#)
+                .json(),
+        );
+        let two = published_key(
+            &app.generate(&org, r#"{"email":"b@rot-two.example"}"#)
+                .json(),
+        );
+        let db_dir = std::path::Path::new(
+            app.env_value("DOMAIN_API_DATABASE_URL")
+                .trim_start_matches("sqlite://"),
+        )
+        .parent()
+        .unwrap()
+        .to_path_buf();
+        let old_key = match kind {
+            BackendKind::Postgres => app.env_value("DOMAIN_API_MASTER_KEY").to_owned(),
+            BackendKind::Sqlite => std::fs::read_to_string(db_dir.join("master.key"))
+                .unwrap()
+                .trim()
+                .to_owned(),
+        };
+        let new_key = STANDARD.encode([42u8; 32]);
+        let new_key_file = app.dir.path().join("new.key");
+        std::fs::write(&new_key_file, format!("{new_key}\n")).unwrap();
+
+        let (ok, stdout, stderr) = app.cli(&[
+            "master-key",
+            "rotate",
+            "--new-key-file",
+            new_key_file.to_str().unwrap(),
+        ]);
+
+        assert!(ok, "{kind:?}: {stderr}");
+        assert_eq!(stdout.trim(), r#"{"resealed":2}"#);
+        assert!(
+            !stderr.contains(&new_key) && !stderr.contains(&old_key),
+            "no key is printed"
+        );
+        if kind == BackendKind::Sqlite {
+            let file = std::fs::read_to_string(db_dir.join("master.key")).unwrap();
+            assert_eq!(file.trim(), new_key, "the key file now holds the new key");
+            assert_eq!(
+                std::fs::metadata(db_dir.join("master.key"))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o600
+            );
+        }
+        for (domain, published) in [("rot-one.example", &one), ("rot-two.example", &two)] {
+            let (ok, pem, stderr) = app.cli_with(
+                &[("DOMAIN_API_MASTER_KEY", &new_key)],
+                &["dkim", "export", "--domain", domain],
+            );
+            assert!(ok, "{kind:?} {domain}: {stderr}");
+            assert_eq!(
+                &public_half_of(&pem),
+                published,
+                "{domain}: the same key, re-sealed"
+            );
+            let (ok, _, stderr) = app.cli_with(
+                &[("DOMAIN_API_MASTER_KEY", &old_key)],
+                &["dkim", "export", "--domain", domain],
+            );
+            assert!(!ok, "{kind:?}: the old key no longer opens it");
+            assert!(stderr.contains("Failed to open the DKIM key"), "{stderr}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_with_a_bad_new_key_changes_nothing() {
+    let app = spawn_app(BackendKind::Sqlite).await;
+    let org = app.create_org("Acme");
+    assert_eq!(
+        app.generate(&org, r#"{"email":"a@rot.example"}"#).status,
+        201
+    );
+    let bad = app.dir.path().join("bad.key");
+    std::fs::write(&bad, "not-a-key").unwrap();
+
+    let (ok, _, stderr) = app.cli(&[
+        "master-key",
+        "rotate",
+        "--new-key-file",
+        bad.to_str().unwrap(),
+    ]);
+
+    assert!(!ok);
+    assert!(stderr.contains("not valid base64"), "{stderr}");
+    let (ok, _, _) = app.cli(&["dkim", "export", "--domain", "rot.example"]);
+    assert!(ok, "the current key still opens everything");
+}

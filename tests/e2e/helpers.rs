@@ -187,7 +187,17 @@ impl TestApp {
 
     /// Runs a CLI command with the server's configuration; returns (success, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let output = command(&self.env, self.dir.path().to_path_buf())
+        self.cli_with(&[], args)
+    }
+
+    /// Like [`TestApp::cli`], with some variables replaced.
+    pub fn cli_with(&self, overrides: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+        let mut env = self.env.clone();
+        for (k, v) in overrides {
+            env.retain(|(key, _)| key != k);
+            env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let output = command(&env, self.dir.path().to_path_buf())
             .args(args)
             .output()
             .expect("run domain-api");

@@ -9,7 +9,7 @@ use domain_core::{DomainName, OrganizationId};
 use keys_rsa::Sealer;
 
 use crate::app;
-use crate::config::Config;
+use crate::config::{Config, MasterKeySource};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +40,20 @@ pub enum Command {
     /// Dashboard JWTs for the validate endpoint.
     #[command(subcommand)]
     Jwt(JwtCommand),
+    /// Master-key administration.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Re-seal every domain's DKIM key under a new master key, in one transaction.
+    /// Stop every instance first; restart them with the new key.
+    Rotate {
+        /// File holding the new key: base64 of 32 bytes (`openssl rand -base64 32`).
+        #[arg(long = "new-key-file")]
+        new_key_file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +167,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .context("DOMAIN_API_JWT_SECRET is not set: no token can be issued")?;
             print_line(&secret.issue(&OrganizationId::new(org), ttl))
         }
+        Command::MasterKey(MasterKeyCommand::Rotate { new_key_file }) => {
+            rotate_master_key(&config, &new_key_file).await
+        }
         Command::Dkim(DkimCommand::Export { domain }) => {
             let domain =
                 DomainName::parse(&domain).map_err(|e| anyhow::anyhow!("invalid domain: {e}"))?;
@@ -198,4 +215,75 @@ fn read_stdin_line() -> anyhow::Result<String> {
         .read_line(&mut line)
         .context("Failed to read standard input")?;
     Ok(line.trim().to_owned())
+}
+
+/// Re-seals every key under the new master key. With the SQLite default's key file,
+/// the new key is written beside it first (`master.key.new`) and moved into place
+/// only after the database commits, so no moment exists where neither key opens
+/// the stored keys.
+async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> anyhow::Result<()> {
+    let new_text = std::fs::read_to_string(new_key_file)
+        .with_context(|| format!("Failed to read {}", new_key_file.display()))?;
+    let new_key = keys_rsa::MasterKey::from_base64(&new_text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", new_key_file.display()))?;
+    let old_key = config.load_master_key()?;
+    if old_key.to_base64() == new_key.to_base64() {
+        bail!("the new master key is the current one");
+    }
+    let (old, new) = (Sealer::new(&old_key), Sealer::new(&new_key));
+    let store = migrated_store(config).await?;
+
+    let staged = match &config.master_key {
+        MasterKeySource::File(path) => Some((stage_key_file(path, &new_key)?, path.clone())),
+        MasterKeySource::Env(_) => None,
+    };
+    let count = store
+        .reseal_keys(&|domain, sealed| {
+            let plaintext = old.open(domain, sealed)?;
+            let resealed = new.seal(domain, &plaintext)?;
+            // Prove the new blob opens before it replaces the old one.
+            new.open(domain, &resealed)?;
+            Ok(resealed)
+        })
+        .await
+        .context("Failed to re-seal the DKIM keys; nothing was changed")?;
+    match staged {
+        Some((staged, path)) => {
+            std::fs::rename(&staged, &path).with_context(|| {
+                format!(
+                    "Keys are re-sealed, but moving {} to {} failed: move it by hand",
+                    staged.display(),
+                    path.display()
+                )
+            })?;
+            eprintln!(
+                "domain-api: re-sealed {count} DKIM key(s); {} now holds the new master key",
+                path.display()
+            );
+        }
+        None => eprintln!(
+            "domain-api: re-sealed {count} DKIM key(s). Set DOMAIN_API_MASTER_KEY to the new key before starting any instance."
+        ),
+    }
+    print_line(&format!(r#"{{"resealed":{count}}}"#))
+}
+
+fn stage_key_file(
+    path: &std::path::Path,
+    key: &keys_rsa::MasterKey,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let staged = path.with_extension("key.new");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&staged)
+        .with_context(|| format!("Failed to create {}", staged.display()))?;
+    file.write_all(format!("{}\n", key.to_base64()).as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("Failed to write {}", staged.display()))?;
+    Ok(staged)
 }

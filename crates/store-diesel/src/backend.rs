@@ -164,6 +164,9 @@ pub(crate) enum DbError {
     KeyRequired,
     #[error("a stored row is not valid: {0}")]
     Corrupt(String),
+    /// The caller's callback refused a row; the transaction was rolled back.
+    #[error("aborted by the caller")]
+    Aborted(#[source] BoxError),
 }
 
 impl From<DieselError> for DbError {

@@ -11,7 +11,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain_core::ports::credentials::{Credentials, CredentialsError};
-use domain_core::{ApiCredentials, OrganizationId};
+use domain_core::{ApiCredentials, DomainName, OrganizationId, SealedKey};
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
@@ -41,13 +41,25 @@ pub enum AdminError {
     InvalidName,
     #[error("the system random number generator failed")]
     Random,
+    #[error("re-sealing the key of {domain} failed")]
+    Reseal {
+        domain: String,
+        #[source]
+        source: domain_core::ports::BoxError,
+    },
     #[error(transparent)]
     Store(#[from] domain_core::ports::store::StoreError),
 }
 
 impl From<DbError> for AdminError {
     fn from(error: DbError) -> Self {
-        Self::Store(error.into())
+        match error {
+            DbError::Aborted(e) => match e.downcast::<AdminError>() {
+                Ok(admin) => *admin,
+                Err(other) => Self::Store(DbError::Aborted(other).into()),
+            },
+            other => Self::Store(other.into()),
+        }
     }
 }
 
@@ -196,5 +208,48 @@ impl Store {
                 .map_err(DbError::from)
         })?;
         Ok(revoked > 0)
+    }
+}
+
+/// Re-seals one key: `(domain, sealed) -> new sealed`.
+pub type Resealer<'a> = dyn Fn(&DomainName, &SealedKey) -> Result<SealedKey, domain_core::ports::BoxError>
+    + Send
+    + Sync
+    + 'a;
+
+impl Store {
+    /// Replaces every domain's sealed DKIM key with `reseal(domain, sealed)`, in one
+    /// transaction: either every key is re-sealed or none is. Returns how many.
+    ///
+    /// # Errors
+    /// [`AdminError::Reseal`] naming the first domain whose key could not be
+    /// re-sealed (nothing is changed), or a store failure.
+    pub async fn reseal_keys(&self, reseal: &Resealer<'_>) -> Result<usize, AdminError> {
+        let count = in_transaction!(&self.backend, |c| {
+            let rows: Vec<(i64, String, Vec<u8>)> = domains::table
+                .select((domains::id, domains::name, domains::dkim_private_key_sealed))
+                .order(domains::id.asc())
+                .load(c)
+                .await?;
+            for (id, name, sealed) in &rows {
+                let domain = DomainName::parse(name)
+                    .map_err(|e| DbError::Corrupt(format!("domain {name:?}: {e}")))?;
+                let resealed = reseal(&domain, &SealedKey(sealed.clone())).map_err(|source| {
+                    DbError::Aborted(Box::new(AdminError::Reseal {
+                        domain: name.clone(),
+                        source,
+                    }))
+                })?;
+                diesel::update(domains::table.find(id))
+                    .set((
+                        domains::dkim_private_key_sealed.eq(resealed.0),
+                        domains::updated_at.eq(Utc::now()),
+                    ))
+                    .execute(c)
+                    .await?;
+            }
+            Ok(rows.len())
+        })?;
+        Ok(count)
     }
 }

@@ -20,7 +20,7 @@ use domain_core::{DomainName, SealedKey};
 
 use backend::{Backend, DbError, with_conn};
 pub use backend::{BackendKind, ConnectError, StoreConfig};
-pub use credentials::{AdminError, IssuedToken};
+pub use credentials::{AdminError, IssuedToken, Resealer};
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");

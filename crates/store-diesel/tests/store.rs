@@ -462,3 +462,69 @@ async fn an_unreachable_database_is_reported_as_unavailable() {
         domain_core::ports::credentials::CredentialsError::Unavailable(_)
     ));
 }
+
+// --- Master-key rotation -----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resealing_replaces_every_key_in_one_transaction() {
+    on_every_backend!(|store, kind| {
+        let org = org(&store, "Acme").await;
+        for (email, sel) in [("a@one.example", "k1"), ("b@two.example", "k2")] {
+            store
+                .register_sender(registration(&org, email, Some(key(sel))))
+                .await
+                .unwrap();
+        }
+
+        let count = store
+            .reseal_keys(&|domain, sealed| {
+                let mut next = sealed.0.clone();
+                next.extend_from_slice(domain.as_ascii().as_bytes());
+                Ok(SealedKey(next))
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(count, 2, "{kind:?}");
+        let one = store
+            .sealed_key(&DomainName::parse("one.example").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(one.0, b"k1one.example");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_reseal_changes_nothing() {
+    on_every_backend!(|store, kind| {
+        let org = org(&store, "Acme").await;
+        for (email, sel) in [("a@one.example", "k1"), ("b@two.example", "k2")] {
+            store
+                .register_sender(registration(&org, email, Some(key(sel))))
+                .await
+                .unwrap();
+        }
+
+        let error = store
+            .reseal_keys(&|domain, sealed| {
+                if domain.as_ascii() == "two.example" {
+                    return Err("cannot open".into());
+                }
+                Ok(SealedKey([sealed.0.as_slice(), b"!"].concat()))
+            })
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&error, AdminError::Reseal { domain, .. } if domain == "two.example"),
+            "{kind:?}: {error:?}"
+        );
+        let one = store
+            .sealed_key(&DomainName::parse("one.example").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(one.0, b"k1", "{kind:?}: the first key was rolled back");
+    });
+}
