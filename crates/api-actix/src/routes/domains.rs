@@ -13,9 +13,10 @@ fn rfc3339(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DomainSummaryJson {
+#[schema(as = DomainSummary)]
+pub struct DomainSummaryJson {
     domain: String,
     unicode: String,
     dkim_selector: String,
@@ -23,12 +24,24 @@ struct DomainSummaryJson {
     created_at: String,
 }
 
-#[derive(Serialize)]
-struct DomainListJson {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DomainList)]
+pub struct DomainListJson {
     domains: Vec<DomainSummaryJson>,
 }
 
 /// The organization's domains.
+#[utoipa::path(
+    get,
+    path = "/api/v1/emails/domains",
+    tag = "domains",
+    responses(
+        (status = 200, body = DomainListJson, content_type = "application/json"),
+        (status = 401, body = String, content_type = "text/plain"),
+        (status = 503, body = String, content_type = "text/plain"),
+    ),
+    security(("access_token" = [], "secret_token" = []))
+)]
 pub async fn list(
     AuthenticatedOrg(organization): AuthenticatedOrg,
     state: web::Data<AppState>,
@@ -49,9 +62,10 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RecordJson {
+#[schema(as = PublishedRecord)]
+pub struct RecordJson {
     #[serde(rename = "type")]
     record_type: &'static str,
     host: String,
@@ -60,18 +74,20 @@ struct RecordJson {
     strings: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SenderJson {
+#[schema(as = Sender)]
+pub struct SenderJson {
     email: String,
     reply_to: Option<String>,
     active: bool,
     created_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DomainDetailJson {
+#[schema(as = DomainDetail)]
+pub struct DomainDetailJson {
     domain: String,
     unicode: String,
     inbound_enabled: bool,
@@ -114,6 +130,20 @@ impl From<DomainView> for DomainDetailJson {
 
 /// One domain: typed records, inbound status, senders. Another organization's domain
 /// answers 404 exactly like a missing one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/emails/domains/{domain}",
+    tag = "domains",
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    responses(
+        (status = 200, body = DomainDetailJson, content_type = "application/json"),
+        (status = 400, description = "Not a valid domain name", body = String, content_type = "text/plain"),
+        (status = 401, body = String, content_type = "text/plain"),
+        (status = 404, description = "No such domain for this organization", body = String, content_type = "text/plain"),
+        (status = 503, body = String, content_type = "text/plain"),
+    ),
+    security(("access_token" = [], "secret_token" = []))
+)]
 #[tracing::instrument(name = "domain_detail", skip_all, fields(domain = %path.as_str()))]
 pub async fn detail(
     AuthenticatedOrg(organization): AuthenticatedOrg,

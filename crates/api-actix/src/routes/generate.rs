@@ -22,7 +22,57 @@ struct GenerateBody {
     inbound: Option<Value>,
 }
 
+/// The request body as documented (the handler reads it leniently, see
+/// [`parse_body`]).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = GenerateRequest)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct GenerateRequestDoc {
+    /// Sender address; its domain is the one provisioned.
+    #[schema(
+        example = "noreply@example.com",
+        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$",
+        max_length = 254
+    )]
+    email: String,
+    /// Optional reply-to address.
+    #[schema(
+        rename = "replyTo",
+        example = "support@example.com",
+        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$",
+        max_length = 254
+    )]
+    reply_to: Option<String>,
+    /// Enable inbound mail if the domain's MX already points at our relay.
+    #[schema(default = false)]
+    inbound: Option<bool>,
+}
+
 /// Check order: 401 (extractor) → 415 → 413 → 400 body → 400 fields → 409.
+#[utoipa::path(
+    post,
+    path = "/api/v1/emails/domains/generate",
+    tag = "domains",
+    summary = "Create or reuse a sender domain, register a sender, return the records to publish",
+    request_body(content = GenerateRequestDoc, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Record name → TXT value, keys in the order SPF, DKIM, _dmarc",
+            body = std::collections::HashMap<String, String>, content_type = "application/json",
+            example = json!({
+                "SPF": "v=spf1 ip4:51.79.43.241 -all",
+                "abc123._domainkey.example.com": "v=DKIM1; k=rsa; p=MIIBIjANBgkqhki...",
+                "_dmarc": "v=DMARC1; p=none; rua=mailto:dmarc@example.com"
+            })),
+        (status = 400, description = "Invalid sender or reply-to address, malformed body", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
+        (status = 409, description = "Domain or email already taken", body = String, content_type = "text/plain"),
+        (status = 413, description = "Body larger than 16 KiB", body = String, content_type = "text/plain"),
+        (status = 415, description = "Content-Type is not application/json", body = String, content_type = "text/plain"),
+        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
+    ),
+    security(("access_token" = [], "secret_token" = []))
+)]
 #[tracing::instrument(name = "generate", skip_all, fields(domain))]
 pub async fn generate(
     AuthenticatedOrg(organization): AuthenticatedOrg,

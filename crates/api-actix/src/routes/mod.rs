@@ -1,9 +1,9 @@
 //! The HTTP surface: `configure` mounts every route on an actix `ServiceConfig`.
 
-mod domains;
+pub mod domains;
 pub mod generate;
-mod health;
-mod validate;
+pub mod health;
+pub mod validate;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -35,6 +35,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/api/v1/openapi.json")
+            .route(web::get().to(crate::openapi::document))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(

@@ -14,8 +14,9 @@ struct ValidateQuery {
     domain: Option<String>,
 }
 
-#[derive(Serialize)]
-struct RecordCheckJson {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RecordCheck)]
+pub struct RecordCheckJson {
     #[serde(rename = "type")]
     kind: &'static str,
     name: String,
@@ -26,9 +27,10 @@ struct RecordCheckJson {
     reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct InboundJson {
+#[schema(as = InboundCheck)]
+pub struct InboundJson {
     enabled: bool,
     mx_ready: bool,
     mx_hosts: Vec<String>,
@@ -37,8 +39,9 @@ struct InboundJson {
     reason: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ReportJson {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ValidationReport)]
+pub struct ReportJson {
     domain: String,
     verified: bool,
     records: Vec<RecordCheckJson>,
@@ -95,6 +98,20 @@ impl From<ValidationReport> for ReportJson {
 
 /// 404 when no JWT secret is configured; 401 without a valid bearer token; then 400
 /// for a missing or invalid domain, 404 for a domain the token's org does not own.
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains/validate",
+    tag = "dashboard",
+    params(("domain" = String, Query, description = "The domain to check", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    responses(
+        (status = 200, body = ReportJson, content_type = "application/json"),
+        (status = 400, body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or invalid bearer token", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such domain for this organization, or the endpoint is disabled", body = String, content_type = "text/plain"),
+        (status = 503, body = String, content_type = "text/plain"),
+    ),
+    security(("dashboard_jwt" = []))
+)]
 #[tracing::instrument(name = "validate", skip_all)]
 pub async fn validate(
     req: HttpRequest,
