@@ -254,7 +254,12 @@ fn read_or_create_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
         )
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| file_error("creating the directory of", e))?;
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| file_error("creating the directory of", e))?;
     }
     // create_new: of two processes starting at once, exactly one writes the key.
     match std::fs::OpenOptions::new()

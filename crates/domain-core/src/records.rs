@@ -121,6 +121,7 @@ impl RecordSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn policy() -> RecordPolicy {
         RecordPolicy::new(
@@ -208,5 +209,116 @@ mod tests {
             RecordPolicy::new(ip, &["not a host".into()]),
             Err(PolicyError::BadInboundHost("not a host".into()))
         );
+    }
+
+    /// An LDH label of 1–63 octets: letters, digits, inner hyphens.
+    fn ascii_label() -> impl Strategy<Value = String> {
+        "[a-z0-9A-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    }
+
+    /// A label a customer types in Unicode; `DomainName` turns it into an A-label.
+    fn unicode_label() -> impl Strategy<Value = String> {
+        "[a-zà-ÿα-ω]{1,20}"
+    }
+
+    /// Any domain `DomainName::parse` accepts, built from two to four labels; those
+    /// over 253 octets (or with an undecodable `xn--` label) are discarded.
+    fn domain() -> impl Strategy<Value = DomainName> {
+        let label = prop_oneof![4 => ascii_label(), 1 => unicode_label()];
+        (
+            prop::collection::vec(label, 1..=3),
+            "[a-zA-Z][a-zA-Z0-9]{1,10}",
+        )
+            .prop_filter_map("not a valid domain", |(mut labels, tld)| {
+                labels.push(tld);
+                DomainName::parse(&labels.join(".")).ok()
+            })
+    }
+
+    fn selector() -> impl Strategy<Value = Selector> {
+        "[a-z0-9]{1,63}".prop_map(|s| Selector::new(s).expect("the pattern is a valid selector"))
+    }
+
+    /// Base64 of a SubjectPublicKeyInfo, near enough: what matters is its alphabet.
+    fn public_key() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9+/]{1,400}={0,2}"
+    }
+
+    fn spf_policy() -> impl Strategy<Value = RecordPolicy> {
+        prop::collection::vec(any::<IpAddr>(), 1..=4).prop_map(|ips| {
+            RecordPolicy::new(ips, &["inbound.sendtrim.com".into()])
+                .expect("a non-empty policy is valid")
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn spf_authorises_exactly_the_policy_ips_and_fails_the_rest(
+            policy in spf_policy(),
+            domain in domain(),
+            selector in selector(),
+            key in public_key(),
+        ) {
+            let records = RecordSet::render(&policy, &domain, &selector, &key);
+            prop_assert!(records.spf.starts_with("v=spf1 "), "{}", records.spf);
+            prop_assert!(records.spf.ends_with(" -all"), "{}", records.spf);
+            let mechanisms: Vec<String> = policy
+                .spf_ips()
+                .iter()
+                .map(|ip| format!("{}:{ip}", if ip.is_ipv4() { "ip4" } else { "ip6" }))
+                .collect();
+            prop_assert_eq!(records.spf, format!("v=spf1 {} -all", mechanisms.join(" ")));
+        }
+
+        #[test]
+        fn dkim_record_sits_under_the_selector_with_dns_safe_labels(
+            domain in domain(),
+            selector in selector(),
+            key in public_key(),
+        ) {
+            let records = RecordSet::render(&policy(), &domain, &selector, &key);
+            prop_assert_eq!(&records.dkim_name, &format!("{selector}._domainkey.{domain}"));
+            prop_assert!(
+                records.dkim_name.split('.').all(|l| (1..=63).contains(&l.len())),
+                "{}", records.dkim_name
+            );
+            prop_assert!(records.dkim_name.is_ascii(), "{}", records.dkim_name);
+            prop_assert!(!records.dkim_name.chars().any(|c| c.is_ascii_uppercase()), "{}", records.dkim_name);
+            prop_assert_eq!(records.dkim_value, format!("v=DKIM1; k=rsa; p={key}"));
+        }
+
+        #[test]
+        fn dmarc_reports_to_the_domain_itself(domain in domain()) {
+            let selector = Selector::new("s1").expect("valid selector");
+            let records = RecordSet::render(&policy(), &domain, &selector, "K");
+            prop_assert_eq!(
+                records.dmarc,
+                format!("v=DMARC1; p=none; rua=mailto:dmarc@{}", domain.as_ascii())
+            );
+        }
+
+        #[test]
+        fn records_have_no_control_characters_and_keep_the_seed_key_order(
+            policy in spf_policy(),
+            domain in domain(),
+            selector in selector(),
+            key in public_key(),
+        ) {
+            let records = RecordSet::render(&policy, &domain, &selector, &key);
+            let entries = records.entries();
+            let keys: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
+            prop_assert_eq!(keys, vec!["SPF", records.dkim_name.as_str(), "_dmarc"]);
+            let values: Vec<&str> = entries.iter().map(|(_, v)| *v).collect();
+            prop_assert_eq!(
+                values,
+                vec![records.spf.as_str(), records.dkim_value.as_str(), records.dmarc.as_str()]
+            );
+            for (name, value) in entries {
+                prop_assert!(
+                    !name.chars().chain(value.chars()).any(char::is_control),
+                    "{:?} = {:?}", name, value
+                );
+            }
+        }
     }
 }

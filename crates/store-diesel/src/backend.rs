@@ -125,7 +125,13 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
             {
-                std::fs::create_dir_all(parent).map_err(ConnectError::CreateDirectory)?;
+                // Owner-only: the database holds sealed keys and token digests.
+                use std::os::unix::fs::DirBuilderExt as _;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(ConnectError::CreateDirectory)?;
             }
             let mut manager_config = ManagerConfig::<SqliteConn>::default();
             manager_config.custom_setup =
