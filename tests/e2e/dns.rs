@@ -329,6 +329,25 @@ async fn validate_names_the_common_publishing_mistakes() {
     assert_eq!(status, "mismatch");
     assert!(reason.to_lowercase().contains("quot"), "{reason}");
 
+    // A subdomain sender whose zone is its parent: the panel appended the zone.
+    let sub = app
+        .generate(&org, r#"{"email":"a@mail.zone.example"}"#)
+        .json();
+    publish(&dns, "mail.zone.example", &sub);
+    let (name, value) = dkim(&sub);
+    dns.clear(&name);
+    dns.add_txt_value(&format!("{name}.zone.example"), &value);
+    let subdomain = validate(&app, &token, "mail.zone.example").json();
+    let (status, reason) = status_of(&subdomain, "DKIM");
+    assert_eq!(status, "mismatch");
+    let selector = name.split('.').next().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "enter only {selector}._domainkey.mail as the host"
+        )),
+        "{reason}"
+    );
+
     let two = validate(&app, &token, "twospf.example").json();
     let (status, reason) = status_of(&two, "SPF");
     assert_eq!(status, "mismatch");
@@ -360,6 +379,17 @@ async fn validate_requires_a_valid_token_for_the_owning_org() {
         (401, Some("Bearer"))
     );
     assert_eq!(validate(&app, "not.a.jwt", "owned.example").status, 401);
+    let lower = format!("bearer {}", jwt(&app, &acme));
+    let lower_case = app.request(
+        "GET",
+        "/api/v1/domains/validate?domain=owned.example",
+        &[("Authorization", &lower)],
+        b"",
+    );
+    assert_eq!(
+        lower_case.status, 200,
+        "the auth scheme is case-insensitive"
+    );
     assert_eq!(
         validate(&app, &jwt(&app, &other), "owned.example").status,
         404

@@ -320,3 +320,64 @@ async fn every_response_carries_a_request_id() {
     let kept = app.request("GET", "/healthz", &[("X-Request-Id", "abc-123")], b"");
     assert_eq!(kept.header("x-request-id"), Some("abc-123"));
 }
+
+/// A JSON body of exactly `len` bytes for `email`.
+fn body_of_len(email: &str, len: usize) -> String {
+    let frame = format!(r#"{{"email":"{email}","pad":""}}"#);
+    let body = format!(
+        r#"{{"email":"{email}","pad":"{}"}}"#,
+        "x".repeat(len - frame.len())
+    );
+    assert_eq!(body.len(), len);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_body_limit_is_exactly_16_kib_and_the_content_type_is_checked_first() {
+    let app = spawn_app(store_diesel::BackendKind::Sqlite).await;
+    let org = app.create_org("Acme");
+    let path = "/api/v1/emails/domains/generate";
+    let headers = |content_type: &'static str| {
+        vec![
+            ("X-Api-Access-Token", org.access.clone()),
+            ("X-Api-Secret-Token", org.secret.clone()),
+            ("Content-Type", content_type.to_owned()),
+        ]
+    };
+    let send = |content_type: &'static str, body: &str| {
+        let owned = headers(content_type);
+        let borrowed: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        app.request("POST", path, &borrowed, body.as_bytes())
+    };
+
+    assert_eq!(
+        send(
+            "application/json",
+            &body_of_len("a@limit.example", 16 * 1024)
+        )
+        .status,
+        201
+    );
+    let over = send(
+        "application/json",
+        &body_of_len("b@limit.example", 16 * 1024 + 1),
+    );
+    assert_eq!(
+        (over.status, over.body.as_str()),
+        (413, "Request body is larger than 16384 bytes")
+    );
+    let over_and_wrong_type = send("text/plain", &body_of_len("c@limit.example", 64 * 1024));
+    assert_eq!(over_and_wrong_type.status, 415);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_answer_head_and_bearer_is_case_insensitive() {
+    let app = spawn_app(store_diesel::BackendKind::Sqlite).await;
+    assert_eq!(app.request("HEAD", "/healthz", &[], b"").status, 200);
+    assert_eq!(app.request("HEAD", "/readyz", &[], b"").status, 200);
+    let post = app.request("POST", "/healthz", &[], b"");
+    assert_eq!(
+        (post.status, post.header("allow")),
+        (405, Some("GET, HEAD"))
+    );
+}

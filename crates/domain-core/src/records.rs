@@ -283,7 +283,7 @@ mod tests {
                 "{}", records.dkim_name
             );
             prop_assert!(records.dkim_name.is_ascii(), "{}", records.dkim_name);
-            prop_assert!(!records.dkim_name.chars().any(|c| c.is_ascii_uppercase()), "{}", records.dkim_name);
+            prop_assert_eq!(&records.dkim_name, &records.dkim_name.to_ascii_lowercase());
             prop_assert_eq!(records.dkim_value, format!("v=DKIM1; k=rsa; p={key}"));
         }
 

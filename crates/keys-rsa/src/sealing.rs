@@ -8,6 +8,7 @@ use std::fmt;
 use domain_core::{DomainName, SealedKey};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
 
 use crate::MasterKey;
 
@@ -54,6 +55,7 @@ impl Sealer {
     fn seal_with(&self, aad: &[u8], plaintext: &[u8]) -> Result<SealedKey, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| SealError::Seal)?;
+        // Becomes the ciphertext in place; nothing of the plaintext is left in it.
         let mut buffer = plaintext.to_vec();
         self.key
             .seal_in_place_append_tag(
@@ -74,23 +76,28 @@ impl Sealer {
     /// # Errors
     /// [`SealError::Malformed`] for an unreadable blob; [`SealError::WrongKeyOrDomain`]
     /// when authentication fails. Never returns garbage.
-    pub fn open(&self, domain: &DomainName, sealed: &SealedKey) -> Result<Vec<u8>, SealError> {
+    /// The plaintext is zeroed when the returned buffer is dropped.
+    pub fn open(
+        &self,
+        domain: &DomainName,
+        sealed: &SealedKey,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         self.open_with(&aad(domain), sealed)
     }
 
-    fn open_with(&self, aad: &[u8], sealed: &SealedKey) -> Result<Vec<u8>, SealError> {
+    fn open_with(&self, aad: &[u8], sealed: &SealedKey) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let (version, rest) = sealed.0.split_first().ok_or(SealError::Malformed)?;
         if *version != VERSION || rest.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return Err(SealError::Malformed);
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Malformed)?;
-        let mut buffer = ciphertext.to_vec();
+        let mut buffer = Zeroizing::new(ciphertext.to_vec());
         let plaintext = self
             .key
             .open_in_place(nonce, Aad::from(aad), &mut buffer)
             .map_err(|_| SealError::WrongKeyOrDomain)?;
-        Ok(plaintext.to_vec())
+        Ok(Zeroizing::new(plaintext.to_vec()))
     }
 }
 
@@ -138,7 +145,10 @@ mod tests {
         let sealer = Sealer::new(&MasterKey::generate().unwrap());
         let sealed = sealer.seal(&domain("example.com"), b"private").unwrap();
         assert_eq!(
-            sealer.open(&domain("example.com"), &sealed).unwrap(),
+            sealer
+                .open(&domain("example.com"), &sealed)
+                .unwrap()
+                .as_slice(),
             b"private"
         );
         assert!(!sealed.0.windows(7).any(|w| w == b"private"));
@@ -151,7 +161,7 @@ mod tests {
             .unwrap();
         let other = Sealer::new(&MasterKey::generate().unwrap());
         assert_eq!(
-            other.open(&domain("example.com"), &sealed),
+            other.open(&domain("example.com"), &sealed).map(|_| ()),
             Err(SealError::WrongKeyOrDomain)
         );
     }
@@ -161,7 +171,7 @@ mod tests {
         let sealer = Sealer::new(&MasterKey::generate().unwrap());
         let sealed = sealer.seal(&domain("example.com"), b"private").unwrap();
         assert_eq!(
-            sealer.open(&domain("example.org"), &sealed),
+            sealer.open(&domain("example.org"), &sealed).map(|_| ()),
             Err(SealError::WrongKeyOrDomain)
         );
     }

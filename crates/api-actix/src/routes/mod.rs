@@ -35,7 +35,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))
-            .default_service(web::to(method_not_allowed("GET"))),
+            // Load balancers often probe with HEAD.
+            .route(web::head().to(health::healthz))
+            .default_service(web::to(method_not_allowed("GET, HEAD"))),
     )
     .service(
         web::resource("/api/v1/openapi.json")
@@ -50,7 +52,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/readyz")
             .route(web::get().to(health::readyz))
-            .default_service(web::to(method_not_allowed("GET"))),
+            // Load balancers often probe with HEAD.
+            .route(web::head().to(health::readyz))
+            .default_service(web::to(method_not_allowed("GET, HEAD"))),
     );
 }
 

@@ -124,7 +124,9 @@ pub async fn validate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or(ApiError::BearerRejected)?;
     let organization = secret.verify(token.trim()).map_err(|e| {
         tracing::info!(reason = %e, "bearer token rejected");

@@ -181,6 +181,12 @@ impl std::fmt::Debug for GenerateRecords {
     }
 }
 
+/// Unicode format characters that can disguise text: bidi overrides and isolates,
+/// zero-width characters, line/paragraph separators, the BOM.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// Longest part of a rejected value echoed back in a 400 body.
 const MAX_ECHO_CHARS: usize = 256;
 
@@ -194,7 +200,7 @@ pub fn echo(raw: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        if c.is_control() || is_invisible_format(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);

@@ -665,6 +665,7 @@ async fn does_not_look_up_mx_when_inbound_is_already_on() {
 fn echo_escapes_control_characters_and_bounds_length() {
     assert_eq!(echo("a\r\nb"), "a\\r\\nb");
     assert_eq!(echo("bob@"), "bob@");
+    assert_eq!(echo("a\u{202E}b\u{2028}c"), "a\\u{202e}b\\u{2028}c");
     let long = "x".repeat(1000);
     assert_eq!(echo(&long).chars().count(), MAX_ECHO_CHARS + 1);
 }

@@ -238,23 +238,32 @@ impl ValidateDomain {
     }
 
     /// Control panels that append the zone to every host turn
-    /// `s1._domainkey.example.com` into `s1._domainkey.example.com.example.com`.
+    /// `s1._domainkey.example.com` into `s1._domainkey.example.com.example.com`. The
+    /// zone may be the sender domain or any parent of it (`mail.example.com` lives in
+    /// `example.com`), so each candidate zone is tried, closest first.
     async fn find_doubled_dkim(
         &self,
         stored: &StoredDomain,
         name: &str,
     ) -> Option<(Vec<String>, Verdict)> {
-        let doubled = format!("{name}.{}", stored.name);
-        let found = self.txt(&doubled).await.ok()?;
-        if !found.iter().any(|value| looks_like_dkim(value)) {
-            return None;
+        let domain = stored.name.as_ascii();
+        let labels: Vec<&str> = domain.split('.').collect();
+        for start in 0..labels.len().saturating_sub(1) {
+            let zone = labels[start..].join(".");
+            let doubled = format!("{name}.{zone}");
+            let Ok(found) = self.txt(&doubled).await else {
+                continue;
+            };
+            if !found.iter().any(|value| looks_like_dkim(value)) {
+                continue;
+            }
+            let host = name.strip_suffix(&format!(".{zone}")).unwrap_or(name);
+            let reason = format!(
+                "The record was published at {doubled}: your DNS provider appends {zone} to the host, so enter only {host} as the host.",
+            );
+            return Some((found, Verdict::mismatch(reason)));
         }
-        let reason = format!(
-            "The record was published at {doubled}: your DNS provider appends {domain} to the host, so enter only {selector}._domainkey as the host.",
-            domain = stored.name,
-            selector = stored.selector,
-        );
-        Some((found, Verdict::mismatch(reason)))
+        None
     }
 
     async fn check_dmarc(&self, domain: &DomainName, expected: &str) -> RecordCheck {
