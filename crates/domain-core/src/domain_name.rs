@@ -70,9 +70,14 @@ impl DomainName {
             return Err(DomainNameError::NumericTld);
         }
         // A-labels typed directly must decode: `xn--` followed by garbage is not a name.
+        // …and must round-trip: `domain_to_unicode` alone skips the hyphen and STD3
+        // rules, so `xn----dha.com` would decode to `ü-.com`, which is no name.
         if labels.iter().any(|l| l.starts_with("xn--")) {
-            let (_, result) = idna::domain_to_unicode(&ascii);
+            let (unicode, result) = idna::domain_to_unicode(&ascii);
             result.map_err(|_| DomainNameError::InvalidIdn)?;
+            if idna::domain_to_ascii_strict(&unicode).ok().as_deref() != Some(ascii.as_str()) {
+                return Err(DomainNameError::InvalidIdn);
+            }
         }
         Ok(Self { ascii })
     }
@@ -160,6 +165,10 @@ mod tests {
             ("under_score.com", DomainNameError::BadLabelCharacters),
             ("sp ace.com", DomainNameError::BadLabelCharacters),
             ("xn--zz.example", DomainNameError::InvalidIdn),
+            // Found by fuzzing: decodes, but to labels with leading/trailing hyphens.
+            ("xn----dha.com", DomainNameError::InvalidIdn),
+            ("xn----eha.com", DomainNameError::InvalidIdn),
+            ("xn--b--c-zra.com", DomainNameError::InvalidIdn),
         ];
         for (input, expected) in cases {
             assert_eq!(DomainName::parse(input), Err(expected), "{input:?}");

@@ -92,6 +92,9 @@ impl GenerateRecords {
             })
             .transpose()?;
         let domain = email.domain().clone();
+        if domain.as_ascii().len() > MAX_SENDER_DOMAIN_OCTETS {
+            return Err(GenerateError::InvalidSender(echo(&raw_email)));
+        }
 
         // 3. Domain owned by another organization.
         let existing = self.store.find_domain(&domain).await?;
@@ -186,6 +189,11 @@ impl std::fmt::Debug for GenerateRecords {
 fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
+
+/// The longest sender domain whose records still fit DNS's 253-octet names:
+/// `<selector>._domainkey.<domain>` with selectors of up to 12 characters (what
+/// keys-rsa draws) leaves 253 − 12 − 12 = 229 octets for the domain.
+pub const MAX_SENDER_DOMAIN_OCTETS: usize = 253 - 12 - "._domainkey.".len();
 
 /// Longest part of a rejected value echoed back in a 400 body.
 const MAX_ECHO_CHARS: usize = 256;

@@ -156,6 +156,42 @@ async fn rejects_a_padded_email_instead_of_trimming_it() {
 }
 
 #[tokio::test]
+async fn rejects_a_sender_domain_too_long_for_its_dkim_record_name() {
+    // Valid as an address (a 253-octet domain), but `<selector>._domainkey.<domain>`
+    // would exceed DNS's 253 octets.
+    let label = "d".repeat(63);
+    let long = format!("{label}.{label}.{label}.{}.com", "e".repeat(57));
+    assert_eq!(long.len(), 253);
+    let fits = format!(
+        "{label}.{label}.{label}.{}.com",
+        "i".repeat(MAX_SENDER_DOMAIN_OCTETS - 196)
+    );
+    assert_eq!(fits.len(), MAX_SENDER_DOMAIN_OCTETS);
+    let use_case = use_case(untouched_store(), untouched_keys(), untouched_dns());
+
+    let error = use_case
+        .execute(&org(), input(&format!("a@{long}")))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, GenerateError::InvalidSender(_)));
+    let accepted = GenerateRecords::new(
+        Arc::new(store_creating_domains()),
+        Arc::new(keys_generating_once()),
+        Arc::new(untouched_dns()),
+        policy(),
+    );
+    let records = accepted
+        .execute(&org(), input(&format!("a@{fits}")))
+        .await
+        .unwrap();
+    assert!(
+        records.dkim_name.len() <= 253 - 6,
+        "room for a 12-character selector"
+    );
+}
+
+#[tokio::test]
 async fn rejects_an_invalid_reply_to_with_the_seed_text() {
     let use_case = use_case(untouched_store(), untouched_keys(), untouched_dns());
     let request = GenerateInput {
