@@ -20,3 +20,8 @@ lint:
 # Start the machine's PostgreSQL and print the exports for it.
 postgres:
     scripts/dev-postgres.sh
+
+# Build release and run every benchmark (criterion, HTTP load on SQLite and PostgreSQL,
+# and their ceilings); results in bench/results/. See docs/benchmarks.md.
+bench:
+    scripts/bench.sh
