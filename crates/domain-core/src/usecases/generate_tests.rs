@@ -10,23 +10,10 @@ use crate::Selector;
 use crate::ports::dns::{DnsError, MockDns, MxRecord};
 use crate::ports::keys::{KeyError, MockKeyGenerator, SealedKey};
 use crate::ports::store::{MockDomainStore, Registered, StoredDomain};
+use crate::usecases::fixtures::{org, policy};
 
 const PUBLIC_KEY: &str = "MIIBIjANBgkqhkiNEWKEY";
 const EXISTING_KEY: &str = "MIIBIjANBgkqhkiOLDKEY";
-
-fn org() -> OrganizationId {
-    OrganizationId::new("org-a")
-}
-
-fn policy() -> Arc<RecordPolicy> {
-    Arc::new(
-        RecordPolicy::new(
-            vec!["51.79.43.241".parse().unwrap()],
-            &["inbound.sendtrim.com".into(), "smtp.sendtrim.com".into()],
-        )
-        .unwrap(),
-    )
-}
 
 fn stored(owner: &str, name: &str, selector: &str, key: &str, inbound: bool) -> StoredDomain {
     StoredDomain {

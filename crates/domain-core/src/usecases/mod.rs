@@ -4,3 +4,6 @@ pub mod authenticate;
 pub mod generate;
 pub mod read;
 pub mod validate;
+
+#[cfg(test)]
+mod fixtures;

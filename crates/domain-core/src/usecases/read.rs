@@ -113,16 +113,7 @@ mod tests {
     use super::*;
     use crate::Selector;
     use crate::ports::store::{DomainDetail, MockDomainStore};
-
-    fn policy() -> Arc<RecordPolicy> {
-        Arc::new(
-            RecordPolicy::new(
-                vec!["51.79.43.241".parse().unwrap()],
-                &["inbound.sendtrim.com".into()],
-            )
-            .unwrap(),
-        )
-    }
+    use crate::usecases::fixtures::policy;
 
     fn stored(name: &str) -> StoredDomain {
         StoredDomain {

@@ -8,6 +8,7 @@ use mockall::predicate::eq;
 use super::*;
 use crate::ports::dns::{MockDns, MxRecord};
 use crate::ports::store::{DomainDetail, MockDomainStore};
+use crate::usecases::fixtures::{org, policy};
 
 const DOMAIN: &str = "example.com";
 const DKIM_NAME: &str = "s1._domainkey.example.com";
@@ -25,20 +26,6 @@ fn key() -> String {
 
 fn dkim_value(key: &str) -> String {
     format!("v=DKIM1; k=rsa; p={key}")
-}
-
-fn org() -> OrganizationId {
-    OrganizationId::new("org-a")
-}
-
-fn policy() -> Arc<RecordPolicy> {
-    Arc::new(
-        RecordPolicy::new(
-            vec!["51.79.43.241".parse().unwrap()],
-            &["inbound.sendtrim.com".into(), "smtp.sendtrim.com".into()],
-        )
-        .unwrap(),
-    )
 }
 
 fn detail(name: &str, inbound: bool) -> DomainDetail {
