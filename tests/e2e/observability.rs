@@ -33,7 +33,7 @@ async fn metrics_expose_requests_the_key_pool_dns_and_the_database_pool() {
         "domain_api_http_request_duration_seconds_count{route=\"/api/v1/emails/domains/generate\"} 2",
         "domain_api_key_pool_capacity 2",
         "domain_api_dns_lookups_total{type=\"MX\",outcome=",
-        "domain_api_db_pool_max 16",
+        "domain_api_db_pool_max 4",
         "domain_api_db_pool_waiting 0",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");

@@ -148,8 +148,16 @@ impl Config {
 
         let dns_timeout =
             Duration::from_millis(number(&get, "DOMAIN_API_DNS_TIMEOUT_MS", 2000, 1..=60_000)?);
-        let db_pool_size = usize::try_from(number(&get, "DOMAIN_API_DB_POOL_SIZE", 16, 1..=1000)?)
-            .map_err(|_| invalid("DOMAIN_API_DB_POOL_SIZE", "out of range"))?;
+        // SQLite runs one writer at a time, so a few connections serve as well as many
+        // and each one keeps its own page cache; PostgreSQL gets a real pool.
+        let default_pool = if kind == BackendKind::Sqlite { 4 } else { 16 };
+        let db_pool_size = usize::try_from(number(
+            &get,
+            "DOMAIN_API_DB_POOL_SIZE",
+            default_pool,
+            1..=1000,
+        )?)
+        .map_err(|_| invalid("DOMAIN_API_DB_POOL_SIZE", "out of range"))?;
         let db_wait_timeout = Duration::from_millis(number(
             &get,
             "DOMAIN_API_DB_WAIT_TIMEOUT_MS",
@@ -328,6 +336,21 @@ mod tests {
         );
         assert_eq!(config.dns_timeout, Duration::from_millis(2000));
         assert!(config.dns_servers.is_none());
+        assert_eq!(
+            config.db_pool_size, 4,
+            "SQLite serializes writers: a small pool"
+        );
+    }
+
+    #[test]
+    fn gives_postgres_a_larger_pool() {
+        let key = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
+        let pg = config(&[
+            ("DOMAIN_API_DATABASE_URL", "postgres://u:p@h/d"),
+            ("DOMAIN_API_MASTER_KEY", key),
+        ])
+        .unwrap();
+        assert_eq!(pg.db_pool_size, 16);
     }
 
     #[test]
