@@ -25,3 +25,7 @@ postgres:
 # and their ceilings); results in bench/results/. See docs/benchmarks.md.
 bench:
     scripts/bench.sh
+
+# Fuzz every cargo-fuzz target for SECONDS each (default 60), as CI does; see fuzz/README.md.
+fuzz SECONDS="60":
+    bash scripts/ci-fuzz.sh {{SECONDS}}
