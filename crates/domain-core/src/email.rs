@@ -11,9 +11,10 @@ const MAX_LOCAL_OCTETS: usize = 64;
 /// RFC 5321 path limit (256) less the angle brackets.
 const MAX_ADDRESS_OCTETS: usize = 254;
 
-/// A mailbox `local@domain`. The local part keeps its case (it is the customer's);
-/// the domain is lower-cased and held as A-labels. [`EmailAddress::canonical`] is the
-/// case-insensitive identity used for "Email is already taken".
+/// A mailbox `local@domain`. The value keeps the local part's case (it is the
+/// customer's); the domain is lower-cased and held as A-labels.
+/// [`EmailAddress::canonical`] (all lower-case) is the case-insensitive identity used
+/// for "Email is already taken", and the form the store keeps for senders.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct EmailAddress {
     local: String,
