@@ -4,6 +4,10 @@
 # Safe to run again. Needs root (or the postgres user) for pg_ctlcluster and psql.
 set -euo pipefail
 
+# Only the exports go to stdout (callers `eval` it); everything the PostgreSQL tools
+# print -- "Removed stale pid file." after an unclean stop, say -- goes to stderr.
+exec 3>&1 1>&2
+
 ROLE="${DOMAIN_API_PG_ROLE:-domain_api}"
 PASSWORD="${DOMAIN_API_PG_PASSWORD:-domain_api_dev}"
 DATABASE="${DOMAIN_API_PG_DATABASE:-domain_api}"
@@ -39,5 +43,5 @@ if ! as_postgres psql -tAq -d postgres -c "SELECT 1 FROM pg_database WHERE datna
 fi
 
 URL="postgres://${ROLE}:${PASSWORD}@127.0.0.1:5432/${DATABASE}"
-echo "export DOMAIN_API_TEST_POSTGRES_URL=${URL}"
-echo "export DOMAIN_API_DATABASE_URL=${URL}"
+echo "export DOMAIN_API_TEST_POSTGRES_URL=${URL}" >&3
+echo "export DOMAIN_API_DATABASE_URL=${URL}" >&3
