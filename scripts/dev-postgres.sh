@@ -19,7 +19,8 @@ as_postgres() {
 }
 
 if ! pg_lsclusters --no-header | awk -v v="$VERSION" -v c="$CLUSTER" '$1==v && $2==c {print $4}' | grep -q online; then
-  pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$CLUSTER" start
+  # 3>&-: the server must not inherit the exports pipe, or `$(...)` never sees EOF.
+  pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$CLUSTER" start 3>&-
 fi
 for _ in $(seq 1 30); do
   pg_isready -q -h 127.0.0.1 -p 5432 && break
