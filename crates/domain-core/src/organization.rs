@@ -30,7 +30,7 @@ impl fmt::Debug for OrganizationId {
     }
 }
 
-/// Longest token accepted from a header; real tokens are 43 characters (256 bits,
+/// Longest token accepted from a header; real tokens are 47 or 68 characters (base64url,
 /// base64url), so anything far longer is rejected before it reaches the store.
 const MAX_TOKEN_CHARS: usize = 256;
 

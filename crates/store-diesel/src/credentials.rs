@@ -1,6 +1,14 @@
 //! Credentials port and token administration. Tokens are 256-bit random values shown
 //! once; only their SHA-256 digests are stored, and the secret is compared in
 //! constant time.
+//!
+//! Access tokens are self-authenticating: `dak_` + base64url(32 random bytes ‖
+//! 16-byte tag), the tag being HMAC-SHA256 of the random bytes under a per-deployment
+//! key kept in the `service_keys` table. A token whose tag does not verify cannot be
+//! one we issued, so it is rejected without touching the database: a flood of forged
+//! or random tokens costs one HMAC each, not a query. Only tokens that carry a valid
+//! tag (ours, possibly revoked) cost the one indexed lookup. Untagged tokens issued
+//! before tags existed are still looked up while any of them is live.
 
 use std::fmt;
 
@@ -13,6 +21,7 @@ use diesel_async::RunQueryDsl;
 use domain_core::ports::credentials::{Credentials, CredentialsError};
 use domain_core::{ApiCredentials, DomainName, OrganizationId, SealedKey};
 use ring::digest::{SHA256, digest};
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
@@ -67,19 +76,142 @@ fn sha256(value: &str) -> Vec<u8> {
     digest(&SHA256, value.as_bytes()).as_ref().to_vec()
 }
 
-fn random_token(prefix: &str) -> Result<String, AdminError> {
-    let mut bytes = [0u8; 32];
+const ACCESS_PREFIX: &str = "dak_";
+const SECRET_PREFIX: &str = "das_";
+const RANDOM_BYTES: usize = 32;
+const TAG_BYTES: usize = 16;
+/// base64url without padding of 32 + 16 bytes, and of the 32 bytes of an old token.
+const TAGGED_CHARS: usize = 64;
+const UNTAGGED_CHARS: usize = 43;
+/// `api_tokens.token_format`: an untagged token from before tags, or a tagged one.
+const FORMAT_UNTAGGED: i16 = 1;
+const FORMAT_TAGGED: i16 = 2;
+/// The `service_keys` row holding the tag key.
+const TAG_KEY_NAME: &str = "api-token-tag";
+
+fn random_bytes() -> Result<[u8; RANDOM_BYTES], AdminError> {
+    let mut bytes = [0u8; RANDOM_BYTES];
     SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| AdminError::Random)?;
-    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(bytes)
 }
 
-fn issue() -> Result<IssuedToken, AdminError> {
-    Ok(IssuedToken {
-        access_token: random_token("dak_")?,
-        secret_token: random_token("das_")?,
-    })
+/// The deployment's access-token tag key, and whether untagged tokens were live when
+/// it was loaded. `Debug` hides the key.
+pub(crate) struct TokenKey {
+    key: hmac::Key,
+    untagged_live: bool,
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("untagged_live", &self.untagged_live)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenKey {
+    fn new(secret: &[u8], untagged_live: bool) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            untagged_live,
+        }
+    }
+
+    fn tag(&self, random: &[u8]) -> [u8; TAG_BYTES] {
+        let mut tag = [0u8; TAG_BYTES];
+        tag.copy_from_slice(&hmac::sign(&self.key, random).as_ref()[..TAG_BYTES]);
+        tag
+    }
+
+    fn issue(&self) -> Result<IssuedToken, AdminError> {
+        let random = random_bytes()?;
+        let mut access = [0u8; RANDOM_BYTES + TAG_BYTES];
+        access[..RANDOM_BYTES].copy_from_slice(&random);
+        access[RANDOM_BYTES..].copy_from_slice(&self.tag(&random));
+        Ok(IssuedToken {
+            access_token: format!("{ACCESS_PREFIX}{}", URL_SAFE_NO_PAD.encode(access)),
+            secret_token: format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes()?)),
+        })
+    }
+
+    /// Whether `access` may be a token we issued, so that looking it up can succeed:
+    /// a tagged token whose tag verifies (compared in constant time), or an untagged
+    /// one while untagged tokens are live. Everything else is rejected unseen.
+    fn worth_looking_up(&self, access: &str) -> bool {
+        let Some(body) = access.strip_prefix(ACCESS_PREFIX) else {
+            return false;
+        };
+        let mut decoded = [0u8; RANDOM_BYTES + TAG_BYTES];
+        match body.len() {
+            TAGGED_CHARS => match URL_SAFE_NO_PAD.decode_slice(body, &mut decoded) {
+                Ok(n) if n == decoded.len() => {
+                    let (random, tag) = decoded.split_at(RANDOM_BYTES);
+                    bool::from(self.tag(random).ct_eq(tag))
+                }
+                _ => false,
+            },
+            UNTAGGED_CHARS => {
+                self.untagged_live
+                    && URL_SAFE_NO_PAD.decode_slice(body, &mut decoded) == Ok(RANDOM_BYTES)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Store {
+    /// The tag key: read once from the database, created there by the first instance
+    /// that needs it (`ON CONFLICT DO NOTHING`, so racing instances agree on one).
+    async fn token_key(&self) -> Result<&TokenKey, DbError> {
+        if let Some(key) = self.token_key.get() {
+            return Ok(key);
+        }
+        let candidate = random_bytes().map_err(|e| DbError::Aborted(Box::new(e)))?;
+        let (secret, untagged_live) = with_conn!(&self.backend, |c| {
+            {
+                diesel::insert_into(service_keys::table)
+                    .values((
+                        service_keys::name.eq(TAG_KEY_NAME),
+                        service_keys::secret.eq(&candidate[..]),
+                        service_keys::created_at.eq(Utc::now()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+                let secret: Vec<u8> = service_keys::table
+                    .find(TAG_KEY_NAME)
+                    .select(service_keys::secret)
+                    .first(c)
+                    .await?;
+                let untagged: i64 = api_tokens::table
+                    .filter(api_tokens::token_format.eq(FORMAT_UNTAGGED))
+                    .filter(api_tokens::revoked_at.is_null())
+                    .count()
+                    .get_result(c)
+                    .await?;
+                Ok((secret, untagged))
+            }
+        })?;
+        if secret.len() != RANDOM_BYTES {
+            return Err(DbError::Corrupt(format!(
+                "service key {TAG_KEY_NAME} is {} bytes, not {RANDOM_BYTES}",
+                secret.len()
+            )));
+        }
+        if untagged_live > 0 {
+            tracing::warn!(
+                untagged_live,
+                "live API tokens from before tagged tokens: each request with one costs a lookup \
+                 even when forged; issue new tokens (`domain-api token create`) and revoke these"
+            );
+        }
+        Ok(self
+            .token_key
+            .get_or_init(|| TokenKey::new(&secret, untagged_live > 0)))
+    }
 }
 
 #[async_trait]
@@ -88,8 +220,16 @@ impl Credentials for Store {
         &self,
         credentials: &ApiCredentials,
     ) -> Result<Option<OrganizationId>, CredentialsError> {
+        let key = self.token_key().await.map_err(|e| match e {
+            DbError::Unavailable(e) => CredentialsError::Unavailable(e),
+            other => CredentialsError::Unexpected(Box::new(other)),
+        })?;
+        if !key.worth_looking_up(credentials.access_token()) {
+            // Forged, random or malformed: no token of ours looks like this.
+            return Ok(None);
+        }
         let access_hash = sha256(credentials.access_token());
-        // One indexed lookup by digest; a flood of wrong tokens costs no more.
+        // One indexed lookup by digest, only for tokens that carry our tag.
         let row: Option<(String, Vec<u8>)> = with_conn!(&self.backend, |c| {
             api_tokens::table
                 .filter(api_tokens::access_token_hash.eq(&access_hash))
@@ -127,7 +267,7 @@ impl Store {
             return Err(AdminError::InvalidName);
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let token = issue()?;
+        let token = self.token_key().await?.issue()?;
         let (access_hash, secret_hash) = (sha256(&token.access_token), sha256(&token.secret_token));
         in_transaction!(&self.backend, |c| {
             let now = Utc::now();
@@ -145,6 +285,7 @@ impl Store {
                     api_tokens::access_token_hash.eq(&access_hash),
                     api_tokens::secret_hash.eq(&secret_hash),
                     api_tokens::created_at.eq(now),
+                    api_tokens::token_format.eq(FORMAT_TAGGED),
                 ))
                 .execute(c)
                 .await?;
@@ -161,7 +302,7 @@ impl Store {
         &self,
         organization: &OrganizationId,
     ) -> Result<IssuedToken, AdminError> {
-        let token = issue()?;
+        let token = self.token_key().await?.issue()?;
         let (access_hash, secret_hash) = (sha256(&token.access_token), sha256(&token.secret_token));
         let org = organization.as_str();
         let created = in_transaction!(&self.backend, |c| {
@@ -179,6 +320,7 @@ impl Store {
                     api_tokens::access_token_hash.eq(&access_hash),
                     api_tokens::secret_hash.eq(&secret_hash),
                     api_tokens::created_at.eq(Utc::now()),
+                    api_tokens::token_format.eq(FORMAT_TAGGED),
                 ))
                 .execute(c)
                 .await?;
@@ -251,5 +393,95 @@ impl Store {
             Ok(rows.len())
         })?;
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{TestDatabase, backends};
+
+    fn untagged_token(byte: u8) -> String {
+        format!(
+            "{ACCESS_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode([byte; RANDOM_BYTES])
+        )
+    }
+
+    #[test]
+    fn only_tokens_tagged_under_this_key_are_worth_a_lookup() {
+        let key = TokenKey::new(&[1; RANDOM_BYTES], false);
+        let token = key.issue().unwrap();
+        assert!(key.worth_looking_up(&token.access_token));
+        assert!(!key.worth_looking_up(&token.secret_token), "wrong prefix");
+        let elsewhere = TokenKey::new(&[2; RANDOM_BYTES], false);
+        assert!(
+            !elsewhere.worth_looking_up(&token.access_token),
+            "another deployment's key"
+        );
+        for bad in [
+            "",
+            "dak_",
+            "dak_!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+            &format!("{}=", &token.access_token[..token.access_token.len() - 1]),
+            &untagged_token(7),
+        ] {
+            assert!(!key.worth_looking_up(bad), "{bad:?}");
+        }
+        let with_untagged = TokenKey::new(&[1; RANDOM_BYTES], true);
+        assert!(with_untagged.worth_looking_up(&untagged_token(7)));
+        assert!(!with_untagged.worth_looking_up("dak_short"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let key = TokenKey::new(b"0123456789abcdef0123456789abcdef", false);
+        let shown = format!("{key:?}");
+        assert!(!shown.contains("0123456789"), "{shown}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn untagged_tokens_from_before_tags_are_looked_up_while_any_is_live() {
+        for kind in backends() {
+            let db = TestDatabase::new(kind).await;
+            let store = db.store().await;
+            let (org, _) = store.create_organization("Old").await.unwrap();
+            // A pair as issued before tags: the migration left such rows at format 1.
+            let (access, secret) = (untagged_token(7), format!("{SECRET_PREFIX}old-secret"));
+            let (access_hash, secret_hash) = (sha256(&access), sha256(&secret));
+            let org_id = org.as_str();
+            with_conn!(&store.backend, |c| {
+                diesel::insert_into(api_tokens::table)
+                    .values((
+                        api_tokens::organization_id.eq(org_id),
+                        api_tokens::access_token_hash.eq(&access_hash),
+                        api_tokens::secret_hash.eq(&secret_hash),
+                        api_tokens::created_at.eq(Utc::now()),
+                    ))
+                    .execute(c)
+                    .await
+                    .map_err(DbError::from)
+            })
+            .unwrap();
+            let old = ApiCredentials::from_headers(Some(&access), Some(&secret)).unwrap();
+
+            // An instance started now (a restart after the upgrade) still accepts it.
+            let restarted = db.store().await;
+            assert_eq!(
+                restarted.organization_for(&old).await.unwrap(),
+                Some(org.clone()),
+                "{kind:?}"
+            );
+            assert!(restarted.token_key.get().unwrap().untagged_live);
+
+            // Once it is revoked, instances started afterwards reject the untagged
+            // shape without a lookup.
+            assert!(restarted.revoke_token(&access).await.unwrap());
+            let after = db.store().await;
+            assert_eq!(after.organization_for(&old).await.unwrap(), None);
+            assert!(!after.token_key.get().unwrap().untagged_live, "{kind:?}");
+            drop((store, restarted, after));
+            drop(db);
+        }
     }
 }

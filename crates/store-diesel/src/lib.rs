@@ -29,6 +29,8 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migration
 pub struct Store {
     backend: Backend,
     url: String,
+    /// The access-token tag key, read from the database at first use.
+    token_key: std::sync::OnceLock<credentials::TokenKey>,
 }
 
 /// Connection pool gauges.
@@ -57,6 +59,7 @@ impl Store {
         Ok(Self {
             backend: backend::build(config)?,
             url: config.url.clone(),
+            token_key: std::sync::OnceLock::new(),
         })
     }
 

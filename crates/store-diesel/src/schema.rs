@@ -26,6 +26,18 @@ macro_rules! tables {
                 secret_hash -> Binary,
                 created_at -> Moment,
                 revoked_at -> Nullable<Moment>,
+                token_format -> SmallInt,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            service_keys (name) {
+                name -> Text,
+                secret -> Binary,
+                created_at -> Moment,
             }
         }
 
@@ -64,7 +76,13 @@ macro_rules! tables {
         diesel::joinable!(api_tokens -> organizations (organization_id));
         diesel::joinable!(domains -> organizations (organization_id));
         diesel::joinable!(senders -> domains (domain_id));
-        diesel::allow_tables_to_appear_in_same_query!(organizations, api_tokens, domains, senders);
+        diesel::allow_tables_to_appear_in_same_query!(
+            organizations,
+            api_tokens,
+            domains,
+            senders,
+            service_keys
+        );
     };
 }
 

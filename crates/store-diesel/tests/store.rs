@@ -75,7 +75,9 @@ async fn an_issued_token_pair_authenticates_its_organization_only_while_live() {
             None,
             "{kind:?}"
         );
-        assert!(token.access_token.starts_with("dak_") && token.access_token.len() == 47);
+        // dak_ + base64url(32 random bytes + 16-byte tag); das_ + base64url(32 bytes).
+        assert!(token.access_token.starts_with("dak_") && token.access_token.len() == 68);
+        assert!(token.secret_token.starts_with("das_") && token.secret_token.len() == 47);
 
         assert!(store.revoke_token(&token.access_token).await.unwrap());
         assert!(
@@ -94,6 +96,63 @@ async fn an_issued_token_pair_authenticates_its_organization_only_while_live() {
                 .unwrap();
         assert_eq!(store.organization_for(&creds).await.unwrap(), Some(org));
     });
+}
+
+/// `token` with the character at `index` replaced by another base64url character.
+fn altered(token: &str, index: usize) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    chars[index] = if chars[index] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_tokens_carry_a_tag_that_every_instance_checks_with_one_shared_key() {
+    for kind in backends() {
+        let db = TestDatabase::new(kind).await;
+        let store = db.store().await;
+        let (org, token) = store.create_organization("Acme").await.unwrap();
+        let with_access = |access: &str| {
+            ApiCredentials::from_headers(Some(access), Some(&token.secret_token)).unwrap()
+        };
+        // A second instance on the same database uses the key the first one created.
+        let other_instance = db.store().await;
+        assert_eq!(
+            other_instance
+                .organization_for(&with_access(&token.access_token))
+                .await
+                .unwrap(),
+            Some(org.clone()),
+            "{kind:?}"
+        );
+        let from_other = other_instance.create_token(&org).await.unwrap();
+        let creds = ApiCredentials::from_headers(
+            Some(&from_other.access_token),
+            Some(&from_other.secret_token),
+        )
+        .unwrap();
+        assert_eq!(store.organization_for(&creds).await.unwrap(), Some(org));
+
+        // One character changed in the random part or in the tag: the tag no longer
+        // verifies. Wrong prefix, wrong length: not ours either.
+        let last = token.access_token.len() - 1;
+        for forged in [
+            altered(&token.access_token, 4),
+            altered(&token.access_token, 40),
+            altered(&token.access_token, last - 1),
+            token.access_token.replacen("dak_", "das_", 1),
+            token.access_token[..last].to_owned(),
+            format!("{}A", token.access_token),
+            format!("dak_{}", "A".repeat(64)),
+        ] {
+            assert_eq!(
+                store.organization_for(&with_access(&forged)).await.unwrap(),
+                None,
+                "{kind:?}: {forged}"
+            );
+        }
+        drop((store, other_instance));
+        drop(db);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
