@@ -45,7 +45,7 @@ for r in rows:
         if c:
             r["ceiling"] = f"pgbench register-sender c={c['connections']} (best of c={'/'.join(str(x['connections']) for x in runs)})"
             r["ratio"] = r["rps"] / c["rps"]
-    elif r["scenario"] == "rejected":
+    elif r["scenario"] in ("rejected", "rejected-revoked"):
         c = find("empty-handler", "ceiling", r["connections"])
         if c:
             r["ceiling"] = f"empty handler c={c['connections']}"
@@ -158,8 +158,8 @@ for r in rows:
         fmt(r["ratio"], ".2f"), r["ceiling"] or "", fmt(r.get("foreign_cpu_pct"), ".0f"),
     ]))
 bad = [r for r in rows if r.get("status") and (
-    (r["scenario"] == "rejected" and r["status"]["401"] != r["requests"])
-    or (r["scenario"] not in ("rejected",) and r["mode"] != "pgbench"
+    (r["scenario"].startswith("rejected") and r["status"]["401"] != r["requests"])
+    or (not r["scenario"].startswith("rejected") and r["mode"] != "pgbench"
         and r["status"]["2xx"] != r["requests"]))]
 for r in bad:
     print(f"WARNING: {r['backend']}/{r['scenario']} c={r['connections']}: unexpected statuses {r['status']} "

@@ -8,7 +8,8 @@
 #   4. HTTP load with wrk against the release binary, on SQLite and on PostgreSQL
 #      (a fresh database each): new-domain path (warm key pool, then pool disabled),
 #      reuse path (one organization; and a many-organization reference variant),
-#      rejected-credentials path, at 64 and 256 connections. For each: req/s,
+#      rejected-credentials path (forged tokens, rejected by their tag; and one revoked
+#      token of ours, which costs a lookup), at 64 and 256 connections. For each: req/s,
 #      p50/p99, server and PostgreSQL CPU, peak RSS (VmHWM, reset before each
 #      scenario), and the CPU that unrelated processes took meanwhile;
 #   5. the pgbench ceiling (the register-sender transaction on a scratch database),
@@ -441,6 +442,12 @@ for backend in $BACKENDS; do
   load reuse "$backend" "$SERVER_PID" "$SERVER_PORT" reuse "$CONNS" "$THREADS" 0 r64 "$REUSE_DOMAINS"
   load reuse-orgs "$backend" "$SERVER_PID" "$SERVER_PORT" reuse-orgs "$CONNS" "$THREADS" 0 m64
   load rejected "$backend" "$SERVER_PID" "$SERVER_PORT" rejected "$CONNS" "$THREADS" 0 x64
+  # A revoked pair of ours: its tag verifies, so each request costs the lookup.
+  revoked=$(cli token create --org "$(jq -r .organizationId <<<"$ORG_JSON")")
+  revoked_access=$(jq -r .accessToken <<<"$revoked")
+  cli token revoke --access-token "$revoked_access" >/dev/null
+  BENCH_ACCESS=$revoked_access BENCH_SECRET=$(jq -r .secretToken <<<"$revoked") \
+    load rejected-revoked "$backend" "$SERVER_PID" "$SERVER_PORT" rejected-revoked "$CONNS" "$THREADS" 0 v64
   load reuse "$backend" "$SERVER_PID" "$SERVER_PORT" reuse "$CONNS_HIGH" "$THREADS" 0 r256 "$REUSE_DOMAINS"
   load rejected "$backend" "$SERVER_PID" "$SERVER_PORT" rejected "$CONNS_HIGH" "$THREADS" 0 x256
   stop_server "$SERVER_PID" "$backend-default"

@@ -8,8 +8,12 @@
 --                   d<i>.<TAG>.example of the caller's organization (reuse path)
 --          reuse-orgs  the same, spread over many organizations (one domain each),
 --                   read from the file BENCH_ORGS_FILE: "access secret domain" lines
---          rejected POST /generate with a well-formed but unknown token pair per
---                   request (401 path; the service still looks the token up)
+--          rejected POST /generate with a new random token pair per request, in
+--                   the issued shape (dak_ + 64 characters) but not tagged by this
+--                   deployment (401 path: rejected before any database lookup)
+--          rejected-revoked  POST /generate with one revoked token pair of ours
+--                   (BENCH_ACCESS/BENCH_SECRET): the tag verifies, so every request
+--                   costs the one indexed lookup before its 401
 --          empty    GET / (the empty-handler ceiling)
 -- TAG      makes this run's emails/domains unique in the database
 -- LIMIT    0: run for wrk's -d duration. N > 0: stop after N responses (use with
@@ -56,9 +60,9 @@ function init(args)
 end
 
 local charset = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-local function random_token(prefix)
+local function random_token(prefix, length)
   local out = { prefix }
-  for i = 1, 43 do
+  for i = 1, length do
     local k = math.random(1, #charset)
     out[#out + 1] = charset:sub(k, k)
   end
@@ -82,14 +86,16 @@ function request()
     email = string.format("noreply@n%d-%d.%s.example", id, counter, tag)
   elseif mode == "reuse" then
     email = string.format("s%d-%d-%s@d%d.%s.example", id, counter, tag, counter % ndomains, reuse_tag)
+  elseif mode == "rejected-revoked" then
+    email = string.format("noreply@v%d-%d.%s.example", id, counter, tag)
   elseif mode == "reuse-orgs" then
     local o = orgs[(counter * 7 + id) % #orgs + 1]
     headers["X-Api-Access-Token"] = o[1]
     headers["X-Api-Secret-Token"] = o[2]
     email = string.format("s%d-%d-%s@%s", id, counter, tag, o[3])
   else -- rejected
-    headers["X-Api-Access-Token"] = random_token("dak_")
-    headers["X-Api-Secret-Token"] = random_token("das_")
+    headers["X-Api-Access-Token"] = random_token("dak_", 64)
+    headers["X-Api-Secret-Token"] = random_token("das_", 43)
     email = string.format("noreply@x%d-%d.%s.example", id, counter, tag)
   end
   local body = '{"email":"' .. email .. '","replyTo":"support@' .. email:match("@(.*)$") .. '","inbound":false}'
