@@ -312,6 +312,77 @@ async fn a_revoked_token_is_rejected() {
     );
 }
 
+/// Reads one HTTP/1.1 response with a `content-length` from `stream`: (head, body).
+fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "connection closed early"
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap().to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_call_keeps_the_connection_open() {
+    use std::io::Write as _;
+    let app = spawn_app(store_diesel::BackendKind::Sqlite).await;
+    let org = app.create_org("Acme");
+    let mut stream = std::net::TcpStream::connect(app.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let forged = format!("{}A", &org.access[..org.access.len() - 1]);
+    for (access, expected) in [
+        (Some(forged.as_str()), "Invalid API credentials"),
+        (None, "Missing API credentials"),
+    ] {
+        let token = access.map_or(String::new(), |a| {
+            format!(
+                "X-Api-Access-Token: {a}\r\nX-Api-Secret-Token: {}\r\n",
+                org.secret
+            )
+        });
+        // The head first, the body a moment later: the 401 is decided before the
+        // body arrives, and must still leave the connection usable.
+        write!(
+            stream,
+            "POST /api/v1/emails/domains/generate HTTP/1.1\r\nHost: test\r\n{token}\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            SEED_BODY.len()
+        )
+        .unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stream.write_all(SEED_BODY.as_bytes()).unwrap();
+        let (head, body) = read_response(&mut stream);
+        assert!(head.starts_with("http/1.1 401"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert_eq!(body, expected);
+    }
+    write!(stream, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let (head, _) = read_response(&mut stream);
+    assert!(
+        head.starts_with("http/1.1 200"),
+        "the same connection serves on: {head}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_response_carries_a_request_id() {
     let app = spawn_app(store_diesel::BackendKind::Sqlite).await;

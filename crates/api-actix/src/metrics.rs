@@ -62,11 +62,16 @@ impl Histogram {
     }
 }
 
+/// method → status → count, for one route.
+type ByMethod = BTreeMap<String, BTreeMap<u16, u64>>;
+
 /// Label sets are few and fixed (route patterns, statuses, lookup kinds), so a map
 /// behind a mutex is plenty; the hot path takes it once per request.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), Arc<AtomicU64>>>,
+    /// route → method → status → count; looked up by `&str`, so a request whose
+    /// labels were seen before allocates nothing.
+    requests: Mutex<BTreeMap<String, ByMethod>>,
     latency: Mutex<BTreeMap<String, Arc<Histogram>>>,
     dns_lookups: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     dns_latency: Mutex<BTreeMap<&'static str, Arc<Histogram>>>,
@@ -88,13 +93,25 @@ pub struct Gauges {
 impl Metrics {
     /// One handled request. `route` is the matched pattern (bounded cardinality).
     pub fn record_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        let counter = Arc::clone(
-            lock(&self.requests)
-                .entry((route.to_owned(), method.to_owned(), status))
-                .or_default(),
-        );
-        counter.fetch_add(1, Ordering::Relaxed);
-        let histogram = Arc::clone(lock(&self.latency).entry(route.to_owned()).or_default());
+        {
+            let mut requests = lock(&self.requests);
+            let by_method = match requests.get_mut(route) {
+                Some(by_method) => by_method,
+                None => requests.entry(route.to_owned()).or_default(),
+            };
+            let by_status = match by_method.get_mut(method) {
+                Some(by_status) => by_status,
+                None => by_method.entry(method.to_owned()).or_default(),
+            };
+            *by_status.entry(status).or_default() += 1;
+        }
+        let histogram = {
+            let mut latency = lock(&self.latency);
+            match latency.get(route) {
+                Some(histogram) => Arc::clone(histogram),
+                None => Arc::clone(latency.entry(route.to_owned()).or_default()),
+            }
+        };
         histogram.observe(elapsed);
     }
 
@@ -110,12 +127,15 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP domain_api_http_requests_total HTTP requests handled, by route, method and status.\n");
         out.push_str("# TYPE domain_api_http_requests_total counter\n");
-        for ((route, method, status), count) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "domain_api_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
+        for (route, by_method) in lock(&self.requests).iter() {
+            for (method, by_status) in by_method {
+                for (status, count) in by_status {
+                    let _ = writeln!(
+                        out,
+                        "domain_api_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
+                    );
+                }
+            }
         }
         out.push_str("# HELP domain_api_http_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE domain_api_http_request_duration_seconds histogram\n");

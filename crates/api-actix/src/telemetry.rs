@@ -100,7 +100,7 @@ pub async fn request_span(
     let state = req
         .app_data::<actix_web::web::Data<crate::AppState>>()
         .cloned();
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone(); // no allocation for the standard methods
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
     if let Some(state) = state {
@@ -111,7 +111,7 @@ pub async fn request_span(
             .unwrap_or_else(|| "unmatched".to_owned());
         state
             .metrics
-            .record_request(&route, &method, status, started.elapsed());
+            .record_request(&route, method.as_str(), status, started.elapsed());
     }
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {

@@ -441,6 +441,44 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn only_digests_of_the_tokens_are_stored_and_debug_hides_them() {
+        for kind in backends() {
+            let db = TestDatabase::new(kind).await;
+            let store = db.store().await;
+            let (_, token) = store.create_organization("Acme").await.unwrap();
+            let rows: Vec<(Vec<u8>, Vec<u8>, i16)> = with_conn!(&store.backend, |c| {
+                api_tokens::table
+                    .select((
+                        api_tokens::access_token_hash,
+                        api_tokens::secret_hash,
+                        api_tokens::token_format,
+                    ))
+                    .load(c)
+                    .await
+                    .map_err(DbError::from)
+            })
+            .unwrap();
+            assert_eq!(
+                rows,
+                vec![(
+                    sha256(&token.access_token),
+                    sha256(&token.secret_token),
+                    FORMAT_TAGGED
+                )],
+                "{kind:?}"
+            );
+            let shown = format!("{token:?}");
+            assert!(
+                !shown.contains(&token.access_token[4..])
+                    && !shown.contains(&token.secret_token[4..]),
+                "{shown}"
+            );
+            drop(store);
+            drop(db);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn untagged_tokens_from_before_tags_are_looked_up_while_any_is_live() {
         for kind in backends() {
             let db = TestDatabase::new(kind).await;

@@ -75,11 +75,22 @@ pub struct GenerateRequestDoc {
 )]
 #[tracing::instrument(name = "generate", skip_all, fields(domain))]
 pub async fn generate(
-    AuthenticatedOrg(organization): AuthenticatedOrg,
+    auth: Result<AuthenticatedOrg, ApiError>,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let organization = match auth {
+        Ok(AuthenticatedOrg(organization)) => organization,
+        Err(error) => {
+            // The answer is the 401 whatever the body says, but read the body
+            // (bounded) first: actix-http closes a keep-alive connection whose request
+            // body is still unread, so every rejected call would cost the client a
+            // new connection (and a TLS handshake behind a proxy).
+            let _ = payload.to_bytes_limited(MAX_BODY_BYTES).await;
+            return Err(error);
+        }
+    };
     if !is_json(&req) {
         return Err(ApiError::UnsupportedMediaType);
     }
