@@ -171,29 +171,27 @@ impl Store {
         }
         let candidate = random_bytes().map_err(|e| DbError::Aborted(Box::new(e)))?;
         let (secret, untagged_live) = with_conn!(&self.backend, |c| {
-            {
-                diesel::insert_into(service_keys::table)
-                    .values((
-                        service_keys::name.eq(TAG_KEY_NAME),
-                        service_keys::secret.eq(&candidate[..]),
-                        service_keys::created_at.eq(Utc::now()),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(c)
-                    .await?;
-                let secret: Vec<u8> = service_keys::table
-                    .find(TAG_KEY_NAME)
-                    .select(service_keys::secret)
-                    .first(c)
-                    .await?;
-                let untagged: i64 = api_tokens::table
-                    .filter(api_tokens::token_format.eq(FORMAT_UNTAGGED))
-                    .filter(api_tokens::revoked_at.is_null())
-                    .count()
-                    .get_result(c)
-                    .await?;
-                Ok((secret, untagged))
-            }
+            diesel::insert_into(service_keys::table)
+                .values((
+                    service_keys::name.eq(TAG_KEY_NAME),
+                    service_keys::secret.eq(&candidate[..]),
+                    service_keys::created_at.eq(Utc::now()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+                .await?;
+            let secret: Vec<u8> = service_keys::table
+                .find(TAG_KEY_NAME)
+                .select(service_keys::secret)
+                .first(c)
+                .await?;
+            let untagged: i64 = api_tokens::table
+                .filter(api_tokens::token_format.eq(FORMAT_UNTAGGED))
+                .filter(api_tokens::revoked_at.is_null())
+                .count()
+                .get_result(c)
+                .await?;
+            Ok((secret, untagged))
         })?;
         if secret.len() != RANDOM_BYTES {
             return Err(DbError::Corrupt(format!(
@@ -214,16 +212,22 @@ impl Store {
     }
 }
 
+impl From<DbError> for CredentialsError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(e) => Self::Unavailable(e),
+            other => Self::Unexpected(Box::new(other)),
+        }
+    }
+}
+
 #[async_trait]
 impl Credentials for Store {
     async fn organization_for(
         &self,
         credentials: &ApiCredentials,
     ) -> Result<Option<OrganizationId>, CredentialsError> {
-        let key = self.token_key().await.map_err(|e| match e {
-            DbError::Unavailable(e) => CredentialsError::Unavailable(e),
-            other => CredentialsError::Unexpected(Box::new(other)),
-        })?;
+        let key = self.token_key().await?;
         if !key.worth_looking_up(credentials.access_token()) {
             // Forged, random or malformed: no token of ours looks like this.
             return Ok(None);
@@ -239,10 +243,6 @@ impl Credentials for Store {
                 .await
                 .optional()
                 .map_err(DbError::from)
-        })
-        .map_err(|e| match e {
-            DbError::Unavailable(e) => CredentialsError::Unavailable(e),
-            other => CredentialsError::Unexpected(Box::new(other)),
         })?;
         let secret_hash = sha256(credentials.secret_token());
         Ok(row.and_then(|(organization, stored)| {
