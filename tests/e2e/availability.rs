@@ -60,14 +60,7 @@ async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
     assert_eq!(refused.header("retry-after"), Some("1"));
 
     // A token whose tag does not verify is refused without the database: 401, not 503.
-    let mut forged_access: Vec<char> = org.access.chars().collect();
-    let last = forged_access.len() - 1;
-    forged_access[last] = if forged_access[last] == 'A' { 'B' } else { 'A' };
-    let forged = crate::helpers::Org {
-        access: forged_access.into_iter().collect(),
-        ..org.clone()
-    };
-    let rejected = app.generate(&forged, r#"{"email":"c@outage.example"}"#);
+    let rejected = app.generate(&org.with_forged_access(), r#"{"email":"c@outage.example"}"#);
     assert_eq!(
         (rejected.status, rejected.body.as_str()),
         (401, "Invalid API credentials")

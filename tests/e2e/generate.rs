@@ -347,7 +347,7 @@ async fn a_rejected_call_keeps_the_connection_open() {
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    let forged = format!("{}A", &org.access[..org.access.len() - 1]);
+    let forged = org.with_forged_access().access;
     for (access, expected) in [
         (Some(forged.as_str()), "Invalid API credentials"),
         (None, "Missing API credentials"),

@@ -53,6 +53,20 @@ pub struct Org {
     pub secret: String,
 }
 
+impl Org {
+    /// The same pair with the access token's last character changed: its tag no
+    /// longer verifies, so the service must refuse it without a lookup.
+    pub fn with_forged_access(&self) -> Self {
+        let mut access = self.access.clone();
+        let last = access.pop().expect("a non-empty access token");
+        access.push(if last == 'A' { 'B' } else { 'A' });
+        Self {
+            access,
+            ..self.clone()
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind port 0")
