@@ -80,7 +80,6 @@ function init(args)
   end
 end
 
-
 local path = "/api/v1/emails/domains/generate"
 
 function request()

@@ -103,6 +103,7 @@ pub async fn request_span(
     let method = req.method().clone(); // no allocation for the standard methods
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
+    let elapsed = started.elapsed();
     if let Some(state) = state {
         // The matched pattern, not the path: `/api/v1/emails/domains/{domain}`.
         let route = response
@@ -111,9 +112,9 @@ pub async fn request_span(
             .unwrap_or_else(|| "unmatched".to_owned());
         state
             .metrics
-            .record_request(&route, method.as_str(), status, started.elapsed());
+            .record_request(&route, method.as_str(), status, elapsed);
     }
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         // Rejected credentials are counted in /metrics; at `info` a flood of them
         // would cost a log line each and bury everything else.
