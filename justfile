@@ -2,7 +2,7 @@
 
 # Start the server on the embedded SQLite default.
 run:
-    cargo run -p api-actix --bin domain-api
+    cargo run -p domain-api
 
 # Run every test (SQLite; PostgreSQL too when DOMAIN_API_TEST_POSTGRES_URL is set).
 test:

@@ -267,8 +267,8 @@ jq -n \
   | tee "$OUT/machine.json" >&2
 
 # ---------------------------------------------------------------- build
-log "build: cargo build --release -p api-actix --bin domain-api"
-cargo build --release -p api-actix --bin domain-api
+log "build: cargo build --release -p domain-api"
+cargo build --release -p domain-api
 log "build: bench crate (CARGO_TARGET_DIR=bench/target)"
 CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release --manifest-path bench/Cargo.toml --bin empty-actix
 if [[ "${BENCH_SKIP_MICRO:-0}" != 1 ]]; then

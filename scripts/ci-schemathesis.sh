@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 MAX_EXAMPLES="${1:-60}"
 
 command -v schemathesis >/dev/null || python3 -m pip install -q --disable-pip-version-check schemathesis
-cargo build -q -p api-actix --bin domain-api
+cargo build -q -p domain-api
 BIN="$PWD/target/debug/domain-api"
 
 work="$(mktemp -d)"

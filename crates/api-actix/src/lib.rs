@@ -1,16 +1,15 @@
-//! The HTTP edge of domain-api: actix-web handlers, the auth extractor, error
-//! mapping, configuration, the CLI, and the composition root that wires the
-//! adapters (`store-diesel`, `dns-hickory`, `keys-rsa`) to `domain-core`'s ports.
+//! The HTTP edge of domain-api: actix-web routes, the auth extractors, `ApiError`
+//! (the one place that picks statuses and wire sentences), request telemetry,
+//! metrics and the OpenAPI document. It takes use cases; it builds no adapter.
 
-pub mod app;
 pub mod auth;
-pub mod cli;
-pub mod config;
 pub mod error;
 pub mod jwt;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod server;
+pub mod state;
 pub mod telemetry;
 
-pub use app::AppState;
+pub use state::{AppState, Probes};

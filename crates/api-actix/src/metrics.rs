@@ -83,11 +83,33 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Gauges read at scrape time.
+/// Gauges read at scrape time, filled by the composition root from its adapters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Gauges {
-    pub key_pool: Option<keys_rsa::PoolStats>,
-    pub db_pool: Option<store_diesel::PoolStatus>,
+    pub key_pool: Option<KeyPoolGauges>,
+    pub db_pool: Option<DbPoolGauges>,
+}
+
+/// The DKIM key pool as it stands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyPoolGauges {
+    pub depth: usize,
+    pub capacity: usize,
+    pub served_from_pool: u64,
+    pub generated_inline: u64,
+    pub refills: u64,
+    /// Total time spent generating refill keys.
+    pub refill_seconds: f64,
+}
+
+/// The database pool as it stands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DbPoolGauges {
+    pub max: usize,
+    pub open: usize,
+    pub in_use: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
 }
 
 impl Metrics {
@@ -343,7 +365,7 @@ mod tests {
     #[test]
     fn renders_pool_gauges() {
         let text = Metrics::default().render(Gauges {
-            key_pool: Some(keys_rsa::PoolStats {
+            key_pool: Some(KeyPoolGauges {
                 depth: 3,
                 capacity: 16,
                 served_from_pool: 5,
@@ -351,7 +373,7 @@ mod tests {
                 refills: 8,
                 refill_seconds: 0.4,
             }),
-            db_pool: Some(store_diesel::PoolStatus {
+            db_pool: Some(DbPoolGauges {
                 max: 16,
                 open: 4,
                 in_use: 1,

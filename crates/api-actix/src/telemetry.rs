@@ -1,5 +1,5 @@
-//! Logging: tracing to stderr (stdout belongs to CLI output), one span per request
-//! carrying a request id, never a header value, token or key.
+//! Request telemetry: one span per request carrying a request id, never a header
+//! value, token or key; the request's metrics.
 
 use std::time::Instant;
 
@@ -9,27 +9,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use ring::rand::{SecureRandom, SystemRandom};
 use tracing::Instrument as _;
-use tracing_subscriber::EnvFilter;
-
-use crate::config::LogFormat;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Installs the global subscriber; `RUST_LOG` filters (default `info`).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes only for a terminal: in a log file they are noise (and cost).
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    // A second init (tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
-}
 
 /// A caller's request id is kept if it is short and plain; otherwise we mint one.
 fn request_id(req: &ServiceRequest) -> String {

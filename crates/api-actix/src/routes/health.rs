@@ -19,11 +19,7 @@ pub async fn healthz() -> HttpResponse {
     responses((status = 200, body = String, content_type = "text/plain"),
               (status = 503, body = String, content_type = "text/plain")))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+    state.probes.ready().await.map_err(ApiError::Unavailable)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ready"))

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use domain_core::{DomainName, OrganizationId};
 use keys_rsa::Sealer;
 
-use crate::app;
+use crate::app::{self, migrated_store};
 use crate::config::{Config, MasterKeySource};
 
 #[derive(Debug, Parser)]
@@ -63,7 +63,7 @@ pub enum JwtCommand {
         #[arg(long)]
         org: String,
         /// Lifetime: 30m, 1h, 7d …
-        #[arg(long, default_value = "1h", value_parser = crate::jwt::parse_ttl)]
+        #[arg(long, default_value = "1h", value_parser = api_actix::jwt::parse_ttl)]
         ttl: std::time::Duration,
     },
 }
@@ -188,15 +188,6 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .context("Failed to write to standard output")
         }
     }
-}
-
-async fn migrated_store(config: &Config) -> anyhow::Result<std::sync::Arc<store_diesel::Store>> {
-    let store = app::connect_store(config)?;
-    store
-        .migrate()
-        .await
-        .context("Failed to apply database migrations")?;
-    Ok(store)
 }
 
 fn print_issued(org: &OrganizationId, token: &store_diesel::IssuedToken) -> anyhow::Result<()> {

@@ -2,10 +2,15 @@
 
 use std::process::ExitCode;
 
-use api_actix::cli::{self, Cli};
-use api_actix::config::Config;
-use api_actix::telemetry;
+mod app;
+mod cli;
+mod config;
+mod logging;
+
 use clap::Parser as _;
+
+use crate::cli::Cli;
+use crate::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -16,7 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    logging::init(config.log_format);
     // Multi-threaded: diesel's migration harness blocks in place, and key
     // generation runs on the blocking pool. actix-web runs its own workers.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use keys_rsa::MasterKey;
 
-use crate::jwt::JwtSecret;
+use api_actix::jwt::JwtSecret;
 use store_diesel::BackendKind;
 
 /// Settings for the server and every CLI command.

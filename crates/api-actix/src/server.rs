@@ -1,0 +1,26 @@
+//! The HTTP server: every route behind the request-telemetry middleware.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+
+use crate::{AppState, routes, telemetry};
+
+/// Serves `state` on an already bound listener until SIGINT/SIGTERM. Binding is the
+/// caller's, so it can bind port 0 and report the address it got.
+///
+/// # Errors
+/// When the listener cannot be handed to the server.
+pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(middleware::from_fn(telemetry::request_span))
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .listen(listener)?;
+    Ok(server.run())
+}

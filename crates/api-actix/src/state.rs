@@ -1,0 +1,54 @@
+//! What handlers share: the use cases, the dashboard JWT secret, metrics, and the
+//! probes the binary supplies for readiness and scrape-time gauges.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain_core::ports::BoxError;
+use domain_core::usecases::authenticate::Authenticate;
+use domain_core::usecases::generate::GenerateRecords;
+use domain_core::usecases::read::ReadDomains;
+use domain_core::usecases::validate::ValidateDomain;
+
+use crate::jwt::JwtSecret;
+use crate::metrics::{Gauges, Metrics};
+
+/// Readiness and gauges, implemented by the composition root over its adapters, so
+/// the edge needs no adapter crate.
+#[async_trait]
+pub trait Probes: Send + Sync {
+    /// `Ok` when the process can serve now (its database answers).
+    ///
+    /// # Errors
+    /// The reason it cannot, logged by the caller and never shown.
+    async fn ready(&self) -> Result<(), BoxError>;
+
+    /// Gauges as they stand now, for a scrape.
+    fn gauges(&self) -> Gauges;
+}
+
+/// What handlers share.
+pub struct AppState {
+    pub authenticate: Authenticate,
+    pub generate: GenerateRecords,
+    pub read: ReadDomains,
+    pub validate: ValidateDomain,
+    /// `None`: the validate endpoint is disabled and answers 404.
+    pub jwt: Option<JwtSecret>,
+    pub probes: Arc<dyn Probes>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Gauges as they stand now, for a scrape.
+    #[must_use]
+    pub fn gauges(&self) -> Gauges {
+        self.probes.gauges()
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,155 @@
+//! The composition root: builds every adapter from configuration and hands them to
+//! the use cases and the HTTP edge. The only place that knows every crate.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use api_actix::metrics::{DbPoolGauges, Gauges, KeyPoolGauges, MeteredDns, Metrics};
+use api_actix::{AppState, Probes};
+use async_trait::async_trait;
+use dns_hickory::{DnsConfig, HickoryDns};
+use domain_core::RecordPolicy;
+use domain_core::ports::BoxError;
+use domain_core::ports::dns::Dns;
+use domain_core::ports::keys::KeyGenerator;
+use domain_core::usecases::authenticate::Authenticate;
+use domain_core::usecases::generate::GenerateRecords;
+use domain_core::usecases::read::ReadDomains;
+use domain_core::usecases::validate::ValidateDomain;
+use keys_rsa::{KeyPool, RsaKeyGenerator, Sealer};
+use store_diesel::{Store, StoreConfig};
+
+use crate::config::Config;
+
+/// Readiness from the store, gauges from the store's and the key pool's counters.
+struct AdapterProbes {
+    store: Arc<Store>,
+    key_pool: Option<KeyPool>,
+}
+
+#[async_trait]
+impl Probes for AdapterProbes {
+    async fn ready(&self) -> Result<(), BoxError> {
+        self.store.ping().await.map_err(Into::into)
+    }
+
+    fn gauges(&self) -> Gauges {
+        let db = self.store.pool_status();
+        Gauges {
+            key_pool: self.key_pool.as_ref().map(|pool| {
+                let stats = pool.stats();
+                KeyPoolGauges {
+                    depth: stats.depth,
+                    capacity: stats.capacity,
+                    served_from_pool: stats.served_from_pool,
+                    generated_inline: stats.generated_inline,
+                    refills: stats.refills,
+                    refill_seconds: stats.refill_seconds,
+                }
+            }),
+            db_pool: Some(DbPoolGauges {
+                max: db.max,
+                open: db.open,
+                in_use: db.in_use,
+                waiting: db.waiting,
+            }),
+        }
+    }
+}
+
+/// Connects the store (pool only; no connection yet).
+///
+/// # Errors
+/// When the database URL or pool settings are unusable.
+pub fn connect_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+    let mut store_config = StoreConfig::new(config.database_url.clone());
+    store_config.max_connections = config.db_pool_size;
+    store_config.wait_timeout = config.db_wait_timeout;
+    let store = Store::connect(&store_config)
+        .context("Failed to set up the database pool (DOMAIN_API_DATABASE_URL)")?;
+    Ok(Arc::new(store))
+}
+
+/// Connects the store and applies pending migrations.
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn migrated_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+    let store = connect_store(config)?;
+    store
+        .migrate()
+        .await
+        .context("Failed to apply database migrations")?;
+    Ok(store)
+}
+
+/// Builds the application state from configuration; also returns the key pool so
+/// the caller can start its refill on the runtime.
+///
+/// # Errors
+/// When the master key, DNS resolver or record policy cannot be set up.
+pub fn build_state(
+    config: &Config,
+    store: Arc<Store>,
+) -> anyhow::Result<(AppState, Option<KeyPool>)> {
+    let master_key = config
+        .load_master_key()
+        .context("Failed to load the master key")?;
+    let sealer = Arc::new(Sealer::new(&master_key));
+    let dns = HickoryDns::new(&DnsConfig {
+        servers: config.dns_servers.clone(),
+        timeout: config.dns_timeout,
+    })
+    .context("Failed to set up the DNS resolver (DOMAIN_API_DNS_SERVERS)")?;
+    let metrics = Arc::new(Metrics::default());
+    let dns: Arc<dyn Dns> = Arc::new(MeteredDns::new(Arc::new(dns), Arc::clone(&metrics)));
+    let key_pool =
+        (config.key_pool_size > 0).then(|| KeyPool::new(Arc::clone(&sealer), config.key_pool_size));
+    let keys: Arc<dyn KeyGenerator> = match &key_pool {
+        Some(pool) => Arc::new(pool.clone()),
+        None => Arc::new(RsaKeyGenerator::new(sealer)),
+    };
+    let policy = Arc::new(
+        RecordPolicy::new(config.spf_ips.clone(), &config.inbound_mx_hosts)
+            .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?,
+    );
+    let state = AppState {
+        authenticate: Authenticate::new(store.clone()),
+        generate: GenerateRecords::new(store.clone(), keys, dns.clone(), policy.clone()),
+        read: ReadDomains::new(store.clone(), policy.clone()),
+        validate: ValidateDomain::new(store.clone(), dns, policy),
+        jwt: config.jwt_secret.clone(),
+        probes: Arc::new(AdapterProbes {
+            store,
+            key_pool: key_pool.clone(),
+        }),
+        metrics,
+    };
+    Ok((state, key_pool))
+}
+
+/// Migrates, then serves HTTP until SIGINT/SIGTERM.
+///
+/// # Errors
+/// When start-up fails: configuration, migrations, or binding the address.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = migrated_store(&config).await?;
+    let (state, key_pool) = build_state(&config, store)?;
+    if let Some(pool) = &key_pool {
+        // Ends with the runtime; never holds up shutdown (see main).
+        pool.start_refill();
+    }
+    let listener = TcpListener::bind(config.bind)
+        .with_context(|| format!("Failed to bind {} (DOMAIN_API_BIND)", config.bind))?;
+    // The address actually bound: with port 0 the kernel picks one, and this line
+    // is how a supervisor (or a test) learns it.
+    let addr = listener
+        .local_addr()
+        .context("Failed to read the bound address")?;
+    tracing::info!(%addr, "listening");
+    api_actix::server::serve(state, listener)
+        .context("Failed to start the HTTP server")?
+        .await
+        .context("HTTP server failed")
+}
