@@ -1,16 +1,20 @@
-//! `AuthenticatedOrg`: an extractor that runs the Authenticate use case on the two
-//! API token headers. A handler that takes it cannot run unauthenticated.
+//! Authentication extractors. A handler that takes [`AuthenticatedOrg`] (API tokens)
+//! or [`DashboardOrg`] (the dashboard's JWT) cannot run unauthenticated, and the 401
+//! comes before any body or query check.
 
-use std::future::Future;
+use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use domain_core::OrganizationId;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Operation};
 
+/// The API access token header.
 pub const ACCESS_TOKEN_HEADER: &str = "X-Api-Access-Token";
+/// The API secret token header.
 pub const SECRET_TOKEN_HEADER: &str = "X-Api-Secret-Token";
 
 /// The organization the request's API tokens belong to.
@@ -24,24 +28,77 @@ fn header(req: &HttpRequest, name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
+/// The route's operation, declared on its resource (see `routes::configure`).
+fn operation(req: &HttpRequest) -> Operation {
+    req.app_data::<Operation>()
+        .copied()
+        .unwrap_or(Operation::Other)
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::Unexpected("application state is not configured".into(), operation(req))
+        })
+}
+
+fn record_org(organization: &OrganizationId) {
+    tracing::Span::current().record("org", tracing::field::display(organization));
+}
+
 impl FromRequest for AuthenticatedOrg {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let state = state(req);
+        let operation = operation(req);
         let access = header(req, ACCESS_TOKEN_HEADER);
         let secret = header(req, SECRET_TOKEN_HEADER);
         Box::pin(async move {
-            let state = state.ok_or_else(|| {
-                ApiError::Unexpected("application state is not configured".into())
-            })?;
-            let organization = state
+            let organization = state?
                 .authenticate
                 .execute(access.as_deref(), secret.as_deref())
-                .await?;
-            tracing::Span::current().record("org", tracing::field::display(&organization));
+                .await
+                .map_err(|error| ApiError::Auth(error, operation))?;
+            record_org(&organization);
             Ok(Self(organization))
         })
     }
+}
+
+/// The organization of a valid dashboard JWT (`Authorization: Bearer …`). While no
+/// JWT secret is configured, routes that take it answer 404.
+#[derive(Debug, Clone)]
+pub struct DashboardOrg(pub OrganizationId);
+
+impl FromRequest for DashboardOrg {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(dashboard_org(req))
+    }
+}
+
+fn dashboard_org(req: &HttpRequest) -> Result<DashboardOrg, ApiError> {
+    let state = state(req)?;
+    let Some(secret) = &state.jwt else {
+        return Err(ApiError::NotFound);
+    };
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
+        .ok_or(ApiError::BearerRejected)?;
+    let organization = secret.verify(token.trim()).map_err(|e| {
+        tracing::info!(reason = %e, "bearer token rejected");
+        ApiError::BearerRejected
+    })?;
+    record_org(&organization);
+    Ok(DashboardOrg(organization))
 }

@@ -13,6 +13,7 @@ use domain_core::RecordPolicy;
 use domain_core::ports::BoxError;
 use domain_core::ports::dns::Dns;
 use domain_core::ports::keys::KeyGenerator;
+use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::read::ReadDomains;
@@ -82,6 +83,27 @@ pub async fn migrated_store(config: &Config) -> anyhow::Result<Arc<Store>> {
         .await
         .context("Failed to apply database migrations")?;
     Ok(store)
+}
+
+/// The organization and token use cases over a migrated store.
+///
+/// # Errors
+/// When the database cannot be reached or migrated.
+pub async fn organizations(config: &Config) -> anyhow::Result<ManageOrganizations> {
+    Ok(ManageOrganizations::new(migrated_store(config).await?))
+}
+
+/// The key administration use cases over a migrated store and the configured
+/// master key.
+///
+/// # Errors
+/// When the database cannot be reached or migrated, or the master key cannot be loaded.
+pub async fn keys(config: &Config) -> anyhow::Result<ManageKeys> {
+    let master_key = config
+        .load_master_key()
+        .context("Failed to load the master key")?;
+    let store = migrated_store(config).await?;
+    Ok(ManageKeys::new(store, Arc::new(Sealer::new(&master_key))))
 }
 
 /// Builds the application state from configuration; also returns the key pool so

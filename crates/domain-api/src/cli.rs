@@ -5,7 +5,9 @@ use std::io::{BufRead as _, Write as _};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use domain_core::{DomainName, OrganizationId};
+use std::sync::Arc;
+
+use domain_core::{IssuedToken, OrganizationId};
 use keys_rsa::Sealer;
 
 use crate::app::{self, migrated_store};
@@ -122,22 +124,22 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => app::serve(config).await,
         Command::Migrate => {
-            let store = migrated_store(&config).await?;
-            tracing::info!(backend = ?store.kind(), "migrations applied");
+            migrated_store(&config).await?;
+            tracing::info!("migrations applied");
             Ok(())
         }
         Command::Org(OrgCommand::Create { name }) => {
-            let store = migrated_store(&config).await?;
-            let (org, token) = store
+            let admin = app::organizations(&config).await?;
+            let (org, token) = admin
                 .create_organization(&name)
                 .await
                 .context("Failed to create the organization")?;
             print_issued(&org, &token)
         }
         Command::Token(TokenCommand::Create { org }) => {
-            let store = migrated_store(&config).await?;
+            let admin = app::organizations(&config).await?;
             let org = OrganizationId::new(org);
-            let token = store
+            let token = admin
                 .create_token(&org)
                 .await
                 .context("Failed to create a token")?;
@@ -149,16 +151,12 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             } else {
                 access_token
             };
-            let store = migrated_store(&config).await?;
-            if store
+            app::organizations(&config)
+                .await?
                 .revoke_token(&access_token)
                 .await
-                .context("Failed to revoke the token")?
-            {
-                print_line(r#"{"revoked":true}"#)
-            } else {
-                bail!("no live token has that access token")
-            }
+                .context("Failed to revoke the token")?;
+            print_line(r#"{"revoked":true}"#)
         }
         Command::Jwt(JwtCommand::Issue { org, ttl }) => {
             let secret = config
@@ -171,18 +169,11 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             rotate_master_key(&config, &new_key_file).await
         }
         Command::Dkim(DkimCommand::Export { domain }) => {
-            let domain =
-                DomainName::parse(&domain).map_err(|e| anyhow::anyhow!("invalid domain: {e}"))?;
-            let store = migrated_store(&config).await?;
-            let sealed = store
-                .sealed_key(&domain)
+            let pem = app::keys(&config)
+                .await?
+                .export(&domain)
                 .await
-                .context("Failed to read the domain")?
-                .with_context(|| format!("no domain {domain}"))?;
-            let sealer = Sealer::new(&config.load_master_key()?);
-            let pem = sealer.export_pkcs8_pem(&domain, &sealed).context(
-                "Failed to open the DKIM key (is this the master key it was sealed with?)",
-            )?;
+                .context("Failed to export the DKIM key")?;
             let mut out = std::io::stdout().lock();
             out.write_all(pem.as_bytes())
                 .context("Failed to write to standard output")
@@ -190,7 +181,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     }
 }
 
-fn print_issued(org: &OrganizationId, token: &store_diesel::IssuedToken) -> anyhow::Result<()> {
+fn print_issued(org: &OrganizationId, token: &IssuedToken) -> anyhow::Result<()> {
     let json = serde_json::to_string(&IssuedJson {
         organization_id: org.as_str(),
         access_token: &token.access_token,
@@ -221,21 +212,14 @@ async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> a
     if old_key.to_base64() == new_key.to_base64() {
         bail!("the new master key is the current one");
     }
-    let (old, new) = (Sealer::new(&old_key), Sealer::new(&new_key));
-    let store = migrated_store(config).await?;
+    let keys = app::keys(config).await?;
 
     let staged = match &config.master_key {
         MasterKeySource::File(path) => Some((stage_key_file(path, &new_key)?, path.clone())),
         MasterKeySource::Env(_) => None,
     };
-    let count = store
-        .reseal_keys(&|domain, sealed| {
-            let plaintext = old.open(domain, sealed)?;
-            let resealed = new.seal(domain, &plaintext)?;
-            // Prove the new blob opens before it replaces the old one.
-            new.open(domain, &resealed)?;
-            Ok(resealed)
-        })
+    let count = keys
+        .reseal_all(Arc::new(Sealer::new(&new_key)))
         .await
         .context("Failed to re-seal the DKIM keys; nothing was changed")?;
     match staged {

@@ -11,14 +11,23 @@ mod organization;
 mod published;
 mod records;
 mod selector;
+mod tokens;
 
 pub mod ports;
 pub mod usecases;
 
 pub use domain_name::{DomainName, DomainNameError};
 pub use email::{EmailAddress, EmailError};
-pub use organization::{ApiCredentials, MissingCredentials, OrganizationId};
+pub use organization::{
+    ApiCredentials, InvalidOrganizationName, MissingCredentials, OrganizationId, OrganizationName,
+};
 pub use ports::keys::{DkimKey, SealedKey};
 pub use published::{MAX_TXT_STRING, PublishedRecord, split_txt};
 pub use records::{PolicyError, RecordPolicy, RecordSet};
 pub use selector::{Selector, SelectorError};
+pub use tokens::{AccessTokenShape, IssuedToken};
+
+/// The API token format's constants.
+pub mod token_format {
+    pub use crate::tokens::{ACCESS_PREFIX, RANDOM_BYTES, SECRET_PREFIX, TAG_BYTES};
+}

@@ -30,6 +30,39 @@ impl fmt::Debug for OrganizationId {
     }
 }
 
+/// An organization's display name: 1 to 200 characters, not blank, no control
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationName(String);
+
+/// The name breaks [`OrganizationName`]'s rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the organization name must be 1 to 200 characters with no control characters")]
+pub struct InvalidOrganizationName;
+
+impl OrganizationName {
+    /// Longest name, in characters.
+    pub const MAX_CHARS: usize = 200;
+
+    /// # Errors
+    /// [`InvalidOrganizationName`] for a blank, over-long or control-character name.
+    pub fn parse(name: &str) -> Result<Self, InvalidOrganizationName> {
+        if name.trim().is_empty()
+            || name.chars().count() > Self::MAX_CHARS
+            || name.chars().any(char::is_control)
+        {
+            return Err(InvalidOrganizationName);
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name as given.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Longest token accepted from a header; real tokens are 47 or 68 characters (base64url,
 /// base64url), so anything far longer is rejected before it reaches the store.
 const MAX_TOKEN_CHARS: usize = 256;
@@ -104,6 +137,19 @@ mod tests {
             (Some("a"), Some("")),
         ] {
             assert_eq!(ApiCredentials::from_headers(a, s), Err(MissingCredentials));
+        }
+    }
+
+    #[test]
+    fn organization_names_are_one_to_200_characters_without_controls() {
+        assert!(OrganizationName::parse("Acme").is_ok());
+        assert!(OrganizationName::parse(&"é".repeat(200)).is_ok());
+        for bad in ["", "   ", "a\nb", "tab\there", &"x".repeat(201)] {
+            assert_eq!(
+                OrganizationName::parse(bad),
+                Err(InvalidOrganizationName),
+                "{bad:?}"
+            );
         }
     }
 

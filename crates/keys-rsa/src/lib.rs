@@ -6,6 +6,7 @@ mod master_key;
 mod pool;
 mod rng;
 mod sealing;
+mod vault;
 
 pub use generator::{RsaKeyGenerator, generate_key_blocking};
 pub use master_key::{MasterKey, MasterKeyError};

@@ -13,13 +13,17 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use domain_core::ports::InfraError;
+use domain_core::ports::admin::{Administration, ResealError, Resealer};
 use domain_core::ports::credentials::{Credentials, CredentialsError};
-use domain_core::{ApiCredentials, DomainName, OrganizationId, SealedKey};
+use domain_core::token_format::{RANDOM_BYTES, TAG_BYTES};
+use domain_core::{
+    AccessTokenShape, ApiCredentials, DomainName, IssuedToken, OrganizationId, OrganizationName,
+    SealedKey,
+};
 use ring::digest::{SHA256, digest};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -28,75 +32,28 @@ use subtle::ConstantTimeEq;
 use crate::Store;
 use crate::backend::{DbError, in_transaction, with_conn};
 
-/// A freshly issued token pair. The only time the plaintext exists; `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IssuedToken {
-    pub access_token: String,
-    pub secret_token: String,
-}
-
-impl fmt::Debug for IssuedToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("IssuedToken(<redacted>)")
-    }
-}
-
-/// An administrative command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("no organization has that id")]
-    UnknownOrganization,
-    #[error("the organization name must be 1 to 200 characters with no control characters")]
-    InvalidName,
-    #[error("the system random number generator failed")]
-    Random,
-    #[error("re-sealing the key of {domain} failed")]
-    Reseal {
-        domain: String,
-        #[source]
-        source: domain_core::ports::BoxError,
-    },
-    #[error(transparent)]
-    Store(#[from] domain_core::ports::store::StoreError),
-}
-
-impl From<DbError> for AdminError {
-    fn from(error: DbError) -> Self {
-        match error {
-            DbError::Aborted(e) => match e.downcast::<AdminError>() {
-                Ok(admin) => *admin,
-                Err(other) => Self::Store(DbError::Aborted(other).into()),
-            },
-            other => Self::Store(other.into()),
-        }
-    }
-}
-
 fn sha256(value: &str) -> Vec<u8> {
     digest(&SHA256, value.as_bytes()).as_ref().to_vec()
 }
 
-const ACCESS_PREFIX: &str = "dak_";
-const SECRET_PREFIX: &str = "das_";
-const RANDOM_BYTES: usize = 32;
-const TAG_BYTES: usize = 16;
-/// base64url without padding of 32 + 16 bytes, and of the 32 bytes of an old token.
-const TAGGED_CHARS: usize = 64;
-const UNTAGGED_CHARS: usize = 43;
 /// `api_tokens.token_format`: an untagged token from before tags, or a tagged one.
 const FORMAT_UNTAGGED: i16 = 1;
 const FORMAT_TAGGED: i16 = 2;
 /// The `service_keys` row holding the tag key.
 const TAG_KEY_NAME: &str = "api-token-tag";
 
-fn random_bytes() -> Result<[u8; RANDOM_BYTES], AdminError> {
+/// The system random number generator failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the system random number generator failed")]
+struct RandomFailed;
+
+fn random_bytes() -> Result<[u8; RANDOM_BYTES], InfraError> {
     let mut bytes = [0u8; RANDOM_BYTES];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| AdminError::Random)?;
+        .map_err(|_| InfraError::unexpected(RandomFailed))?;
     Ok(bytes)
 }
-
 /// The deployment's access-token tag key, and whether untagged tokens were live when
 /// it was loaded. `Debug` hides the key.
 pub(crate) struct TokenKey {
@@ -126,38 +83,23 @@ impl TokenKey {
         tag
     }
 
-    fn issue(&self) -> Result<IssuedToken, AdminError> {
+    fn issue(&self) -> Result<IssuedToken, InfraError> {
         let random = random_bytes()?;
-        let mut access = [0u8; RANDOM_BYTES + TAG_BYTES];
-        access[..RANDOM_BYTES].copy_from_slice(&random);
-        access[RANDOM_BYTES..].copy_from_slice(&self.tag(&random));
-        Ok(IssuedToken {
-            access_token: format!("{ACCESS_PREFIX}{}", URL_SAFE_NO_PAD.encode(access)),
-            secret_token: format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes()?)),
-        })
+        Ok(IssuedToken::encode(
+            &random,
+            &self.tag(&random),
+            &random_bytes()?,
+        ))
     }
 
     /// Whether `access` may be a token we issued, so that looking it up can succeed:
     /// a tagged token whose tag verifies (compared in constant time), or an untagged
     /// one while untagged tokens are live. Everything else is rejected unseen.
     fn worth_looking_up(&self, access: &str) -> bool {
-        let Some(body) = access.strip_prefix(ACCESS_PREFIX) else {
-            return false;
-        };
-        let mut decoded = [0u8; RANDOM_BYTES + TAG_BYTES];
-        match body.len() {
-            TAGGED_CHARS => match URL_SAFE_NO_PAD.decode_slice(body, &mut decoded) {
-                Ok(n) if n == decoded.len() => {
-                    let (random, tag) = decoded.split_at(RANDOM_BYTES);
-                    bool::from(self.tag(random).ct_eq(tag))
-                }
-                _ => false,
-            },
-            UNTAGGED_CHARS => {
-                self.untagged_live
-                    && URL_SAFE_NO_PAD.decode_slice(body, &mut decoded) == Ok(RANDOM_BYTES)
-            }
-            _ => false,
+        match AccessTokenShape::of(access) {
+            AccessTokenShape::Tagged { random, tag } => bool::from(self.tag(&random).ct_eq(&tag)),
+            AccessTokenShape::Untagged => self.untagged_live,
+            AccessTokenShape::Foreign => false,
         }
     }
 }
@@ -212,15 +154,6 @@ impl Store {
     }
 }
 
-impl From<DbError> for CredentialsError {
-    fn from(error: DbError) -> Self {
-        match error {
-            DbError::Unavailable(e) => Self::Unavailable(e),
-            other => Self::Unexpected(Box::new(other)),
-        }
-    }
-}
-
 #[async_trait]
 impl Credentials for Store {
     async fn organization_for(
@@ -251,24 +184,16 @@ impl Credentials for Store {
     }
 }
 
-impl Store {
-    /// Creates an organization and its first token pair in one transaction.
-    ///
-    /// # Errors
-    /// [`AdminError::InvalidName`] for an empty, over-long or control-character name.
-    pub async fn create_organization(
+#[async_trait]
+impl Administration for Store {
+    async fn create_organization(
         &self,
-        name: &str,
-    ) -> Result<(OrganizationId, IssuedToken), AdminError> {
-        if name.trim().is_empty()
-            || name.chars().count() > 200
-            || name.chars().any(char::is_control)
-        {
-            return Err(AdminError::InvalidName);
-        }
+        name: &OrganizationName,
+    ) -> Result<(OrganizationId, IssuedToken), InfraError> {
         let id = uuid::Uuid::new_v4().to_string();
         let token = self.token_key().await?.issue()?;
         let (access_hash, secret_hash) = (sha256(&token.access_token), sha256(&token.secret_token));
+        let name = name.as_str();
         in_transaction!(&self.backend, |c| {
             let now = Utc::now();
             diesel::insert_into(organizations::table)
@@ -294,14 +219,10 @@ impl Store {
         Ok((OrganizationId::new(id), token))
     }
 
-    /// Issues another token pair for an existing organization.
-    ///
-    /// # Errors
-    /// [`AdminError::UnknownOrganization`] when no organization has that id.
-    pub async fn create_token(
+    async fn create_token(
         &self,
         organization: &OrganizationId,
-    ) -> Result<IssuedToken, AdminError> {
+    ) -> Result<Option<IssuedToken>, InfraError> {
         let token = self.token_key().await?.issue()?;
         let (access_hash, secret_hash) = (sha256(&token.access_token), sha256(&token.secret_token));
         let org = organization.as_str();
@@ -326,19 +247,10 @@ impl Store {
                 .await?;
             Ok(true)
         })?;
-        if created {
-            Ok(token)
-        } else {
-            Err(AdminError::UnknownOrganization)
-        }
+        Ok(created.then_some(token))
     }
 
-    /// Revokes the pair whose access token is `access_token`. Returns whether a live
-    /// token was revoked.
-    ///
-    /// # Errors
-    /// [`AdminError::Store`] when the database fails.
-    pub async fn revoke_token(&self, access_token: &str) -> Result<bool, AdminError> {
+    async fn revoke_token(&self, access_token: &str) -> Result<bool, InfraError> {
         let access_hash = sha256(access_token);
         let revoked = with_conn!(&self.backend, |c| {
             diesel::update(api_tokens::table)
@@ -351,23 +263,22 @@ impl Store {
         })?;
         Ok(revoked > 0)
     }
-}
 
-/// Re-seals one key: `(domain, sealed) -> new sealed`.
-pub type Resealer<'a> = dyn Fn(&DomainName, &SealedKey) -> Result<SealedKey, domain_core::ports::BoxError>
-    + Send
-    + Sync
-    + 'a;
+    async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError> {
+        let sealed: Option<Vec<u8>> = with_conn!(&self.backend, |c| {
+            domains::table
+                .filter(domains::name.eq(domain.as_ascii()))
+                .select(domains::dkim_private_key_sealed)
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)
+        })?;
+        Ok(sealed.map(SealedKey))
+    }
 
-impl Store {
-    /// Replaces every domain's sealed DKIM key with `reseal(domain, sealed)`, in one
-    /// transaction: either every key is re-sealed or none is. Returns how many.
-    ///
-    /// # Errors
-    /// [`AdminError::Reseal`] naming the first domain whose key could not be
-    /// re-sealed (nothing is changed), or a store failure.
-    pub async fn reseal_keys(&self, reseal: &Resealer<'_>) -> Result<usize, AdminError> {
-        let count = in_transaction!(&self.backend, |c| {
+    async fn reseal_keys(&self, reseal: &Resealer) -> Result<usize, ResealError> {
+        let outcome = in_transaction!(&self.backend, |c| {
             let rows: Vec<(i64, String, Vec<u8>)> = domains::table
                 .select((domains::id, domains::name, domains::dkim_private_key_sealed))
                 .order(domains::id.asc())
@@ -377,7 +288,7 @@ impl Store {
                 let domain = DomainName::parse(name)
                     .map_err(|e| DbError::Corrupt(format!("domain {name:?}: {e}")))?;
                 let resealed = reseal(&domain, &SealedKey(sealed.clone())).map_err(|source| {
-                    DbError::Aborted(Box::new(AdminError::Reseal {
+                    DbError::Aborted(Box::new(ResealError::Key {
                         domain: name.clone(),
                         source,
                     }))
@@ -390,16 +301,30 @@ impl Store {
                     .execute(c)
                     .await?;
             }
-            Ok(rows.len())
-        })?;
-        Ok(count)
+            Ok::<_, DbError>(rows.len())
+        });
+        outcome.map_err(|error| match error {
+            DbError::Aborted(e) => match e.downcast::<ResealError>() {
+                Ok(reseal) => *reseal,
+                Err(other) => ResealError::Infra(DbError::Aborted(other).into()),
+            },
+            other => ResealError::Infra(other.into()),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use domain_core::token_format::{ACCESS_PREFIX, SECRET_PREFIX};
+
     use super::*;
     use crate::test_support::{TestDatabase, backends};
+
+    fn acme() -> OrganizationName {
+        OrganizationName::parse("Acme").unwrap()
+    }
 
     fn untagged_token(byte: u8) -> String {
         format!(
@@ -445,7 +370,7 @@ mod tests {
         for kind in backends() {
             let db = TestDatabase::new(kind).await;
             let store = db.store().await;
-            let (_, token) = store.create_organization("Acme").await.unwrap();
+            let (_, token) = store.create_organization(&acme()).await.unwrap();
             let rows: Vec<(Vec<u8>, Vec<u8>, i16)> = with_conn!(&store.backend, |c| {
                 api_tokens::table
                     .select((
@@ -483,7 +408,10 @@ mod tests {
         for kind in backends() {
             let db = TestDatabase::new(kind).await;
             let store = db.store().await;
-            let (org, _) = store.create_organization("Old").await.unwrap();
+            let (org, _) = store
+                .create_organization(&OrganizationName::parse("Old").unwrap())
+                .await
+                .unwrap();
             // A pair as issued before tags: the migration left such rows at format 1.
             let (access, secret) = (untagged_token(7), format!("{SECRET_PREFIX}old-secret"));
             let (access_hash, secret_hash) = (sha256(&access), sha256(&secret));

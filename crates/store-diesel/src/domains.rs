@@ -270,8 +270,7 @@ impl FromDb for RegisterError {
             DbError::DomainTaken => Self::DomainTaken,
             DbError::EmailTaken => Self::EmailTaken,
             DbError::KeyRequired => Self::KeyRequired,
-            DbError::Unavailable(e) => Self::Unavailable(e),
-            other => Self::Unexpected(Box::new(other)),
+            other => Self::Infra(other.into()),
         }
     }
 }

@@ -16,11 +16,9 @@ use diesel_async::AsyncMigrationHarness;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use domain_core::ports::store::StoreError;
-use domain_core::{DomainName, SealedKey};
 
 use backend::{Backend, DbError, with_conn};
 pub use backend::{BackendKind, ConnectError, StoreConfig};
-pub use credentials::{AdminError, IssuedToken, Resealer};
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -129,23 +127,6 @@ impl Store {
             in_use: status.size.saturating_sub(status.available),
             waiting: status.waiting,
         }
-    }
-
-    /// A domain's sealed DKIM private key, for `dkim export`.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the read fails.
-    pub async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, StoreError> {
-        let sealed: Option<Vec<u8>> = with_conn!(&self.backend, |c| {
-            domains::table
-                .filter(domains::name.eq(domain.as_ascii()))
-                .select(domains::dkim_private_key_sealed)
-                .first(c)
-                .await
-                .optional()
-                .map_err(DbError::from)
-        })?;
-        Ok(sealed.map(SealedKey))
     }
 }
 

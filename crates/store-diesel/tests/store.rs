@@ -5,13 +5,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use domain_core::OrganizationName;
+use domain_core::ports::admin::{Administration, ResealError};
 use domain_core::ports::credentials::Credentials;
 use domain_core::ports::store::{DomainStore, RegisterError, SenderRegistration};
 use domain_core::{
     ApiCredentials, DkimKey, DomainName, EmailAddress, OrganizationId, SealedKey, Selector,
 };
 use store_diesel::test_support::{TestDatabase, backends};
-use store_diesel::{AdminError, BackendKind, Store};
+use store_diesel::{BackendKind, Store};
 
 fn key(selector: &str) -> DkimKey {
     DkimKey {
@@ -32,7 +34,11 @@ fn registration(org: &OrganizationId, email: &str, new_key: Option<DkimKey>) -> 
 }
 
 async fn org(store: &Store, name: &str) -> OrganizationId {
-    store.create_organization(name).await.unwrap().0
+    store
+        .create_organization(&OrganizationName::parse(name).unwrap())
+        .await
+        .unwrap()
+        .0
 }
 
 /// Runs `test` once per backend, each on a fresh, migrated database.
@@ -58,7 +64,10 @@ async fn migrations_apply_once_and_again_without_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_issued_token_pair_authenticates_its_organization_only_while_live() {
     on_every_backend!(|store, kind| {
-        let (org, token) = store.create_organization("Acme").await.unwrap();
+        let (org, token) = store
+            .create_organization(&OrganizationName::parse("Acme").unwrap())
+            .await
+            .unwrap();
         let good =
             ApiCredentials::from_headers(Some(&token.access_token), Some(&token.secret_token))
                 .unwrap();
@@ -90,7 +99,7 @@ async fn an_issued_token_pair_authenticates_its_organization_only_while_live() {
             "{kind:?}: revoked"
         );
 
-        let second = store.create_token(&org).await.unwrap();
+        let second = store.create_token(&org).await.unwrap().unwrap();
         let creds =
             ApiCredentials::from_headers(Some(&second.access_token), Some(&second.secret_token))
                 .unwrap();
@@ -110,7 +119,10 @@ async fn access_tokens_carry_a_tag_that_every_instance_checks_with_one_shared_ke
     for kind in backends() {
         let db = TestDatabase::new(kind).await;
         let store = db.store().await;
-        let (org, token) = store.create_organization("Acme").await.unwrap();
+        let (org, token) = store
+            .create_organization(&OrganizationName::parse("Acme").unwrap())
+            .await
+            .unwrap();
         let with_access = |access: &str| {
             ApiCredentials::from_headers(Some(access), Some(&token.secret_token)).unwrap()
         };
@@ -124,7 +136,7 @@ async fn access_tokens_carry_a_tag_that_every_instance_checks_with_one_shared_ke
             Some(org.clone()),
             "{kind:?}"
         );
-        let from_other = other_instance.create_token(&org).await.unwrap();
+        let from_other = other_instance.create_token(&org).await.unwrap().unwrap();
         let creds = ApiCredentials::from_headers(
             Some(&from_other.access_token),
             Some(&from_other.secret_token),
@@ -156,19 +168,13 @@ async fn access_tokens_carry_a_tag_that_every_instance_checks_with_one_shared_ke
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn refuses_tokens_for_an_unknown_organization_and_bad_names() {
+async fn issues_no_token_for_an_unknown_organization() {
     on_every_backend!(|store, _kind| {
-        let error = store
+        let issued = store
             .create_token(&OrganizationId::new("nope"))
             .await
-            .unwrap_err();
-        assert!(matches!(error, AdminError::UnknownOrganization));
-        for bad in ["", "  ", "a\nb"] {
-            assert!(matches!(
-                store.create_organization(bad).await.unwrap_err(),
-                AdminError::InvalidName
-            ));
-        }
+            .unwrap();
+        assert!(issued.is_none());
     });
 }
 
@@ -576,7 +582,7 @@ async fn a_failed_reseal_changes_nothing() {
             .unwrap_err();
 
         assert!(
-            matches!(&error, AdminError::Reseal { domain, .. } if domain == "two.example"),
+            matches!(&error, ResealError::Key { domain, .. } if domain == "two.example"),
             "{kind:?}: {error:?}"
         );
         let one = store

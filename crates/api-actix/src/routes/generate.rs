@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::AuthenticatedOrg;
-use crate::error::ApiError;
+use crate::error::{ApiError, Operation};
 
 /// Bodies are small JSON objects; anything larger is refused unread.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -104,7 +104,7 @@ pub async fn generate(
     let records = state.generate.execute(&organization, input).await?;
 
     let json = serde_json::to_string(&RecordMap(&records))
-        .map_err(|e| ApiError::Unexpected(Box::new(e)))?;
+        .map_err(|e| ApiError::Unexpected(Box::new(e), Operation::Generate))?;
     Ok(HttpResponse::Created()
         .content_type("application/json")
         .body(json))

@@ -8,27 +8,31 @@ pub mod validate;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Operation};
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v1/emails/domains/generate")
+            .app_data(Operation::Generate)
             .route(web::post().to(generate::generate))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
         web::resource("/api/v1/emails/domains")
+            .app_data(Operation::ReadDomains)
             .route(web::get().to(domains::list))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
         web::resource("/api/v1/emails/domains/{domain}")
+            .app_data(Operation::ReadDomains)
             .route(web::get().to(domains::detail))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
         web::resource("/api/v1/domains/validate")
+            .app_data(Operation::Validate)
             .route(web::get().to(validate::validate))
             .default_service(web::to(method_not_allowed("GET"))),
     )

@@ -1,12 +1,12 @@
 //! `GET /api/v1/domains/validate?domain=D` — live check of every published record,
 //! for the dashboard, authenticated by an HS256 JWT.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain_core::usecases::validate::{CheckStatus, InboundCheck, RecordCheck, ValidationReport};
 use serde::Serialize;
 
 use crate::AppState;
+use crate::auth::DashboardOrg;
 use crate::error::ApiError;
 
 #[derive(serde::Deserialize)]
@@ -114,25 +114,10 @@ impl From<ValidationReport> for ReportJson {
 )]
 #[tracing::instrument(name = "validate", skip_all)]
 pub async fn validate(
+    DashboardOrg(organization): DashboardOrg,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(secret) = &state.jwt else {
-        return Err(ApiError::NotFound);
-    };
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token)
-        .ok_or(ApiError::BearerRejected)?;
-    let organization = secret.verify(token.trim()).map_err(|e| {
-        tracing::info!(reason = %e, "bearer token rejected");
-        ApiError::BearerRejected
-    })?;
-    tracing::Span::current().record("org", tracing::field::display(&organization));
     let query = web::Query::<ValidateQuery>::from_query(req.query_string())
         .map_err(|_| ApiError::BadRequest("Invalid query string".into()))?;
     let domain = query

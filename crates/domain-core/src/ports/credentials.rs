@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::BoxError;
+use super::InfraError;
 use crate::{ApiCredentials, OrganizationId};
 
 /// Resolves an API token pair to its organization.
@@ -20,11 +20,5 @@ pub trait Credentials: Send + Sync {
     ) -> Result<Option<OrganizationId>, CredentialsError>;
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
-    /// The backing store cannot be reached right now; retrying later may succeed.
-    #[error("the credential store is unavailable")]
-    Unavailable(#[source] BoxError),
-    #[error("the credential lookup failed")]
-    Unexpected(#[source] BoxError),
-}
+/// A credential lookup failed: the store's infrastructure error.
+pub type CredentialsError = InfraError;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use super::BoxError;
 use crate::{DomainName, Selector};
+use zeroize::Zeroizing;
 
 /// A new DKIM key for one domain.
 #[derive(Clone, PartialEq, Eq)]
@@ -51,3 +52,35 @@ pub trait KeyGenerator: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[error("DKIM key generation failed")]
 pub struct KeyError(#[source] pub BoxError);
+
+/// A private key in the clear (PKCS#8 DER), zeroed when dropped. Exists only inside
+/// a [`KeyVault`] call chain; never logged (`Debug` prints its length only).
+pub struct PrivateKey(pub Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({} bytes)", self.0.len())
+    }
+}
+
+/// Opens and seals private keys under one master key, bound to their domain.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait KeyVault: Send + Sync {
+    /// Opens a key sealed for `domain`.
+    ///
+    /// # Errors
+    /// [`KeyError`] when it does not open (wrong master key, wrong domain, tampered).
+    fn open(&self, domain: &DomainName, sealed: &SealedKey) -> Result<PrivateKey, KeyError>;
+
+    /// Seals `key` for `domain`.
+    ///
+    /// # Errors
+    /// [`KeyError`] when the cipher or the random number generator fails.
+    fn seal(&self, domain: &DomainName, key: &PrivateKey) -> Result<SealedKey, KeyError>;
+
+    /// `key` as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), zeroed when dropped.
+    ///
+    /// # Errors
+    /// [`KeyError`] when the key is not a PKCS#8 document.
+    fn to_pem(&self, key: &PrivateKey) -> Result<Zeroizing<String>, KeyError>;
+}

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::BoxError;
+use super::InfraError;
 use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, Selector};
 
 /// A domain as stored: owner, DKIM public half, inbound state.
@@ -98,37 +98,22 @@ pub trait DomainStore: Send + Sync {
     ) -> Result<Option<DomainDetail>, StoreError>;
 }
 
-/// A read failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached right now; retrying later may succeed.
-    #[error("the store is unavailable")]
-    Unavailable(#[source] BoxError),
-    #[error("the store failed")]
-    Unexpected(#[source] BoxError),
-}
+/// A read failed: the store's infrastructure error.
+pub type StoreError = InfraError;
 
 /// A registration did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
+    /// The domain belongs to another organization.
     #[error("the domain belongs to another organization")]
     DomainTaken,
+    /// Another sender already has this address (compared case-insensitively).
     #[error("the email is already registered")]
     EmailTaken,
     /// The domain does not exist and no key was supplied to create it.
     #[error("the domain does not exist and no key was supplied")]
     KeyRequired,
-    #[error("the store is unavailable")]
-    Unavailable(#[source] BoxError),
-    #[error("the registration failed")]
-    Unexpected(#[source] BoxError),
-}
-
-impl From<StoreError> for RegisterError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(e) => Self::Unavailable(e),
-            StoreError::Unexpected(e) => Self::Unexpected(e),
-        }
-    }
+    /// The store failed.
+    #[error(transparent)]
+    Infra(#[from] InfraError),
 }

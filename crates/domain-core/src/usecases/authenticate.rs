@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::ports::BoxError;
-use crate::ports::credentials::{Credentials, CredentialsError};
+use crate::ports::InfraError;
+use crate::ports::credentials::Credentials;
 use crate::{ApiCredentials, OrganizationId};
 
 /// Resolves the `X-Api-Access-Token` / `X-Api-Secret-Token` headers to an organization.
@@ -12,17 +12,18 @@ pub struct Authenticate {
     credentials: Arc<dyn Credentials>,
 }
 
-/// Why a request is not authenticated. `Display` is the seed's wire text.
+/// Why a request is not authenticated.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("Missing API credentials")]
+    /// A token header is absent or blank.
+    #[error("API credentials are missing")]
     Missing,
-    #[error("Invalid API credentials")]
+    /// The pair matches no live token.
+    #[error("API credentials match no live token")]
     Invalid,
-    #[error("Service temporarily unavailable")]
-    Unavailable(#[source] BoxError),
-    #[error("Failed to generate DNS records.")]
-    Unexpected(#[source] BoxError),
+    /// The credential lookup failed.
+    #[error(transparent)]
+    Infra(#[from] InfraError),
 }
 
 impl Authenticate {
@@ -44,12 +45,10 @@ impl Authenticate {
         if !credentials.is_plausible() {
             return Err(AuthError::Invalid);
         }
-        match self.credentials.organization_for(&credentials).await {
-            Ok(Some(organization)) => Ok(organization),
-            Ok(None) => Err(AuthError::Invalid),
-            Err(CredentialsError::Unavailable(e)) => Err(AuthError::Unavailable(e)),
-            Err(CredentialsError::Unexpected(e)) => Err(AuthError::Unexpected(e)),
-        }
+        self.credentials
+            .organization_for(&credentials)
+            .await?
+            .ok_or(AuthError::Invalid)
     }
 }
 
@@ -78,7 +77,7 @@ mod tests {
 
         for (access, secret) in [(None, Some("s")), (Some("a"), None), (Some(" "), Some("s"))] {
             let error = use_case.execute(access, secret).await.unwrap_err();
-            assert_eq!(error.to_string(), "Missing API credentials");
+            assert!(matches!(error, AuthError::Missing), "{error:?}");
         }
     }
 
@@ -96,7 +95,7 @@ mod tests {
             .await
             .unwrap_err();
 
-        assert_eq!(error.to_string(), "Invalid API credentials");
+        assert!(matches!(error, AuthError::Invalid), "{error:?}");
     }
 
     #[tokio::test]
@@ -135,13 +134,16 @@ mod tests {
         let mut credentials = MockCredentials::new();
         credentials
             .expect_organization_for()
-            .returning(|_| Err(CredentialsError::Unavailable("pool timed out".into())));
+            .returning(|_| Err(InfraError::Unavailable("pool timed out".into())));
 
         let error = use_case(credentials)
             .execute(Some("a"), Some("s"))
             .await
             .unwrap_err();
 
-        assert!(matches!(error, AuthError::Unavailable(_)));
+        assert!(matches!(
+            error,
+            AuthError::Infra(InfraError::Unavailable(_))
+        ));
     }
 }

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::ports::BoxError;
+use crate::ports::InfraError;
 use crate::ports::dns::Dns;
 use crate::ports::keys::KeyGenerator;
-use crate::ports::store::{DomainStore, RegisterError, SenderRegistration, StoreError};
+use crate::ports::store::{DomainStore, RegisterError, SenderRegistration};
 use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, RecordPolicy, RecordSet};
 
 /// Creates or reuses a sender domain, registers and activates a sender on it, and
@@ -28,31 +28,24 @@ pub struct GenerateInput {
     pub inbound: bool,
 }
 
-/// Why no records were generated. `Display` is the seed's wire text.
+/// Why no records were generated.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    /// Carries the offending value, made safe to echo (see [`echo`]).
-    #[error("Invalid sender address: {0}")]
+    /// `email` is missing or not a valid sender address; carries the value as received.
+    #[error("the sender address is invalid")]
     InvalidSender(String),
-    #[error("Invalid reply-to address: {0}")]
+    /// `replyTo` is present but not a valid address; carries the value as received.
+    #[error("the reply-to address is invalid")]
     InvalidReplyTo(String),
-    #[error("Domain is already taken")]
+    /// The domain belongs to another organization.
+    #[error("the domain belongs to another organization")]
     DomainTaken,
-    #[error("Email is already taken")]
+    /// Another sender already has this address.
+    #[error("the email is already registered")]
     EmailTaken,
-    #[error("Service temporarily unavailable")]
-    Unavailable(#[source] BoxError),
-    #[error("Failed to generate DNS records.")]
-    Unexpected(#[source] BoxError),
-}
-
-impl From<StoreError> for GenerateError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(e) => Self::Unavailable(e),
-            StoreError::Unexpected(e) => Self::Unexpected(e),
-        }
-    }
+    /// A port failed.
+    #[error(transparent)]
+    Infra(#[from] InfraError),
 }
 
 impl GenerateRecords {
@@ -84,16 +77,16 @@ impl GenerateRecords {
         // 2. Validate.
         let raw_email = input.email.unwrap_or_default();
         let email = EmailAddress::parse(&raw_email)
-            .map_err(|_| GenerateError::InvalidSender(echo(&raw_email)))?;
+            .map_err(|_| GenerateError::InvalidSender(raw_email.clone()))?;
         let reply_to = input
             .reply_to
             .map(|raw| {
-                EmailAddress::parse(&raw).map_err(|_| GenerateError::InvalidReplyTo(echo(&raw)))
+                EmailAddress::parse(&raw).map_err(|_| GenerateError::InvalidReplyTo(raw.clone()))
             })
             .transpose()?;
         let domain = email.domain().clone();
         if domain.as_ascii().len() > MAX_SENDER_DOMAIN_OCTETS {
-            return Err(GenerateError::InvalidSender(echo(&raw_email)));
+            return Err(GenerateError::InvalidSender(raw_email));
         }
 
         // 3. Domain owned by another organization.
@@ -135,11 +128,10 @@ impl GenerateRecords {
         .map_err(|error| match error {
             RegisterError::DomainTaken => GenerateError::DomainTaken,
             RegisterError::EmailTaken => GenerateError::EmailTaken,
-            RegisterError::Unavailable(e) => GenerateError::Unavailable(e),
             RegisterError::KeyRequired => {
-                GenerateError::Unexpected("store demanded a key it was given".into())
+                InfraError::unexpected("store demanded a key it was given").into()
             }
-            RegisterError::Unexpected(e) => GenerateError::Unexpected(e),
+            RegisterError::Infra(e) => GenerateError::Infra(e),
         })?;
 
         // 8. Records from the stored domain, so racing callers all see the winning key.
@@ -156,7 +148,7 @@ impl GenerateRecords {
         self.keys
             .generate(domain)
             .await
-            .map_err(|e| GenerateError::Unexpected(Box::new(e)))
+            .map_err(|e| InfraError::unexpected(e).into())
     }
 
     async fn mx_points_at_relay(&self, domain: &DomainName) -> bool {
@@ -184,38 +176,10 @@ impl std::fmt::Debug for GenerateRecords {
     }
 }
 
-/// Unicode format characters that can disguise text: bidi overrides and isolates,
-/// zero-width characters, line/paragraph separators, the BOM.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-}
-
 /// The longest sender domain whose records still fit DNS's 253-octet names:
 /// `<selector>._domainkey.<domain>` with selectors of up to 12 characters (what
 /// keys-rsa draws) leaves 253 − 12 − 12 = 229 octets for the domain.
 pub const MAX_SENDER_DOMAIN_OCTETS: usize = 253 - 12 - "._domainkey.".len();
-
-/// Longest part of a rejected value echoed back in a 400 body.
-const MAX_ECHO_CHARS: usize = 256;
-
-/// The rejected value as it may be echoed: control characters escaped (no header or
-/// log injection through a 400 body) and bounded in length.
-#[must_use]
-pub fn echo(raw: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in raw.chars().enumerate() {
-        if i == MAX_ECHO_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() || is_invisible_format(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 #[path = "generate_tests.rs"]

@@ -115,7 +115,10 @@ async fn rejects_a_missing_email_with_the_seed_text() {
         .await
         .unwrap_err();
 
-    assert_eq!(error.to_string(), "Invalid sender address: ");
+    assert!(
+        matches!(&error, GenerateError::InvalidSender(raw) if raw.is_empty()),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -124,7 +127,10 @@ async fn rejects_a_malformed_email_echoing_it() {
 
     let error = use_case.execute(&org(), input("bob@")).await.unwrap_err();
 
-    assert_eq!(error.to_string(), "Invalid sender address: bob@");
+    assert!(
+        matches!(&error, GenerateError::InvalidSender(raw) if raw == "bob@"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -136,9 +142,9 @@ async fn rejects_a_padded_email_instead_of_trimming_it() {
         .await
         .unwrap_err();
 
-    assert_eq!(
-        error.to_string(),
-        "Invalid sender address:  noreply@example.com"
+    assert!(
+        matches!(&error, GenerateError::InvalidSender(raw) if raw == " noreply@example.com"),
+        "{error:?}"
     );
 }
 
@@ -188,9 +194,9 @@ async fn rejects_an_invalid_reply_to_with_the_seed_text() {
 
     let error = use_case.execute(&org(), request).await.unwrap_err();
 
-    assert_eq!(
-        error.to_string(),
-        "Invalid reply-to address: support@@example.com"
+    assert!(
+        matches!(&error, GenerateError::InvalidReplyTo(raw) if raw == "support@@example.com"),
+        "{error:?}"
     );
 }
 
@@ -218,7 +224,7 @@ async fn answers_domain_taken_when_another_org_owns_the_domain() {
         .await
         .unwrap_err();
 
-    assert_eq!(error.to_string(), "Domain is already taken");
+    assert!(matches!(error, GenerateError::DomainTaken), "{error:?}");
 }
 
 #[tokio::test]
@@ -236,7 +242,7 @@ async fn answers_domain_taken_when_another_org_wins_the_race_to_create_it() {
         .await
         .unwrap_err();
 
-    assert_eq!(error.to_string(), "Domain is already taken");
+    assert!(matches!(error, GenerateError::DomainTaken), "{error:?}");
 }
 
 #[tokio::test]
@@ -262,7 +268,7 @@ async fn answers_email_taken_when_the_sender_exists() {
         .await
         .unwrap_err();
 
-    assert_eq!(error.to_string(), "Email is already taken");
+    assert!(matches!(error, GenerateError::EmailTaken), "{error:?}");
 }
 
 #[tokio::test]
@@ -280,7 +286,10 @@ async fn answers_the_opaque_500_text_when_key_generation_fails() {
         .await
         .unwrap_err();
 
-    assert_eq!(error.to_string(), "Failed to generate DNS records.");
+    assert!(
+        matches!(error, GenerateError::Infra(InfraError::Unexpected(_))),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +297,7 @@ async fn reports_an_unreachable_store_as_unavailable() {
     let mut store = MockDomainStore::new();
     store
         .expect_find_domain()
-        .returning(|_| Err(StoreError::Unavailable("connection refused".into())));
+        .returning(|_| Err(InfraError::Unavailable("connection refused".into())));
     let use_case = use_case(store, untouched_keys(), untouched_dns());
 
     let error = use_case
@@ -296,7 +305,10 @@ async fn reports_an_unreachable_store_as_unavailable() {
         .await
         .unwrap_err();
 
-    assert!(matches!(error, GenerateError::Unavailable(_)));
+    assert!(matches!(
+        error,
+        GenerateError::Infra(InfraError::Unavailable(_))
+    ));
 }
 
 // --- Check order -----------------------------------------------------------------
@@ -312,7 +324,10 @@ async fn checks_the_sender_before_the_reply_to() {
 
     let error = use_case.execute(&org(), request).await.unwrap_err();
 
-    assert_eq!(error.to_string(), "Invalid sender address: bad");
+    assert!(
+        matches!(&error, GenerateError::InvalidSender(raw) if raw == "bad"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -680,15 +695,4 @@ async fn does_not_look_up_mx_when_inbound_is_already_on() {
     };
 
     use_case.execute(&org(), request).await.unwrap();
-}
-
-// --- Echo ------------------------------------------------------------------------
-
-#[test]
-fn echo_escapes_control_characters_and_bounds_length() {
-    assert_eq!(echo("a\r\nb"), "a\\r\\nb");
-    assert_eq!(echo("bob@"), "bob@");
-    assert_eq!(echo("a\u{202E}b\u{2028}c"), "a\\u{202e}b\\u{2028}c");
-    let long = "x".repeat(1000);
-    assert_eq!(echo(&long).chars().count(), MAX_ECHO_CHARS + 1);
 }

@@ -1,5 +1,6 @@
 //! Use cases: one struct each, holding its ports, with one public async method.
 
+pub mod admin;
 pub mod authenticate;
 pub mod generate;
 pub mod read;

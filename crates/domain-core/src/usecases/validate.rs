@@ -8,10 +8,9 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use super::generate::echo;
-use crate::ports::BoxError;
+use crate::ports::InfraError;
 use crate::ports::dns::{Dns, DnsError, TxtRecord};
-use crate::ports::store::{DomainStore, StoreError, StoredDomain};
+use crate::ports::store::{DomainStore, StoredDomain};
 use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet, Selector};
 
 /// RFC 7208 §4.6.4: evaluating one SPF record may cause at most 10 DNS lookups.
@@ -28,29 +27,19 @@ pub struct ValidateDomain {
     policy: Arc<RecordPolicy>,
 }
 
-/// Why no report was produced. `Display` is the wire text.
+/// Why no report was produced.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
-    /// Carries the offending value, made safe to echo (see [`echo`]).
-    #[error("Invalid domain: {0}")]
+    /// Not a domain name; carries the value as received.
+    #[error("the domain name is invalid")]
     InvalidDomain(String),
     /// The domain does not exist or belongs to another organization: the two are
     /// indistinguishable on purpose, so nobody can probe for other customers' domains.
-    #[error("Domain not found")]
+    #[error("no such domain for this organization")]
     NotFound,
-    #[error("Service temporarily unavailable")]
-    Unavailable(#[source] BoxError),
-    #[error("Failed to validate DNS records.")]
-    Unexpected(#[source] BoxError),
-}
-
-impl From<StoreError> for ValidateError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(e) => Self::Unavailable(e),
-            StoreError::Unexpected(e) => Self::Unexpected(e),
-        }
-    }
+    /// A port failed.
+    #[error(transparent)]
+    Infra(#[from] InfraError),
 }
 
 /// The live state of a domain's records.
@@ -148,8 +137,8 @@ impl ValidateDomain {
         organization: &OrganizationId,
         domain: &str,
     ) -> Result<ValidationReport, ValidateError> {
-        let name =
-            DomainName::parse(domain).map_err(|_| ValidateError::InvalidDomain(echo(domain)))?;
+        let name = DomainName::parse(domain)
+            .map_err(|_| ValidateError::InvalidDomain(domain.to_owned()))?;
         let stored = self
             .store
             .domain_detail(organization, &name)

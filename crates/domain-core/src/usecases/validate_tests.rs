@@ -185,7 +185,7 @@ async fn answers_not_found_when_the_domain_belongs_to_another_org() {
     let error = use_case.execute(&org(), DOMAIN).await.unwrap_err();
 
     assert!(matches!(error, ValidateError::NotFound));
-    assert_eq!(error.to_string(), "Domain not found");
+    assert!(matches!(error, ValidateError::NotFound), "{error:?}");
 }
 
 #[tokio::test]
@@ -194,16 +194,10 @@ async fn rejects_a_malformed_domain_echoing_it() {
 
     let error = use_case.execute(&org(), "bad domain").await.unwrap_err();
 
-    assert_eq!(error.to_string(), "Invalid domain: bad domain");
-}
-
-#[tokio::test]
-async fn escapes_control_characters_when_echoing_a_malformed_domain() {
-    let use_case = use_case(untouched_store(), untouched_dns());
-
-    let error = use_case.execute(&org(), "a\r\nb.com").await.unwrap_err();
-
-    assert_eq!(error.to_string(), "Invalid domain: a\\r\\nb.com");
+    assert!(
+        matches!(&error, ValidateError::InvalidDomain(raw) if raw == "bad domain"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -211,27 +205,31 @@ async fn reports_an_unreachable_store_as_unavailable() {
     let mut store = MockDomainStore::new();
     store
         .expect_domain_detail()
-        .returning(|_, _| Err(StoreError::Unavailable("connection refused".into())));
+        .returning(|_, _| Err(InfraError::Unavailable("connection refused".into())));
     let use_case = use_case(store, untouched_dns());
 
     let error = use_case.execute(&org(), DOMAIN).await.unwrap_err();
 
-    assert!(matches!(error, ValidateError::Unavailable(_)));
-    assert_eq!(error.to_string(), "Service temporarily unavailable");
+    assert!(matches!(
+        error,
+        ValidateError::Infra(InfraError::Unavailable(_))
+    ));
 }
 
 #[tokio::test]
-async fn reports_a_failing_store_as_unexpected_with_the_opaque_text() {
+async fn reports_a_failing_store_as_unexpected() {
     let mut store = MockDomainStore::new();
     store
         .expect_domain_detail()
-        .returning(|_, _| Err(StoreError::Unexpected("syntax error at or near".into())));
+        .returning(|_, _| Err(InfraError::Unexpected("syntax error at or near".into())));
     let use_case = use_case(store, untouched_dns());
 
     let error = use_case.execute(&org(), DOMAIN).await.unwrap_err();
 
-    assert!(matches!(error, ValidateError::Unexpected(_)));
-    assert_eq!(error.to_string(), "Failed to validate DNS records.");
+    assert!(matches!(
+        error,
+        ValidateError::Infra(InfraError::Unexpected(_))
+    ));
 }
 
 #[tokio::test]

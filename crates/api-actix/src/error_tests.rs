@@ -1,0 +1,170 @@
+use actix_web::body::to_bytes;
+
+use super::*;
+
+async fn render(error: ApiError) -> (u16, String, String) {
+    let response = error.error_response();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = to_bytes(response.into_body()).await.unwrap();
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn unexpected() -> InfraError {
+    InfraError::Unexpected("db exploded: password=hunter2".into())
+}
+
+#[tokio::test]
+async fn renders_the_seed_error_table_exactly() {
+    let rows = [
+        (
+            ApiError::Generate(GenerateError::InvalidSender("bob@".into())),
+            400,
+            TEXT,
+            "Invalid sender address: bob@",
+        ),
+        (
+            ApiError::Generate(GenerateError::InvalidReplyTo("x".into())),
+            400,
+            TEXT,
+            "Invalid reply-to address: x",
+        ),
+        (
+            ApiError::Auth(AuthError::Missing, Operation::Generate),
+            401,
+            TEXT,
+            "Missing API credentials",
+        ),
+        (
+            ApiError::Auth(AuthError::Invalid, Operation::Generate),
+            401,
+            TEXT,
+            "Invalid API credentials",
+        ),
+        (
+            ApiError::Generate(GenerateError::DomainTaken),
+            409,
+            TEXT,
+            "Domain is already taken",
+        ),
+        (
+            ApiError::Generate(GenerateError::EmailTaken),
+            409,
+            TEXT,
+            "Email is already taken",
+        ),
+        (
+            ApiError::Generate(GenerateError::Infra(unexpected())),
+            500,
+            "application/json",
+            r#"{"error":"Failed to generate DNS records."}"#,
+        ),
+        (
+            ApiError::Auth(AuthError::Infra(unexpected()), Operation::Generate),
+            500,
+            "application/json",
+            r#"{"error":"Failed to generate DNS records."}"#,
+        ),
+    ];
+    for (error, status, content_type, body) in rows {
+        assert_eq!(
+            render(error).await,
+            (status, content_type.to_owned(), body.to_owned())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_credential_lookup_on_a_read_route_answers_with_that_route_s_body() {
+    // Regression: it answered the generate endpoint's "Failed to generate DNS records."
+    let (status, _, body) = render(ApiError::Auth(
+        AuthError::Infra(unexpected()),
+        Operation::ReadDomains,
+    ))
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (500, r#"{"error":"Failed to read domains."}"#)
+    );
+    let (_, _, body) = render(ApiError::Read(ReadError::Infra(unexpected()))).await;
+    assert_eq!(body, r#"{"error":"Failed to read domains."}"#);
+    let (_, _, body) = render(ApiError::Validate(ValidateError::Infra(unexpected()))).await;
+    assert_eq!(body, r#"{"error":"Failed to validate DNS records."}"#);
+}
+
+#[tokio::test]
+async fn answers_503_without_the_cause_when_the_database_is_down() {
+    for error in [
+        ApiError::Auth(
+            AuthError::Infra(InfraError::Unavailable(
+                "connection refused to db.internal".into(),
+            )),
+            Operation::ReadDomains,
+        ),
+        ApiError::Generate(GenerateError::Infra(InfraError::Unavailable(
+            "pool timed out".into(),
+        ))),
+    ] {
+        let (status, content_type, body) = render(error).await;
+        assert_eq!(
+            (status, content_type.as_str(), body.as_str()),
+            (503, TEXT, "Service temporarily unavailable")
+        );
+    }
+}
+
+#[tokio::test]
+async fn echoes_rejected_input_escaped_and_whole() {
+    let long = format!("{}@", "x".repeat(600));
+    let (_, _, body) = render(ApiError::Generate(GenerateError::InvalidSender(
+        long.clone(),
+    )))
+    .await;
+    assert_eq!(body, format!("Invalid sender address: {long}"));
+    let (_, _, body) = render(ApiError::Read(ReadError::InvalidDomain(
+        "a\r\nb.com".into(),
+    )))
+    .await;
+    assert_eq!(body, "Invalid domain: a\\r\\nb.com");
+}
+
+#[test]
+fn the_core_s_errors_speak_the_domain_not_the_wire() {
+    let wire = [
+        "Invalid sender address",
+        "Domain is already taken",
+        "Email is already taken",
+        "Missing API credentials",
+        "Failed to",
+        "Service temporarily unavailable",
+        "Domain not found",
+    ];
+    let core_texts = [
+        GenerateError::InvalidSender("x".into()).to_string(),
+        GenerateError::DomainTaken.to_string(),
+        GenerateError::EmailTaken.to_string(),
+        GenerateError::Infra(unexpected()).to_string(),
+        AuthError::Missing.to_string(),
+        AuthError::Infra(InfraError::Unavailable("x".into())).to_string(),
+        ReadError::NotFound.to_string(),
+        ValidateError::NotFound.to_string(),
+    ];
+    for text in core_texts {
+        assert!(
+            !wire.iter().any(|sentence| text.contains(sentence)),
+            "{text:?} is a wire sentence"
+        );
+    }
+}

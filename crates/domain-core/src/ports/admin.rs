@@ -1,0 +1,71 @@
+//! Administration port: organizations, token pairs, and the sealed DKIM keys an
+//! operator exports or re-seals. The admin use cases (`usecases::admin`) drive it;
+//! the CLI only calls those use cases.
+
+use async_trait::async_trait;
+
+use super::{BoxError, InfraError};
+use crate::{DomainName, IssuedToken, OrganizationId, OrganizationName, SealedKey};
+
+/// Re-seals one key: `(domain, sealed) -> sealed again`, or why it could not.
+pub type Resealer = dyn Fn(&DomainName, &SealedKey) -> Result<SealedKey, BoxError> + Send + Sync;
+
+/// Organizations, tokens and sealed keys, for operators.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Administration: Send + Sync {
+    /// Creates an organization and its first token pair, atomically.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store or the random number generator fails.
+    async fn create_organization(
+        &self,
+        name: &OrganizationName,
+    ) -> Result<(OrganizationId, IssuedToken), InfraError>;
+
+    /// Issues another token pair; `None` when no organization has that id.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store or the random number generator fails.
+    async fn create_token(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Option<IssuedToken>, InfraError>;
+
+    /// Revokes the live pair whose access token this is; whether one was revoked.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn revoke_token(&self, access_token: &str) -> Result<bool, InfraError>;
+
+    /// The domain's signing (active) DKIM key, sealed; `None` for an unknown domain.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError>;
+
+    /// Replaces every stored sealed key with `reseal(domain, sealed)` in one unit of
+    /// work: every key is re-sealed, or none is. Returns how many.
+    ///
+    /// # Errors
+    /// [`ResealError::Key`] naming the first key that could not be re-sealed
+    /// (nothing changed), or [`ResealError::Infra`].
+    async fn reseal_keys(&self, reseal: &Resealer) -> Result<usize, ResealError>;
+}
+
+/// Re-sealing stopped; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResealError {
+    /// One key could not be opened or sealed again.
+    #[error("re-sealing the key of {domain} failed")]
+    Key {
+        /// The domain whose key failed.
+        domain: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}

@@ -1,0 +1,171 @@
+//! Administration use cases: organizations and token pairs, exporting a domain's
+//! DKIM private key, and re-sealing every key under a new master key. The CLI runs
+//! these; nothing else calls the administration port.
+
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::ports::InfraError;
+use crate::ports::admin::{Administration, ResealError};
+use crate::ports::keys::{KeyError, KeyVault};
+use crate::{DomainName, IssuedToken, OrganizationId, OrganizationName};
+
+/// Why an administrative command did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The organization name breaks the rules of [`OrganizationName`].
+    #[error(transparent)]
+    InvalidName(#[from] crate::InvalidOrganizationName),
+    /// No organization has that id.
+    #[error("no organization has that id")]
+    UnknownOrganization,
+    /// No live token has that access token.
+    #[error("no live token has that access token")]
+    UnknownToken,
+    /// Not a domain name; carries the value as given.
+    #[error("invalid domain {0:?}")]
+    InvalidDomain(String),
+    /// No domain of that name.
+    #[error("no domain {0}")]
+    UnknownDomain(DomainName),
+    /// The key does not open under this master key (or is not a private key).
+    #[error("the DKIM key of {domain} does not open under this master key")]
+    Key {
+        /// The domain whose key failed.
+        domain: DomainName,
+        /// Why.
+        #[source]
+        source: KeyError,
+    },
+    /// Re-sealing stopped at one key; nothing was changed.
+    #[error(transparent)]
+    Reseal(#[from] ResealError),
+    /// A port failed.
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+/// Organizations and their token pairs.
+#[derive(Clone)]
+pub struct ManageOrganizations {
+    admin: Arc<dyn Administration>,
+}
+
+impl ManageOrganizations {
+    /// The use case over an administration port.
+    #[must_use]
+    pub fn new(admin: Arc<dyn Administration>) -> Self {
+        Self { admin }
+    }
+
+    /// Creates an organization named `name` and its first token pair.
+    ///
+    /// # Errors
+    /// [`AdminError::InvalidName`], or a port failure.
+    pub async fn create_organization(
+        &self,
+        name: &str,
+    ) -> Result<(OrganizationId, IssuedToken), AdminError> {
+        let name = OrganizationName::parse(name)?;
+        Ok(self.admin.create_organization(&name).await?)
+    }
+
+    /// Issues another token pair for an existing organization.
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownOrganization`], or a port failure.
+    pub async fn create_token(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<IssuedToken, AdminError> {
+        self.admin
+            .create_token(organization)
+            .await?
+            .ok_or(AdminError::UnknownOrganization)
+    }
+
+    /// Revokes the live pair whose access token is `access_token`.
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownToken`] when no live pair has it, or a port failure.
+    pub async fn revoke_token(&self, access_token: &str) -> Result<(), AdminError> {
+        if self.admin.revoke_token(access_token.trim()).await? {
+            Ok(())
+        } else {
+            Err(AdminError::UnknownToken)
+        }
+    }
+}
+
+impl std::fmt::Debug for ManageOrganizations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManageOrganizations")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Exports a domain's signing key, and re-seals every key under a new master key.
+#[derive(Clone)]
+pub struct ManageKeys {
+    admin: Arc<dyn Administration>,
+    vault: Arc<dyn KeyVault>,
+}
+
+impl ManageKeys {
+    /// The use case over the administration port and the current master key's vault.
+    #[must_use]
+    pub fn new(admin: Arc<dyn Administration>, vault: Arc<dyn KeyVault>) -> Self {
+        Self { admin, vault }
+    }
+
+    /// The domain's signing key as PKCS#8 PEM, zeroed when dropped.
+    ///
+    /// # Errors
+    /// [`AdminError::InvalidDomain`], [`AdminError::UnknownDomain`], [`AdminError::Key`]
+    /// when it does not open under this master key, or a port failure.
+    pub async fn export(&self, domain: &str) -> Result<Zeroizing<String>, AdminError> {
+        let domain =
+            DomainName::parse(domain).map_err(|_| AdminError::InvalidDomain(domain.to_owned()))?;
+        let sealed = self
+            .admin
+            .sealed_key(&domain)
+            .await?
+            .ok_or_else(|| AdminError::UnknownDomain(domain.clone()))?;
+        let pem = self
+            .vault
+            .open(&domain, &sealed)
+            .and_then(|key| self.vault.to_pem(&key));
+        pem.map_err(|source| AdminError::Key { domain, source })
+    }
+
+    /// Re-seals every stored key under `new`'s master key, proving each new blob
+    /// opens before it replaces the old one. All or nothing; returns how many.
+    ///
+    /// # Errors
+    /// [`AdminError::Reseal`] naming the first key that failed (nothing changed), or a
+    /// port failure.
+    pub async fn reseal_all(&self, new: Arc<dyn KeyVault>) -> Result<usize, AdminError> {
+        let old = Arc::clone(&self.vault);
+        let count = self
+            .admin
+            .reseal_keys(&move |domain, sealed| {
+                let key = old.open(domain, sealed)?;
+                let resealed = new.seal(domain, &key)?;
+                new.open(domain, &resealed)?;
+                Ok(resealed)
+            })
+            .await?;
+        Ok(count)
+    }
+}
+
+impl std::fmt::Debug for ManageKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManageKeys").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+#[path = "admin_tests.rs"]
+mod tests;

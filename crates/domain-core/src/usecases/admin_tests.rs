@@ -1,0 +1,166 @@
+use std::sync::Arc;
+
+use mockall::predicate::eq;
+use zeroize::Zeroizing;
+
+use super::*;
+use crate::SealedKey;
+use crate::ports::admin::MockAdministration;
+use crate::ports::keys::{MockKeyVault, PrivateKey};
+use crate::usecases::fixtures::org;
+
+fn token() -> IssuedToken {
+    IssuedToken::encode(&[1; 32], &[2; 16], &[3; 32])
+}
+
+#[tokio::test]
+async fn refuses_a_blank_organization_name_without_touching_the_store() {
+    let mut admin = MockAdministration::new();
+    admin.expect_create_organization().never();
+    let use_case = ManageOrganizations::new(Arc::new(admin));
+
+    let error = use_case.create_organization("  ").await.unwrap_err();
+
+    assert!(matches!(error, AdminError::InvalidName(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn creates_an_organization_with_its_first_token_pair() {
+    let mut admin = MockAdministration::new();
+    admin
+        .expect_create_organization()
+        .withf(|name| name.as_str() == "Acme")
+        .times(1)
+        .returning(|_| Ok((org(), token())));
+    let use_case = ManageOrganizations::new(Arc::new(admin));
+
+    let (id, issued) = use_case.create_organization("Acme").await.unwrap();
+
+    assert_eq!((id, issued), (org(), token()));
+}
+
+#[tokio::test]
+async fn answers_unknown_organization_when_issuing_a_token_for_none() {
+    let mut admin = MockAdministration::new();
+    admin
+        .expect_create_token()
+        .with(eq(org()))
+        .returning(|_| Ok(None));
+
+    let error = ManageOrganizations::new(Arc::new(admin))
+        .create_token(&org())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, AdminError::UnknownOrganization),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn answers_unknown_token_when_nothing_was_revoked() {
+    let mut admin = MockAdministration::new();
+    admin
+        .expect_revoke_token()
+        .with(eq("dak_x"))
+        .returning(|_| Ok(false));
+
+    let error = ManageOrganizations::new(Arc::new(admin))
+        .revoke_token("dak_x\n")
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, AdminError::UnknownToken), "{error:?}");
+}
+
+#[tokio::test]
+async fn exports_the_opened_key_as_pem() {
+    let mut admin = MockAdministration::new();
+    admin
+        .expect_sealed_key()
+        .returning(|_| Ok(Some(SealedKey(vec![9]))));
+    let mut vault = MockKeyVault::new();
+    vault
+        .expect_open()
+        .withf(|domain, sealed| domain.as_ascii() == "example.com" && sealed.0 == [9])
+        .returning(|_, _| Ok(PrivateKey(Zeroizing::new(vec![1, 2]))));
+    vault
+        .expect_to_pem()
+        .returning(|_| Ok(Zeroizing::new("-----BEGIN PRIVATE KEY-----".into())));
+
+    let pem = ManageKeys::new(Arc::new(admin), Arc::new(vault))
+        .export("Example.COM")
+        .await
+        .unwrap();
+
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+}
+
+#[tokio::test]
+async fn reports_a_key_that_does_not_open_under_this_master_key() {
+    let mut admin = MockAdministration::new();
+    admin
+        .expect_sealed_key()
+        .returning(|_| Ok(Some(SealedKey(vec![9]))));
+    let mut vault = MockKeyVault::new();
+    vault
+        .expect_open()
+        .returning(|_, _| Err(KeyError("wrong key".into())));
+    vault.expect_to_pem().never();
+
+    let error = ManageKeys::new(Arc::new(admin), Arc::new(vault))
+        .export("example.com")
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, AdminError::Key { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn answers_unknown_domain_for_a_domain_with_no_key() {
+    let mut admin = MockAdministration::new();
+    admin.expect_sealed_key().returning(|_| Ok(None));
+
+    let error = ManageKeys::new(Arc::new(admin), Arc::new(MockKeyVault::new()))
+        .export("example.com")
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, AdminError::UnknownDomain(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn reseals_with_the_new_vault_and_proves_the_new_blob_opens() {
+    let mut admin = MockAdministration::new();
+    admin.expect_reseal_keys().times(1).returning(|reseal| {
+        let domain = DomainName::parse("example.com").unwrap();
+        let resealed = reseal(&domain, &SealedKey(vec![1])).map_err(|source| ResealError::Key {
+            domain: domain.to_string(),
+            source,
+        })?;
+        assert_eq!(resealed, SealedKey(vec![2]));
+        Ok(1)
+    });
+    let mut old = MockKeyVault::new();
+    old.expect_open()
+        .withf(|_, sealed| sealed.0 == [1])
+        .times(1)
+        .returning(|_, _| Ok(PrivateKey(Zeroizing::new(vec![7]))));
+    let mut new = MockKeyVault::new();
+    new.expect_seal()
+        .withf(|_, key| *key.0 == [7])
+        .times(1)
+        .returning(|_, _| Ok(SealedKey(vec![2])));
+    new.expect_open()
+        .withf(|_, sealed| sealed.0 == [2])
+        .times(1)
+        .returning(|_, _| Ok(PrivateKey(Zeroizing::new(vec![7]))));
+
+    let count = ManageKeys::new(Arc::new(admin), Arc::new(old))
+        .reseal_all(Arc::new(new))
+        .await
+        .unwrap();
+
+    assert_eq!(count, 1);
+}
