@@ -10,7 +10,7 @@ use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use store_diesel::BackendKind;
 use store_diesel::test_support::backends;
 
-use crate::helpers::{BIN, spawn_app};
+use crate::helpers::{BIN, bound_addr, spawn_app};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dkim_export_prints_the_private_half_of_the_published_key() {
@@ -97,15 +97,21 @@ fn bad_configuration_fails_at_start_with_one_line_naming_the_variable() {
 }
 
 #[test]
-fn with_no_configuration_it_serves_on_8080_with_the_embedded_default() {
+fn with_no_configuration_but_the_address_it_serves_the_embedded_default() {
+    // The default address itself (127.0.0.1:8080) is `config::defaults_to_the_embedded_sqlite_setup`;
+    // binding it here would need the port free on the test machine.
     let dir = tempfile::tempdir().unwrap();
+    let addr_file = dir.path().join("addr");
     let mut child = Command::new(BIN)
         .current_dir(dir.path())
         .env_clear()
         .env("RUST_LOG", "warn")
+        .env("DOMAIN_API_BIND", "127.0.0.1:0")
+        .env("DOMAIN_API_ADDR_FILE", &addr_file)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let addr = bound_addr(&mut child, &addr_file, dir.path());
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -114,7 +120,7 @@ fn with_no_configuration_it_serves_on_8080_with_the_embedded_default() {
     let mut healthy = false;
     while Instant::now() < deadline && !healthy {
         healthy = agent
-            .get("http://127.0.0.1:8080/readyz")
+            .get(&format!("http://{addr}/readyz"))
             .call()
             .is_ok_and(|r| r.status() == 200);
         std::thread::sleep(Duration::from_millis(50));
@@ -122,10 +128,7 @@ fn with_no_configuration_it_serves_on_8080_with_the_embedded_default() {
     let _ = child.kill();
     let _ = child.wait();
 
-    assert!(
-        healthy,
-        "the default server did not answer on 127.0.0.1:8080"
-    );
+    assert!(healthy, "the default server did not answer on {addr}");
     assert!(dir.path().join("data/domain-api.db").exists());
     let key = dir.path().join("data/master.key");
     assert_eq!(

@@ -2,8 +2,8 @@
 //! driven over real HTTP. Logs go to a file in the app's temp dir (echoed when
 //! `TEST_LOG` is set) so tests can also check what the server wrote.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,14 +67,6 @@ impl Org {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind port 0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
 /// Extra settings for a test app.
 #[derive(Debug, Default, Clone)]
 pub struct Options {
@@ -100,7 +92,7 @@ pub fn spawn_sibling(other: &TestApp) -> TestApp {
         env: other
             .env
             .iter()
-            .filter(|(k, _)| k != "DOMAIN_API_BIND")
+            .filter(|(k, _)| k != "DOMAIN_API_BIND" && k != "DOMAIN_API_ADDR_FILE")
             .cloned()
             .collect(),
     };
@@ -112,9 +104,15 @@ pub fn spawn_sibling(other: &TestApp) -> TestApp {
 
 fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase>) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let addr_file = dir.path().join("addr");
+    // Port 0: the kernel picks a free port and the server reports it in the file, so
+    // no other process can take the port between choosing and binding it.
     let mut env: Vec<(String, String)> = vec![
-        ("DOMAIN_API_BIND".into(), addr.to_string()),
+        ("DOMAIN_API_BIND".into(), "127.0.0.1:0".into()),
+        (
+            "DOMAIN_API_ADDR_FILE".into(),
+            addr_file.display().to_string(),
+        ),
         ("DOMAIN_API_DATABASE_URL".into(), url.to_owned()),
         // Nothing listens on the discard port: MX lookups fail fast unless a test
         // points the resolver at its own DNS server.
@@ -134,7 +132,7 @@ fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase
         env.push((k, v));
     }
     let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-    let child = command(&env, dir.path().to_path_buf())
+    let mut child = command(&env, dir.path().to_path_buf())
         .stdout(Stdio::null())
         .stderr(if std::env::var_os("TEST_LOG").is_some() {
             Stdio::inherit()
@@ -143,6 +141,7 @@ fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase
         })
         .spawn()
         .expect("start domain-api");
+    let addr = bound_addr(&mut child, &addr_file, dir.path());
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -157,6 +156,28 @@ fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase
         agent,
         db,
     }
+}
+
+/// Waits for the server to report the address it bound.
+pub fn bound_addr(child: &mut Child, addr_file: &Path, dir: &Path) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(addr_file) {
+            return text
+                .trim()
+                .parse()
+                .expect("a socket address in the addr file");
+        }
+        if let Some(status) = child.try_wait().expect("poll child") {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            panic!("domain-api exited early ({status}); log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "domain-api did not report its address in {}",
+        addr_file.display()
+    );
 }
 
 fn command(env: &[(String, String)], cwd: PathBuf) -> Command {

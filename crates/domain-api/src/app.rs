@@ -170,8 +170,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .local_addr()
         .context("Failed to read the bound address")?;
     tracing::info!(%addr, "listening");
+    if let Some(path) = &config.addr_file {
+        write_addr_file(path, addr)?;
+    }
     api_actix::server::serve(state, listener)
         .context("Failed to start the HTTP server")?
         .await
         .context("HTTP server failed")
+}
+
+/// Writes the bound address to `path` atomically (a reader never sees half of it).
+fn write_addr_file(path: &std::path::Path, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let staged = path.with_extension("tmp");
+    std::fs::write(&staged, format!("{addr}\n"))
+        .and_then(|()| std::fs::rename(&staged, path))
+        .with_context(|| format!("Failed to write {} (DOMAIN_API_ADDR_FILE)", path.display()))
 }

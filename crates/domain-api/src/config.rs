@@ -14,6 +14,8 @@ use store_diesel::BackendKind;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
+    /// Where to write the address actually bound (useful with port 0), if anywhere.
+    pub addr_file: Option<PathBuf>,
     pub database_url: String,
     pub master_key: MasterKeySource,
     pub spf_ips: Vec<IpAddr>,
@@ -85,6 +87,10 @@ impl Config {
                 .parse()
                 .map_err(|_| invalid("DOMAIN_API_BIND", "expected ip:port, e.g. 127.0.0.1:8080"))?,
         };
+
+        let addr_file = get("DOMAIN_API_ADDR_FILE")
+            .filter(|v| !v.trim().is_empty())
+            .map(PathBuf::from);
 
         let database_url =
             get("DOMAIN_API_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
@@ -184,6 +190,7 @@ impl Config {
 
         Ok(Self {
             bind,
+            addr_file,
             database_url,
             master_key,
             spf_ips,
