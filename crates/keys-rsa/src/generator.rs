@@ -9,7 +9,8 @@ use domain_core::ports::keys::{KeyError, KeyGenerator};
 use domain_core::{DkimKey, DomainName, SealedKey, Selector};
 use ring::rand::{SecureRandom, SystemRandom};
 use rsa::PrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use zeroize::Zeroizing;
 
 use crate::rng::RingRng;
 use crate::{SealError, Sealer};
@@ -92,24 +93,20 @@ impl Sealer {
     /// Opens a domain's sealed key and renders it as a PKCS#8 PEM document
     /// (`-----BEGIN PRIVATE KEY-----`), for the `dkim export` admin command only.
     ///
+    /// The document is zeroed when the returned buffer is dropped.
+    ///
     /// # Errors
     /// [`SealError`] when the key does not open, or does not hold an RSA key.
     pub fn export_pkcs8_pem(
         &self,
         domain: &DomainName,
         sealed: &SealedKey,
-    ) -> Result<String, SealError> {
+    ) -> Result<Zeroizing<String>, SealError> {
         let der = self.open(domain, sealed)?;
         // Parse before printing: never hand an operator something that is not a key.
-        PrivateKey::from_pkcs8_der(&der).map_err(|_| SealError::Malformed)?;
-        let body = STANDARD.encode(&der);
-        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-        for line in body.as_bytes().chunks(64) {
-            pem.push_str(&String::from_utf8_lossy(line));
-            pem.push('\n');
-        }
-        pem.push_str("-----END PRIVATE KEY-----\n");
-        Ok(pem)
+        let key = PrivateKey::from_pkcs8_der(&der).map_err(|_| SealError::Malformed)?;
+        key.to_pkcs8_pem(LineEnding::LF)
+            .map_err(|_| SealError::Malformed)
     }
 }
 
@@ -214,7 +211,13 @@ mod tests {
         assert!(pem.ends_with("-----END PRIVATE KEY-----\n"));
         assert!(pem.lines().all(|l| l.len() <= 64));
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let private = PrivateKey::from_pkcs8_der(&STANDARD.decode(body).unwrap()).unwrap();
+        let der = STANDARD.decode(body).unwrap();
+        // The very document that was sealed, not merely an equivalent key.
+        assert_eq!(
+            der,
+            *sealer.open(&domain(), &key.sealed_private_key).unwrap()
+        );
+        let private = PrivateKey::from_pkcs8_der(&der).unwrap();
         let public_der = private.to_public_key().to_public_key_der().unwrap();
         assert_eq!(STANDARD.encode(public_der.as_bytes()), key.public_key);
     }
