@@ -157,35 +157,6 @@ impl JwtSecret {
     }
 }
 
-/// Parses `30s`, `15m`, `1h`, `7d` (or bare seconds).
-///
-/// # Errors
-/// A short reason when the text is not such a duration or is zero.
-pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |i| text.split_at(i));
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30m, 1h or 7d"))?;
-    let seconds = match unit {
-        "s" => value,
-        "m" => value.saturating_mul(60),
-        "h" => value.saturating_mul(3600),
-        "d" => value.saturating_mul(86_400),
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use s, m, h or d)"
-            ));
-        }
-    };
-    if seconds == 0 {
-        return Err("the TTL must be positive".into());
-    }
-    Ok(Duration::from_secs(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,16 +257,5 @@ mod tests {
     fn refuses_short_secrets_and_hides_the_key() {
         assert!(JwtSecret::new(b"short").is_err());
         assert_eq!(format!("{:?}", secret()), "JwtSecret(<redacted>)");
-    }
-
-    #[test]
-    fn parses_ttls() {
-        assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_ttl("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_ttl("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(604_800)));
-        assert!(parse_ttl("0h").is_err());
-        assert!(parse_ttl("1w").is_err());
-        assert!(parse_ttl("soon").is_err());
     }
 }

@@ -64,8 +64,8 @@ pub enum JwtCommand {
     Issue {
         #[arg(long)]
         org: String,
-        /// Lifetime: 30m, 1h, 7d …
-        #[arg(long, default_value = "1h", value_parser = api_actix::jwt::parse_ttl)]
+        /// Lifetime: 30m, 1h, 7d, 1h 30m … or bare seconds.
+        #[arg(long, default_value = "1h", value_parser = crate::durations::parse_ttl)]
         ttl: std::time::Duration,
     },
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod app;
 mod cli;
 mod config;
+mod durations;
 mod logging;
 
 use clap::Parser as _;

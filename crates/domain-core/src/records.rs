@@ -52,8 +52,8 @@ impl RecordPolicy {
     pub fn spf_value(&self) -> String {
         let mut value = String::from("v=spf1");
         for ip in &self.spf_ips {
-            let mechanism = if ip.is_ipv4() { "ip4" } else { "ip6" };
-            value.push_str(&format!(" {mechanism}:{ip}"));
+            value.push(' ');
+            value.push_str(&spf_ip_mechanism(*ip));
         }
         value.push_str(" -all");
         value
@@ -77,6 +77,12 @@ impl RecordPolicy {
             .iter()
             .any(|h| h.eq_ignore_ascii_case(host))
     }
+}
+
+/// The SPF mechanism that authorizes exactly `ip`: `ip4:192.0.2.1` or `ip6:2001:db8::1`.
+pub(crate) fn spf_ip_mechanism(ip: IpAddr) -> String {
+    let family = if ip.is_ipv4() { "ip4" } else { "ip6" };
+    format!("{family}:{ip}")
 }
 
 /// The three TXT records of the seed's 201 response, in its key order:

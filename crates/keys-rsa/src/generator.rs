@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use domain_core::ports::keys::{KeyError, KeyGenerator};
-use domain_core::{DkimKey, DomainName, SealedKey, Selector};
+use domain_core::{DkimKey, DomainName, Selector};
 use ring::rand::{SecureRandom, SystemRandom};
 use rsa::PrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 
 use crate::rng::RingRng;
 use crate::{SealError, Sealer};
@@ -88,37 +88,12 @@ pub(crate) fn random_selector() -> Result<Selector, SealError> {
     Selector::new(selector).map_err(|_| SealError::Seal)
 }
 
-impl Sealer {
-    /// Opens a domain's sealed key and renders it as a PKCS#8 PEM document
-    /// (`-----BEGIN PRIVATE KEY-----`), for the `dkim export` admin command only.
-    ///
-    /// # Errors
-    /// [`SealError`] when the key does not open, or does not hold an RSA key.
-    pub fn export_pkcs8_pem(
-        &self,
-        domain: &DomainName,
-        sealed: &SealedKey,
-    ) -> Result<String, SealError> {
-        let der = self.open(domain, sealed)?;
-        // Parse before printing: never hand an operator something that is not a key.
-        PrivateKey::from_pkcs8_der(&der).map_err(|_| SealError::Malformed)?;
-        let body = STANDARD.encode(&der);
-        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-        for line in body.as_bytes().chunks(64) {
-            pem.push_str(&String::from_utf8_lossy(line));
-            pem.push('\n');
-        }
-        pem.push_str("-----END PRIVATE KEY-----\n");
-        Ok(pem)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use rsa::pkcs8::DecodePublicKey;
+    use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
     use rsa::traits::PublicKeyParts;
 
     use super::*;
@@ -198,33 +173,6 @@ mod tests {
         assert!(
             ticks.load(Ordering::Relaxed) > 0,
             "the executor was blocked during generation"
-        );
-    }
-
-    #[test]
-    fn exports_the_private_key_as_pkcs8_pem() {
-        let sealer = sealer();
-        let key = generate_key_blocking(&sealer, &domain()).unwrap();
-
-        let pem = sealer
-            .export_pkcs8_pem(&domain(), &key.sealed_private_key)
-            .unwrap();
-
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
-        assert!(pem.ends_with("-----END PRIVATE KEY-----\n"));
-        assert!(pem.lines().all(|l| l.len() <= 64));
-        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let private = PrivateKey::from_pkcs8_der(&STANDARD.decode(body).unwrap()).unwrap();
-        let public_der = private.to_public_key().to_public_key_der().unwrap();
-        assert_eq!(STANDARD.encode(public_der.as_bytes()), key.public_key);
-    }
-
-    #[test]
-    fn refuses_to_export_under_the_wrong_master_key() {
-        let key = generate_key_blocking(&sealer(), &domain()).unwrap();
-        assert_eq!(
-            sealer().export_pkcs8_pem(&domain(), &key.sealed_private_key),
-            Err(SealError::WrongKeyOrDomain)
         );
     }
 }

@@ -1,7 +1,6 @@
 //! `POST /api/v1/emails/domains/generate` — the seed endpoint.
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use domain_core::RecordSet;
 use domain_core::usecases::generate::GenerateInput;
 use serde::ser::{SerializeMap, Serializer};
@@ -91,7 +90,8 @@ pub async fn generate(
             return Err(error);
         }
     };
-    if !is_json(&req) {
+    // `content_type()` is the media type without its parameters (`; charset=…`).
+    if !req.content_type().eq_ignore_ascii_case("application/json") {
         return Err(ApiError::UnsupportedMediaType);
     }
     let bytes = payload
@@ -131,14 +131,6 @@ pub fn parse_body(bytes: &[u8]) -> Result<GenerateInput, ApiError> {
             }
         },
     })
-}
-
-fn is_json(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// A JSON string is the value; `null` is absence; any other JSON value is kept as
