@@ -1,13 +1,16 @@
 //! Hostile input from outside, without credentials: nothing a client sends may
-//! become a new metric series or an unbounded log line.
+//! become a new metric series or an unbounded log line, and a body that does not
+//! arrive may not hold a connection.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use store_diesel::BackendKind;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Options, Org, TestApp, read_response, spawn_app, spawn_app_with};
 
 /// Longest log line the server may write for any request in these tests.
 const MAX_LOG_LINE: usize = 1024;
@@ -95,4 +98,100 @@ async fn arbitrary_method_tokens_and_paths_never_become_labels_or_long_log_lines
         log.contains("method=M000XXXX"),
         "the method is still logged, shortened"
     );
+}
+
+/// The head of a generate call announcing a 16000-byte body; `org`'s tokens, or none.
+fn generate_head(org: Option<&Org>) -> String {
+    let tokens = org.map_or(String::new(), |org| {
+        format!(
+            "X-Api-Access-Token: {}\r\nX-Api-Secret-Token: {}\r\n",
+            org.access, org.secret
+        )
+    });
+    format!(
+        "POST /api/v1/emails/domains/generate HTTP/1.1\r\nHost: test\r\n{tokens}\
+         Content-Type: application/json\r\nContent-Length: 16000\r\n\r\n"
+    )
+}
+
+async fn app_with_a_short_body_timeout() -> TestApp {
+    let options = Options {
+        env: vec![("DOMAIN_API_BODY_TIMEOUT_MS".into(), "300".into())],
+    };
+    spawn_app_with(BackendKind::Sqlite, options).await
+}
+
+/// A connection that gives up waiting for the answer after 10 s: an answer within
+/// that proves the bound exists (its value, 300 ms, is not what is measured here).
+fn connect(app: &TestApp) -> TcpStream {
+    let stream = TcpStream::connect(app.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+fn assert_body_timeout(head: &str, body: &str) {
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(
+        head.contains("content-type: text/plain; charset=utf-8"),
+        "{head}"
+    );
+    assert_eq!(body, "Request body timeout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_never_arrives_is_answered_408() {
+    let app = app_with_a_short_body_timeout().await;
+    let org = app.create_org("Acme");
+    let forged = org.with_forged_access();
+
+    for credentials in [Some(&org), Some(&forged), None] {
+        let mut stream = connect(&app);
+        stream
+            .write_all(generate_head(credentials).as_bytes())
+            .unwrap();
+
+        let (head, body) = read_response(&mut stream);
+
+        assert_body_timeout(&head, &body);
+    }
+    // A body that does arrive is read as before.
+    assert_eq!(
+        app.generate(&org, r#"{"email":"a@timeout.example"}"#)
+            .status,
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_dripped_a_byte_at_a_time_hits_the_bound_on_the_whole_read() {
+    let app = app_with_a_short_body_timeout().await;
+    let org = app.create_org("Acme");
+
+    for credentials in [Some(&org), None] {
+        let mut stream = connect(&app);
+        stream
+            .write_all(generate_head(credentials).as_bytes())
+            .unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let dripping = Arc::clone(&stop);
+        // A byte every 50 ms: each arrives well within 300 ms of the one before, so
+        // only a bound on the whole read ends this.
+        let dripper = std::thread::spawn(move || {
+            for _ in 0..16_000 {
+                if dripping.load(Ordering::Relaxed) || writer.write_all(b" ").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+
+        let (head, body) = read_response(&mut stream);
+        stop.store(true, Ordering::Relaxed);
+        dripper.join().unwrap();
+
+        assert_body_timeout(&head, &body);
+    }
 }

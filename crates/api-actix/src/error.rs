@@ -31,6 +31,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("Request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive whole within the body timeout.
+    #[error("Request body timeout")]
+    BodyTimeout,
     #[error("Not found")]
     NotFound,
     #[error("Service temporarily unavailable")]
@@ -62,6 +65,7 @@ impl ResponseError for ApiError {
             }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Auth(AuthError::Unavailable(_))
             | Self::Generate(GenerateError::Unavailable(_))
@@ -177,6 +181,7 @@ mod tests {
                 text,
                 "Email is already taken",
             ),
+            (ApiError::BodyTimeout, 408, text, "Request body timeout"),
             (
                 ApiError::Generate(GenerateError::Unexpected(
                     "db exploded: password=hunter2".into(),

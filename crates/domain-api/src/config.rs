@@ -27,6 +27,8 @@ pub struct Config {
     pub jwt_secret: Option<JwtSecret>,
     /// Pre-generated DKIM keys kept ready; 0 disables the pool.
     pub key_pool_size: usize,
+    /// Bound on reading one whole request body (`DOMAIN_API_BODY_TIMEOUT_MS`).
+    pub body_timeout: Duration,
 }
 
 /// Where the master key comes from.
@@ -182,6 +184,13 @@ impl Config {
             usize::try_from(number(&get, "DOMAIN_API_KEY_POOL_SIZE", 16, 0..=1024)?)
                 .map_err(|_| invalid("DOMAIN_API_KEY_POOL_SIZE", "out of range"))?;
 
+        let body_timeout = Duration::from_millis(number(
+            &get,
+            "DOMAIN_API_BODY_TIMEOUT_MS",
+            10_000,
+            1..=600_000,
+        )?);
+
         Ok(Self {
             bind,
             database_url,
@@ -195,6 +204,7 @@ impl Config {
             log_format,
             jwt_secret,
             key_pool_size,
+            body_timeout,
         })
     }
 
@@ -340,6 +350,13 @@ mod tests {
             config.db_pool_size, 4,
             "SQLite serializes writers: a small pool"
         );
+        assert_eq!(config.body_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn reads_the_body_timeout_in_milliseconds() {
+        let config = config(&[("DOMAIN_API_BODY_TIMEOUT_MS", "300")]).unwrap();
+        assert_eq!(config.body_timeout, Duration::from_millis(300));
     }
 
     #[test]
@@ -366,6 +383,8 @@ mod tests {
             ("DOMAIN_API_LOG_FORMAT", "xml"),
             ("DOMAIN_API_JWT_SECRET", "too-short"),
             ("DOMAIN_API_KEY_POOL_SIZE", "-1"),
+            ("DOMAIN_API_BODY_TIMEOUT_MS", "0"),
+            ("DOMAIN_API_BODY_TIMEOUT_MS", "10s"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();
