@@ -2,7 +2,7 @@
 
 use store_diesel::test_support::backends;
 
-use crate::helpers::{Org, spawn_app};
+use crate::helpers::{Org, read_response, spawn_app};
 
 /// The seed's cURL example body, byte for byte.
 const SEED_BODY: &str = r#"{
@@ -310,32 +310,6 @@ async fn a_revoked_token_is_rejected() {
         app.generate(&org, SEED_BODY).body,
         "Invalid API credentials"
     );
-}
-
-/// Reads one HTTP/1.1 response with a `content-length` from `stream`: (head, body).
-fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
-    use std::io::Read as _;
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            stream.read(&mut byte).unwrap(),
-            1,
-            "connection closed early"
-        );
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap().to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).unwrap();
-    (head, String::from_utf8(body).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread")]

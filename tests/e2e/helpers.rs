@@ -336,3 +336,31 @@ impl Drop for TestApp {
         let _ = self.child.wait();
     }
 }
+
+/// Reads one HTTP/1.1 response with a `content-length` from `stream`: (head, body).
+pub fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream
+                .read(&mut byte)
+                .expect("an answer within the socket's read timeout"),
+            1,
+            "connection closed early"
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap().to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    (head, String::from_utf8(body).unwrap())
+}

@@ -7,5 +7,6 @@ mod cli;
 mod concurrency;
 mod dns;
 mod generate;
+mod hardening;
 mod helpers;
 mod observability;

@@ -70,6 +70,9 @@ pub enum ApiError {
     /// The body exceeds the limit, in bytes.
     #[error("payload too large")]
     PayloadTooLarge(usize),
+    /// The body did not arrive whole within the body timeout.
+    #[error("request body timeout")]
+    BodyTimeout,
     /// No such route (or a disabled one).
     #[error("not found")]
     NotFound,
@@ -124,6 +127,7 @@ impl ApiError {
             Self::BadRequest(reason) => reason.clone(),
             Self::UnsupportedMediaType => "Content-Type must be application/json".into(),
             Self::PayloadTooLarge(limit) => format!("Request body is larger than {limit} bytes"),
+            Self::BodyTimeout => "Request body timeout".into(),
             Self::NotFound => "Not found".into(),
             _ => self.operation().failure().into(),
         }
@@ -152,6 +156,7 @@ impl ResponseError for ApiError {
             | Self::NotFound => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(..) => StatusCode::INTERNAL_SERVER_ERROR,
         }

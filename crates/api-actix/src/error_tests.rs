@@ -65,6 +65,7 @@ async fn renders_the_seed_error_table_exactly() {
             TEXT,
             "Email is already taken",
         ),
+        (ApiError::BodyTimeout, 408, TEXT, "Request body timeout"),
         (
             ApiError::Generate(GenerateError::Infra(unexpected())),
             500,

@@ -3,6 +3,7 @@
 //! metrics and the OpenAPI document. It takes use cases; it builds no adapter.
 
 pub mod auth;
+pub mod body;
 pub mod echo;
 pub mod error;
 pub mod jwt;

@@ -1,321 +1,136 @@
-//! Prometheus metrics in the text exposition format, kept by hand: a few counters
-//! and fixed-bucket histograms need no metrics framework.
+//! Prometheus metrics through `prometheus-client`, exposed at `GET /metrics` in the
+//! text format (0.0.4): HTTP requests and latency per route, method and status, DNS
+//! lookup outcomes and latency, and the gauges the binary reads from its adapters at
+//! scrape time (DKIM key pool, database pool).
 //!
-//! Exposed at `GET /metrics`: HTTP requests and latency per route and status, the
-//! DKIM key pool, DNS lookup outcomes and latency, and the database pool.
+//! Every label value comes from a closed set (see [`labels`]): a series lives as long
+//! as the process, so a client must not be able to mint new ones.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+mod dns;
+mod gauges;
+pub mod labels;
 
-use async_trait::async_trait;
-use domain_core::DomainName;
-use domain_core::ports::dns::{Dns, DnsError, MxRecord, TxtRecord};
+use std::time::Duration;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub use dns::MeteredDns;
+pub use gauges::{DbPoolGauges, Gauges, KeyPoolGauges};
+use labels::{DnsLabels, DnsTypeLabels, MethodLabel, RequestLabels, RouteLabels};
 
 /// Upper bounds (seconds) of the latency buckets.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-impl Histogram {
-    fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
+type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let sum = Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {count}");
-    }
-}
-
-/// method → status → count, for one route.
-type ByMethod = BTreeMap<String, BTreeMap<u16, u64>>;
-
-/// Label sets are few and fixed (route patterns, statuses, lookup kinds), so a map
-/// behind a mutex is plenty; the hot path takes it once per request.
-#[derive(Debug, Default)]
+/// The process's metrics. The families share their storage with the registry, so
+/// recording needs no lock of ours: one read lock per family and an atomic add.
+#[derive(Debug)]
 pub struct Metrics {
-    /// route → method → status → count; looked up by `&str`, so a request whose
-    /// labels were seen before allocates nothing.
-    requests: Mutex<BTreeMap<String, ByMethod>>,
-    latency: Mutex<BTreeMap<String, Arc<Histogram>>>,
-    dns_lookups: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    dns_latency: Mutex<BTreeMap<&'static str, Arc<Histogram>>>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily<RouteLabels>,
+    dns_lookups: Family<DnsLabels, Counter>,
+    dns_latency: HistogramFamily<DnsTypeLabels>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Gauges read at scrape time, filled by the composition root from its adapters.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Gauges {
-    pub key_pool: Option<KeyPoolGauges>,
-    pub db_pool: Option<DbPoolGauges>,
-}
-
-/// The DKIM key pool as it stands.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct KeyPoolGauges {
-    pub depth: usize,
-    pub capacity: usize,
-    pub served_from_pool: u64,
-    pub generated_inline: u64,
-    pub refills: u64,
-    /// Total time spent generating refill keys.
-    pub refill_seconds: f64,
-}
-
-/// The database pool as it stands.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DbPoolGauges {
-    pub max: usize,
-    pub open: usize,
-    pub in_use: usize,
-    /// Requests waiting for a connection.
-    pub waiting: usize,
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = HistogramFamily::new_with_constructor(latency_histogram as fn() -> _);
+        let dns_lookups = Family::<DnsLabels, Counter>::default();
+        let dns_latency = HistogramFamily::new_with_constructor(latency_histogram as fn() -> _);
+        let mut registry = Registry::default();
+        // Help texts go without a full stop and counter names without `_total`: the
+        // encoder adds both.
+        registry.register(
+            "domain_api_http_requests",
+            "HTTP requests handled, by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "domain_api_http_request_duration_seconds",
+            "Request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "domain_api_dns_lookups",
+            "DNS lookups by record type and outcome",
+            dns_lookups.clone(),
+        );
+        registry.register(
+            "domain_api_dns_lookup_duration_seconds",
+            "DNS lookup latency by record type",
+            dns_latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            dns_lookups,
+            dns_latency,
+        }
+    }
 }
 
 impl Metrics {
-    /// One handled request. `route` is the matched pattern (bounded cardinality).
+    /// One handled request. `route` is the matched pattern or
+    /// [`labels::UNMATCHED_ROUTE`] (see [`labels::route_label`]); `method` is the
+    /// request's token as sent, kept only if it is a standard method, else `_OTHER`.
     pub fn record_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        {
-            let mut requests = lock(&self.requests);
-            let by_method = match requests.get_mut(route) {
-                Some(by_method) => by_method,
-                None => requests.entry(route.to_owned()).or_default(),
-            };
-            let by_status = match by_method.get_mut(method) {
-                Some(by_status) => by_status,
-                None => by_method.entry(method.to_owned()).or_default(),
-            };
-            *by_status.entry(status).or_default() += 1;
-        }
-        let histogram = {
-            let mut latency = lock(&self.latency);
-            match latency.get(route) {
-                Some(histogram) => Arc::clone(histogram),
-                None => Arc::clone(latency.entry(route.to_owned()).or_default()),
-            }
-        };
-        histogram.observe(elapsed);
+        let route = route.to_owned();
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                method: MethodLabel::of(method),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
     }
 
     fn record_dns(&self, kind: &'static str, outcome: &'static str, elapsed: Duration) {
-        *lock(&self.dns_lookups).entry((kind, outcome)).or_default() += 1;
-        let histogram = Arc::clone(lock(&self.dns_latency).entry(kind).or_default());
-        histogram.observe(elapsed);
+        self.dns_lookups
+            .get_or_create(&DnsLabels {
+                r#type: kind,
+                outcome,
+            })
+            .inc();
+        self.dns_latency
+            .get_or_create(&DnsTypeLabels { r#type: kind })
+            .observe(elapsed.as_secs_f64());
     }
 
-    /// The whole exposition.
+    /// The whole exposition: the process's metrics, then `gauges` as they stand.
     #[must_use]
     pub fn render(&self, gauges: Gauges) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str("# HELP domain_api_http_requests_total HTTP requests handled, by route, method and status.\n");
-        out.push_str("# TYPE domain_api_http_requests_total counter\n");
-        for (route, by_method) in lock(&self.requests).iter() {
-            for (method, by_status) in by_method {
-                for (status, count) in by_status {
-                    let _ = writeln!(
-                        out,
-                        "domain_api_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
-                    );
-                }
-            }
-        }
-        out.push_str("# HELP domain_api_http_request_duration_seconds Request latency by route.\n");
-        out.push_str("# TYPE domain_api_http_request_duration_seconds histogram\n");
-        for (route, histogram) in lock(&self.latency).iter() {
-            histogram.render(
-                &mut out,
-                "domain_api_http_request_duration_seconds",
-                &format!("route=\"{route}\""),
-            );
-        }
-        out.push_str(
-            "# HELP domain_api_dns_lookups_total DNS lookups by record type and outcome.\n",
-        );
-        out.push_str("# TYPE domain_api_dns_lookups_total counter\n");
-        for ((kind, outcome), count) in lock(&self.dns_lookups).iter() {
-            let _ = writeln!(
-                out,
-                "domain_api_dns_lookups_total{{type=\"{kind}\",outcome=\"{outcome}\"}} {count}"
-            );
-        }
-        out.push_str(
-            "# HELP domain_api_dns_lookup_duration_seconds DNS lookup latency by record type.\n",
-        );
-        out.push_str("# TYPE domain_api_dns_lookup_duration_seconds histogram\n");
-        for (kind, histogram) in lock(&self.dns_latency).iter() {
-            histogram.render(
-                &mut out,
-                "domain_api_dns_lookup_duration_seconds",
-                &format!("type=\"{kind}\""),
-            );
-        }
-        if let Some(pool) = gauges.key_pool {
-            let rows: [(&str, &str, &str, f64); 6] = [
-                (
-                    "domain_api_key_pool_depth",
-                    "gauge",
-                    "DKIM keys ready in the pool.",
-                    pool.depth as f64,
-                ),
-                (
-                    "domain_api_key_pool_capacity",
-                    "gauge",
-                    "Configured pool size.",
-                    pool.capacity as f64,
-                ),
-                (
-                    "domain_api_key_pool_served_total",
-                    "counter",
-                    "New-domain keys served from the pool.",
-                    pool.served_from_pool as f64,
-                ),
-                (
-                    "domain_api_key_pool_inline_total",
-                    "counter",
-                    "New-domain keys generated inline (pool empty).",
-                    pool.generated_inline as f64,
-                ),
-                (
-                    "domain_api_key_pool_refills_total",
-                    "counter",
-                    "Keys generated by the background refill.",
-                    pool.refills as f64,
-                ),
-                (
-                    "domain_api_key_pool_refill_seconds_total",
-                    "counter",
-                    "Time spent generating refill keys.",
-                    pool.refill_seconds,
-                ),
-            ];
-            for (name, kind, help, value) in rows {
-                let _ = writeln!(
-                    out,
-                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-                );
-            }
-        }
-        if let Some(db) = gauges.db_pool {
-            out.push_str("# HELP domain_api_db_pool_connections Database connections by state.\n");
-            out.push_str("# TYPE domain_api_db_pool_connections gauge\n");
-            let _ = writeln!(
-                out,
-                "domain_api_db_pool_connections{{state=\"in_use\"}} {}",
-                db.in_use
-            );
-            let _ = writeln!(
-                out,
-                "domain_api_db_pool_connections{{state=\"idle\"}} {}",
-                db.open.saturating_sub(db.in_use)
-            );
-            let _ = writeln!(
-                out,
-                "# HELP domain_api_db_pool_max Maximum database connections.\n# TYPE domain_api_db_pool_max gauge\ndomain_api_db_pool_max {}",
-                db.max
-            );
-            let _ = writeln!(
-                out,
-                "# HELP domain_api_db_pool_waiting Requests waiting for a connection.\n# TYPE domain_api_db_pool_waiting gauge\ndomain_api_db_pool_waiting {}",
-                db.waiting
-            );
+        let mut scrape = Registry::default();
+        gauges::register(&mut scrape, gauges);
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail, and our label values always encode.
+        let encoded = prometheus_text::encode(&mut out, &self.registry)
+            .and_then(|()| prometheus_text::encode(&mut out, &scrape));
+        if encoded.is_err() {
+            tracing::error!("metrics could not be encoded");
         }
         out
     }
 }
 
-/// A [`Dns`] decorator that counts outcomes and times lookups.
-pub struct MeteredDns {
-    inner: Arc<dyn Dns>,
-    metrics: Arc<Metrics>,
-}
-
-impl MeteredDns {
-    #[must_use]
-    pub fn new(inner: Arc<dyn Dns>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
-    }
-}
-
-fn outcome<T>(result: &Result<T, DnsError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(DnsError::NxDomain) => "nxdomain",
-        Err(DnsError::NoRecords) => "no_records",
-        Err(DnsError::ServFail) => "servfail",
-        Err(DnsError::Timeout) => "timeout",
-        Err(DnsError::Unexpected(_)) => "error",
-    }
-}
-
-#[async_trait]
-impl Dns for MeteredDns {
-    async fn mx(&self, domain: &DomainName) -> Result<Vec<MxRecord>, DnsError> {
-        let started = Instant::now();
-        let result = self.inner.mx(domain).await;
-        self.metrics
-            .record_dns("MX", outcome(&result), started.elapsed());
-        result
-    }
-
-    async fn txt(&self, name: &str) -> Result<Vec<TxtRecord>, DnsError> {
-        let started = Instant::now();
-        let result = self.inner.txt(name).await;
-        self.metrics
-            .record_dns("TXT", outcome(&result), started.elapsed());
-        result
-    }
-}
-
-impl std::fmt::Debug for MeteredDns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeteredDns").finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use domain_core::ports::dns::MockDns;
-
     use super::*;
 
     #[test]
@@ -346,20 +161,54 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_dns_decorator_counts_outcomes() {
-        let mut dns = MockDns::new();
-        dns.expect_mx().returning(|_| Err(DnsError::Timeout));
-        dns.expect_txt().returning(|_| Ok(vec![]));
-        let metrics = Arc::new(Metrics::default());
-        let metered = MeteredDns::new(Arc::new(dns), Arc::clone(&metrics));
-
-        let _ = metered.mx(&DomainName::parse("example.com").unwrap()).await;
-        let _ = metered.txt("example.com").await;
+    #[test]
+    fn an_unknown_method_token_is_counted_as_other_and_never_exported() {
+        let metrics = Metrics::default();
+        let filler = "X".repeat(60_000);
+        for i in 0..100 {
+            let token = format!("M{i}{filler}");
+            metrics.record_request("/healthz", &token, 405, Duration::from_millis(1));
+        }
 
         let text = metrics.render(Gauges::default());
-        assert!(text.contains("domain_api_dns_lookups_total{type=\"MX\",outcome=\"timeout\"} 1"));
-        assert!(text.contains("domain_api_dns_lookups_total{type=\"TXT\",outcome=\"ok\"} 1"));
+
+        assert!(text.contains(
+            "domain_api_http_requests_total{route=\"/healthz\",method=\"_OTHER\",status=\"405\"} 100"
+        ));
+        assert!(!text.contains("XXXX"), "a method token became a label");
+        assert!(text.len() < 8 * 1024, "{} bytes", text.len());
+    }
+
+    #[test]
+    fn keeps_every_series_name_and_type() {
+        let metrics = Metrics::default();
+        // A family without a series is not exported at all.
+        metrics.record_request("/healthz", "GET", 200, Duration::from_millis(1));
+        metrics.record_dns("MX", "ok", Duration::from_millis(1));
+        let text = metrics.render(Gauges {
+            key_pool: Some(KeyPoolGauges::default()),
+            db_pool: Some(DbPoolGauges::default()),
+        });
+        for (name, kind) in [
+            ("domain_api_http_requests_total", "counter"),
+            ("domain_api_http_request_duration_seconds", "histogram"),
+            ("domain_api_dns_lookups_total", "counter"),
+            ("domain_api_dns_lookup_duration_seconds", "histogram"),
+            ("domain_api_key_pool_depth", "gauge"),
+            ("domain_api_key_pool_capacity", "gauge"),
+            ("domain_api_key_pool_served_total", "counter"),
+            ("domain_api_key_pool_inline_total", "counter"),
+            ("domain_api_key_pool_refills_total", "counter"),
+            ("domain_api_key_pool_refill_seconds_total", "counter"),
+            ("domain_api_db_pool_connections", "gauge"),
+            ("domain_api_db_pool_max", "gauge"),
+            ("domain_api_db_pool_waiting", "gauge"),
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name} {kind} in:\n{text}"
+            );
+        }
     }
 
     #[test]

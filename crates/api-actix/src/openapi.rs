@@ -149,7 +149,9 @@ mod tests {
             );
         }
         let generate = &doc["paths"]["/api/v1/emails/domains/generate"]["post"];
-        for status in ["201", "400", "401", "409", "413", "415", "500", "503"] {
+        for status in [
+            "201", "400", "401", "408", "409", "413", "415", "500", "503",
+        ] {
             assert!(
                 generate["responses"][status].is_object(),
                 "generate {status}"

@@ -2,6 +2,7 @@
 //! probes the binary supplies for readiness and scrape-time gauges.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use domain_core::ports::BoxError;
@@ -37,6 +38,9 @@ pub struct AppState {
     pub jwt: Option<JwtSecret>,
     pub probes: Arc<dyn Probes>,
     pub metrics: Arc<Metrics>,
+    /// Bound on reading a whole request body (`DOMAIN_API_BODY_TIMEOUT_MS`); past
+    /// it the request is answered 408.
+    pub body_timeout: Duration,
 }
 
 impl AppState {

@@ -1,5 +1,7 @@
 //! Request telemetry: one span per request carrying a request id, never a header
-//! value, token or key; the request's metrics.
+//! value, token or key; the request's metrics. Whatever a client sent is logged
+//! bounded in length (a request line can be 100 KiB) and with control characters
+//! escaped, so it can neither flood the log nor forge a line.
 
 use std::time::Instant;
 
@@ -10,7 +12,46 @@ use actix_web::middleware::Next;
 use ring::rand::{SecureRandom, SystemRandom};
 use tracing::Instrument as _;
 
+use crate::metrics::labels::route_label;
+
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Characters of a method token kept in the log (`PROPFIND` and friends fit).
+pub const LOGGED_METHOD_CHARS: usize = 24;
+/// Characters of a path (or a path segment such as a domain) kept in the log.
+pub const LOGGED_PATH_CHARS: usize = 256;
+
+/// Client input for a log field: at most `max_chars` characters, then `…`; control
+/// characters escaped (`\n`, `\u{1b}`).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounded<'a> {
+    text: &'a str,
+    max_chars: usize,
+}
+
+/// `text` as a log field of at most `max_chars` characters (see [`Bounded`]).
+#[must_use]
+pub fn bounded(text: &str, max_chars: usize) -> Bounded<'_> {
+    Bounded { text, max_chars }
+}
+
+impl std::fmt::Display for Bounded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let mut chars = self.text.chars();
+        for c in chars.by_ref().take(self.max_chars) {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        if chars.next().is_some() {
+            f.write_char('…')?;
+        }
+        Ok(())
+    }
+}
 
 /// A caller's request id is kept if it is short and plain; otherwise we mint one.
 fn request_id(req: &ServiceRequest) -> String {
@@ -73,8 +114,8 @@ pub async fn request_span(
     let span = tracing::info_span!(
         "request",
         id = %id,
-        method = %req.method(),
-        path = %req.path(),
+        method = %bounded(req.method().as_str(), LOGGED_METHOD_CHARS),
+        path = %bounded(req.path(), LOGGED_PATH_CHARS),
         org = tracing::field::Empty,
     );
     let started = Instant::now();
@@ -87,10 +128,7 @@ pub async fn request_span(
     let elapsed = started.elapsed();
     if let Some(state) = state {
         // The matched pattern, not the path: `/api/v1/emails/domains/{domain}`.
-        let route = response
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
+        let route = route_label(response.request().match_pattern());
         state
             .metrics
             .record_request(&route, method.as_str(), status, elapsed);
@@ -115,7 +153,25 @@ pub async fn request_span(
 mod tests {
     use std::collections::HashSet;
 
-    use super::mint_request_id;
+    use super::{bounded, mint_request_id};
+
+    #[test]
+    fn a_bounded_field_keeps_short_text_and_cuts_long_text() {
+        assert_eq!(bounded("/healthz", 256).to_string(), "/healthz");
+        assert_eq!(bounded("abcdef", 6).to_string(), "abcdef");
+        assert_eq!(bounded("abcdefg", 6).to_string(), "abcdef…");
+        let long = "M".repeat(60_000);
+        assert_eq!(bounded(&long, 24).to_string().chars().count(), 25);
+        assert_eq!(bounded("é".repeat(10).as_str(), 3).to_string(), "ééé…");
+    }
+
+    #[test]
+    fn a_bounded_field_escapes_control_characters() {
+        assert_eq!(
+            bounded("a\nfake line\u{1b}[31m", 256).to_string(),
+            "a\\nfake line\\u{1b}[31m"
+        );
+    }
 
     #[test]
     fn minted_request_ids_are_24_hex_digits_and_never_repeat() {

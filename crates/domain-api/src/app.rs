@@ -147,6 +147,7 @@ pub fn build_state(
             key_pool: key_pool.clone(),
         }),
         metrics,
+        body_timeout: config.body_timeout,
     };
     Ok((state, key_pool))
 }

@@ -29,6 +29,8 @@ pub struct Config {
     pub jwt_secret: Option<JwtSecret>,
     /// Pre-generated DKIM keys kept ready; 0 disables the pool.
     pub key_pool_size: usize,
+    /// Bound on reading one whole request body (`DOMAIN_API_BODY_TIMEOUT_MS`).
+    pub body_timeout: Duration,
 }
 
 /// Where the master key comes from.
@@ -188,6 +190,13 @@ impl Config {
             usize::try_from(number(&get, "DOMAIN_API_KEY_POOL_SIZE", 16, 0..=1024)?)
                 .map_err(|_| invalid("DOMAIN_API_KEY_POOL_SIZE", "out of range"))?;
 
+        let body_timeout = Duration::from_millis(number(
+            &get,
+            "DOMAIN_API_BODY_TIMEOUT_MS",
+            10_000,
+            1..=600_000,
+        )?);
+
         Ok(Self {
             bind,
             addr_file,
@@ -202,6 +211,7 @@ impl Config {
             log_format,
             jwt_secret,
             key_pool_size,
+            body_timeout,
         })
     }
 
@@ -347,6 +357,13 @@ mod tests {
             config.db_pool_size, 4,
             "SQLite serializes writers: a small pool"
         );
+        assert_eq!(config.body_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn reads_the_body_timeout_in_milliseconds() {
+        let config = config(&[("DOMAIN_API_BODY_TIMEOUT_MS", "300")]).unwrap();
+        assert_eq!(config.body_timeout, Duration::from_millis(300));
     }
 
     #[test]
@@ -373,6 +390,8 @@ mod tests {
             ("DOMAIN_API_LOG_FORMAT", "xml"),
             ("DOMAIN_API_JWT_SECRET", "too-short"),
             ("DOMAIN_API_KEY_POOL_SIZE", "-1"),
+            ("DOMAIN_API_BODY_TIMEOUT_MS", "0"),
+            ("DOMAIN_API_BODY_TIMEOUT_MS", "10s"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::AppState;
 use crate::auth::AuthenticatedOrg;
 use crate::error::ApiError;
+use crate::telemetry::{LOGGED_PATH_CHARS, bounded};
 
 fn rfc3339(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -144,7 +145,7 @@ impl From<DomainView> for DomainDetailJson {
     ),
     security(("access_token" = [], "secret_token" = []))
 )]
-#[tracing::instrument(name = "domain_detail", skip_all, fields(domain = %path.as_str()))]
+#[tracing::instrument(name = "domain_detail", skip_all, fields(domain = %bounded(path.as_str(), LOGGED_PATH_CHARS)))]
 pub async fn detail(
     AuthenticatedOrg(organization): AuthenticatedOrg,
     path: web::Path<String>,

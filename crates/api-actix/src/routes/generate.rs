@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::AuthenticatedOrg;
+use crate::body::read_body;
 use crate::error::{ApiError, Operation};
 
 /// Bodies are small JSON objects; anything larger is refused unread.
@@ -47,7 +48,7 @@ pub struct GenerateRequestDoc {
     inbound: Option<bool>,
 }
 
-/// Check order: 401 (extractor) → 415 → 413 → 400 body → 400 fields → 409.
+/// Check order: 401 (extractor) → 415 → 413 / 408 (body) → 400 body → 400 fields → 409.
 #[utoipa::path(
     post,
     path = "/api/v1/emails/domains/generate",
@@ -64,6 +65,7 @@ pub struct GenerateRequestDoc {
             })),
         (status = 400, description = "Invalid sender or reply-to address, malformed body", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
+        (status = 408, description = "The body did not arrive whole within the body timeout (`DOMAIN_API_BODY_TIMEOUT_MS`, default 10 s); `Request body timeout`", body = String, content_type = "text/plain"),
         (status = 409, description = "Domain or email already taken", body = String, content_type = "text/plain"),
         (status = 413, description = "Body larger than 16 KiB", body = String, content_type = "text/plain"),
         (status = 415, description = "Content-Type is not application/json", body = String, content_type = "text/plain"),
@@ -85,20 +87,20 @@ pub async fn generate(
             // The answer is the 401 whatever the body says, but read the body
             // (bounded) first: actix-http closes a keep-alive connection whose request
             // body is still unread, so every rejected call would cost the client a
-            // new connection (and a TLS handshake behind a proxy).
-            let _ = payload.to_bytes_limited(MAX_BODY_BYTES).await;
-            return Err(error);
+            // new connection (and a TLS handshake behind a proxy). A body that does
+            // not arrive in time is a 408 like anywhere else: without the time bound
+            // a client without credentials could hold the connection forever.
+            return match read_body(payload, MAX_BODY_BYTES, state.body_timeout).await {
+                Err(timeout @ ApiError::BodyTimeout) => Err(timeout),
+                _ => Err(error),
+            };
         }
     };
     // `content_type()` is the media type without its parameters (`; charset=…`).
     if !req.content_type().eq_ignore_ascii_case("application/json") {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let bytes = payload
-        .to_bytes_limited(MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))?
-        .map_err(|_| ApiError::BadRequest("Could not read the request body".into()))?;
+    let bytes = read_body(payload, MAX_BODY_BYTES, state.body_timeout).await?;
     let input = parse_body(&bytes)?;
 
     let records = state.generate.execute(&organization, input).await?;

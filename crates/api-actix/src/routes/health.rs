@@ -30,6 +30,6 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(prometheus_client::encoding::prometheus_text::CONTENT_TYPE)
         .body(state.metrics.render(state.gauges()))
 }
