@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use domain_core::lifecycle::Page;
 use domain_core::ports::store::DomainStore;
 use domain_core::{DomainName, OrganizationId};
 use store_diesel::test_support::backends;
@@ -32,6 +33,13 @@ fn fire(apps: &[Arc<TestApp>], calls: Vec<(Org, String)>) -> Vec<(Org, Answer)> 
         .into_iter()
         .map(|h| h.join().expect("request thread"))
         .collect()
+}
+
+fn all() -> Page<String> {
+    Page {
+        after: None,
+        limit: 1000,
+    }
 }
 
 async fn store_of(app: &TestApp) -> Store {
@@ -80,7 +88,12 @@ async fn fifty_calls_for_one_new_domain(apps: &[Arc<TestApp>], kind: BackendKind
     let store = store_of(&apps[0]).await;
     let org_id = OrganizationId::new(org.id.clone());
     assert_eq!(
-        store.list_domains(&org_id).await.unwrap().len(),
+        store
+            .list_domains(&org_id, &all())
+            .await
+            .unwrap()
+            .items
+            .len(),
         1,
         "{kind:?}: one domain row"
     );
@@ -140,7 +153,12 @@ async fn two_orgs_racing_for_one_domain(apps: &[Arc<TestApp>], kind: BackendKind
     let store = store_of(&apps[0]).await;
     let loser = OrganizationId::new(losers[0].0.clone());
     assert!(
-        store.list_domains(&loser).await.unwrap().is_empty(),
+        store
+            .list_domains(&loser, &all())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
         "{kind:?}: no orphan rows"
     );
 }
@@ -185,7 +203,7 @@ async fn each_org_has_one_active_sender(apps: &[Arc<TestApp>], kind: BackendKind
     for org in &orgs {
         let org_id = OrganizationId::new(org.id.clone());
         let mut active = 0;
-        for domain in store.list_domains(&org_id).await.unwrap() {
+        for domain in store.list_domains(&org_id, &all()).await.unwrap().items {
             let detail = store
                 .domain_detail(&org_id, &domain.name)
                 .await

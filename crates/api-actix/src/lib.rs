@@ -9,6 +9,7 @@ pub mod error;
 pub mod jwt;
 pub mod metrics;
 pub mod openapi;
+pub mod pagination;
 pub mod routes;
 pub mod server;
 pub mod state;

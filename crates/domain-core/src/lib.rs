@@ -7,6 +7,7 @@
 
 mod domain_name;
 mod email;
+pub mod lifecycle;
 mod organization;
 mod published;
 mod records;

@@ -275,7 +275,11 @@ impl<T, C> Paged<T, C> {
     pub fn from_fetched(mut fetched: Vec<T>, limit: usize, cursor: impl Fn(&T) -> C) -> Self {
         let more = fetched.len() > limit;
         fetched.truncate(limit);
-        let next = if more { fetched.last().map(cursor) } else { None };
+        let next = if more {
+            fetched.last().map(cursor)
+        } else {
+            None
+        };
         Self {
             items: fetched,
             next,

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use domain_core::lifecycle::{Page, Paged};
 use domain_core::ports::store::{
     DomainDetail, DomainStore, RegisterError, Registered, SenderRecord, SenderRegistration,
     StoreError, StoredDomain,
@@ -27,16 +28,15 @@ type DomainRow = (i64, String, String, String, String, bool, DateTime<Utc>);
 
 fn into_domain(row: DomainRow) -> Result<StoredDomain, DbError> {
     let (_, organization, name, selector, public_key, inbound_enabled, created_at) = row;
-    Ok(StoredDomain {
-        name: DomainName::parse(&name)
-            .map_err(|e| DbError::Corrupt(format!("domain {name:?}: {e}")))?,
-        organization: OrganizationId::new(organization),
-        selector: Selector::new(selector)
+    Ok(StoredDomain::new(
+        DomainName::parse(&name).map_err(|e| DbError::Corrupt(format!("domain {name:?}: {e}")))?,
+        OrganizationId::new(organization),
+        Selector::new(selector)
             .map_err(|e| DbError::Corrupt(format!("selector of {name}: {e}")))?,
         public_key,
         inbound_enabled,
         created_at,
-    })
+    ))
 }
 
 macro_rules! domain_columns {
@@ -191,20 +191,29 @@ impl DomainStore for Store {
     async fn list_domains(
         &self,
         organization: &OrganizationId,
-    ) -> Result<Vec<StoredDomain>, StoreError> {
+        page: &Page<String>,
+    ) -> Result<Paged<StoredDomain, String>, StoreError> {
+        // One more than the page: it only says whether a next page exists.
+        let fetch = i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let after = page.after.as_deref().unwrap_or("");
         let rows: Vec<DomainRow> = with_conn!(&self.backend, |c| {
             domains::table
                 .filter(domains::organization_id.eq(organization.as_str()))
+                .filter(domains::name.gt(after))
                 .order(domains::name.asc())
                 .select(domain_columns!())
+                .limit(fetch)
                 .load(c)
                 .await
                 .map_err(DbError::from)
         })?;
-        Ok(rows
+        let domains = rows
             .into_iter()
             .map(into_domain)
-            .collect::<Result<_, _>>()?)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Paged::from_fetched(domains, page.limit, |d| {
+            d.name.as_ascii().to_owned()
+        }))
     }
 
     async fn domain_detail(
@@ -253,6 +262,7 @@ impl DomainStore for Store {
                     created_at,
                 })
                 .collect(),
+            keys: Vec::new(),
         }))
     }
 }

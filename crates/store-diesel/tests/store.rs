@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use domain_core::OrganizationName;
+use domain_core::lifecycle::Page;
 use domain_core::ports::admin::{Administration, ResealError};
 use domain_core::ports::credentials::Credentials;
 use domain_core::ports::store::{DomainStore, RegisterError, SenderRegistration};
@@ -30,6 +31,13 @@ fn registration(org: &OrganizationId, email: &str, new_key: Option<DkimKey>) -> 
         reply_to: None,
         new_key,
         enable_inbound: false,
+    }
+}
+
+fn all() -> Page<String> {
+    Page {
+        after: None,
+        limit: 1000,
     }
 }
 
@@ -368,14 +376,45 @@ async fn reads_are_scoped_to_the_owning_organization() {
         let name = DomainName::parse("example.com").unwrap();
 
         let listed: Vec<_> = store
-            .list_domains(&acme)
+            .list_domains(&acme, &all())
             .await
             .unwrap()
+            .items
             .into_iter()
             .map(|d| d.name.to_string())
             .collect();
         assert_eq!(listed, ["b.example", "example.com"]);
-        assert!(store.list_domains(&other).await.unwrap().is_empty());
+        assert!(
+            store
+                .list_domains(&other, &all())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        let first = store
+            .list_domains(
+                &acme,
+                &Page {
+                    after: None,
+                    limit: 1,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(first.next.as_deref(), Some("b.example"));
+        let second = store
+            .list_domains(
+                &acme,
+                &Page {
+                    after: first.next,
+                    limit: 1,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.items[0].name.to_string(), "example.com");
+        assert_eq!(second.next, None, "the last page has no next");
         assert_eq!(store.domain_detail(&other, &name).await.unwrap(), None);
         let detail = store.domain_detail(&acme, &name).await.unwrap().unwrap();
         assert_eq!(
@@ -416,7 +455,10 @@ async fn fifty_concurrent_registrations_on_one_new_domain_converge_on_one_key() 
 
         assert_eq!(created, 1, "{kind:?}: exactly one call created the domain");
         assert_eq!(selectors.len(), 1, "{kind:?}: every call saw the same key");
-        assert_eq!(store.list_domains(&org).await.unwrap().len(), 1);
+        assert_eq!(
+            store.list_domains(&org, &all()).await.unwrap().items.len(),
+            1
+        );
         let detail = store
             .domain_detail(&org, &DomainName::parse("example.com").unwrap())
             .await
@@ -470,7 +512,7 @@ async fn two_organizations_racing_for_one_domain_leave_one_owner() {
         let winner = winners.into_iter().next().unwrap();
         let loser = if winner == acme { &other } else { &acme };
         assert!(
-            store.list_domains(loser).await.unwrap().is_empty(),
+            store.list_domains(loser, &all()).await.unwrap().items.is_empty(),
             "no orphan rows for the loser"
         );
     });

@@ -1,6 +1,6 @@
 //! `GET /api/v1/emails/domains` and `GET /api/v1/emails/domains/{domain}`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain_core::usecases::read::DomainView;
 use serde::Serialize;
@@ -29,6 +29,8 @@ pub struct DomainSummaryJson {
 #[schema(as = DomainList)]
 pub struct DomainListJson {
     domains: Vec<DomainSummaryJson>,
+    /// `after` for the next page; null on the last page.
+    next: Option<String>,
 }
 
 /// The organization's domains.
@@ -36,8 +38,10 @@ pub struct DomainListJson {
     get,
     path = "/api/v1/emails/domains",
     tag = "domains",
+    params(crate::pagination::PageQuery),
     responses(
         (status = 200, body = DomainListJson, content_type = "application/json"),
+        (status = 400, description = "limit outside 1–1000", body = String, content_type = "text/plain"),
         (status = 401, body = String, content_type = "text/plain"),
         (status = 503, body = String, content_type = "text/plain"),
     ),
@@ -45,11 +49,15 @@ pub struct DomainListJson {
 )]
 pub async fn list(
     AuthenticatedOrg(organization): AuthenticatedOrg,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let domains = state.read.list(&organization).await?;
+    let page = crate::pagination::page(&req)?;
+    let domains = state.read.list(&organization, &page).await?;
     let body = DomainListJson {
+        next: domains.next,
         domains: domains
+            .items
             .into_iter()
             .map(|d| DomainSummaryJson {
                 unicode: d.name.to_unicode(),

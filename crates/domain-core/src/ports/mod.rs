@@ -2,9 +2,11 @@
 //! doubles (`MockCredentials`, `MockKeyGenerator`, `MockDns`, `MockDomainStore`, …).
 
 pub mod admin;
+pub mod clock;
 pub mod credentials;
 pub mod dns;
 pub mod keys;
+pub mod lifecycle;
 pub mod store;
 
 /// The cause behind an [`InfraError`]: logged, never shown.

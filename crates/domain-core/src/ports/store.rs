@@ -1,21 +1,62 @@
 //! DomainStore port: domains and their senders, with registration as one unit of work.
+//! Every change a method makes records its events (`lifecycle::NewEvent`) in the same
+//! unit of work.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::InfraError;
+use crate::lifecycle::{DomainStatus, KeyRecord, Page, Paged};
 use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, Selector};
 
-/// A domain as stored: owner, DKIM public half, inbound state.
+/// A domain as stored: owner, active DKIM key (public half), inbound state, status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDomain {
     pub name: DomainName,
     pub organization: OrganizationId,
+    /// The active key's selector.
     pub selector: Selector,
-    /// SubjectPublicKeyInfo DER, base64.
+    /// The active key: SubjectPublicKeyInfo DER, base64.
     pub public_key: String,
     pub inbound_enabled: bool,
     pub created_at: DateTime<Utc>,
+    /// Whether the records have been seen published.
+    pub status: DomainStatus,
+    /// When the records were first seen correct.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// When the records were last checked.
+    pub last_checked_at: Option<DateTime<Utc>>,
+    /// When the next check is due; `None` when none is scheduled.
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// Checks in a row that found a record missing or wrong.
+    pub failed_checks: u32,
+}
+
+impl StoredDomain {
+    /// A domain as created: pending, never checked.
+    #[must_use]
+    pub fn new(
+        name: DomainName,
+        organization: OrganizationId,
+        selector: Selector,
+        public_key: String,
+        inbound_enabled: bool,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            name,
+            organization,
+            selector,
+            public_key,
+            inbound_enabled,
+            created_at,
+            status: DomainStatus::Pending,
+            verified_at: None,
+            last_checked_at: None,
+            next_check_at: None,
+            failed_checks: 0,
+        }
+    }
 }
 
 /// What one generate call asks the store to record, atomically.
@@ -48,11 +89,13 @@ pub struct SenderRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// A domain with its senders, oldest first.
+/// A domain with its senders (oldest first) and its DKIM keys (newest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainDetail {
     pub domain: StoredDomain,
     pub senders: Vec<SenderRecord>,
+    /// Every key still stored: active, pending, retiring, revoked.
+    pub keys: Vec<KeyRecord>,
 }
 
 /// Persistent domains and senders.
@@ -77,14 +120,16 @@ pub trait DomainStore: Send + Sync {
         registration: SenderRegistration,
     ) -> Result<Registered, RegisterError>;
 
-    /// The organization's domains, by name.
+    /// One page of the organization's domains, by name (A-label); the cursor is a
+    /// domain name.
     ///
     /// # Errors
     /// [`StoreError`] when the read failed.
     async fn list_domains(
         &self,
         organization: &OrganizationId,
-    ) -> Result<Vec<StoredDomain>, StoreError>;
+        page: &Page<String>,
+    ) -> Result<Paged<StoredDomain, String>, StoreError>;
 
     /// One of the organization's domains with its senders; `None` when it does not
     /// exist *or* belongs to another organization.

@@ -16,14 +16,14 @@ const PUBLIC_KEY: &str = "MIIBIjANBgkqhkiNEWKEY";
 const EXISTING_KEY: &str = "MIIBIjANBgkqhkiOLDKEY";
 
 fn stored(owner: &str, name: &str, selector: &str, key: &str, inbound: bool) -> StoredDomain {
-    StoredDomain {
-        name: DomainName::parse(name).unwrap(),
-        organization: OrganizationId::new(owner),
-        selector: Selector::new(selector).unwrap(),
-        public_key: key.into(),
-        inbound_enabled: inbound,
-        created_at: Utc::now(),
-    }
+    StoredDomain::new(
+        DomainName::parse(name).unwrap(),
+        OrganizationId::new(owner),
+        Selector::new(selector).unwrap(),
+        key.into(),
+        inbound,
+        Utc::now(),
+    )
 }
 
 fn new_key() -> DkimKey {
@@ -48,14 +48,14 @@ fn store_creating_domains() -> MockDomainStore {
     store.expect_register_sender().returning(|reg| {
         let key = reg.new_key.expect("a new domain needs a key");
         Ok(Registered {
-            domain: StoredDomain {
-                name: reg.email.domain().clone(),
-                organization: reg.organization,
-                selector: key.selector,
-                public_key: key.public_key,
-                inbound_enabled: reg.enable_inbound,
-                created_at: Utc::now(),
-            },
+            domain: StoredDomain::new(
+                reg.email.domain().clone(),
+                reg.organization,
+                key.selector,
+                key.public_key,
+                reg.enable_inbound,
+                Utc::now(),
+            ),
             domain_created: true,
         })
     });

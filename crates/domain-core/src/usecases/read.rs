@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::lifecycle::{Page, Paged};
 use crate::ports::InfraError;
 use crate::ports::store::{DomainStore, SenderRecord, StoredDomain};
 use crate::published::PublishedRecord;
@@ -47,15 +48,16 @@ impl ReadDomains {
         Self { store, policy }
     }
 
-    /// The organization's domains, by name.
+    /// One page of the organization's domains, by name.
     ///
     /// # Errors
     /// [`ReadError`] when the store fails.
     pub async fn list(
         &self,
         organization: &OrganizationId,
-    ) -> Result<Vec<StoredDomain>, ReadError> {
-        Ok(self.store.list_domains(organization).await?)
+        page: &Page<String>,
+    ) -> Result<Paged<StoredDomain, String>, ReadError> {
+        Ok(self.store.list_domains(organization, page).await?)
     }
 
     /// One domain, by the name as the caller typed it (Unicode or A-labels).
@@ -109,14 +111,14 @@ mod tests {
     use crate::usecases::fixtures::policy;
 
     fn stored(name: &str) -> StoredDomain {
-        StoredDomain {
-            name: DomainName::parse(name).unwrap(),
-            organization: OrganizationId::new("org-a"),
-            selector: Selector::new("s1").unwrap(),
-            public_key: "MIIBKEY".into(),
-            inbound_enabled: true,
-            created_at: Utc::now(),
-        }
+        StoredDomain::new(
+            DomainName::parse(name).unwrap(),
+            OrganizationId::new("org-a"),
+            Selector::new("s1").unwrap(),
+            "MIIBKEY".into(),
+            true,
+            Utc::now(),
+        )
     }
 
     #[tokio::test]
@@ -138,6 +140,7 @@ mod tests {
                         active: true,
                         created_at: Utc::now(),
                     }],
+                    keys: Vec::new(),
                 }))
             });
         let read = ReadDomains::new(Arc::new(store), policy());

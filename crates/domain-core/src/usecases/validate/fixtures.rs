@@ -32,15 +32,16 @@ pub(super) fn dkim_value(key: &str) -> String {
 
 pub(super) fn detail(name: &str, inbound: bool) -> DomainDetail {
     DomainDetail {
-        domain: StoredDomain {
-            name: DomainName::parse(name).unwrap(),
-            organization: org(),
-            selector: Selector::new("s1").unwrap(),
-            public_key: key(),
-            inbound_enabled: inbound,
-            created_at: Utc::now(),
-        },
+        domain: StoredDomain::new(
+            DomainName::parse(name).unwrap(),
+            org(),
+            Selector::new("s1").unwrap(),
+            key(),
+            inbound,
+            Utc::now(),
+        ),
         senders: Vec::new(),
+        keys: Vec::new(),
     }
 }
 
