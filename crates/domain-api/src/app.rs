@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use dns_hickory::{DnsConfig, HickoryDns};
 use domain_core::RecordPolicy;
 use domain_core::ports::BoxError;
+use domain_core::ports::clock::SystemClock;
 use domain_core::ports::dns::Dns;
 use domain_core::ports::keys::KeyGenerator;
 use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
@@ -18,6 +19,7 @@ use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::validate::ValidateDomain;
+use domain_core::usecases::verify::KeyPolicy;
 use keys_rsa::{KeyPool, RsaKeyGenerator, Sealer};
 use store_diesel::{Store, StoreConfig};
 
@@ -139,7 +141,12 @@ pub fn build_state(
     let state = AppState {
         authenticate: Authenticate::new(store.clone()),
         generate: GenerateRecords::new(store.clone(), keys, dns.clone(), policy.clone()),
-        read: ReadDomains::new(store.clone(), policy.clone()),
+        read: ReadDomains::new(
+            store.clone(),
+            policy.clone(),
+            KeyPolicy::default(),
+            Arc::new(SystemClock),
+        ),
         validate: ValidateDomain::new(store.clone(), dns, policy),
         jwt: config.jwt_secret.clone(),
         probes: Arc::new(AdapterProbes {

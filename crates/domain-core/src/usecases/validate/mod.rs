@@ -19,9 +19,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
+use crate::lifecycle::KeyRecord;
 use crate::ports::InfraError;
 use crate::ports::dns::{Dns, DnsError, TxtRecord};
-use crate::ports::store::DomainStore;
+use crate::ports::store::{DomainStore, StoredDomain};
 use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
 use verdict::{Verdict, txt_failure};
 
@@ -46,6 +47,16 @@ pub enum ValidateError {
     /// A port failed.
     #[error(transparent)]
     Infra(#[from] InfraError),
+}
+
+impl ValidationReport {
+    /// `verified` recomputed from the records and inbound.
+    #[must_use]
+    pub(crate) fn judged(mut self) -> Self {
+        self.verified = self.records.iter().all(|c| c.status == CheckStatus::Ok)
+            && (!self.inbound.enabled || self.inbound.status == CheckStatus::Ok);
+        self
+    }
 }
 
 /// The live state of a domain's records.
@@ -165,6 +176,11 @@ impl ValidateDomain {
             .await?
             .ok_or(ValidateError::NotFound)?
             .domain;
+        Ok(self.report(&stored).await)
+    }
+
+    /// The live report for a stored domain: SPF, its active key, DMARC, inbound.
+    pub(crate) async fn report(&self, stored: &StoredDomain) -> ValidationReport {
         let expected = RecordSet::render(
             &self.policy,
             &stored.name,
@@ -176,25 +192,38 @@ impl ValidateDomain {
         let ((spf, dkim), (dmarc, inbound)) = join(
             join(
                 self.check_spf(&stored.name, &expected.spf),
-                self.check_dkim(&stored, &expected),
+                self.check_dkim(stored, &expected),
             ),
             join(
                 self.check_dmarc(&stored.name, &expected.dmarc),
-                self.check_inbound(&stored),
+                self.check_inbound(stored),
             ),
         )
         .await;
 
-        let records = vec![spf, dkim, dmarc];
-        let verified = records.iter().all(|c| c.status == CheckStatus::Ok)
-            && (!inbound.enabled || inbound.status == CheckStatus::Ok);
-        tracing::info!(domain = %stored.name, verified, "validated published records");
-        Ok(ValidationReport {
+        let report = ValidationReport {
             domain: stored.name.as_ascii().to_owned(),
-            verified,
-            records,
+            verified: false,
+            records: vec![spf, dkim, dmarc],
             inbound,
-        })
+        }
+        .judged();
+        tracing::info!(domain = %stored.name, verified = report.verified, "validated published records");
+        report
+    }
+
+    /// The live check of one key's record, as if it were the active key.
+    pub(crate) async fn check_key(&self, stored: &StoredDomain, key: &KeyRecord) -> RecordCheck {
+        let mut as_active = stored.clone();
+        as_active.selector = key.selector.clone();
+        as_active.public_key = key.public_key.clone();
+        let expected = RecordSet::render(
+            &self.policy,
+            &as_active.name,
+            &as_active.selector,
+            &as_active.public_key,
+        );
+        self.check_dkim(&as_active, &expected).await
     }
 
     /// The TXT records at `name`, joined; an empty answer counts as no records.
