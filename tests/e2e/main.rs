@@ -9,4 +9,6 @@ mod dns;
 mod generate;
 mod hardening;
 mod helpers;
+mod lifecycle;
+mod lifecycle_races;
 mod observability;
