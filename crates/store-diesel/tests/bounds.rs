@@ -63,8 +63,14 @@ async fn a_row_lock_held_elsewhere_answers_unavailable_and_spares_other_organiza
     // other organization's call would wait for the pool until it gave up.
     config.max_connections = 1;
     let store = Arc::new(db.store_with(&config).await);
-    let (stuck, _) = store.create_organization(&OrganizationName::parse("Stuck").unwrap()).await.unwrap();
-    let (other, _) = store.create_organization(&OrganizationName::parse("Other").unwrap()).await.unwrap();
+    let (stuck, _) = store
+        .create_organization(&OrganizationName::parse("Stuck").unwrap())
+        .await
+        .unwrap();
+    let (other, _) = store
+        .create_organization(&OrganizationName::parse("Other").unwrap())
+        .await
+        .unwrap();
     // Another session holds the organization's row lock in an open transaction.
     let mut holder = AsyncPgConnection::establish(&db.url).await.unwrap();
     holder
@@ -78,7 +84,10 @@ async fn a_row_lock_held_elsewhere_answers_unavailable_and_spares_other_organiza
     let error = returns(store.register_sender(sender(&stuck, "a@stuck.example")))
         .await
         .unwrap_err();
-    assert!(matches!(error, RegisterError::Infra(InfraError::Unavailable(_))), "{error:?}");
+    assert!(
+        matches!(error, RegisterError::Infra(InfraError::Unavailable(_))),
+        "{error:?}"
+    );
 
     // The lock is still held. The pool's one connection came back, usable.
     returns(store.register_sender(sender(&other, "a@other.example")))
@@ -90,7 +99,10 @@ async fn a_row_lock_held_elsewhere_answers_unavailable_and_spares_other_organiza
         returns(store.register_sender(sender(&other, "b@other.example"))),
     );
     assert!(
-        matches!(blocked, Err(RegisterError::Infra(InfraError::Unavailable(_)))),
+        matches!(
+            blocked,
+            Err(RegisterError::Infra(InfraError::Unavailable(_)))
+        ),
         "{blocked:?}"
     );
     served.unwrap();
@@ -106,7 +118,10 @@ async fn a_row_lock_held_elsewhere_answers_unavailable_and_spares_other_organiza
 async fn a_write_lock_held_elsewhere_answers_unavailable_on_sqlite() {
     let db = TestDatabase::new(BackendKind::Sqlite).await;
     let store = db.store_with(&bounded_config(&db)).await;
-    let (org, _) = store.create_organization(&OrganizationName::parse("Acme").unwrap()).await.unwrap();
+    let (org, _) = store
+        .create_organization(&OrganizationName::parse("Acme").unwrap())
+        .await
+        .unwrap();
     let path = db.url.strip_prefix("sqlite://").unwrap();
     let mut holder = <diesel::SqliteConnection as diesel::Connection>::establish(path).unwrap();
     holder.batch_execute("BEGIN IMMEDIATE;").unwrap();
@@ -114,14 +129,14 @@ async fn a_write_lock_held_elsewhere_answers_unavailable_on_sqlite() {
     let error = returns(store.register_sender(sender(&org, "a@acme.example")))
         .await
         .unwrap_err();
-    assert!(matches!(error, RegisterError::Infra(InfraError::Unavailable(_))), "{error:?}");
+    assert!(
+        matches!(error, RegisterError::Infra(InfraError::Unavailable(_))),
+        "{error:?}"
+    );
     let error = returns(store.create_organization(&OrganizationName::parse("Other").unwrap()))
         .await
         .unwrap_err();
-    assert!(
-        matches!(error, InfraError::Unavailable(_)),
-        "{error:?}"
-    );
+    assert!(matches!(error, InfraError::Unavailable(_)), "{error:?}");
 
     holder.batch_execute("COMMIT;").unwrap();
     returns(store.register_sender(sender(&org, "a@acme.example")))
@@ -143,7 +158,10 @@ async fn sqlite_files_are_the_owners_alone_even_in_an_open_directory() {
 
     // A write through the pool, which keeps its connections open: the write-ahead
     // log and the shared-memory index exist now.
-    store.create_organization(&OrganizationName::parse("Acme").unwrap()).await.unwrap();
+    store
+        .create_organization(&OrganizationName::parse("Acme").unwrap())
+        .await
+        .unwrap();
 
     // (Under the usual umask, 022, SQLite alone would have made all three 0644.)
     for suffix in ["", "-wal", "-shm"] {
