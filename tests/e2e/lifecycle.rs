@@ -22,7 +22,11 @@ pub async fn app_with(kind: BackendKind, dns: &TestDnsServer, extra: &[(&str, &s
         ("DOMAIN_API_DNS_TIMEOUT_MS".to_owned(), "500".to_owned()),
         ("DOMAIN_API_JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
     ];
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     spawn_app_with(kind, Options { env }).await
 }
 
@@ -39,7 +43,13 @@ pub fn call(app: &TestApp, org: &Org, method: &str, path: &str, body: Option<&st
 }
 
 /// A request with a dashboard JWT only.
-fn call_with_jwt(app: &TestApp, token: &str, method: &str, path: &str, body: Option<&str>) -> Answer {
+fn call_with_jwt(
+    app: &TestApp,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Answer {
     let bearer = format!("Bearer {token}");
     let mut headers = vec![("Authorization", bearer.as_str())];
     if body.is_some() {
@@ -63,11 +73,23 @@ pub fn detail(app: &TestApp, org: &Org, domain: &str) -> Answer {
 }
 
 fn verify(app: &TestApp, org: &Org, domain: &str) -> Answer {
-    call(app, org, "POST", &format!("{}/verify", domain_path(domain)), None)
+    call(
+        app,
+        org,
+        "POST",
+        &format!("{}/verify", domain_path(domain)),
+        None,
+    )
 }
 
 pub fn rotate(app: &TestApp, org: &Org, domain: &str) -> Answer {
-    call(app, org, "POST", &format!("{}/dkim/rotate", domain_path(domain)), None)
+    call(
+        app,
+        org,
+        "POST",
+        &format!("{}/dkim/rotate", domain_path(domain)),
+        None,
+    )
 }
 
 /// Publishes SPF, DMARC and the DKIM record `generate` returned, as a careful
@@ -107,7 +129,14 @@ fn key<'a>(detail: &'a Value, selector: &str) -> &'a Value {
 /// The DKIM record name `generate` answered with.
 fn generated_dkim_name(answer: &Answer) -> String {
     assert_eq!(answer.status, 201, "{}", answer.body);
-    answer.json().as_object().unwrap().keys().nth(1).unwrap().clone()
+    answer
+        .json()
+        .as_object()
+        .unwrap()
+        .keys()
+        .nth(1)
+        .unwrap()
+        .clone()
 }
 
 /// Waits just past a setting of one second, so the next check sees it elapsed.
@@ -148,7 +177,10 @@ async fn a_full_rotation(kind: BackendKind) {
     assert_ne!(new, old, "{kind:?}: a new selector");
     assert_eq!(
         key_states(&rotated),
-        [(new.clone(), "pending".into()), (old.clone(), "active".into())],
+        [
+            (new.clone(), "pending".into()),
+            (old.clone(), "active".into())
+        ],
         "{kind:?}"
     );
     assert_eq!(rotated["records"].as_array().unwrap().len(), 4, "{kind:?}");
@@ -190,7 +222,10 @@ async fn a_full_rotation(kind: BackendKind) {
     let view = detail(&app, &org, "rotate.example").json();
     assert_eq!(
         key_states(&view),
-        [(new.clone(), "active".into()), (old.clone(), "retiring".into())],
+        [
+            (new.clone(), "active".into()),
+            (old.clone(), "retiring".into())
+        ],
         "{kind:?}"
     );
     assert!(key(&view, &new)["activatedAt"].is_string(), "{kind:?}");
@@ -226,7 +261,11 @@ async fn a_full_rotation(kind: BackendKind) {
     assert_eq!(key(&view, &old)["safeToRemove"], true, "{kind:?}");
     assert_eq!(verify(&app, &org, "rotate.example").status, 200);
     let view = detail(&app, &org, "rotate.example").json();
-    assert_eq!(key_states(&view), [(new.clone(), "active".into())], "{kind:?}");
+    assert_eq!(
+        key_states(&view),
+        [(new.clone(), "active".into())],
+        "{kind:?}"
+    );
     assert_eq!(view["records"].as_array().unwrap().len(), 3, "{kind:?}");
 }
 
@@ -245,14 +284,28 @@ async fn delete_and_recreate(kind: BackendKind) {
     let first = generated_dkim_name(&app.generate(&acme, r#"{"email":"a@gone.example"}"#));
 
     let deleted = call(&app, &acme, "DELETE", &domain_path("gone.example"), None);
-    assert_eq!((deleted.status, deleted.body.as_str()), (204, ""), "{kind:?}");
+    assert_eq!(
+        (deleted.status, deleted.body.as_str()),
+        (204, ""),
+        "{kind:?}"
+    );
 
     let missing = detail(&app, &acme, "gone.example");
-    assert_eq!((missing.status, missing.body.as_str()), (404, "Domain not found"));
+    assert_eq!(
+        (missing.status, missing.body.as_str()),
+        (404, "Domain not found")
+    );
     let again = call(&app, &acme, "DELETE", &domain_path("gone.example"), None);
-    assert_eq!((again.status, again.body.as_str()), (404, "Domain not found"));
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (404, "Domain not found")
+    );
     let senders = call(&app, &acme, "GET", "/api/v1/emails/senders", None).json();
-    assert_eq!(senders["senders"], serde_json::json!([]), "{kind:?}: its senders are gone");
+    assert_eq!(
+        senders["senders"],
+        serde_json::json!([]),
+        "{kind:?}: its senders are gone"
+    );
     let events = call(&app, &acme, "GET", "/api/v1/events", None).json();
     let deleted_event = events["events"]
         .as_array()
@@ -333,12 +386,16 @@ async fn senders_and_events(kind: BackendKind) {
         assert_eq!(answer.status, 201, "{kind:?}: {}", answer.body);
     }
     assert_eq!(
-        app.generate(&other, r#"{"email":"x@theirs.example"}"#).status,
+        app.generate(&other, r#"{"email":"x@theirs.example"}"#)
+            .status,
         201
     );
 
     let senders = all_senders(&app, &acme, 2);
-    let emails: Vec<&str> = senders.iter().map(|s| s["email"].as_str().unwrap()).collect();
+    let emails: Vec<&str> = senders
+        .iter()
+        .map(|s| s["email"].as_str().unwrap())
+        .collect();
     assert_eq!(
         emails,
         [
@@ -355,12 +412,22 @@ async fn senders_and_events(kind: BackendKind) {
         .filter(|s| s["active"] == true)
         .map(|s| s["email"].as_str().unwrap())
         .collect();
-    assert_eq!(active, ["c@senders.example"], "{kind:?}: the last registered");
+    assert_eq!(
+        active,
+        ["c@senders.example"],
+        "{kind:?}: the last registered"
+    );
     assert_eq!(senders[0]["domain"], "senders.example");
     assert!(senders[0]["createdAt"].is_string());
     assert!(senders[0]["replyTo"].is_null());
 
-    let activated = call(&app, &acme, "POST", "/api/v1/emails/senders/a@senders.example/activate", None);
+    let activated = call(
+        &app,
+        &acme,
+        "POST",
+        "/api/v1/emails/senders/a@senders.example/activate",
+        None,
+    );
     assert_eq!(activated.status, 200, "{kind:?}: {}", activated.body);
     assert_eq!(activated.json()["email"], "a@senders.example");
     assert_eq!(activated.json()["active"], true);
@@ -371,29 +438,56 @@ async fn senders_and_events(kind: BackendKind) {
     assert_eq!(active.len(), 1, "{kind:?}");
     assert_eq!(active[0]["email"], "a@senders.example");
 
-    let deleted = call(&app, &acme, "DELETE", "/api/v1/emails/senders/b@senders.example", None);
-    assert_eq!((deleted.status, deleted.body.as_str()), (204, ""), "{kind:?}");
+    let deleted = call(
+        &app,
+        &acme,
+        "DELETE",
+        "/api/v1/emails/senders/b@senders.example",
+        None,
+    );
+    assert_eq!(
+        (deleted.status, deleted.body.as_str()),
+        (204, ""),
+        "{kind:?}"
+    );
     for (method, path) in [
         ("DELETE", "/api/v1/emails/senders/b@senders.example"),
         ("POST", "/api/v1/emails/senders/b@senders.example/activate"),
-        ("POST", "/api/v1/emails/senders/nobody@senders.example/activate"),
+        (
+            "POST",
+            "/api/v1/emails/senders/nobody@senders.example/activate",
+        ),
     ] {
         let answer = call(&app, &acme, method, path, None);
-        assert_eq!((answer.status, answer.body.as_str()), (404, "Sender not found"), "{kind:?}: {method} {path}");
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (404, "Sender not found"),
+            "{kind:?}: {method} {path}"
+        );
     }
     assert_eq!(all_senders(&app, &acme, 1000).len(), 4, "{kind:?}");
 
     assert_eq!(rotate(&app, &acme, "senders.example").status, 202);
     let events = all_events(&app, &acme, 3);
     let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{kind:?}: oldest first: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "{kind:?}: oldest first: {ids:?}"
+    );
     let of_type = |kind: &str| events.iter().filter(move |e| e["type"] == kind);
     let created: Vec<&Value> = of_type("domain.created").collect();
     assert_eq!(created.len(), 1, "{kind:?}: {events:?}");
     assert_eq!(created[0]["domain"], "senders.example");
-    assert_eq!(created[0]["data"], serde_json::json!({"domain": "senders.example"}));
+    assert_eq!(
+        created[0]["data"],
+        serde_json::json!({"domain": "senders.example"})
+    );
     assert!(created[0]["createdAt"].is_string());
-    assert_eq!(ids[0], created[0]["id"].as_i64().unwrap(), "{kind:?}: created comes first");
+    assert_eq!(
+        ids[0],
+        created[0]["id"].as_i64().unwrap(),
+        "{kind:?}: created comes first"
+    );
     let sender_deleted: Vec<&Value> = of_type("sender.deleted").collect();
     assert_eq!(
         sender_deleted[0]["data"],
@@ -411,9 +505,19 @@ async fn senders_and_events(kind: BackendKind) {
     );
     // After the last one: an empty page.
     let last = ids.last().unwrap();
-    let empty = call(&app, &acme, "GET", &format!("/api/v1/events?after={last}"), None).json();
+    let empty = call(
+        &app,
+        &acme,
+        "GET",
+        &format!("/api/v1/events?after={last}"),
+        None,
+    )
+    .json();
     assert_eq!(empty, serde_json::json!({"events": [], "next": null}));
-    for path in ["/api/v1/events?limit=0", "/api/v1/emails/senders?limit=1001"] {
+    for path in [
+        "/api/v1/events?limit=0",
+        "/api/v1/emails/senders?limit=1001",
+    ] {
         let answer = call(&app, &acme, "GET", path, None);
         assert_eq!(
             (answer.status, answer.body.as_str()),
@@ -440,7 +544,10 @@ async fn isolation(kind: BackendKind) {
     let app = app_with(kind, &dns, &[]).await;
     let acme = app.create_org("Acme");
     let other = app.create_org("Other");
-    assert_eq!(app.generate(&acme, r#"{"email":"a@mine.example"}"#).status, 201);
+    assert_eq!(
+        app.generate(&acme, r#"{"email":"a@mine.example"}"#).status,
+        201
+    );
     let before = detail(&app, &acme, "mine.example").body;
 
     for domain in ["mine.example", "nobody.example"] {
@@ -454,7 +561,11 @@ async fn isolation(kind: BackendKind) {
         ] {
             let answer = call(&app, &other, method, &path, body);
             assert_eq!(
-                (answer.status, answer.content_type.as_str(), answer.body.as_str()),
+                (
+                    answer.status,
+                    answer.content_type.as_str(),
+                    answer.body.as_str()
+                ),
                 (404, "text/plain; charset=utf-8", "Domain not found"),
                 "{kind:?}: {method} {path}"
             );
@@ -530,9 +641,18 @@ async fn dashboard_jwt(kind: BackendKind) {
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_owned())
         .collect();
-    assert!(events.contains(&"domain.inbound_enabled".to_owned()), "{kind:?}: {events:?}");
-    assert!(events.contains(&"domain.inbound_disabled".to_owned()), "{kind:?}: {events:?}");
-    assert!(events.contains(&"domain.verified".to_owned()), "{kind:?}: {events:?}");
+    assert!(
+        events.contains(&"domain.inbound_enabled".to_owned()),
+        "{kind:?}: {events:?}"
+    );
+    assert!(
+        events.contains(&"domain.inbound_disabled".to_owned()),
+        "{kind:?}: {events:?}"
+    );
+    assert!(
+        events.contains(&"domain.verified".to_owned()),
+        "{kind:?}: {events:?}"
+    );
 
     // Everything else is API tokens only: a JWT alone is no credential there.
     for (method, path) in [
@@ -540,7 +660,10 @@ async fn dashboard_jwt(kind: BackendKind) {
         ("DELETE", path.clone()),
         ("GET", "/api/v1/emails/domains".to_owned()),
         ("GET", "/api/v1/emails/senders".to_owned()),
-        ("POST", "/api/v1/emails/senders/a@dash.example/activate".to_owned()),
+        (
+            "POST",
+            "/api/v1/emails/senders/a@dash.example/activate".to_owned(),
+        ),
         ("DELETE", "/api/v1/emails/senders/a@dash.example".to_owned()),
         ("GET", "/api/v1/events".to_owned()),
     ] {
@@ -551,7 +674,11 @@ async fn dashboard_jwt(kind: BackendKind) {
             "{kind:?}: {method} {path}"
         );
     }
-    assert_eq!(detail(&app, &org, "dash.example").status, 200, "not deleted");
+    assert_eq!(
+        detail(&app, &org, "dash.example").status,
+        200,
+        "not deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

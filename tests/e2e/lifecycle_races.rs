@@ -59,7 +59,12 @@ fn race(apps: &[Arc<TestApp>], calls: Vec<(Org, Call)>) -> Vec<(Org, Call, Answe
 
 fn assert_no_server_errors(answers: &[(Org, Call, Answer)], kind: BackendKind) {
     for (_, _, answer) in answers {
-        assert!(answer.status < 500, "{kind:?}: {} {}", answer.status, answer.body);
+        assert!(
+            answer.status < 500,
+            "{kind:?}: {} {}",
+            answer.status,
+            answer.body
+        );
     }
 }
 
@@ -74,7 +79,12 @@ async fn twenty_rotations(kind: BackendKind) {
     let dns = TestDnsServer::start_in_thread();
     let apps = two_instances(kind, &dns).await;
     let org = apps[0].create_org("Acme");
-    assert_eq!(apps[0].generate(&org, r#"{"email":"a@spin.example"}"#).status, 201);
+    assert_eq!(
+        apps[0]
+            .generate(&org, r#"{"email":"a@spin.example"}"#)
+            .status,
+        201
+    );
 
     let answers = race(
         &apps,
@@ -149,13 +159,24 @@ async fn delete_racing_generate(kind: BackendKind) {
     let apps = two_instances(kind, &dns).await;
     let acme = apps[0].create_org("Acme");
     let other = apps[0].create_org("Other");
-    assert_eq!(apps[0].generate(&acme, r#"{"email":"first@race.example"}"#).status, 201);
+    assert_eq!(
+        apps[0]
+            .generate(&acme, r#"{"email":"first@race.example"}"#)
+            .status,
+        201
+    );
 
     let mut calls = Vec::new();
     for i in 0..8 {
         calls.push((acme.clone(), Call::Delete("race.example".into())));
-        calls.push((acme.clone(), Call::Generate(format!("acme{i}@race.example"))));
-        calls.push((other.clone(), Call::Generate(format!("other{i}@race.example"))));
+        calls.push((
+            acme.clone(),
+            Call::Generate(format!("acme{i}@race.example")),
+        ));
+        calls.push((
+            other.clone(),
+            Call::Generate(format!("other{i}@race.example")),
+        ));
     }
     let answers = race(&apps, calls);
 
@@ -165,7 +186,12 @@ async fn delete_racing_generate(kind: BackendKind) {
             Call::Delete(_) => &[204, 404],
             _ => &[201, 409],
         };
-        assert!(expected.contains(&answer.status), "{kind:?}: {} {}", answer.status, answer.body);
+        assert!(
+            expected.contains(&answer.status),
+            "{kind:?}: {} {}",
+            answer.status,
+            answer.body
+        );
     }
     // Whoever holds the name now holds it whole; nobody else sees it.
     let acme_view = consistent_view(&apps[0], &acme, "race.example", kind);
@@ -176,18 +202,33 @@ async fn delete_racing_generate(kind: BackendKind) {
     );
     for (org, view) in [(&acme, &acme_view), (&other, &other_view)] {
         let senders = senders_have_domains(&apps[0], org, kind);
-        let on_domain = senders.iter().filter(|s| s["domain"] == "race.example").count();
+        let on_domain = senders
+            .iter()
+            .filter(|s| s["domain"] == "race.example")
+            .count();
         match view {
             None => assert_eq!(on_domain, 0, "{kind:?}: senders of a deleted domain"),
             Some(view) => {
-                assert_eq!(view["senders"].as_array().unwrap().len(), on_domain, "{kind:?}");
-                assert!(on_domain >= 1, "{kind:?}: a domain exists only with a sender");
+                assert_eq!(
+                    view["senders"].as_array().unwrap().len(),
+                    on_domain,
+                    "{kind:?}"
+                );
+                assert!(
+                    on_domain >= 1,
+                    "{kind:?}: a domain exists only with a sender"
+                );
             }
         }
     }
     // The name is usable afterwards by whoever may take it.
     let holder = if other_view.is_some() { &other } else { &acme };
-    assert_eq!(apps[0].generate(holder, r#"{"email":"after@race.example"}"#).status, 201);
+    assert_eq!(
+        apps[0]
+            .generate(holder, r#"{"email":"after@race.example"}"#)
+            .status,
+        201
+    );
     consistent_view(&apps[0], holder, "race.example", kind).expect("the domain exists");
 }
 
@@ -204,22 +245,37 @@ async fn activate_racing_generate(kind: BackendKind) {
     let org = apps[0].create_org("Acme");
     for i in 0..6 {
         assert_eq!(
-            apps[0].generate(&org, &format!(r#"{{"email":"old{i}@active.example"}}"#)).status,
+            apps[0]
+                .generate(&org, &format!(r#"{{"email":"old{i}@active.example"}}"#))
+                .status,
             201
         );
     }
 
     let mut calls = Vec::new();
     for i in 0..6 {
-        calls.push((org.clone(), Call::Activate(format!("old{i}@active.example"))));
-        calls.push((org.clone(), Call::Generate(format!("new{i}@active.example"))));
-        calls.push((org.clone(), Call::Generate(format!("new{i}@elsewhere.example"))));
+        calls.push((
+            org.clone(),
+            Call::Activate(format!("old{i}@active.example")),
+        ));
+        calls.push((
+            org.clone(),
+            Call::Generate(format!("new{i}@active.example")),
+        ));
+        calls.push((
+            org.clone(),
+            Call::Generate(format!("new{i}@elsewhere.example")),
+        ));
     }
     let answers = race(&apps, calls);
 
     assert_no_server_errors(&answers, kind);
     for (_, what, answer) in &answers {
-        let expected = if matches!(what, Call::Activate(_)) { 200 } else { 201 };
+        let expected = if matches!(what, Call::Activate(_)) {
+            200
+        } else {
+            201
+        };
         assert_eq!(answer.status, expected, "{kind:?}: {}", answer.body);
     }
     let senders = senders_have_domains(&apps[1], &org, kind);

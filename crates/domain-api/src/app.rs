@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use dns_hickory::{DnsConfig, HickoryDns};
 use domain_core::RecordPolicy;
 use domain_core::ports::BoxError;
+use domain_core::ports::clock::Clock;
 use domain_core::ports::clock::SystemClock;
 use domain_core::ports::dns::Dns;
 use domain_core::ports::keys::KeyGenerator;
 use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
 use domain_core::usecases::authenticate::Authenticate;
-use domain_core::ports::clock::Clock;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
@@ -72,6 +72,7 @@ pub fn connect_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     let mut store_config = StoreConfig::new(config.database_url.clone());
     store_config.max_connections = config.db_pool_size;
     store_config.wait_timeout = config.db_wait_timeout;
+    store_config.statement_timeout = config.db_statement_timeout;
     let store = Store::connect(&store_config)
         .context("Failed to set up the database pool (DOMAIN_API_DATABASE_URL)")?;
     Ok(Arc::new(store))

@@ -103,15 +103,30 @@ impl TestDatabase {
         self.drop_pg.as_ref().map(|(_, name)| name.as_str())
     }
 
+    /// The configuration [`TestDatabase::store`] uses: 8 connections, generous
+    /// waits. Change it and pass it to [`TestDatabase::store_with`].
+    #[must_use]
+    pub fn config(&self) -> StoreConfig {
+        let mut config = StoreConfig::new(self.url.clone());
+        config.max_connections = 8;
+        config.wait_timeout = Duration::from_secs(30);
+        config
+    }
+
     /// A migrated store on this database.
     ///
     /// # Panics
     /// When the store cannot be built or migrated.
     pub async fn store(&self) -> Store {
-        let mut config = StoreConfig::new(self.url.clone());
-        config.max_connections = 8;
-        config.wait_timeout = Duration::from_secs(30);
-        let store = Store::connect(&config).expect("build the store");
+        self.store_with(&self.config()).await
+    }
+
+    /// A migrated store on this database, built with `config`.
+    ///
+    /// # Panics
+    /// When the store cannot be built or migrated.
+    pub async fn store_with(&self, config: &StoreConfig) -> Store {
+        let store = Store::connect(config).expect("build the store");
         store.migrate().await.expect("migrate the test database");
         store
     }

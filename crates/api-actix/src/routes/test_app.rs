@@ -158,7 +158,7 @@ impl Mocks {
                 read.clone(),
                 clock.clone(),
             ),
-            verify: VerifyDomain::new(validate.clone(), store, lifecycle, clock, keys_policy),
+            verify: VerifyDomain::new(validate.clone(), lifecycle, clock, keys_policy),
             read,
             validate,
             senders: ManageSenders::new(Arc::new(self.senders)),

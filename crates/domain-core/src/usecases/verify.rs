@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::OrganizationId;
 use crate::lifecycle::{DomainStatus, EventType, KeyState, NewEvent};
 use crate::ports::clock::Clock;
 use crate::ports::lifecycle::{CheckPlan, KeyLifecycleStore, KeyMove, KeyTarget};
-use crate::ports::store::{DomainDetail, DomainStore};
+use crate::ports::store::DomainDetail;
 use crate::usecases::validate::{
     CheckStatus, RecordKind, ValidateDomain, ValidateError, ValidationReport,
 };
-use crate::{DomainName, OrganizationId};
 
 /// How long keys stay in each late state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +205,6 @@ pub fn plan_check(
 #[derive(Clone)]
 pub struct VerifyDomain {
     validate: ValidateDomain,
-    store: Arc<dyn DomainStore>,
     lifecycle: Arc<dyn KeyLifecycleStore>,
     clock: Arc<dyn Clock>,
     policy: KeyPolicy,
@@ -216,14 +215,12 @@ impl VerifyDomain {
     #[must_use]
     pub fn new(
         validate: ValidateDomain,
-        store: Arc<dyn DomainStore>,
         lifecycle: Arc<dyn KeyLifecycleStore>,
         clock: Arc<dyn Clock>,
         policy: KeyPolicy,
     ) -> Self {
         Self {
             validate,
-            store,
             lifecycle,
             clock,
             policy,
@@ -241,13 +238,7 @@ impl VerifyDomain {
         organization: &OrganizationId,
         domain: &str,
     ) -> Result<ValidationReport, ValidateError> {
-        let name = DomainName::parse(domain)
-            .map_err(|_| ValidateError::InvalidDomain(domain.to_owned()))?;
-        let detail = self
-            .store
-            .domain_detail(organization, &name)
-            .await?
-            .ok_or(ValidateError::NotFound)?;
+        let detail = self.validate.load(organization, domain).await?;
         self.check(&detail).await
     }
 

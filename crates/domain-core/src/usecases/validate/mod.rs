@@ -22,7 +22,7 @@ use std::task::Poll;
 use crate::lifecycle::KeyRecord;
 use crate::ports::InfraError;
 use crate::ports::dns::{Dns, DnsError, TxtRecord};
-use crate::ports::store::{DomainStore, StoredDomain};
+use crate::ports::store::{DomainDetail, DomainStore, StoredDomain};
 use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
 use verdict::{Verdict, txt_failure};
 
@@ -168,15 +168,22 @@ impl ValidateDomain {
         organization: &OrganizationId,
         domain: &str,
     ) -> Result<ValidationReport, ValidateError> {
+        let detail = self.load(organization, domain).await?;
+        Ok(self.report(&detail.domain).await)
+    }
+
+    /// The organization's `domain` (raw input) as stored.
+    pub(crate) async fn load(
+        &self,
+        organization: &OrganizationId,
+        domain: &str,
+    ) -> Result<DomainDetail, ValidateError> {
         let name = DomainName::parse(domain)
             .map_err(|_| ValidateError::InvalidDomain(domain.to_owned()))?;
-        let stored = self
-            .store
+        self.store
             .domain_detail(organization, &name)
             .await?
-            .ok_or(ValidateError::NotFound)?
-            .domain;
-        Ok(self.report(&stored).await)
+            .ok_or(ValidateError::NotFound)
     }
 
     /// The live report for a stored domain: SPF, its active key, DMARC, inbound.
