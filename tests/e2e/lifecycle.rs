@@ -474,7 +474,7 @@ async fn senders_and_events(kind: BackendKind) {
         ids.windows(2).all(|w| w[0] < w[1]),
         "{kind:?}: oldest first: {ids:?}"
     );
-    let of_type = |kind: &str| events.iter().filter(move |e| e["type"] == kind);
+    let of_type = |kind: &'static str| events.iter().filter(move |e| e["type"] == kind);
     let created: Vec<&Value> = of_type("domain.created").collect();
     assert_eq!(created.len(), 1, "{kind:?}: {events:?}");
     assert_eq!(created[0]["domain"], "senders.example");
