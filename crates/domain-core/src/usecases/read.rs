@@ -25,23 +25,32 @@ pub struct ReadDomains {
 /// One domain with its status, what to publish now, its keys and its senders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainView {
+    /// The domain (A-labels).
     pub domain: DomainName,
+    /// Whether inbound mail is on.
     pub inbound_enabled: bool,
+    /// When `generate` created the domain.
     pub created_at: DateTime<Utc>,
+    /// Whether the records have been seen published.
     pub status: DomainStatus,
+    /// When the records were first seen correct.
     pub verified_at: Option<DateTime<Utc>>,
+    /// When the records were last checked.
     pub last_checked_at: Option<DateTime<Utc>>,
+    /// When the next check is due; `None` when none is scheduled.
     pub next_check_at: Option<DateTime<Utc>>,
     /// What to publish now: SPF, every key's record (newest first), DMARC.
     pub records: Vec<PublishedRecord>,
     /// Every key not yet safe to forget, newest first.
     pub dkim: Vec<KeyView>,
+    /// Its sender addresses, oldest first.
     pub senders: Vec<SenderRecord>,
 }
 
 /// One DKIM key with the record to publish for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyView {
+    /// The key as stored: selector, state, public key and timestamps.
     pub key: KeyRecord,
     /// A revoked key's record is `v=DKIM1; k=rsa; p=` (RFC 6376 §3.6.1).
     pub record: PublishedRecord,
@@ -67,6 +76,8 @@ pub enum ReadError {
 }
 
 impl ReadDomains {
+    /// The use case over its ports; `keys` says when a revoked key's record may be
+    /// removed from DNS.
     #[must_use]
     pub fn new(
         store: Arc<dyn DomainStore>,

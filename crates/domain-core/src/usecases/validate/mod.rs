@@ -75,8 +75,11 @@ pub struct ValidationReport {
 /// The TXT records a sender domain publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordKind {
+    /// SPF (RFC 7208), at the domain itself.
     Spf,
+    /// DKIM (RFC 6376), at `<selector>._domainkey.<domain>`.
     Dkim,
+    /// DMARC (RFC 7489), at `_dmarc.<domain>`.
     Dmarc,
 }
 
