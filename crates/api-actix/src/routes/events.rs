@@ -97,6 +97,10 @@ pub struct EventListJson {
     ),
     security(("access_token" = [], "secret_token" = []))
 )]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn list(
     AuthenticatedOrg(organization): AuthenticatedOrg,
     req: HttpRequest,

@@ -33,6 +33,10 @@ use crate::telemetry::{LOGGED_PATH_CHARS, bounded};
     security(("access_token" = [], "secret_token" = []))
 )]
 #[tracing::instrument(name = "rotate", skip_all, fields(domain = %bounded(path.as_str(), LOGGED_PATH_CHARS)))]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn rotate(
     AuthenticatedOrg(organization): AuthenticatedOrg,
     path: web::Path<String>,
@@ -141,6 +145,10 @@ pub fn parse_update(bytes: &[u8]) -> Result<bool, ApiError> {
     security(("access_token" = [], "secret_token" = []), ("dashboard_jwt" = []))
 )]
 #[tracing::instrument(name = "update_domain", skip_all, fields(domain = %bounded(path.as_str(), LOGGED_PATH_CHARS)))]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn update(
     auth: Result<OrgOrDashboard, ApiError>,
     req: HttpRequest,
@@ -187,6 +195,10 @@ pub async fn update(
     security(("access_token" = [], "secret_token" = []))
 )]
 #[tracing::instrument(name = "delete_domain", skip_all, fields(domain = %bounded(path.as_str(), LOGGED_PATH_CHARS)))]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn delete(
     AuthenticatedOrg(organization): AuthenticatedOrg,
     path: web::Path<String>,
@@ -220,6 +232,10 @@ pub async fn delete(
     security(("access_token" = [], "secret_token" = []), ("dashboard_jwt" = []))
 )]
 #[tracing::instrument(name = "verify", skip_all, fields(domain = %bounded(path.as_str(), LOGGED_PATH_CHARS)))]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn verify(
     OrgOrDashboard(organization): OrgOrDashboard,
     path: web::Path<String>,

@@ -61,6 +61,10 @@ pub struct SenderListJson {
     ),
     security(("access_token" = [], "secret_token" = []))
 )]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn list(
     AuthenticatedOrg(organization): AuthenticatedOrg,
     req: HttpRequest,
@@ -98,6 +102,10 @@ pub async fn list(
     ),
     security(("access_token" = [], "secret_token" = []))
 )]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn activate(
     AuthenticatedOrg(organization): AuthenticatedOrg,
     path: web::Path<String>,
@@ -125,6 +133,10 @@ pub async fn activate(
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))
+)]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
 )]
 pub async fn delete(
     AuthenticatedOrg(organization): AuthenticatedOrg,
