@@ -1,9 +1,11 @@
-//! The four ports the use cases need. Adapters implement them; `mocks` exposes
-//! mockall doubles (`MockCredentials`, `MockKeyGenerator`, `MockDns`, `MockDomainStore`).
+//! The ports the use cases need. Adapters implement them; `mocks` exposes mockall
+//! doubles (`MockCredentials`, `MockKeyGenerator`, `MockDns`, `MockDomainStore`,
+//! `MockDkimSigner`).
 
 pub mod credentials;
 pub mod dns;
 pub mod keys;
+pub mod signing;
 pub mod store;
 
 /// The cause behind an `Unexpected` or `Unavailable` variant: logged, never shown.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::BoxError;
-use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, Selector};
+use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, SealedKey, Selector};
 
 /// A domain as stored: owner, DKIM public half, inbound state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,14 @@ pub struct DomainDetail {
     pub senders: Vec<SenderRecord>,
 }
 
+/// The key a domain signs with: its selector and sealed private half.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub selector: Selector,
+    /// Opaque outside the adapter that sealed it; its `Debug` shows only the length.
+    pub sealed_private_key: SealedKey,
+}
+
 /// Persistent domains and senders.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -96,6 +104,14 @@ pub trait DomainStore: Send + Sync {
         organization: &OrganizationId,
         name: &DomainName,
     ) -> Result<Option<DomainDetail>, StoreError>;
+
+    /// The key the domain called `name` signs with, whoever owns it; `None` when the
+    /// domain does not exist. (One key per domain today; with rotation, the active
+    /// one.)
+    ///
+    /// # Errors
+    /// [`StoreError`] when the read failed.
+    async fn signing_key(&self, name: &DomainName) -> Result<Option<SigningKey>, StoreError>;
 }
 
 /// A read failed.

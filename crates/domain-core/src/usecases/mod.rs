@@ -3,6 +3,7 @@
 pub mod authenticate;
 pub mod generate;
 pub mod read;
+pub mod sign;
 pub mod validate;
 
 #[cfg(test)]
