@@ -9,3 +9,4 @@ mod dns;
 mod generate;
 mod helpers;
 mod observability;
+mod signing;

@@ -16,8 +16,9 @@ use domain_core::ports::keys::KeyGenerator;
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::read::ReadDomains;
+use domain_core::usecases::sign::SignMessage;
 use domain_core::usecases::validate::ValidateDomain;
-use keys_rsa::{KeyPool, RsaKeyGenerator, Sealer};
+use keys_rsa::{KeyPool, RsaDkimSigner, RsaKeyGenerator, Sealer};
 use store_diesel::{Store, StoreConfig};
 
 use crate::config::Config;
@@ -82,6 +83,18 @@ pub async fn migrated_store(config: &Config) -> anyhow::Result<Arc<Store>> {
         .await
         .context("Failed to apply database migrations")?;
     Ok(store)
+}
+
+/// The sign use case: the store's keys, opened with the configured master key.
+///
+/// # Errors
+/// When the master key cannot be loaded.
+pub fn sign_message(config: &Config, store: Arc<Store>) -> anyhow::Result<SignMessage> {
+    let master_key = config
+        .load_master_key()
+        .context("Failed to load the master key")?;
+    let signer = RsaDkimSigner::new(Arc::new(Sealer::new(&master_key)));
+    Ok(SignMessage::new(store, Arc::new(signer)))
 }
 
 /// Builds the application state from configuration; also returns the key pool so
