@@ -248,6 +248,44 @@ impl TestApp {
         )
     }
 
+    /// Like [`TestApp::cli_with`], with `stdin` as standard input; returns (success,
+    /// stdout as bytes, stderr).
+    pub fn cli_with_stdin(
+        &self,
+        overrides: &[(&str, &str)],
+        args: &[&str],
+        stdin: &[u8],
+    ) -> (bool, Vec<u8>, String) {
+        use std::io::Write as _;
+
+        let mut env = self.env.clone();
+        for (k, v) in overrides {
+            env.retain(|(key, _)| key != k);
+            env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let mut child = command(&env, self.dir.path().to_path_buf())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run domain-api");
+        let mut input = child.stdin.take().expect("piped stdin");
+        let stdin = stdin.to_vec();
+        // Written from another thread so that a large output cannot block the writer.
+        let writer = std::thread::spawn(move || input.write_all(&stdin));
+        let output = child.wait_with_output().expect("wait for domain-api");
+        writer
+            .join()
+            .expect("stdin writer")
+            .expect("write standard input");
+        (
+            output.status.success(),
+            output.stdout,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     pub fn create_org(&self, name: &str) -> Org {
         let (ok, stdout, stderr) = self.cli(&["org", "create", "--name", name]);
         assert!(ok, "org create failed: {stderr}");
