@@ -12,3 +12,4 @@ mod helpers;
 mod lifecycle;
 mod lifecycle_races;
 mod observability;
+mod signing;

@@ -9,9 +9,9 @@ use diesel_async::RunQueryDsl;
 use domain_core::lifecycle::{Page, Paged};
 use domain_core::ports::store::{
     DomainDetail, DomainStore, RegisterError, Registered, SenderRecord, SenderRegistration,
-    StoreError, StoredDomain,
+    SigningKey, StoreError, StoredDomain,
 };
-use domain_core::{DomainName, OrganizationId, Selector};
+use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
 use crate::Store;
 use crate::backend::{
@@ -263,6 +263,29 @@ impl DomainStore for Store {
                 })
                 .collect(),
             keys: Vec::new(),
+        }))
+    }
+
+    async fn signing_key(&self, name: &DomainName) -> Result<Option<SigningKey>, StoreError> {
+        // Today the key lives on the domain's row; with keys as rows this reads the
+        // domain's active key instead.
+        let row: Option<(String, Vec<u8>)> = with_conn!(&self.backend, |c| {
+            domains::table
+                .filter(domains::name.eq(name.as_ascii()))
+                .select((domains::dkim_selector, domains::dkim_private_key_sealed))
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)
+        })?;
+        let Some((selector, sealed)) = row else {
+            return Ok(None);
+        };
+        let selector = Selector::new(selector)
+            .map_err(|e| DbError::Corrupt(format!("selector of {name}: {e}")))?;
+        Ok(Some(SigningKey {
+            selector,
+            sealed_private_key: SealedKey(sealed),
         }))
     }
 }
