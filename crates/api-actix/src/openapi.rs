@@ -288,4 +288,65 @@ mod tests {
         assert_eq!(events[1]["name"], "after");
         assert_eq!(events[1]["schema"]["type"], "integer");
     }
+
+    #[test]
+    fn every_field_the_lifecycle_json_always_carries_is_required() {
+        let doc: serde_json::Value = serde_json::from_str(&DOCUMENT).unwrap();
+        let required = |schema: &str| -> Vec<String> {
+            let mut names: Vec<String> = doc["components"]["schemas"][schema]["required"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{schema}"))
+                .iter()
+                .map(|n| n.as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let sorted = |names: &[&str]| {
+            let mut names: Vec<String> = names.iter().map(|&n| n.to_owned()).collect();
+            names.sort();
+            names
+        };
+        for (schema, fields) in [
+            (
+                "DkimKey",
+                &[
+                    "selector",
+                    "state",
+                    "record",
+                    "createdAt",
+                    "activatedAt",
+                    "retiredAt",
+                    "revokedAt",
+                    "safeToRemove",
+                ][..],
+            ),
+            (
+                "DomainDetail",
+                &[
+                    "domain",
+                    "unicode",
+                    "inboundEnabled",
+                    "createdAt",
+                    "status",
+                    "verifiedAt",
+                    "lastCheckedAt",
+                    "nextCheckAt",
+                    "records",
+                    "dkim",
+                    "senders",
+                ][..],
+            ),
+            (
+                "OrganizationSender",
+                &["email", "domain", "replyTo", "active", "createdAt"][..],
+            ),
+            ("SenderList", &["senders", "next"][..]),
+            ("Event", &["id", "type", "domain", "createdAt", "data"][..]),
+            ("EventList", &["events", "next"][..]),
+            ("DomainList", &["domains", "next"][..]),
+        ] {
+            assert_eq!(required(schema), sorted(fields), "{schema}");
+        }
+    }
 }

@@ -37,6 +37,7 @@ pub struct DomainSummaryJson {
 pub struct DomainListJson {
     domains: Vec<DomainSummaryJson>,
     /// `after` for the next page; null on the last page.
+    #[schema(required = true)]
     next: Option<String>,
 }
 
@@ -117,6 +118,7 @@ impl From<PublishedRecord> for RecordJson {
 #[schema(as = Sender)]
 pub struct SenderJson {
     email: String,
+    #[schema(required = true)]
     reply_to: Option<String>,
     active: bool,
     created_at: String,
@@ -134,8 +136,11 @@ pub struct DkimKeyJson {
     /// The record to publish for this key; a revoked key's value is `v=DKIM1; k=rsa; p=`.
     record: RecordJson,
     created_at: String,
+    #[schema(required = true)]
     activated_at: Option<String>,
+    #[schema(required = true)]
     retired_at: Option<String>,
+    #[schema(required = true)]
     revoked_at: Option<String>,
     /// The revoked key's record may be deleted from DNS now.
     safe_to_remove: bool,
@@ -172,9 +177,12 @@ pub struct DomainDetailJson {
     /// `pending`, `verified` or `failing`.
     #[schema(pattern = "^(pending|verified|failing)$")]
     status: &'static str,
+    #[schema(required = true)]
     verified_at: Option<String>,
+    #[schema(required = true)]
     last_checked_at: Option<String>,
     /// Null when no check is scheduled.
+    #[schema(required = true)]
     next_check_at: Option<String>,
     /// Every record to publish now: SPF, every key's DKIM record (newest first), DMARC.
     records: Vec<RecordJson>,

@@ -52,6 +52,7 @@ pub struct EventJson {
     #[serde(rename = "type")]
     kind: &'static str,
     /// The domain (A-label) it is about; null when none.
+    #[schema(required = true)]
     domain: Option<String>,
     created_at: String,
     data: EventDataJson,
@@ -79,6 +80,7 @@ impl From<Event> for EventJson {
 pub struct EventListJson {
     events: Vec<EventJson>,
     /// `after` for the next page (the last event's id); null on the last page.
+    #[schema(required = true)]
     next: Option<i64>,
 }
 

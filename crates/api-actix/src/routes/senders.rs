@@ -19,6 +19,7 @@ pub struct SenderViewJson {
     email: String,
     /// Its domain (A-label).
     domain: String,
+    #[schema(required = true)]
     reply_to: Option<String>,
     /// The organization's active sender (at most one).
     active: bool,
@@ -43,6 +44,7 @@ impl From<SenderView> for SenderViewJson {
 pub struct SenderListJson {
     senders: Vec<SenderViewJson>,
     /// `after` for the next page (the last sender's `email`); null on the last page.
+    #[schema(required = true)]
     next: Option<String>,
 }
 
