@@ -287,6 +287,23 @@ mod tests {
         let events = &doc["paths"]["/api/v1/events"]["get"]["parameters"];
         assert_eq!(events[1]["name"], "after");
         assert_eq!(events[1]["schema"]["type"], "integer");
+        // `limit` is documented as the integer it must be: as a string, `limit=` (empty)
+        // would be schema-valid and answered 400 (schemathesis ST202).
+        for path in [
+            "/api/v1/emails/domains",
+            "/api/v1/emails/senders",
+            "/api/v1/events",
+        ] {
+            let limit = &doc["paths"][path]["get"]["parameters"][0];
+            assert_eq!(limit["name"], "limit", "{path}");
+            assert_eq!(limit["required"], false, "{path}");
+            assert_eq!(limit["schema"]["type"], "integer", "{path}");
+            assert_eq!(
+                (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+                (&serde_json::json!(1), &serde_json::json!(1000)),
+                "{path}"
+            );
+        }
     }
 
     #[test]
