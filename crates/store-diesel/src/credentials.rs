@@ -31,6 +31,7 @@ use subtle::ConstantTimeEq;
 
 use crate::Store;
 use crate::backend::{DbError, in_transaction, with_conn};
+use crate::rows::domains_with_active_key;
 
 fn sha256(value: &str) -> Vec<u8> {
     digest(&SHA256, value.as_bytes()).as_ref().to_vec()
@@ -265,26 +266,41 @@ impl Administration for Store {
     }
 
     async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError> {
-        let sealed: Option<Vec<u8>> = with_conn!(&self.backend, |c| {
-            domains::table
+        // The active key: the one mail is signed with.
+        let sealed: Option<Option<Vec<u8>>> = with_conn!(&self.backend, |c| {
+            domains_with_active_key!()
                 .filter(domains::name.eq(domain.as_ascii()))
-                .select(domains::dkim_private_key_sealed)
+                .select(dkim_keys::private_key_sealed)
                 .first(c)
                 .await
                 .optional()
                 .map_err(DbError::from)
         })?;
-        Ok(sealed.map(SealedKey))
+        match sealed {
+            None => Ok(None),
+            Some(Some(sealed)) => Ok(Some(SealedKey(sealed))),
+            // The table's check forbids it; say so rather than pretend the domain
+            // has no key.
+            Some(None) => Err(DbError::Corrupt(format!(
+                "the active key of {domain} has no private key"
+            ))
+            .into()),
+        }
     }
 
     async fn reseal_keys(&self, reseal: &Resealer) -> Result<usize, ResealError> {
+        // Every key whose private half still exists: active, pending, retiring, and
+        // revoked ones not yet destroyed.
         let outcome = in_transaction!(&self.backend, |c| {
-            let rows: Vec<(i64, String, Vec<u8>)> = domains::table
-                .select((domains::id, domains::name, domains::dkim_private_key_sealed))
-                .order(domains::id.asc())
+            let rows: Vec<(i64, String, Option<Vec<u8>>)> = dkim_keys::table
+                .inner_join(domains::table)
+                .filter(dkim_keys::private_key_sealed.is_not_null())
+                .select((dkim_keys::id, domains::name, dkim_keys::private_key_sealed))
+                .order(dkim_keys::id.asc())
                 .load(c)
                 .await?;
             for (id, name, sealed) in &rows {
+                let Some(sealed) = sealed else { continue };
                 let domain = DomainName::parse(name)
                     .map_err(|e| DbError::Corrupt(format!("domain {name:?}: {e}")))?;
                 let resealed = reseal(&domain, &SealedKey(sealed.clone())).map_err(|source| {
@@ -293,11 +309,8 @@ impl Administration for Store {
                         source,
                     }))
                 })?;
-                diesel::update(domains::table.find(id))
-                    .set((
-                        domains::dkim_private_key_sealed.eq(resealed.0),
-                        domains::updated_at.eq(Utc::now()),
-                    ))
+                diesel::update(dkim_keys::table.find(id))
+                    .set(dkim_keys::private_key_sealed.eq(Some(resealed.0)))
                     .execute(c)
                     .await?;
             }

@@ -512,7 +512,12 @@ async fn two_organizations_racing_for_one_domain_leave_one_owner() {
         let winner = winners.into_iter().next().unwrap();
         let loser = if winner == acme { &other } else { &acme };
         assert!(
-            store.list_domains(loser, &all()).await.unwrap().items.is_empty(),
+            store
+                .list_domains(loser, &all())
+                .await
+                .unwrap()
+                .items
+                .is_empty(),
             "no orphan rows for the loser"
         );
     });
