@@ -19,6 +19,7 @@ use crate::backend::{
     DbError, UniqueTarget, in_transaction, is_retryable, unique_violation, with_conn,
 };
 use crate::events::record_events;
+use crate::locks::lock_organization;
 use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
 
 /// Attempts of the unit of work when a concurrent one got in the way (a unique index
@@ -33,15 +34,9 @@ impl Store {
         let reply_to = reg.reply_to.as_ref().map(ToString::to_string);
         in_transaction!(&self.backend, |c| {
             let now = Utc::now();
-            // Lock the organization's row first: switching the active sender is a
-            // read-modify-write, so one organization's registrations take turns (a
-            // row lock in PostgreSQL, visible to every instance; SQLite's IMMEDIATE
-            // transaction already serializes writers). A no-op UPDATE is the
-            // lock both backends understand.
-            let org_exists = diesel::update(organizations::table.find(org))
-                .set(organizations::id.eq(organizations::id))
-                .execute(c)
-                .await?;
+            // The organization's row first: switching the active sender is a
+            // read-modify-write, so one organization's registrations take turns.
+            let org_exists = lock_organization!(c, org)?;
             if org_exists == 0 {
                 return Err(DbError::Corrupt(format!(
                     "organization {org} does not exist"

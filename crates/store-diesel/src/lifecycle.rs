@@ -2,7 +2,8 @@
 //! deletion, each one transaction that records its events.
 //!
 //! Concurrency: rotation, checks and the toggle lock the domain row with their
-//! `UPDATE`; deletion locks it `FOR UPDATE` (see `locks`). The partial unique
+//! `UPDATE`; deletion locks the organization's row, then the domain's `FOR UPDATE`
+//! (see `locks`). The partial unique
 //! indexes of `dkim_keys` (one active, at most one pending key per domain) hold the
 //! key invariants across instances whatever the interleaving.
 
@@ -18,7 +19,7 @@ use domain_core::{DkimKey, DomainName, OrganizationId};
 use crate::Store;
 use crate::backend::{DbError, UniqueTarget, in_transaction, unique_violation};
 use crate::events::record_events;
-use crate::locks::DomainLock as _;
+use crate::locks::{DomainLock as _, lock_organization};
 
 /// A failed-checks count as stored.
 fn stored_count(count: u32) -> i32 {
@@ -209,8 +210,13 @@ impl KeyLifecycleStore for Store {
         domain: &DomainName,
     ) -> Result<bool, InfraError> {
         let deleted = in_transaction!(&self.backend, |c| {
-            // FOR UPDATE: a concurrent registration's sender insert waits for us,
-            // then fails its foreign key check and retries against what we left.
+            // The organization first, as registration and activation take it: they
+            // lock sender rows we are about to delete, so taking the domain first
+            // could leave each of us waiting on the other.
+            lock_organization!(c, organization.as_str())?;
+            // FOR UPDATE: a registration that did not see us yet waits at its sender
+            // insert, then fails its foreign key check and retries against what we
+            // left.
             let Some(domain_id) = c
                 .lock_domain(organization.as_str(), domain.as_ascii())
                 .await?

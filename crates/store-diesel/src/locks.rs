@@ -1,4 +1,9 @@
-//! The one row lock the two backends must take differently. PostgreSQL needs
+//! Row locks, taken in one order by every unit of work that needs more than one —
+//! the organization's row, then the domain's, then senders and keys — so that two
+//! of them never wait on each other (PostgreSQL would abort one as a deadlock).
+//!
+//! The organization lock is a no-op `UPDATE`, which both backends understand. The
+//! domain lock for deletion is the one the two backends must take differently: PostgreSQL needs
 //! `SELECT … FOR UPDATE` (a no-op `UPDATE` only takes `FOR NO KEY UPDATE`, which does
 //! not hold back the foreign-key checks of a concurrent sender insert); SQLite has no
 //! row locks, and its `BEGIN IMMEDIATE` transaction already holds the only write lock.
@@ -7,6 +12,23 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::backend::{DbError, SqliteConn};
+
+/// Locks the organization's row (`$org`, its id) on `$conn` for the rest of the
+/// transaction; evaluates to the rows found (0 or 1) as a `QueryResult`. Expands
+/// inside a `with_conn!`/`in_transaction!` body. The organization's changes to its
+/// senders (register, activate, delete a domain) take turns on it, in PostgreSQL a
+/// row lock visible to every instance; SQLite's IMMEDIATE transaction already
+/// serializes writers.
+macro_rules! lock_organization {
+    ($conn:ident, $org:expr) => {
+        diesel::update(organizations::table.find($org))
+            .set(organizations::id.eq(organizations::id))
+            .execute(&mut *$conn)
+            .await
+    };
+}
+
+pub(crate) use lock_organization;
 
 /// Locks a domain row for the rest of the transaction.
 pub(crate) trait DomainLock {

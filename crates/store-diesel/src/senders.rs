@@ -13,6 +13,7 @@ use domain_core::ports::lifecycle::{SenderStore, SenderView};
 use crate::Store;
 use crate::backend::{DbError, in_transaction, with_conn};
 use crate::events::record_events;
+use crate::locks::lock_organization;
 use crate::rows::{SenderViewRow, domain_name, sender_view_columns};
 
 #[async_trait]
@@ -54,13 +55,10 @@ impl SenderStore for Store {
         let org = organization.as_str();
         let activated = in_transaction!(&self.backend, |c| {
             let now = Utc::now();
-            // The organization's row lock, as in register-sender: switching the
-            // active sender is a read-modify-write, so the organization's
-            // activations and registrations take turns (one active sender after).
-            let org_exists = diesel::update(organizations::table.find(org))
-                .set(organizations::id.eq(organizations::id))
-                .execute(c)
-                .await?;
+            // The organization's row, as in register-sender: switching the active
+            // sender is a read-modify-write, so the organization's activations and
+            // registrations take turns (one active sender after).
+            let org_exists = lock_organization!(c, org)?;
             if org_exists == 0 {
                 return Ok(None);
             }
