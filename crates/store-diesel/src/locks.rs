@@ -1,12 +1,16 @@
-//! Row locks, taken in one order by every unit of work that needs more than one —
-//! the organization's row, then the domain's, then senders and keys — so that two
-//! of them never wait on each other (PostgreSQL would abort one as a deadlock).
+//! Row locks. Every unit of work that changes several of an organization's senders
+//! (registration, activation, domain deletion) locks the organization's row first:
+//! they then take turns, where otherwise a registration holding a sender row and
+//! waiting for the domain row could meet a deletion holding the domain row and
+//! waiting for that sender (PostgreSQL aborts one of them as a deadlock). Deleting
+//! one sender locks only that row and needs no more.
 //!
 //! The organization lock is a no-op `UPDATE`, which both backends understand. The
-//! domain lock for deletion is the one the two backends must take differently: PostgreSQL needs
-//! `SELECT … FOR UPDATE` (a no-op `UPDATE` only takes `FOR NO KEY UPDATE`, which does
-//! not hold back the foreign-key checks of a concurrent sender insert); SQLite has no
-//! row locks, and its `BEGIN IMMEDIATE` transaction already holds the only write lock.
+//! domain lock for deletion is the one the two backends take differently:
+//! PostgreSQL needs `SELECT … FOR UPDATE` (a no-op `UPDATE` only takes `FOR NO KEY
+//! UPDATE`, which does not hold back the foreign-key checks of a concurrent sender
+//! insert); SQLite has no row locks, and its `BEGIN IMMEDIATE` transaction already
+//! holds the only write lock.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
