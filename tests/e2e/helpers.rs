@@ -118,6 +118,11 @@ fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase
         // points the resolver at its own DNS server.
         ("DOMAIN_API_DNS_SERVERS".into(), "127.0.0.1:9".into()),
         ("DOMAIN_API_DNS_TIMEOUT_MS".into(), "500".into()),
+        // A debug build on a busy test machine is many times slower than production:
+        // fifty registrations queued on one organization's row lock can wait longer
+        // than the 5 s default, and would answer 503. The bound itself is tested in
+        // crates/store-diesel/tests/bounds.rs; a test that wants it sets it lower.
+        ("DOMAIN_API_DB_STATEMENT_TIMEOUT_MS".into(), "60000".into()),
         ("RUST_LOG".into(), "info".into()),
     ];
     if kind == BackendKind::Postgres {

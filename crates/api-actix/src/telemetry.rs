@@ -106,6 +106,10 @@ fn mint_request_id() -> String {
 
 /// Middleware: a span per request (`id`, method, path; `org` and `domain` filled in
 /// by handlers), a log line with status and latency, and `X-Request-Id` echoed back.
+///
+/// # Errors
+/// Whatever the wrapped service fails with, passed on unchanged; such a request is
+/// neither logged nor counted here.
 pub async fn request_span(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

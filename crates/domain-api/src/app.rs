@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use dns_hickory::{DnsConfig, HickoryDns};
 use domain_core::RecordPolicy;
 use domain_core::ports::BoxError;
+use domain_core::ports::clock::SystemClock;
 use domain_core::ports::dns::Dns;
 use domain_core::ports::keys::KeyGenerator;
 use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
@@ -18,6 +19,7 @@ use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::validate::ValidateDomain;
+use domain_core::usecases::verify::KeyPolicy;
 use keys_rsa::{KeyPool, RsaKeyGenerator, Sealer};
 use store_diesel::{Store, StoreConfig};
 
@@ -67,6 +69,7 @@ pub fn connect_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     let mut store_config = StoreConfig::new(config.database_url.clone());
     store_config.max_connections = config.db_pool_size;
     store_config.wait_timeout = config.db_wait_timeout;
+    store_config.statement_timeout = config.db_statement_timeout;
     let store = Store::connect(&store_config)
         .context("Failed to set up the database pool (DOMAIN_API_DATABASE_URL)")?;
     Ok(Arc::new(store))
@@ -139,7 +142,12 @@ pub fn build_state(
     let state = AppState {
         authenticate: Authenticate::new(store.clone()),
         generate: GenerateRecords::new(store.clone(), keys, dns.clone(), policy.clone()),
-        read: ReadDomains::new(store.clone(), policy.clone()),
+        read: ReadDomains::new(
+            store.clone(),
+            policy.clone(),
+            KeyPolicy::default(),
+            Arc::new(SystemClock),
+        ),
         validate: ValidateDomain::new(store.clone(), dns, policy),
         jwt: config.jwt_secret.clone(),
         probes: Arc::new(AdapterProbes {

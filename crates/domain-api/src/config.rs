@@ -24,6 +24,9 @@ pub struct Config {
     pub dns_timeout: Duration,
     pub db_pool_size: usize,
     pub db_wait_timeout: Duration,
+    /// Bound on one database statement or lock wait (`statement_timeout` and
+    /// `lock_timeout` on PostgreSQL, `busy_timeout` on SQLite).
+    pub db_statement_timeout: Duration,
     pub log_format: LogFormat,
     /// `DOMAIN_API_JWT_SECRET`; `None` disables the validate endpoint (404).
     pub jwt_secret: Option<JwtSecret>,
@@ -172,6 +175,12 @@ impl Config {
             5000,
             1..=600_000,
         )?);
+        let db_statement_timeout = Duration::from_millis(number(
+            &get,
+            "DOMAIN_API_DB_STATEMENT_TIMEOUT_MS",
+            5000,
+            1..=600_000,
+        )?);
 
         let log_format = match get("DOMAIN_API_LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("pretty") => LogFormat::Pretty,
@@ -208,6 +217,7 @@ impl Config {
             dns_timeout,
             db_pool_size,
             db_wait_timeout,
+            db_statement_timeout,
             log_format,
             jwt_secret,
             key_pool_size,
@@ -352,6 +362,7 @@ mod tests {
             ["inbound.sendtrim.com", "smtp.sendtrim.com"]
         );
         assert_eq!(config.dns_timeout, Duration::from_millis(2000));
+        assert_eq!(config.db_statement_timeout, Duration::from_millis(5000));
         assert!(config.dns_servers.is_none());
         assert_eq!(
             config.db_pool_size, 4,
@@ -392,6 +403,8 @@ mod tests {
             ("DOMAIN_API_KEY_POOL_SIZE", "-1"),
             ("DOMAIN_API_BODY_TIMEOUT_MS", "0"),
             ("DOMAIN_API_BODY_TIMEOUT_MS", "10s"),
+            ("DOMAIN_API_DB_STATEMENT_TIMEOUT_MS", "0"),
+            ("DOMAIN_API_DB_STATEMENT_TIMEOUT_MS", "600001"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

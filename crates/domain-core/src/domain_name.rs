@@ -17,20 +17,31 @@ pub struct DomainName {
 /// Why a domain name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainNameError {
+    /// The input is the empty string.
     #[error("the domain is empty")]
     Empty,
+    /// An IP address, bare (`192.0.2.1`) or as an address literal (`[192.0.2.1]`),
+    /// where a name is needed.
     #[error("IP literals are not sender domains")]
     IpLiteral,
+    /// Unicode that UTS #46 rejects, or an `xn--` label that does not decode and
+    /// re-encode to itself.
     #[error("the domain is not a valid internationalised domain name")]
     InvalidIdn,
+    /// The A-label form is longer than 253 octets (RFC 1035).
     #[error("the domain is longer than {MAX_DOMAIN_OCTETS} octets")]
     TooLong,
+    /// A label is empty (`a..b`, or a trailing dot) or longer than 63 octets.
     #[error("a label is empty or longer than {MAX_LABEL_OCTETS} octets")]
     BadLabelLength,
+    /// A label holds something other than ASCII letters, digits and hyphens (an
+    /// underscore, a space), or starts or ends with a hyphen.
     #[error("a label has a character other than letters, digits and inner hyphens")]
     BadLabelCharacters,
+    /// A single label such as `localhost`: a sender domain has at least two.
     #[error("the domain needs at least two labels")]
     SingleLabel,
+    /// The last label is all digits (`1.2.3.999`), which reads as an IPv4 address.
     #[error("the top-level label is numeric")]
     NumericTld,
 }

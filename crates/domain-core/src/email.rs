@@ -24,20 +24,33 @@ pub struct EmailAddress {
 /// Why an address was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
+    /// The input is the empty string.
     #[error("the address is empty")]
     Empty,
+    /// White space or a control character anywhere, leading and trailing included:
+    /// nothing is trimmed.
     #[error("the address contains white space or a control character")]
     ControlOrSpace,
+    /// No `@` separates a local part from a domain.
     #[error("the address has no '@'")]
     MissingAt,
+    /// The local part (before the last `@`) is empty or longer than 64 octets
+    /// (RFC 5321 §4.5.3.1.1).
     #[error("the local part is empty or longer than {MAX_LOCAL_OCTETS} octets")]
     LocalLength,
+    /// The local part is not an RFC 5322 dot-atom: quoted, with a leading, trailing or
+    /// doubled dot, or with a character outside atext (such as a second `@`).
     #[error("the local part is not a dot-atom")]
     LocalSyntax,
+    /// `local@domain`, with the domain as A-labels, is longer than 254 octets (the
+    /// RFC 5321 path limit less its angle brackets).
     #[error("the address is longer than {MAX_ADDRESS_OCTETS} octets")]
     TooLong,
+    /// The part after the last `@` is not a valid sender domain.
     #[error("the domain is invalid: {0}")]
     Domain(#[from] DomainNameError),
+    /// Every rule above holds, but `validator`'s email syntax check still rejects
+    /// the address.
     #[error("the address fails the email syntax check")]
     Syntax,
 }

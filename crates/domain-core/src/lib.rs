@@ -5,6 +5,8 @@
 //! [`usecases`] hold the ports and run the seed's steps. Another service can depend on
 //! this crate alone and plug in its own adapters (see `docs/architecture.md`).
 
+#![warn(missing_docs)]
+
 mod domain_name;
 mod email;
 pub mod lifecycle;

@@ -7,11 +7,13 @@ use std::fmt;
 pub struct OrganizationId(String);
 
 impl OrganizationId {
+    /// Wraps an identifier as the store issued it; nothing is checked.
     #[must_use]
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
+    /// The identifier as the store issued it.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -44,6 +46,8 @@ impl OrganizationName {
     /// Longest name, in characters.
     pub const MAX_CHARS: usize = 200;
 
+    /// Checks a name as given; it is kept as is, not trimmed.
+    ///
     /// # Errors
     /// [`InvalidOrganizationName`] for a blank, over-long or control-character name.
     pub fn parse(name: &str) -> Result<Self, InvalidOrganizationName> {
@@ -100,11 +104,13 @@ impl ApiCredentials {
         }
     }
 
+    /// The `X-Api-Access-Token` value as received (`dak_…` when it is one of ours).
     #[must_use]
     pub fn access_token(&self) -> &str {
         &self.access
     }
 
+    /// The `X-Api-Secret-Token` value as received; a secret, never to be logged.
     #[must_use]
     pub fn secret_token(&self) -> &str {
         &self.secret

@@ -15,6 +15,7 @@ pub struct PublishedRecord {
     pub host: String,
     /// Fully-qualified name, e.g. `s1._domainkey.example.com`.
     pub name: String,
+    /// The whole TXT value, as one string.
     pub value: String,
     /// `value` in ≤255-octet pieces, for providers that want them separately.
     pub strings: Vec<String>,

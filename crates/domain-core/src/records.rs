@@ -15,15 +15,21 @@ pub struct RecordPolicy {
 /// The policy cannot produce usable records.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
+    /// No sending IP is configured, so SPF would authorise no server.
     #[error("at least one SPF sending IP is required")]
     NoSpfIps,
+    /// No inbound MX host is configured, so inbound mail could never be turned on.
     #[error("at least one inbound MX host is required")]
     NoInboundHosts,
+    /// A configured inbound host is not a domain name; carries it as configured.
     #[error("inbound MX host {0:?} is not a valid host name")]
     BadInboundHost(String),
 }
 
 impl RecordPolicy {
+    /// The policy from the configured sending IPs and inbound MX hosts; hosts may be
+    /// Unicode or carry a trailing dot, and are kept as lower-case A-labels without it.
+    ///
     /// # Errors
     /// [`PolicyError`] when either list is empty or a host is not a domain name.
     pub fn new(spf_ips: Vec<IpAddr>, inbound_hosts: &[String]) -> Result<Self, PolicyError> {
@@ -59,11 +65,13 @@ impl RecordPolicy {
         value
     }
 
+    /// The IPs SPF authorises, in configured order: one `ip4:`/`ip6:` mechanism each.
     #[must_use]
     pub fn spf_ips(&self) -> &[IpAddr] {
         &self.spf_ips
     }
 
+    /// Our inbound relay's MX hosts, as lower-case A-labels without a trailing dot.
     #[must_use]
     pub fn inbound_hosts(&self) -> &[String] {
         &self.inbound_hosts
@@ -89,9 +97,15 @@ pub(crate) fn spf_ip_mechanism(ip: IpAddr) -> String {
 /// `SPF`, `<selector>._domainkey.<domain>`, `_dmarc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordSet {
+    /// The SPF value, published at the domain itself: `v=spf1 ip4:… -all`.
     pub spf: String,
+    /// The DKIM record's fully-qualified name, `<selector>._domainkey.<domain>`
+    /// (A-labels).
     pub dkim_name: String,
+    /// The DKIM value: `v=DKIM1; k=rsa; p=<SubjectPublicKeyInfo DER, base64>`.
     pub dkim_value: String,
+    /// The DMARC value, published at `_dmarc.<domain>`:
+    /// `v=DMARC1; p=none; rua=mailto:dmarc@<domain>`.
     pub dmarc: String,
 }
 

@@ -13,6 +13,8 @@ pub struct Selector(String);
 pub struct SelectorError;
 
 impl Selector {
+    /// Checks a selector as given; it is neither trimmed nor lower-cased.
+    ///
     /// # Errors
     /// [`SelectorError`] when `value` is not 1–63 lower-case letters and digits.
     pub fn new(value: impl Into<String>) -> Result<Self, SelectorError> {
@@ -28,6 +30,7 @@ impl Selector {
         }
     }
 
+    /// The selector: the first label of `<selector>._domainkey.<domain>`.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0

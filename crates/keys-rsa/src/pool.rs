@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use domain_core::ports::keys::{KeyError, KeyGenerator};
 use domain_core::{DkimKey, DomainName, SealedKey};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::Sealer;
 use crate::generator::{RsaKeyGenerator, generate_pair, random_selector};
@@ -34,6 +34,10 @@ struct Inner {
     generated_inline: AtomicU64,
     refills: AtomicU64,
     refill_nanos: AtomicU64,
+    /// Counts the refill task's steps (a key added, a failed attempt, or parking
+    /// because the pool is full), so that an observer can wait for the task's next
+    /// step instead of sleeping and hoping it has happened.
+    steps: watch::Sender<u64>,
 }
 
 impl Drop for Inner {
@@ -78,6 +82,7 @@ impl KeyPool {
                 generated_inline: AtomicU64::new(0),
                 refills: AtomicU64::new(0),
                 refill_nanos: AtomicU64::new(0),
+                steps: watch::Sender::new(0),
             }),
         }
     }
@@ -116,6 +121,11 @@ impl Inner {
     fn depth(&self) -> usize {
         self.queue().len()
     }
+
+    fn step(&self) {
+        // `send_modify` updates the value even when nobody is watching.
+        self.steps.send_modify(|steps| *steps += 1);
+    }
 }
 
 async fn refill(pool: Weak<Inner>, wake: Arc<Notify>) {
@@ -124,6 +134,9 @@ async fn refill(pool: Weak<Inner>, wake: Arc<Notify>) {
             return;
         };
         if inner.depth() >= inner.capacity {
+            // A `notify_one` between here and the wait below is kept as a permit,
+            // so announcing the step before parking loses no wake-up.
+            inner.step();
             drop(inner);
             wake.notified().await;
             continue;
@@ -148,9 +161,11 @@ async fn refill(pool: Weak<Inner>, wake: Arc<Notify>) {
                 inner.refills.fetch_add(1, Ordering::Relaxed);
                 let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 inner.refill_nanos.fetch_add(nanos, Ordering::Relaxed);
+                inner.step();
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "key pool refill failed; retrying in 1 s");
+                inner.step();
                 drop(inner);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -272,9 +287,25 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_pool_of_zero_never_refills() {
         let pool = pool(0);
+        let mut steps = pool.inner.steps.subscribe();
         let _refill = pool.start_refill();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(pool.stats().refills, 0);
+
+        // Every step of the task is announced, a refill as much as parking: had the
+        // first step made a key, this would see it.
+        steps.wait_for(|&n| n >= 1).await.unwrap();
+        assert_eq!(pool.stats().refills, 0, "the first step made a key");
+
+        // Taking a key wakes the task; it looks again and must park again.
+        pool.generate(&DomainName::parse("example.com").unwrap())
+            .await
+            .unwrap();
+        steps.wait_for(|&n| n >= 2).await.unwrap();
+        let stats = pool.stats();
+        assert_eq!(
+            (stats.refills, stats.generated_inline, stats.depth),
+            (0, 1, 0),
+            "a key taken from a zero pool was replaced"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

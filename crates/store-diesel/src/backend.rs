@@ -1,22 +1,31 @@
-//! The two backends behind one pool enum, connection setup, and the translation of
-//! driver errors into what the domain understands.
+//! The two backends behind one pool enum, building the pools, and the translation
+//! of driver errors into what the domain understands. How one connection is opened
+//! is in `session`.
 
 use std::time::Duration;
 
 use diesel::SqliteConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use domain_core::ports::BoxError;
+
+use crate::session::{self, SessionLimits};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
+/// The pool, and the bound every query on it runs under.
+pub(crate) struct Backend {
+    pub(crate) pools: Pools,
+    pub(crate) statement_timeout: Duration,
+}
+
 /// One pool of whichever backend the URL named.
-pub(crate) enum Backend {
+pub(crate) enum Pools {
     Postgres(Pool<AsyncPgConnection>),
     Sqlite(Pool<SqliteConn>),
 }
@@ -32,6 +41,10 @@ pub struct StoreConfig {
     pub wait_timeout: Duration,
     /// Bound on opening one new connection.
     pub connect_timeout: Duration,
+    /// Bound on one statement, and on waiting for a lock: PostgreSQL's
+    /// `statement_timeout` and `lock_timeout` (with TCP keepalives of the same
+    /// order), SQLite's `busy_timeout`. A query that hits it fails as unavailable.
+    pub statement_timeout: Duration,
 }
 
 impl StoreConfig {
@@ -43,6 +56,7 @@ impl StoreConfig {
             max_connections: 16,
             wait_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -63,6 +77,8 @@ pub enum ConnectError {
     EmptySqlitePath,
     #[error("cannot create the directory for the SQLite database")]
     CreateDirectory(#[source] std::io::Error),
+    #[error("cannot create the SQLite database file")]
+    CreateDatabaseFile(#[source] std::io::Error),
     #[error("cannot build the connection pool")]
     Pool(#[source] BoxError),
 }
@@ -81,13 +97,6 @@ impl BackendKind {
     }
 }
 
-/// Pragmas for every SQLite connection. `busy_timeout` must come before
-/// `journal_mode=WAL`: switching to WAL itself may need to wait for a lock.
-/// `secure_delete` zeroes the content of deleted rows in the file, so a deleted
-/// domain's sealed keys do not linger in free pages.
-const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 15000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
-
 pub(crate) fn sqlite_path(url: &str) -> Result<&str, ConnectError> {
     let path = url
         .strip_prefix("sqlite://")
@@ -98,15 +107,10 @@ pub(crate) fn sqlite_path(url: &str) -> Result<&str, ConnectError> {
     Ok(path)
 }
 
-pub(crate) async fn establish_sqlite(path: &str) -> diesel::ConnectionResult<SqliteConn> {
-    let mut conn = SqliteConn::establish(path).await?;
-    conn.batch_execute(SQLITE_SETUP)
-        .await
-        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-    Ok(conn)
-}
-
 pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
+    let limits = SessionLimits {
+        statement_timeout: config.statement_timeout,
+    };
     let pool_error =
         |e: diesel_async::pooled_connection::deadpool::BuildError| ConnectError::Pool(Box::new(e));
     match BackendKind::of_url(&config.url)? {
@@ -117,6 +121,8 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
             // on a connection that died since is reported as unavailable (503).
             let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
             manager_config.recycling_method = RecyclingMethod::Fast;
+            manager_config.custom_setup =
+                Box::new(move |url| Box::pin(session::establish_postgres(url.to_owned(), limits)));
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
                 config.url.clone(),
                 manager_config,
@@ -129,7 +135,10 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                 .runtime(deadpool::Runtime::Tokio1)
                 .build()
                 .map_err(pool_error)?;
-            Ok(Backend::Postgres(pool))
+            Ok(Backend {
+                pools: Pools::Postgres(pool),
+                statement_timeout: config.statement_timeout,
+            })
         }
         BackendKind::Sqlite => {
             let path = sqlite_path(&config.url)?.to_owned();
@@ -145,11 +154,12 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                     .create(parent)
                     .map_err(ConnectError::CreateDirectory)?;
             }
+            session::create_private_database_file(&path)?;
             let mut manager_config = ManagerConfig::<SqliteConn>::default();
             // A local file cannot drop the connection: skip the checkout ping.
             manager_config.recycling_method = RecyclingMethod::Fast;
             manager_config.custom_setup =
-                Box::new(|url| Box::pin(establish_sqlite_owned(url.to_owned())));
+                Box::new(move |url| Box::pin(session::establish_sqlite(url.to_owned(), limits)));
             let manager =
                 AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, manager_config);
             let pool = Pool::builder(manager)
@@ -160,13 +170,12 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                 .runtime(deadpool::Runtime::Tokio1)
                 .build()
                 .map_err(pool_error)?;
-            Ok(Backend::Sqlite(pool))
+            Ok(Backend {
+                pools: Pools::Sqlite(pool),
+                statement_timeout: config.statement_timeout,
+            })
         }
     }
-}
-
-async fn establish_sqlite_owned(path: String) -> diesel::ConnectionResult<SqliteConn> {
-    establish_sqlite(&path).await
 }
 
 /// What went wrong inside the store, before it is mapped onto a port's error enum.
@@ -198,7 +207,9 @@ impl From<DieselError> for DbError {
         match &error {
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | DieselError::BrokenTransactionManager => Self::Unavailable(Box::new(error)),
-            DieselError::DatabaseError(_, info) if is_connection_loss(info.message()) => {
+            DieselError::DatabaseError(_, info)
+                if is_connection_loss(info.message()) || is_timed_out(info.message()) =>
+            {
                 Self::Unavailable(Box::new(error))
             }
             _ => Self::Query(error),
@@ -215,9 +226,46 @@ fn is_connection_loss(message: &str) -> bool {
         "broken pipe",
         "terminating connection",
         "unexpected eof",
+        // The kernel gave up on a silent peer (keepalives, TCP user timeout).
+        "timed out",
     ]
     .iter()
     .any(|needle| message.contains(needle))
+}
+
+/// A session bound ran out. PostgreSQL: SQLSTATE 57014 query_canceled
+/// (`statement_timeout`, a cancel request) and 55P03 lock_not_available
+/// (`lock_timeout`, `NOWAIT`). SQLite: SQLITE_BUSY and SQLITE_LOCKED once
+/// `busy_timeout` has run out. diesel-async hands over a PostgreSQL error's message
+/// but not its SQLSTATE, so these are the server's English texts; a server that
+/// translates them (`lc_messages`) is caught by [`overdue`] instead.
+fn is_timed_out(message: &str) -> bool {
+    [
+        "canceling statement due to",
+        "could not obtain lock",
+        "database is locked",
+        "database table is locked",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+/// A unit of work that failed with an error the driver could not classify, after
+/// running for at least the statement timeout, ran into a session bound whatever
+/// the language of the message: the database could not serve it in the time
+/// allowed, which is what unavailable means. (PostgreSQL cancels no statement for a
+/// timeout before the timeout has passed, so none of its timeouts escapes this;
+/// SQLite's messages are never translated, and its busy handler may give up a
+/// little before the bound, so SQLite relies on [`is_timed_out`].)
+pub(crate) fn overdue(error: DbError, elapsed: Duration, limit: Duration) -> DbError {
+    match error {
+        DbError::Query(error @ DieselError::DatabaseError(DatabaseErrorKind::Unknown, _))
+            if elapsed >= limit =>
+        {
+            DbError::Unavailable(Box::new(error))
+        }
+        other => other,
+    }
 }
 
 pub(crate) fn pool_error(error: PoolError) -> DbError {
@@ -299,68 +347,141 @@ pub(crate) fn is_retryable(error: &DbError) -> bool {
 /// `Result<_, DbError>`. The same query text compiles once per backend: one code
 /// path, two connection types.
 macro_rules! with_conn {
-    ($backend:expr, |$conn:ident| $body:expr) => {
-        match $backend {
-            $crate::backend::Backend::Postgres(pool) => {
+    ($backend:expr, |$conn:ident| $body:expr) => {{
+        let backend: &$crate::backend::Backend = $backend;
+        match &backend.pools {
+            $crate::backend::Pools::Postgres(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::pg::*;
                 async {
                     let mut pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                    let started = std::time::Instant::now();
                     let $conn = &mut *pooled;
                     let result: Result<_, $crate::backend::DbError> = $body;
-                    result
+                    result.map_err(|e| {
+                        $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
+                    })
                 }
                 .await
             }
-            $crate::backend::Backend::Sqlite(pool) => {
+            $crate::backend::Pools::Sqlite(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::sqlite::*;
                 async {
                     let mut pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                    let started = std::time::Instant::now();
                     let $conn = &mut *pooled;
                     let result: Result<_, $crate::backend::DbError> = $body;
-                    result
+                    result.map_err(|e| {
+                        $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
+                    })
                 }
                 .await
             }
         }
-    };
+    }};
 }
 
 /// Like [`with_conn!`], inside one transaction: PostgreSQL's default, and SQLite's
 /// `BEGIN IMMEDIATE` so that read-then-write units take the write lock up front
 /// instead of failing with "database is locked" when they upgrade.
 macro_rules! in_transaction {
-    ($backend:expr, |$conn:ident| $body:expr) => {
-        match $backend {
-            $crate::backend::Backend::Postgres(pool) => {
+    ($backend:expr, |$conn:ident| $body:expr) => {{
+        let backend: &$crate::backend::Backend = $backend;
+        match &backend.pools {
+            $crate::backend::Pools::Postgres(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::pg::*;
                 async {
                     let mut pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                    let started = std::time::Instant::now();
                     diesel_async::AsyncConnection::transaction(
                         &mut *pooled,
                         async |$conn| -> Result<_, $crate::backend::DbError> { $body },
                     )
                     .await
+                    .map_err(|e| {
+                        $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
+                    })
                 }
                 .await
             }
-            $crate::backend::Backend::Sqlite(pool) => {
+            $crate::backend::Pools::Sqlite(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::sqlite::*;
                 async {
                     let mut pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                    let started = std::time::Instant::now();
                     pooled
                         .immediate_transaction(
                             async |$conn| -> Result<_, $crate::backend::DbError> { $body },
                         )
                         .await
+                        .map_err(|e| {
+                            $crate::backend::overdue(
+                                e,
+                                started.elapsed(),
+                                backend.statement_timeout,
+                            )
+                        })
                 }
                 .await
             }
         }
-    };
+    }};
 }
 
 pub(crate) use {in_transaction, with_conn};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_session_bound_running_out_is_unavailable() {
+        for message in [
+            "canceling statement due to statement timeout",
+            "canceling statement due to lock timeout",
+            "could not obtain lock on row in relation \"organizations\"",
+            "database is locked",
+        ] {
+            let error = DbError::from(server_error(DatabaseErrorKind::Unknown, message));
+            assert!(matches!(error, DbError::Unavailable(_)), "{message}");
+        }
+        let error = DbError::from(server_error(DatabaseErrorKind::Unknown, "syntax error"));
+        assert!(matches!(error, DbError::Query(_)));
+    }
+
+    #[test]
+    fn an_unclassified_failure_after_the_whole_timeout_is_unavailable_in_any_language() {
+        let limit = Duration::from_millis(300);
+        let translated = || {
+            DbError::from(server_error(
+                DatabaseErrorKind::Unknown,
+                "Abbruch der Anweisung wegen Zeitüberschreitung",
+            ))
+        };
+
+        let overdue_error = overdue(translated(), limit, limit);
+        let early_error = overdue(translated(), limit / 2, limit);
+        let conflict = overdue(
+            DbError::from(server_error(
+                DatabaseErrorKind::UniqueViolation,
+                "duplicate",
+            )),
+            limit * 2,
+            limit,
+        );
+
+        assert!(matches!(overdue_error, DbError::Unavailable(_)));
+        assert!(matches!(early_error, DbError::Query(_)));
+        assert!(
+            unique_violation(&conflict).is_some(),
+            "a typed outcome stays typed"
+        );
+    }
+}

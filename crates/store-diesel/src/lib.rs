@@ -18,6 +18,7 @@ mod locks;
 mod rows;
 mod schema;
 mod senders;
+mod session;
 
 use diesel::migration::{MigrationSource, MigrationVersion};
 use diesel::prelude::*;
@@ -26,7 +27,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use domain_core::ports::store::StoreError;
 
-use backend::{Backend, DbError, with_conn};
+use backend::{Backend, DbError, Pools, with_conn};
 pub use backend::{BackendKind, ConnectError, StoreConfig};
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -72,9 +73,9 @@ impl Store {
 
     #[must_use]
     pub fn kind(&self) -> BackendKind {
-        match self.backend {
-            Backend::Postgres(_) => BackendKind::Postgres,
-            Backend::Sqlite(_) => BackendKind::Sqlite,
+        match self.backend.pools {
+            Pools::Postgres(_) => BackendKind::Postgres,
+            Pools::Sqlite(_) => BackendKind::Sqlite,
         }
     }
 
@@ -101,7 +102,10 @@ impl Store {
             BackendKind::Sqlite => {
                 let path =
                     backend::sqlite_path(&self.url).map_err(|e| MigrateError(Box::new(e)))?;
-                let conn = backend::establish_sqlite(path)
+                let limits = session::SessionLimits {
+                    statement_timeout: self.backend.statement_timeout,
+                };
+                let conn = session::establish_sqlite(path.to_owned(), limits)
                     .await
                     .map_err(|e| MigrateError(Box::new(e)))?;
                 let mut harness = AsyncMigrationHarness::new(conn);
@@ -128,9 +132,9 @@ impl Store {
     /// The connection pool's state now, for metrics.
     #[must_use]
     pub fn pool_status(&self) -> PoolStatus {
-        let status = match &self.backend {
-            Backend::Postgres(pool) => pool.status(),
-            Backend::Sqlite(pool) => pool.status(),
+        let status = match &self.backend.pools {
+            Pools::Postgres(pool) => pool.status(),
+            Pools::Sqlite(pool) => pool.status(),
         };
         PoolStatus {
             max: status.max_size,

@@ -103,13 +103,23 @@ impl TestDatabase {
         self.drop_pg.as_ref().map(|(_, name)| name.as_str())
     }
 
+    /// The configuration [`TestDatabase::store`] uses: 8 connections, generous
+    /// waits. Change it and pass it to [`TestDatabase::store_with`].
+    #[must_use]
+    pub fn config(&self) -> StoreConfig {
+        let mut config = StoreConfig::new(self.url.clone());
+        config.max_connections = 8;
+        config.wait_timeout = Duration::from_secs(30);
+        config
+    }
+
     /// A store on this database migrated only up to and including `version` (e.g.
     /// `20261127000001`): the schema an older release left, for migration tests.
     ///
     /// # Panics
     /// When the store cannot be built or migrated.
     pub async fn store_migrated_through(&self, version: &str) -> Store {
-        let store = Store::connect(&StoreConfig::new(self.url.clone())).expect("build the store");
+        let store = Store::connect(&self.config()).expect("build the store");
         store
             .migrate_through(Some(version))
             .await
@@ -122,10 +132,15 @@ impl TestDatabase {
     /// # Panics
     /// When the store cannot be built or migrated.
     pub async fn store(&self) -> Store {
-        let mut config = StoreConfig::new(self.url.clone());
-        config.max_connections = 8;
-        config.wait_timeout = Duration::from_secs(30);
-        let store = Store::connect(&config).expect("build the store");
+        self.store_with(&self.config()).await
+    }
+
+    /// A migrated store on this database, built with `config`.
+    ///
+    /// # Panics
+    /// When the store cannot be built or migrated.
+    pub async fn store_with(&self, config: &StoreConfig) -> Store {
+        let store = Store::connect(config).expect("build the store");
         store.migrate().await.expect("migrate the test database");
         store
     }

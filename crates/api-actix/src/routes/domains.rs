@@ -47,6 +47,10 @@ pub struct DomainListJson {
     ),
     security(("access_token" = [], "secret_token" = []))
 )]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn list(
     AuthenticatedOrg(organization): AuthenticatedOrg,
     req: HttpRequest,
@@ -154,6 +158,10 @@ impl From<DomainView> for DomainDetailJson {
     security(("access_token" = [], "secret_token" = []))
 )]
 #[tracing::instrument(name = "domain_detail", skip_all, fields(domain = %bounded(path.as_str(), LOGGED_PATH_CHARS)))]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn detail(
     AuthenticatedOrg(organization): AuthenticatedOrg,
     path: web::Path<String>,

@@ -75,6 +75,10 @@ pub struct GenerateRequestDoc {
     security(("access_token" = [], "secret_token" = []))
 )]
 #[tracing::instrument(name = "generate", skip_all, fields(domain))]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn generate(
     auth: Result<AuthenticatedOrg, ApiError>,
     req: HttpRequest,

@@ -63,6 +63,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// 404 for every path we do not serve.
+///
+/// # Errors
+/// Always [`ApiError::NotFound`]: the error is the answer.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }

@@ -113,6 +113,10 @@ impl From<ValidationReport> for ReportJson {
     security(("dashboard_jwt" = []))
 )]
 #[tracing::instrument(name = "validate", skip_all)]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
 pub async fn validate(
     DashboardOrg(organization): DashboardOrg,
     req: HttpRequest,

@@ -7,6 +7,7 @@ use crate::DomainName;
 /// One MX record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MxRecord {
+    /// The MX preference (RFC 5321 §5.1): lower values are tried first.
     pub preference: u16,
     /// The exchange host as published, possibly with a trailing dot.
     pub exchange: String,
@@ -44,16 +45,26 @@ pub trait Dns: Send + Sync {
     async fn txt(&self, name: &str) -> Result<Vec<TxtRecord>, DnsError>;
 }
 
+/// Why a lookup returned no records: a name or type with nothing published is kept
+/// distinct from a lookup that failed, whose records may well exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DnsError {
+    /// The name does not exist at all (NXDOMAIN).
     #[error("the domain does not exist (NXDOMAIN)")]
     NxDomain,
+    /// The name exists but has no records of the type asked for (NOERROR, empty
+    /// answer).
     #[error("the name has no records of that type")]
     NoRecords,
+    /// A nameserver answered SERVFAIL (a broken delegation, a DNSSEC failure, …);
+    /// nothing is known about the records.
     #[error("the nameserver failed (SERVFAIL)")]
     ServFail,
+    /// No answer arrived within the adapter's time bound.
     #[error("the lookup timed out")]
     Timeout,
+    /// Any other failure (REFUSED, a malformed name, a network error); carries a short
+    /// description for the logs, never shown to a customer.
     #[error("the lookup failed: {0}")]
     Unexpected(String),
 }

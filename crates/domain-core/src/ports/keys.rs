@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 /// A new DKIM key for one domain.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DkimKey {
+    /// The selector its record is published under: `<selector>._domainkey.<domain>`.
     pub selector: Selector,
     /// SubjectPublicKeyInfo DER, base64 (`MIIBIjANBgkqhki…` for RSA-2048).
     pub public_key: String,
@@ -49,6 +50,8 @@ pub trait KeyGenerator: Send + Sync {
     async fn generate(&self, domain: &DomainName) -> Result<DkimKey, KeyError>;
 }
 
+/// Generating, sealing, opening or PEM-encoding a key failed; the cause is logged,
+/// never shown.
 #[derive(Debug, thiserror::Error)]
 #[error("DKIM key generation failed")]
 pub struct KeyError(#[source] pub BoxError);

@@ -12,13 +12,18 @@ use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, Selector};
 /// A domain as stored: owner, active DKIM key (public half), inbound state, status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDomain {
+    /// The domain (A-labels); one row per name across all organizations.
     pub name: DomainName,
+    /// The organization that owns it.
     pub organization: OrganizationId,
     /// The active key's selector.
     pub selector: Selector,
     /// The active key: SubjectPublicKeyInfo DER, base64.
     pub public_key: String,
+    /// Whether inbound mail is on; turned on only while an MX record points at one
+    /// of our inbound hosts.
     pub inbound_enabled: bool,
+    /// When `generate` created the domain.
     pub created_at: DateTime<Utc>,
     /// Whether the records have been seen published.
     pub status: DomainStatus,
@@ -62,8 +67,11 @@ impl StoredDomain {
 /// What one generate call asks the store to record, atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderRegistration {
+    /// The calling organization, which must own the domain or will create it.
     pub organization: OrganizationId,
+    /// The sender to register; its domain is the one created or reused.
     pub email: EmailAddress,
+    /// The reply-to address to store with the sender, if any.
     pub reply_to: Option<EmailAddress>,
     /// The key for the domain if it has to be created; `None` when the caller
     /// already saw the domain owned by its organization.
@@ -75,6 +83,7 @@ pub struct SenderRegistration {
 /// The outcome of a registration: the domain as it stands after the unit of work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
+    /// The domain as stored; when calls raced, it carries the key that won.
     pub domain: StoredDomain,
     /// Whether this call created the domain (and so stored `new_key`).
     pub domain_created: bool,
@@ -83,16 +92,22 @@ pub struct Registered {
 /// A sender address registered on a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderRecord {
+    /// The address, canonical: lower-cased local part, A-label domain.
     pub email: String,
+    /// The reply-to address as registered (local part's case kept, A-label domain).
     pub reply_to: Option<String>,
+    /// Whether it is the organization's active sender; at most one is.
     pub active: bool,
+    /// When it was registered.
     pub created_at: DateTime<Utc>,
 }
 
 /// A domain with its senders (oldest first) and its DKIM keys (newest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainDetail {
+    /// The domain as stored.
     pub domain: StoredDomain,
+    /// Its sender addresses, oldest first.
     pub senders: Vec<SenderRecord>,
     /// Every key still stored: active, pending, retiring, revoked.
     pub keys: Vec<KeyRecord>,

@@ -27,11 +27,14 @@ pub enum AuthError {
 }
 
 impl Authenticate {
+    /// The use case over a credentials port.
     #[must_use]
     pub fn new(credentials: Arc<dyn Credentials>) -> Self {
         Self { credentials }
     }
 
+    /// The organization whose live token pair the two header values are.
+    ///
     /// # Errors
     /// [`AuthError::Missing`] when a header is absent or blank, [`AuthError::Invalid`]
     /// when the pair matches no live token, otherwise the store's failure.

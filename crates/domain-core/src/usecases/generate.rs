@@ -23,8 +23,12 @@ pub struct GenerateRecords {
 /// The request body, as received: nothing here has been validated yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GenerateInput {
+    /// `email`: the sender address to register; absent is an invalid sender.
     pub email: Option<String>,
+    /// `replyTo`: the reply-to address, if given.
     pub reply_to: Option<String>,
+    /// `inbound`: turn inbound mail on, honoured only when an MX record already points
+    /// at one of our inbound hosts.
     pub inbound: bool,
 }
 
@@ -49,6 +53,7 @@ pub enum GenerateError {
 }
 
 impl GenerateRecords {
+    /// The use case over its ports and the platform's record policy.
     #[must_use]
     pub fn new(
         store: Arc<dyn DomainStore>,

@@ -3,8 +3,11 @@
 pub mod admin;
 pub mod authenticate;
 pub mod generate;
+pub mod manage;
 pub mod read;
+pub mod senders;
 pub mod validate;
+pub mod verify;
 
 #[cfg(test)]
 mod fixtures;

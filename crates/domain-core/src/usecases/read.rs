@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::lifecycle::{Page, Paged};
+use crate::lifecycle::{DomainStatus, KeyRecord, KeyState, Page, Paged};
 use crate::ports::InfraError;
-use crate::ports::store::{DomainStore, SenderRecord, StoredDomain};
+use crate::ports::clock::Clock;
+use crate::ports::store::{DomainDetail, DomainStore, SenderRecord, StoredDomain};
 use crate::published::PublishedRecord;
+use crate::usecases::verify::KeyPolicy;
 use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
 
 /// Lists and describes an organization's domains. Another organization's domain is
@@ -16,17 +18,48 @@ use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
 pub struct ReadDomains {
     store: Arc<dyn DomainStore>,
     policy: Arc<RecordPolicy>,
+    keys: KeyPolicy,
+    clock: Arc<dyn Clock>,
 }
 
-/// One domain with what to publish and who sends from it.
+/// One domain with its status, what to publish now, its keys and its senders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainView {
+    /// The domain (A-labels).
     pub domain: DomainName,
+    /// Whether inbound mail is on.
     pub inbound_enabled: bool,
+    /// When `generate` created the domain.
     pub created_at: DateTime<Utc>,
+    /// Whether the records have been seen published.
+    pub status: DomainStatus,
+    /// When the records were first seen correct.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// When the records were last checked.
+    pub last_checked_at: Option<DateTime<Utc>>,
+    /// When the next check is due; `None` when none is scheduled.
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// What to publish now: SPF, every key's record (newest first), DMARC.
     pub records: Vec<PublishedRecord>,
+    /// Every key not yet safe to forget, newest first.
+    pub dkim: Vec<KeyView>,
+    /// Its sender addresses, oldest first.
     pub senders: Vec<SenderRecord>,
 }
+
+/// One DKIM key with the record to publish for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyView {
+    /// The key as stored: selector, state, public key and timestamps.
+    pub key: KeyRecord,
+    /// A revoked key's record is `v=DKIM1; k=rsa; p=` (RFC 6376 §3.6.1).
+    pub record: PublishedRecord,
+    /// The revoked record may be deleted from DNS now.
+    pub safe_to_remove: bool,
+}
+
+/// The TXT value of a revoked key (RFC 6376 §3.6.1: an empty `p=`).
+pub const REVOKED_DKIM_VALUE: &str = "v=DKIM1; k=rsa; p=";
 
 /// Why a domain could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +76,21 @@ pub enum ReadError {
 }
 
 impl ReadDomains {
+    /// The use case over its ports; `keys` says when a revoked key's record may be
+    /// removed from DNS.
     #[must_use]
-    pub fn new(store: Arc<dyn DomainStore>, policy: Arc<RecordPolicy>) -> Self {
-        Self { store, policy }
+    pub fn new(
+        store: Arc<dyn DomainStore>,
+        policy: Arc<RecordPolicy>,
+        keys: KeyPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            policy,
+            keys,
+            clock,
+        }
     }
 
     /// One page of the organization's domains, by name.
@@ -77,21 +122,69 @@ impl ReadDomains {
             .domain_detail(organization, &name)
             .await?
             .ok_or(ReadError::NotFound)?;
-        let stored = detail.domain;
-        let records = RecordSet::render(
+        Ok(self.view(detail))
+    }
+
+    /// The view of a stored domain, as of now.
+    #[must_use]
+    pub fn view(&self, detail: DomainDetail) -> DomainView {
+        let DomainDetail {
+            domain: stored,
+            senders,
+            mut keys,
+        } = detail;
+        if keys.is_empty() {
+            // A store that keeps only the active key: describe that one.
+            keys.push(KeyRecord {
+                selector: stored.selector.clone(),
+                state: KeyState::Active,
+                public_key: stored.public_key.clone(),
+                created_at: stored.created_at,
+                activated_at: Some(stored.created_at),
+                retired_at: None,
+                revoked_at: None,
+            });
+        }
+        let now = self.clock.now();
+        let base = RecordSet::render(
             &self.policy,
             &stored.name,
             &stored.selector,
             &stored.public_key,
         )
         .published(&stored.name);
-        Ok(DomainView {
+        let dkim: Vec<KeyView> = keys
+            .into_iter()
+            .map(|key| {
+                let mut set =
+                    RecordSet::render(&self.policy, &stored.name, &key.selector, &key.public_key);
+                if key.state == KeyState::Revoked {
+                    REVOKED_DKIM_VALUE.clone_into(&mut set.dkim_value);
+                }
+                let record = set.published(&stored.name).swap_remove(1);
+                KeyView {
+                    safe_to_remove: self.keys.safe_to_remove(key.revoked_at, now),
+                    key,
+                    record,
+                }
+            })
+            .collect();
+        let mut records = Vec::with_capacity(dkim.len() + 2);
+        records.extend(base.first().cloned());
+        records.extend(dkim.iter().map(|k| k.record.clone()));
+        records.extend(base.last().cloned());
+        DomainView {
             domain: stored.name,
             inbound_enabled: stored.inbound_enabled,
             created_at: stored.created_at,
+            status: stored.status,
+            verified_at: stored.verified_at,
+            last_checked_at: stored.last_checked_at,
+            next_check_at: stored.next_check_at,
             records,
-            senders: detail.senders,
-        })
+            dkim,
+            senders,
+        }
     }
 }
 
@@ -143,7 +236,12 @@ mod tests {
                     keys: Vec::new(),
                 }))
             });
-        let read = ReadDomains::new(Arc::new(store), policy());
+        let read = ReadDomains::new(
+            Arc::new(store),
+            policy(),
+            KeyPolicy::default(),
+            Arc::new(crate::ports::clock::SystemClock),
+        );
 
         let view = read
             .detail(&OrganizationId::new("org-a"), "bücher.example")
@@ -160,7 +258,12 @@ mod tests {
     async fn answers_not_found_for_a_domain_the_org_does_not_own() {
         let mut store = MockDomainStore::new();
         store.expect_domain_detail().returning(|_, _| Ok(None));
-        let read = ReadDomains::new(Arc::new(store), policy());
+        let read = ReadDomains::new(
+            Arc::new(store),
+            policy(),
+            KeyPolicy::default(),
+            Arc::new(crate::ports::clock::SystemClock),
+        );
 
         let error = read
             .detail(&OrganizationId::new("org-b"), "example.com")
@@ -174,7 +277,12 @@ mod tests {
     async fn rejects_an_invalid_domain_without_asking_the_store() {
         let mut store = MockDomainStore::new();
         store.expect_domain_detail().never();
-        let read = ReadDomains::new(Arc::new(store), policy());
+        let read = ReadDomains::new(
+            Arc::new(store),
+            policy(),
+            KeyPolicy::default(),
+            Arc::new(crate::ports::clock::SystemClock),
+        );
 
         let error = read
             .detail(&OrganizationId::new("org-a"), "not a domain")

@@ -19,9 +19,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
+use crate::lifecycle::KeyRecord;
 use crate::ports::InfraError;
 use crate::ports::dns::{Dns, DnsError, TxtRecord};
-use crate::ports::store::DomainStore;
+use crate::ports::store::{DomainDetail, DomainStore, StoredDomain};
 use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
 use verdict::{Verdict, txt_failure};
 
@@ -48,6 +49,16 @@ pub enum ValidateError {
     Infra(#[from] InfraError),
 }
 
+impl ValidationReport {
+    /// `verified` recomputed from the records and inbound.
+    #[must_use]
+    pub(crate) fn judged(mut self) -> Self {
+        self.verified = self.records.iter().all(|c| c.status == CheckStatus::Ok)
+            && (!self.inbound.enabled || self.inbound.status == CheckStatus::Ok);
+        self
+    }
+}
+
 /// The live state of a domain's records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationReport {
@@ -64,8 +75,11 @@ pub struct ValidationReport {
 /// The TXT records a sender domain publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordKind {
+    /// SPF (RFC 7208), at the domain itself.
     Spf,
+    /// DKIM (RFC 6376), at `<selector>._domainkey.<domain>`.
     Dkim,
+    /// DMARC (RFC 7489), at `_dmarc.<domain>`.
     Dmarc,
 }
 
@@ -157,14 +171,26 @@ impl ValidateDomain {
         organization: &OrganizationId,
         domain: &str,
     ) -> Result<ValidationReport, ValidateError> {
+        let detail = self.load(organization, domain).await?;
+        Ok(self.report(&detail.domain).await)
+    }
+
+    /// The organization's `domain` (raw input) as stored.
+    pub(crate) async fn load(
+        &self,
+        organization: &OrganizationId,
+        domain: &str,
+    ) -> Result<DomainDetail, ValidateError> {
         let name = DomainName::parse(domain)
             .map_err(|_| ValidateError::InvalidDomain(domain.to_owned()))?;
-        let stored = self
-            .store
+        self.store
             .domain_detail(organization, &name)
             .await?
-            .ok_or(ValidateError::NotFound)?
-            .domain;
+            .ok_or(ValidateError::NotFound)
+    }
+
+    /// The live report for a stored domain: SPF, its active key, DMARC, inbound.
+    pub(crate) async fn report(&self, stored: &StoredDomain) -> ValidationReport {
         let expected = RecordSet::render(
             &self.policy,
             &stored.name,
@@ -176,25 +202,38 @@ impl ValidateDomain {
         let ((spf, dkim), (dmarc, inbound)) = join(
             join(
                 self.check_spf(&stored.name, &expected.spf),
-                self.check_dkim(&stored, &expected),
+                self.check_dkim(stored, &expected),
             ),
             join(
                 self.check_dmarc(&stored.name, &expected.dmarc),
-                self.check_inbound(&stored),
+                self.check_inbound(stored),
             ),
         )
         .await;
 
-        let records = vec![spf, dkim, dmarc];
-        let verified = records.iter().all(|c| c.status == CheckStatus::Ok)
-            && (!inbound.enabled || inbound.status == CheckStatus::Ok);
-        tracing::info!(domain = %stored.name, verified, "validated published records");
-        Ok(ValidationReport {
+        let report = ValidationReport {
             domain: stored.name.as_ascii().to_owned(),
-            verified,
-            records,
+            verified: false,
+            records: vec![spf, dkim, dmarc],
             inbound,
-        })
+        }
+        .judged();
+        tracing::info!(domain = %stored.name, verified = report.verified, "validated published records");
+        report
+    }
+
+    /// The live check of one key's record, as if it were the active key.
+    pub(crate) async fn check_key(&self, stored: &StoredDomain, key: &KeyRecord) -> RecordCheck {
+        let mut as_active = stored.clone();
+        as_active.selector = key.selector.clone();
+        as_active.public_key = key.public_key.clone();
+        let expected = RecordSet::render(
+            &self.policy,
+            &as_active.name,
+            &as_active.selector,
+            &as_active.public_key,
+        );
+        self.check_dkim(&as_active, &expected).await
     }
 
     /// The TXT records at `name`, joined; an empty answer counts as no records.

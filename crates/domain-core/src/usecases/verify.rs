@@ -1,0 +1,305 @@
+//! Verify: the live check of a domain's records that also moves its lifecycle on —
+//! status (`pending → verified → failing`, debounced), promotion of a published
+//! pending key, and retiring → revoked → removed on time. The HTTP `verify` route
+//! and the background verifier both run it.
+//!
+//! [`plan_check`] decides, purely, what one check changes; the store applies the plan
+//! atomically, so a concurrent change makes it a no-op rather than half of one.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::OrganizationId;
+use crate::lifecycle::{DomainStatus, EventType, KeyState, NewEvent};
+use crate::ports::clock::Clock;
+use crate::ports::lifecycle::{CheckPlan, KeyLifecycleStore, KeyMove, KeyTarget};
+use crate::ports::store::DomainDetail;
+use crate::usecases::validate::{
+    CheckStatus, RecordKind, ValidateDomain, ValidateError, ValidationReport,
+};
+
+/// How long keys stay in each late state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// `retiring` → `revoked` this long after the key stopped being active.
+    pub retire_after: TimeDelta,
+    /// A revoked key is safe to remove from DNS this long after its revocation, and
+    /// leaves the list at the next check after that.
+    pub revoked_keep: TimeDelta,
+}
+
+impl Default for KeyPolicy {
+    fn default() -> Self {
+        Self {
+            retire_after: TimeDelta::days(7),
+            revoked_keep: TimeDelta::days(30),
+        }
+    }
+}
+
+impl KeyPolicy {
+    /// Whether a revoked key's record may be deleted from DNS by now.
+    #[must_use]
+    pub fn safe_to_remove(&self, revoked_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        revoked_at.is_some_and(|at| at + self.revoked_keep <= now)
+    }
+}
+
+/// What a check found for one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    /// Published as it should be.
+    Ok,
+    /// Missing or wrong.
+    Bad,
+    /// The lookup failed: nothing is known.
+    Unknown,
+}
+
+impl From<CheckStatus> for Finding {
+    fn from(status: CheckStatus) -> Self {
+        match status {
+            CheckStatus::Ok => Self::Ok,
+            CheckStatus::Missing | CheckStatus::Mismatch => Self::Bad,
+            CheckStatus::Error => Self::Unknown,
+        }
+    }
+}
+
+/// What one check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Findings {
+    /// The SPF record.
+    pub spf: Finding,
+    /// The active key's record.
+    pub active_key: Finding,
+    /// The DMARC record.
+    pub dmarc: Finding,
+    /// The pending key's record, when a key is pending.
+    pub pending_key: Option<Finding>,
+}
+
+/// Everything one check changes, from the domain as it stood, what the check found,
+/// and the time. Pure: no port is called.
+#[must_use]
+pub fn plan_check(
+    detail: &DomainDetail,
+    findings: &Findings,
+    now: DateTime<Utc>,
+    policy: &KeyPolicy,
+) -> CheckPlan {
+    let domain = &detail.domain;
+    let org = &domain.organization;
+    let mut key_moves = Vec::new();
+    let mut events = Vec::new();
+
+    // Promotion: a pending key seen published becomes active; the active one retires
+    // first (one active key at a time, enforced by the store too).
+    let pending = detail.keys.iter().find(|k| k.state == KeyState::Pending);
+    let promoted = pending.filter(|_| findings.pending_key == Some(Finding::Ok));
+    if let Some(new_key) = promoted {
+        for active in detail.keys.iter().filter(|k| k.state == KeyState::Active) {
+            key_moves.push(KeyMove {
+                selector: active.selector.clone(),
+                from: KeyState::Active,
+                to: KeyTarget::Retiring,
+            });
+        }
+        key_moves.push(KeyMove {
+            selector: new_key.selector.clone(),
+            from: KeyState::Pending,
+            to: KeyTarget::Active,
+        });
+        events.push(NewEvent::key(
+            org,
+            EventType::DkimKeyActivated,
+            &domain.name,
+            &new_key.selector,
+        ));
+    }
+
+    // On time, whatever the status: retiring → revoked → removed.
+    for key in &detail.keys {
+        match key.state {
+            KeyState::Retiring
+                if key
+                    .retired_at
+                    .is_some_and(|at| at + policy.retire_after <= now) =>
+            {
+                key_moves.push(KeyMove {
+                    selector: key.selector.clone(),
+                    from: KeyState::Retiring,
+                    to: KeyTarget::Revoked,
+                });
+                events.push(NewEvent::key(
+                    org,
+                    EventType::DkimKeyRevoked,
+                    &domain.name,
+                    &key.selector,
+                ));
+            }
+            KeyState::Revoked if policy.safe_to_remove(key.revoked_at, now) => {
+                key_moves.push(KeyMove {
+                    selector: key.selector.clone(),
+                    from: KeyState::Revoked,
+                    to: KeyTarget::Removed,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    // Status, judged on the key that is active after this check.
+    let active_key = if promoted.is_some() {
+        Finding::Ok
+    } else {
+        findings.active_key
+    };
+    let overall =
+        [findings.spf, active_key, findings.dmarc]
+            .into_iter()
+            .fold(Finding::Ok, |acc, f| match (acc, f) {
+                (Finding::Bad, _) | (_, Finding::Bad) => Finding::Bad,
+                (Finding::Unknown, _) | (_, Finding::Unknown) => Finding::Unknown,
+                _ => Finding::Ok,
+            });
+    let (status, verified_at, failed_checks) = match overall {
+        Finding::Ok => (DomainStatus::Verified, domain.verified_at.or(Some(now)), 0),
+        Finding::Bad => {
+            let failed = domain.failed_checks.saturating_add(1);
+            let status = match domain.status {
+                DomainStatus::Verified if failed >= 2 => DomainStatus::Failing,
+                other => other,
+            };
+            (status, domain.verified_at, failed)
+        }
+        // A failed lookup says nothing about the records: nothing changes.
+        Finding::Unknown => (domain.status, domain.verified_at, domain.failed_checks),
+    };
+    if status != domain.status {
+        let kind = match status {
+            DomainStatus::Verified => Some(EventType::DomainVerified),
+            DomainStatus::Failing => Some(EventType::DomainFailing),
+            DomainStatus::Pending => None,
+        };
+        if let Some(kind) = kind {
+            events.push(NewEvent::domain(org, kind, &domain.name));
+        }
+    }
+
+    CheckPlan {
+        organization: org.clone(),
+        domain: domain.name.clone(),
+        checked_at: now,
+        status,
+        verified_at,
+        failed_checks,
+        next_check_at: domain.next_check_at,
+        key_moves,
+        events,
+    }
+}
+
+/// Checks a domain's published records and applies what the check changes.
+#[derive(Clone)]
+pub struct VerifyDomain {
+    validate: ValidateDomain,
+    lifecycle: Arc<dyn KeyLifecycleStore>,
+    clock: Arc<dyn Clock>,
+    policy: KeyPolicy,
+}
+
+impl VerifyDomain {
+    /// The use case over its ports.
+    #[must_use]
+    pub fn new(
+        validate: ValidateDomain,
+        lifecycle: Arc<dyn KeyLifecycleStore>,
+        clock: Arc<dyn Clock>,
+        policy: KeyPolicy,
+    ) -> Self {
+        Self {
+            validate,
+            lifecycle,
+            clock,
+            policy,
+        }
+    }
+
+    /// Checks the organization's `domain` (raw input) and moves its lifecycle on.
+    /// Returns the same report as validate, judged on the key active after the check.
+    ///
+    /// # Errors
+    /// [`ValidateError::InvalidDomain`], [`ValidateError::NotFound`] (also for
+    /// another organization's domain), or a store failure.
+    pub async fn execute(
+        &self,
+        organization: &OrganizationId,
+        domain: &str,
+    ) -> Result<ValidationReport, ValidateError> {
+        let detail = self.validate.load(organization, domain).await?;
+        self.check(&detail).await
+    }
+
+    /// Checks one stored domain and applies the plan (the background verifier's entry).
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn check(&self, detail: &DomainDetail) -> Result<ValidationReport, ValidateError> {
+        let mut report = self.validate.report(&detail.domain).await;
+        let pending = detail.keys.iter().find(|k| k.state == KeyState::Pending);
+        let pending_check = match pending {
+            Some(key) => Some(self.validate.check_key(&detail.domain, key).await),
+            None => None,
+        };
+        let finding = |kind: RecordKind| {
+            report
+                .records
+                .iter()
+                .find(|r| r.kind == kind)
+                .map_or(Finding::Unknown, |r| r.status.into())
+        };
+        let findings = Findings {
+            spf: finding(RecordKind::Spf),
+            active_key: finding(RecordKind::Dkim),
+            dmarc: finding(RecordKind::Dmarc),
+            pending_key: pending_check.as_ref().map(|c| c.status.into()),
+        };
+        let plan = plan_check(detail, &findings, self.clock.now(), &self.policy);
+        let promoted = plan.key_moves.iter().any(|m| m.to == KeyTarget::Active);
+        let applied = self.lifecycle.apply_check(&plan).await?;
+        if applied && promoted {
+            // The report speaks of the key that is active now.
+            if let (Some(check), Some(slot)) = (
+                pending_check,
+                report
+                    .records
+                    .iter_mut()
+                    .find(|r| r.kind == RecordKind::Dkim),
+            ) {
+                *slot = check;
+            }
+            report = report.judged();
+        }
+        tracing::info!(
+            domain = %detail.domain.name,
+            status = plan.status.as_str(),
+            applied,
+            "checked domain"
+        );
+        Ok(report)
+    }
+}
+
+impl std::fmt::Debug for VerifyDomain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyDomain")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;
