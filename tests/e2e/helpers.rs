@@ -119,10 +119,13 @@ fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase
         ("DOMAIN_API_DNS_SERVERS".into(), "127.0.0.1:9".into()),
         ("DOMAIN_API_DNS_TIMEOUT_MS".into(), "500".into()),
         // A debug build on a busy test machine is many times slower than production:
-        // fifty registrations queued on one organization's row lock can wait longer
-        // than the 5 s default, and would answer 503. The bound itself is tested in
-        // crates/store-diesel/tests/bounds.rs; a test that wants it sets it lower.
+        // fifty registrations queued on one organization's row lock (or on the pool)
+        // can wait longer than the 5 s defaults, and would answer 503. The invariant
+        // tests are about convergence, not latency; the bounds themselves are tested in
+        // crates/store-diesel/tests/bounds.rs and tests/e2e/availability.rs, which set
+        // them lower.
         ("DOMAIN_API_DB_STATEMENT_TIMEOUT_MS".into(), "60000".into()),
+        ("DOMAIN_API_DB_WAIT_TIMEOUT_MS".into(), "60000".into()),
         ("RUST_LOG".into(), "info".into()),
     ];
     if kind == BackendKind::Postgres {
@@ -244,6 +247,44 @@ impl TestApp {
         (
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Like [`TestApp::cli_with`], with `stdin` as standard input; returns (success,
+    /// stdout as bytes, stderr).
+    pub fn cli_with_stdin(
+        &self,
+        overrides: &[(&str, &str)],
+        args: &[&str],
+        stdin: &[u8],
+    ) -> (bool, Vec<u8>, String) {
+        use std::io::Write as _;
+
+        let mut env = self.env.clone();
+        for (k, v) in overrides {
+            env.retain(|(key, _)| key != k);
+            env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let mut child = command(&env, self.dir.path().to_path_buf())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run domain-api");
+        let mut input = child.stdin.take().expect("piped stdin");
+        let stdin = stdin.to_vec();
+        // Written from another thread so that a large output cannot block the writer.
+        let writer = std::thread::spawn(move || input.write_all(&stdin));
+        let output = child.wait_with_output().expect("wait for domain-api");
+        writer
+            .join()
+            .expect("stdin writer")
+            .expect("write standard input");
+        (
+            output.status.success(),
+            output.stdout,
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
     }

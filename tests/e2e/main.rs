@@ -10,3 +10,4 @@ mod generate;
 mod hardening;
 mod helpers;
 mod observability;
+mod signing;

@@ -18,9 +18,10 @@ use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::read::ReadDomains;
+use domain_core::usecases::sign::SignMessage;
 use domain_core::usecases::validate::ValidateDomain;
 use domain_core::usecases::verify::KeyPolicy;
-use keys_rsa::{KeyPool, RsaKeyGenerator, Sealer};
+use keys_rsa::{KeyPool, RsaDkimSigner, RsaKeyGenerator, Sealer};
 use store_diesel::{Store, StoreConfig};
 
 use crate::config::Config;
@@ -107,6 +108,18 @@ pub async fn keys(config: &Config) -> anyhow::Result<ManageKeys> {
         .context("Failed to load the master key")?;
     let store = migrated_store(config).await?;
     Ok(ManageKeys::new(store, Arc::new(Sealer::new(&master_key))))
+}
+
+/// The sign use case: the store's keys, opened with the configured master key.
+///
+/// # Errors
+/// When the master key cannot be loaded.
+pub fn sign_message(config: &Config, store: Arc<Store>) -> anyhow::Result<SignMessage> {
+    let master_key = config
+        .load_master_key()
+        .context("Failed to load the master key")?;
+    let signer = RsaDkimSigner::new(Arc::new(Sealer::new(&master_key)));
+    Ok(SignMessage::new(store, Arc::new(signer)))
 }
 
 /// Builds the application state from configuration; also returns the key pool so

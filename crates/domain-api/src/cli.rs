@@ -1,12 +1,13 @@
 //! The `domain-api` command line: the server and the admin commands. Every command
 //! reads the same configuration as the server.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::{BufRead as _, Read as _, Write as _};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
+use domain_core::usecases::sign::SignMessageError;
 use domain_core::{IssuedToken, OrganizationId};
 use keys_rsa::Sealer;
 
@@ -101,6 +102,12 @@ pub enum DkimCommand {
         #[arg(long)]
         domain: String,
     },
+    /// Sign the message on standard input with the domain's DKIM key; print the
+    /// signed message (its DKIM-Signature header field, then the message as read).
+    Sign {
+        #[arg(long)]
+        domain: String,
+    },
 }
 
 #[derive(serde::Serialize)]
@@ -178,7 +185,35 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             out.write_all(pem.as_bytes())
                 .context("Failed to write to standard output")
         }
+        Command::Dkim(DkimCommand::Sign { domain }) => sign(&config, &domain).await,
     }
+}
+
+/// `dkim sign`: the message from standard input, signed, to standard output.
+async fn sign(config: &Config, domain: &str) -> anyhow::Result<()> {
+    let mut message = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut message)
+        .context("Failed to read the message from standard input")?;
+    let store = migrated_store(config).await?;
+    let use_case = app::sign_message(config, store)?;
+    let signed = match use_case.execute(domain, &message).await {
+        Ok(signed) => signed,
+        Err(
+            error @ (SignMessageError::InvalidDomain(_)
+            | SignMessageError::NotFound
+            | SignMessageError::MissingFrom),
+        ) => bail!("{error}"),
+        Err(error @ SignMessageError::KeyDoesNotOpen) => {
+            bail!("{error} (is this the master key it was sealed with?)")
+        }
+        Err(error) => return Err(error).context("Failed to sign the message"),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&signed.prepend_to(&message))
+        .and_then(|()| out.flush())
+        .context("Failed to write to standard output")
 }
 
 fn print_issued(org: &OrganizationId, token: &IssuedToken) -> anyhow::Result<()> {

@@ -31,7 +31,6 @@ use subtle::ConstantTimeEq;
 
 use crate::Store;
 use crate::backend::{DbError, in_transaction, with_conn};
-use crate::rows::domains_with_active_key;
 
 fn sha256(value: &str) -> Vec<u8> {
     digest(&SHA256, value.as_bytes()).as_ref().to_vec()
@@ -267,25 +266,7 @@ impl Administration for Store {
 
     async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError> {
         // The active key: the one mail is signed with.
-        let sealed: Option<Option<Vec<u8>>> = with_conn!(&self.backend, |c| {
-            domains_with_active_key!()
-                .filter(domains::name.eq(domain.as_ascii()))
-                .select(dkim_keys::private_key_sealed)
-                .first(c)
-                .await
-                .optional()
-                .map_err(DbError::from)
-        })?;
-        match sealed {
-            None => Ok(None),
-            Some(Some(sealed)) => Ok(Some(SealedKey(sealed))),
-            // The table's check forbids it; say so rather than pretend the domain
-            // has no key.
-            Some(None) => Err(DbError::Corrupt(format!(
-                "the active key of {domain} has no private key"
-            ))
-            .into()),
-        }
+        Ok(self.active_key(domain).await?.map(|(_, sealed)| sealed))
     }
 
     async fn reseal_keys(&self, reseal: &Resealer) -> Result<usize, ResealError> {

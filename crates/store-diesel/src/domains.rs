@@ -10,9 +10,9 @@ use diesel_async::RunQueryDsl;
 use domain_core::lifecycle::{EventType, KeyState, NewEvent, Page, Paged};
 use domain_core::ports::store::{
     DomainDetail, DomainStore, RegisterError, Registered, SenderRecord, SenderRegistration,
-    StoreError, StoredDomain,
+    SigningKey, StoreError, StoredDomain,
 };
-use domain_core::{DomainName, OrganizationId};
+use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
 use crate::Store;
 use crate::backend::{
@@ -284,6 +284,46 @@ impl DomainStore for Store {
                 .collect(),
             keys,
         }))
+    }
+
+    async fn signing_key(&self, name: &DomainName) -> Result<Option<SigningKey>, StoreError> {
+        let Some((selector, sealed)) = self.active_key(name).await? else {
+            return Ok(None);
+        };
+        let selector = Selector::new(selector)
+            .map_err(|e| DbError::Corrupt(format!("selector of {name}: {e}")))?;
+        Ok(Some(SigningKey {
+            selector,
+            sealed_private_key: sealed,
+        }))
+    }
+}
+
+impl Store {
+    /// The selector and sealed private key of the domain's active key (the one mail
+    /// is signed with); `None` for an unknown domain.
+    pub(crate) async fn active_key(
+        &self,
+        name: &DomainName,
+    ) -> Result<Option<(String, SealedKey)>, DbError> {
+        let row: Option<(String, Option<Vec<u8>>)> = with_conn!(&self.backend, |c| {
+            domains_with_active_key!()
+                .filter(domains::name.eq(name.as_ascii()))
+                .select((dkim_keys::selector, dkim_keys::private_key_sealed))
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)
+        })?;
+        match row {
+            None => Ok(None),
+            Some((selector, Some(sealed))) => Ok(Some((selector, SealedKey(sealed)))),
+            // The table's check forbids it; say so rather than pretend the domain
+            // has no key.
+            Some((_, None)) => Err(DbError::Corrupt(format!(
+                "the active key of {name} has no private key"
+            ))),
+        }
     }
 }
 

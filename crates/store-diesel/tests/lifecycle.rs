@@ -136,6 +136,12 @@ async fn a_rotation_adds_one_pending_key_and_keeps_signing_with_the_active_one()
             store.sealed_key(&example()).await.unwrap(),
             Some(SealedKey(b"old".to_vec()))
         );
+        let signing = store.signing_key(&example()).await.unwrap().unwrap();
+        assert_eq!(
+            (signing.selector.as_str(), signing.sealed_private_key),
+            ("old", SealedKey(b"old".to_vec())),
+            "{kind:?}: the pending key does not sign"
+        );
 
         let again = store
             .start_rotation(&org, &example(), key("newer"), at(2))
@@ -308,6 +314,12 @@ async fn checks_promote_the_pending_key_then_revoke_and_remove_the_old_one() {
         assert_eq!(
             store.sealed_key(&example()).await.unwrap(),
             Some(SealedKey(b"new".to_vec()))
+        );
+        let signing = store.signing_key(&example()).await.unwrap().unwrap();
+        assert_eq!(
+            (signing.selector.as_str(), signing.sealed_private_key),
+            ("new", SealedKey(b"new".to_vec())),
+            "{kind:?}: the promoted key signs"
         );
         assert_eq!(
             summary(&events(&store, &org).await)[4..],
@@ -555,6 +567,7 @@ async fn deleting_a_domain_destroys_its_keys_and_senders_and_frees_the_name() {
         assert_eq!(store.find_domain(&example()).await.unwrap(), None);
         assert_eq!(store.domain_detail(&org, &example()).await.unwrap(), None);
         assert_eq!(store.sealed_key(&example()).await.unwrap(), None);
+        assert_eq!(store.signing_key(&example()).await.unwrap(), None);
         for (table, left) in [("dkim_keys", 1), ("senders", 1), ("domains", 1)] {
             assert_eq!(
                 store

@@ -171,6 +171,38 @@ async fn registering_on_a_new_domain_creates_it_with_the_given_key() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_domain_signs_with_the_key_it_was_created_with_and_a_missing_one_has_none() {
+    on_every_backend!(|store, kind| {
+        let org = org(&store, "Acme").await;
+        store
+            .register_sender(registration(&org, "a@example.com", Some(key("first"))))
+            .await
+            .unwrap();
+        // A later sender on the same domain brings a key the store must not use.
+        store
+            .register_sender(registration(&org, "b@example.com", Some(key("second"))))
+            .await
+            .unwrap();
+
+        let signing = store
+            .signing_key(&DomainName::parse("example.com").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(signing.selector.as_str(), "first", "{kind:?}");
+        assert_eq!(signing.sealed_private_key, SealedKey(b"first".to_vec()));
+        assert_eq!(
+            store
+                .signing_key(&DomainName::parse("example.org").unwrap())
+                .await
+                .unwrap(),
+            None,
+            "{kind:?}"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_second_sender_reuses_the_domain_and_becomes_the_only_active_one() {
     on_every_backend!(|store, kind| {
         let org = org(&store, "Acme").await;

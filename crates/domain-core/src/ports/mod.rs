@@ -1,5 +1,6 @@
 //! The ports the use cases need. Adapters implement them; `mocks` exposes mockall
-//! doubles (`MockCredentials`, `MockKeyGenerator`, `MockDns`, `MockDomainStore`, …).
+//! doubles (`MockCredentials`, `MockKeyGenerator`, `MockDns`, `MockDomainStore`,
+//! `MockDkimSigner`, …).
 
 pub mod admin;
 pub mod clock;
@@ -7,6 +8,7 @@ pub mod credentials;
 pub mod dns;
 pub mod keys;
 pub mod lifecycle;
+pub mod signing;
 pub mod store;
 
 /// The cause behind an [`InfraError`]: logged, never shown.

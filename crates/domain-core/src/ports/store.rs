@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::InfraError;
 use crate::lifecycle::{DomainStatus, KeyRecord, Page, Paged};
-use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, Selector};
+use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, SealedKey, Selector};
 
 /// A domain as stored: owner, active DKIM key (public half), inbound state, status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +113,15 @@ pub struct DomainDetail {
     pub keys: Vec<KeyRecord>,
 }
 
+/// The key a domain signs with: its selector and sealed private half.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// The selector published in the signature's `s=` tag.
+    pub selector: Selector,
+    /// Opaque outside the adapter that sealed it; its `Debug` shows only the length.
+    pub sealed_private_key: SealedKey,
+}
+
 /// Persistent domains and senders.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -156,6 +165,14 @@ pub trait DomainStore: Send + Sync {
         organization: &OrganizationId,
         name: &DomainName,
     ) -> Result<Option<DomainDetail>, StoreError>;
+
+    /// The key the domain called `name` signs with, whoever owns it; `None` when the
+    /// domain does not exist. (One key per domain today; with rotation, the active
+    /// one.)
+    ///
+    /// # Errors
+    /// [`StoreError`] when the read failed.
+    async fn signing_key(&self, name: &DomainName) -> Result<Option<SigningKey>, StoreError>;
 }
 
 /// A read failed: the store's infrastructure error.

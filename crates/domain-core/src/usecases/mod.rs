@@ -6,6 +6,7 @@ pub mod generate;
 pub mod manage;
 pub mod read;
 pub mod senders;
+pub mod sign;
 pub mod validate;
 pub mod verify;
 
