@@ -73,6 +73,8 @@ pub fn connect_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     let mut store_config = StoreConfig::new(config.database_url.clone());
     store_config.max_connections = config.db_pool_size;
     store_config.wait_timeout = config.db_wait_timeout;
+    // Waiting for a connection includes opening one when the pool has room: one bound.
+    store_config.connect_timeout = config.db_wait_timeout;
     store_config.statement_timeout = config.db_statement_timeout;
     let store = Store::connect(&store_config)
         .context("Failed to set up the database pool (DOMAIN_API_DATABASE_URL)")?;

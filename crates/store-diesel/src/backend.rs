@@ -196,6 +196,10 @@ pub(crate) enum DbError {
     /// The caller's callback refused a row; the transaction was rolled back.
     #[error("aborted by the caller")]
     Aborted(#[source] BoxError),
+    /// A concurrent unit of work changed what this one read (a row it needed is gone
+    /// or in another state); the transaction was rolled back.
+    #[error("a concurrent change won")]
+    Raced,
 }
 
 impl From<DieselError> for DbError {
@@ -277,6 +281,11 @@ pub(crate) enum UniqueTarget {
     SenderEmail,
     OneActiveSender,
     DomainName,
+    /// `UNIQUE (domain_id, selector)` of `dkim_keys`.
+    KeySelector,
+    /// One active key and at most one pending key per domain (SQLite names the same
+    /// column for both partial indexes, so they are one target).
+    OneKeyInState,
     Other,
 }
 
@@ -295,14 +304,29 @@ pub(crate) fn unique_violation(error: &DbError) -> Option<UniqueTarget> {
         UniqueTarget::OneActiveSender
     } else if mentions("domains_name_key", "domains.name") {
         UniqueTarget::DomainName
+    } else if mentions(
+        "dkim_keys_domain_id_selector_key",
+        "dkim_keys.domain_id, dkim_keys.selector",
+    ) {
+        UniqueTarget::KeySelector
+    } else if name == "dkim_keys_one_active_per_domain"
+        || name == "dkim_keys_one_pending_per_domain"
+        || message.ends_with("dkim_keys.domain_id")
+    {
+        UniqueTarget::OneKeyInState
     } else {
         UniqueTarget::Other
     })
 }
 
-/// Conflicts between concurrent units of work that a fresh attempt resolves.
+/// Conflicts between concurrent units of work that a fresh attempt resolves: also a
+/// foreign key whose target a concurrent delete just removed, and [`DbError::Raced`].
 pub(crate) fn is_retryable(error: &DbError) -> bool {
     match error {
+        DbError::Raced
+        | DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => {
+            true
+        }
         DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
             true
         }

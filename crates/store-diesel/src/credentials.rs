@@ -265,26 +265,23 @@ impl Administration for Store {
     }
 
     async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError> {
-        let sealed: Option<Vec<u8>> = with_conn!(&self.backend, |c| {
-            domains::table
-                .filter(domains::name.eq(domain.as_ascii()))
-                .select(domains::dkim_private_key_sealed)
-                .first(c)
-                .await
-                .optional()
-                .map_err(DbError::from)
-        })?;
-        Ok(sealed.map(SealedKey))
+        // The active key: the one mail is signed with.
+        Ok(self.active_key(domain).await?.map(|(_, sealed)| sealed))
     }
 
     async fn reseal_keys(&self, reseal: &Resealer) -> Result<usize, ResealError> {
+        // Every key whose private half still exists: active, pending, retiring, and
+        // revoked ones not yet destroyed.
         let outcome = in_transaction!(&self.backend, |c| {
-            let rows: Vec<(i64, String, Vec<u8>)> = domains::table
-                .select((domains::id, domains::name, domains::dkim_private_key_sealed))
-                .order(domains::id.asc())
+            let rows: Vec<(i64, String, Option<Vec<u8>>)> = dkim_keys::table
+                .inner_join(domains::table)
+                .filter(dkim_keys::private_key_sealed.is_not_null())
+                .select((dkim_keys::id, domains::name, dkim_keys::private_key_sealed))
+                .order(dkim_keys::id.asc())
                 .load(c)
                 .await?;
             for (id, name, sealed) in &rows {
+                let Some(sealed) = sealed else { continue };
                 let domain = DomainName::parse(name)
                     .map_err(|e| DbError::Corrupt(format!("domain {name:?}: {e}")))?;
                 let resealed = reseal(&domain, &SealedKey(sealed.clone())).map_err(|source| {
@@ -293,11 +290,8 @@ impl Administration for Store {
                         source,
                     }))
                 })?;
-                diesel::update(domains::table.find(id))
-                    .set((
-                        domains::dkim_private_key_sealed.eq(resealed.0),
-                        domains::updated_at.eq(Utc::now()),
-                    ))
+                diesel::update(dkim_keys::table.find(id))
+                    .set(dkim_keys::private_key_sealed.eq(Some(resealed.0)))
                     .execute(c)
                     .await?;
             }

@@ -1,4 +1,5 @@
-//! DomainStore port: domain reads and the register-sender unit of work.
+//! DomainStore port: domain reads (always with the active key) and the
+//! register-sender unit of work, which records its events in the same transaction.
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use domain_core::lifecycle::{Page, Paged};
+use domain_core::lifecycle::{EventType, KeyState, NewEvent, Page, Paged};
 use domain_core::ports::store::{
     DomainDetail, DomainStore, RegisterError, Registered, SenderRecord, SenderRegistration,
     SigningKey, StoreError, StoredDomain,
@@ -17,41 +18,13 @@ use crate::Store;
 use crate::backend::{
     DbError, UniqueTarget, in_transaction, is_retryable, unique_violation, with_conn,
 };
+use crate::events::record_events;
+use crate::locks::lock_organization;
+use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
 
 /// Attempts of the unit of work when a concurrent one got in the way (a unique index
 /// tripped by a racing insert, a serialization failure or a deadlock).
 const MAX_ATTEMPTS: u32 = 8;
-
-/// The columns of a domain as read: id, owner, name, selector, public key, inbound,
-/// created.
-type DomainRow = (i64, String, String, String, String, bool, DateTime<Utc>);
-
-fn into_domain(row: DomainRow) -> Result<StoredDomain, DbError> {
-    let (_, organization, name, selector, public_key, inbound_enabled, created_at) = row;
-    Ok(StoredDomain::new(
-        DomainName::parse(&name).map_err(|e| DbError::Corrupt(format!("domain {name:?}: {e}")))?,
-        OrganizationId::new(organization),
-        Selector::new(selector)
-            .map_err(|e| DbError::Corrupt(format!("selector of {name}: {e}")))?,
-        public_key,
-        inbound_enabled,
-        created_at,
-    ))
-}
-
-macro_rules! domain_columns {
-    () => {
-        (
-            domains::id,
-            domains::organization_id,
-            domains::name,
-            domains::dkim_selector,
-            domains::dkim_public_key,
-            domains::inbound_enabled,
-            domains::created_at,
-        )
-    };
-}
 
 impl Store {
     async fn register_once(&self, reg: &SenderRegistration) -> Result<Registered, DbError> {
@@ -61,15 +34,9 @@ impl Store {
         let reply_to = reg.reply_to.as_ref().map(ToString::to_string);
         in_transaction!(&self.backend, |c| {
             let now = Utc::now();
-            // Lock the organization's row first: switching the active sender is a
-            // read-modify-write, so one organization's registrations take turns (a
-            // row lock in PostgreSQL, visible to every instance; SQLite's IMMEDIATE
-            // transaction already serializes writers). A no-op UPDATE is the
-            // lock both backends understand.
-            let org_exists = diesel::update(organizations::table.find(org))
-                .set(organizations::id.eq(organizations::id))
-                .execute(c)
-                .await?;
+            // The organization's row first: switching the active sender is a
+            // read-modify-write, so one organization's registrations take turns.
+            let org_exists = lock_organization!(c, org)?;
             if org_exists == 0 {
                 return Err(DbError::Corrupt(format!(
                     "organization {org} does not exist"
@@ -79,22 +46,35 @@ impl Store {
             if let Some(key) = &reg.new_key {
                 // A racing creator of the same name makes this a no-op; we then
                 // read and use the winner's row (and key) below.
-                created = diesel::insert_into(domains::table)
+                let inserted: Option<i64> = diesel::insert_into(domains::table)
                     .values((
                         domains::organization_id.eq(org),
                         domains::name.eq(name),
-                        domains::dkim_selector.eq(key.selector.as_str()),
-                        domains::dkim_public_key.eq(&key.public_key),
-                        domains::dkim_private_key_sealed.eq(&key.sealed_private_key.0),
                         domains::inbound_enabled.eq(false),
                         domains::created_at.eq(now),
                         domains::updated_at.eq(now),
                     ))
                     .on_conflict(domains::name)
                     .do_nothing()
-                    .execute(c)
-                    .await?
-                    == 1;
+                    .returning(domains::id)
+                    .get_result(c)
+                    .await
+                    .optional()?;
+                if let Some(domain_id) = inserted {
+                    diesel::insert_into(dkim_keys::table)
+                        .values((
+                            dkim_keys::domain_id.eq(domain_id),
+                            dkim_keys::selector.eq(key.selector.as_str()),
+                            dkim_keys::state.eq(KeyState::Active.as_str()),
+                            dkim_keys::public_key.eq(&key.public_key),
+                            dkim_keys::private_key_sealed.eq(Some(&key.sealed_private_key.0)),
+                            dkim_keys::created_at.eq(now),
+                            dkim_keys::activated_at.eq(Some(now)),
+                        ))
+                        .execute(c)
+                        .await?;
+                    created = true;
+                }
             }
             let owner: Option<(i64, String)> = domains::table
                 .filter(domains::name.eq(name))
@@ -103,7 +83,13 @@ impl Store {
                 .await
                 .optional()?;
             let Some((domain_id, owner)) = owner else {
-                return Err(DbError::KeyRequired);
+                // With a key, the domain existed when we tried to create it and was
+                // deleted since: a fresh attempt creates it.
+                return Err(if reg.new_key.is_some() {
+                    DbError::Raced
+                } else {
+                    DbError::KeyRequired
+                });
             };
             if owner != org {
                 return Err(DbError::DomainTaken);
@@ -133,22 +119,47 @@ impl Store {
                 ))
                 .execute(c)
                 .await?;
-            if reg.enable_inbound {
-                diesel::update(domains::table.find(domain_id))
-                    .set((
-                        domains::inbound_enabled.eq(true),
-                        domains::updated_at.eq(now),
-                    ))
-                    .execute(c)
-                    .await?;
+            // Only a change of state is an event: inbound already on stays quiet.
+            let inbound_enabled = reg.enable_inbound
+                && diesel::update(
+                    domains::table
+                        .find(domain_id)
+                        .filter(domains::inbound_enabled.eq(false)),
+                )
+                .set((
+                    domains::inbound_enabled.eq(true),
+                    domains::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?
+                    == 1;
+            let domain = reg.email.domain();
+            let mut events = Vec::with_capacity(4);
+            if created {
+                events.push(NewEvent::domain(
+                    &reg.organization,
+                    EventType::DomainCreated,
+                    domain,
+                ));
             }
-            let row: DomainRow = domains::table
-                .find(domain_id)
+            for kind in [EventType::SenderRegistered, EventType::SenderActivated] {
+                events.push(NewEvent::sender(&reg.organization, kind, domain, &email));
+            }
+            if inbound_enabled {
+                events.push(NewEvent::domain(
+                    &reg.organization,
+                    EventType::DomainInboundEnabled,
+                    domain,
+                ));
+            }
+            record_events!(c, &events, now)?;
+            let row: DomainRow = domains_with_active_key!()
+                .filter(domains::id.eq(domain_id))
                 .select(domain_columns!())
                 .first(c)
                 .await?;
             Ok(Registered {
-                domain: into_domain(row)?,
+                domain: row.into_domain()?,
                 domain_created: created,
             })
         })
@@ -159,7 +170,7 @@ impl Store {
 impl DomainStore for Store {
     async fn find_domain(&self, name: &DomainName) -> Result<Option<StoredDomain>, StoreError> {
         let row: Option<DomainRow> = with_conn!(&self.backend, |c| {
-            domains::table
+            domains_with_active_key!()
                 .filter(domains::name.eq(name.as_ascii()))
                 .select(domain_columns!())
                 .first(c)
@@ -167,7 +178,7 @@ impl DomainStore for Store {
                 .optional()
                 .map_err(DbError::from)
         })?;
-        Ok(row.map(into_domain).transpose()?)
+        Ok(row.map(DomainRow::into_domain).transpose()?)
     }
 
     #[tracing::instrument(skip_all, fields(domain = %registration.email.domain(), org = %registration.organization))]
@@ -197,7 +208,7 @@ impl DomainStore for Store {
         let fetch = i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX);
         let after = page.after.as_deref().unwrap_or("");
         let rows: Vec<DomainRow> = with_conn!(&self.backend, |c| {
-            domains::table
+            domains_with_active_key!()
                 .filter(domains::organization_id.eq(organization.as_str()))
                 .filter(domains::name.gt(after))
                 .order(domains::name.asc())
@@ -209,7 +220,7 @@ impl DomainStore for Store {
         })?;
         let domains = rows
             .into_iter()
-            .map(into_domain)
+            .map(DomainRow::into_domain)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Paged::from_fetched(domains, page.limit, |d| {
             d.name.as_ascii().to_owned()
@@ -222,37 +233,46 @@ impl DomainStore for Store {
         name: &DomainName,
     ) -> Result<Option<DomainDetail>, StoreError> {
         type SenderRow = (String, Option<String>, bool, DateTime<Utc>);
-        let found: Option<(DomainRow, Vec<SenderRow>)> = with_conn!(&self.backend, |c| {
-            let row: Option<DomainRow> = domains::table
+        type Found = (DomainRow, Vec<SenderRow>, Vec<KeyRow>);
+        let found: Option<Found> = with_conn!(&self.backend, |c| {
+            let row: Option<DomainRow> = domains_with_active_key!()
                 .filter(domains::name.eq(name.as_ascii()))
                 .filter(domains::organization_id.eq(organization.as_str()))
                 .select(domain_columns!())
                 .first(c)
                 .await
                 .optional()?;
-            match row {
-                None => Ok::<_, DbError>(None),
-                Some(row) => {
-                    let senders: Vec<SenderRow> = senders::table
-                        .filter(senders::domain_id.eq(row.0))
-                        .order((senders::created_at.asc(), senders::id.asc()))
-                        .select((
-                            senders::email,
-                            senders::reply_to,
-                            senders::active,
-                            senders::created_at,
-                        ))
-                        .load(c)
-                        .await?;
-                    Ok(Some((row, senders)))
-                }
-            }
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let senders: Vec<SenderRow> = senders::table
+                .filter(senders::domain_id.eq(row.id))
+                .order((senders::created_at.asc(), senders::id.asc()))
+                .select((
+                    senders::email,
+                    senders::reply_to,
+                    senders::active,
+                    senders::created_at,
+                ))
+                .load(c)
+                .await?;
+            let keys: Vec<KeyRow> = dkim_keys::table
+                .filter(dkim_keys::domain_id.eq(row.id))
+                .order((dkim_keys::created_at.desc(), dkim_keys::id.desc()))
+                .select(key_columns!())
+                .load(c)
+                .await?;
+            Ok(Some((row, senders, keys)))
         })?;
-        let Some((row, senders)) = found else {
+        let Some((row, senders, keys)) = found else {
             return Ok(None);
         };
+        let keys = keys
+            .into_iter()
+            .map(|key| key.into_key(&row.name))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(DomainDetail {
-            domain: into_domain(row)?,
+            domain: row.into_domain()?,
             senders: senders
                 .into_iter()
                 .map(|(email, reply_to, active, created_at)| SenderRecord {
@@ -262,31 +282,48 @@ impl DomainStore for Store {
                     created_at,
                 })
                 .collect(),
-            keys: Vec::new(),
+            keys,
         }))
     }
 
     async fn signing_key(&self, name: &DomainName) -> Result<Option<SigningKey>, StoreError> {
-        // Today the key lives on the domain's row; with keys as rows this reads the
-        // domain's active key instead.
-        let row: Option<(String, Vec<u8>)> = with_conn!(&self.backend, |c| {
-            domains::table
-                .filter(domains::name.eq(name.as_ascii()))
-                .select((domains::dkim_selector, domains::dkim_private_key_sealed))
-                .first(c)
-                .await
-                .optional()
-                .map_err(DbError::from)
-        })?;
-        let Some((selector, sealed)) = row else {
+        let Some((selector, sealed)) = self.active_key(name).await? else {
             return Ok(None);
         };
         let selector = Selector::new(selector)
             .map_err(|e| DbError::Corrupt(format!("selector of {name}: {e}")))?;
         Ok(Some(SigningKey {
             selector,
-            sealed_private_key: SealedKey(sealed),
+            sealed_private_key: sealed,
         }))
+    }
+}
+
+impl Store {
+    /// The selector and sealed private key of the domain's active key (the one mail
+    /// is signed with); `None` for an unknown domain.
+    pub(crate) async fn active_key(
+        &self,
+        name: &DomainName,
+    ) -> Result<Option<(String, SealedKey)>, DbError> {
+        let row: Option<(String, Option<Vec<u8>>)> = with_conn!(&self.backend, |c| {
+            domains_with_active_key!()
+                .filter(domains::name.eq(name.as_ascii()))
+                .select((dkim_keys::selector, dkim_keys::private_key_sealed))
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)
+        })?;
+        match row {
+            None => Ok(None),
+            Some((selector, Some(sealed))) => Ok(Some((selector, SealedKey(sealed)))),
+            // The table's check forbids it; say so rather than pretend the domain
+            // has no key.
+            Some((_, None)) => Err(DbError::Corrupt(format!(
+                "the active key of {name} has no private key"
+            ))),
+        }
     }
 }
 

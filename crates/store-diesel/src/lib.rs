@@ -1,17 +1,26 @@
-//! DomainStore and Credentials ports on diesel-async, for PostgreSQL (production,
-//! many instances) and SQLite (the embedded default). One code path serves both:
-//! queries are written once and expanded per connection type (`with_conn!`).
+//! DomainStore, Credentials and the lifecycle ports (KeyLifecycleStore, SenderStore,
+//! EventStore) on diesel-async, for PostgreSQL (production, many instances) and
+//! SQLite (the embedded default). One code path serves both: queries are written once
+//! and expanded per connection type (`with_conn!`).
 //!
 //! Every invariant is held by the database — `UNIQUE` on domain names and sender
-//! emails, a partial unique index for one active sender per organization — and the
-//! register-sender unit of work retries, boundedly, when a concurrent one trips them.
+//! emails, partial unique indexes for one active sender per organization and for one
+//! active and at most one pending DKIM key per domain — and the register-sender unit
+//! of work retries, boundedly, when a concurrent one trips them. Every change records
+//! its events in its own transaction.
 
 mod backend;
 mod credentials;
 mod domains;
+mod events;
+mod lifecycle;
+mod locks;
+mod rows;
 mod schema;
+mod senders;
 mod session;
 
+use diesel::migration::{MigrationSource, MigrationVersion};
 use diesel::prelude::*;
 use diesel_async::AsyncMigrationHarness;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -76,15 +85,19 @@ impl Store {
     /// # Errors
     /// [`MigrateError`] when the database cannot be reached or a migration fails.
     pub async fn migrate(&self) -> Result<(), MigrateError> {
+        self.migrate_through(None).await
+    }
+
+    /// Applies pending migrations in order, up to and including `last` (a version such
+    /// as `20261127000001`) when given.
+    async fn migrate_through(&self, last: Option<&str>) -> Result<(), MigrateError> {
         match self.kind() {
             BackendKind::Postgres => {
                 let conn = AsyncPgConnection::establish(&self.url)
                     .await
                     .map_err(|e| MigrateError(Box::new(e)))?;
                 let mut harness = AsyncMigrationHarness::new(conn);
-                harness
-                    .run_pending_migrations(POSTGRES_MIGRATIONS)
-                    .map_err(MigrateError)?;
+                run_migrations(&mut harness, POSTGRES_MIGRATIONS, last)?;
             }
             BackendKind::Sqlite => {
                 let path =
@@ -96,9 +109,7 @@ impl Store {
                     .await
                     .map_err(|e| MigrateError(Box::new(e)))?;
                 let mut harness = AsyncMigrationHarness::new(conn);
-                harness
-                    .run_pending_migrations(SQLITE_MIGRATIONS)
-                    .map_err(MigrateError)?;
+                run_migrations(&mut harness, SQLITE_MIGRATIONS, last)?;
             }
         }
         Ok(())
@@ -132,6 +143,27 @@ impl Store {
             waiting: status.waiting,
         }
     }
+}
+
+/// Runs the pending migrations of `source` (sorted by version), stopping after `last`.
+fn run_migrations<DB: diesel::backend::Backend>(
+    harness: &mut impl MigrationHarness<DB>,
+    source: impl MigrationSource<DB>,
+    last: Option<&str>,
+) -> Result<(), MigrateError> {
+    let last = last.map(MigrationVersion::from);
+    for migration in harness.pending_migrations(source).map_err(MigrateError)? {
+        if last
+            .as_ref()
+            .is_some_and(|last| migration.name().version() > *last)
+        {
+            break;
+        }
+        harness
+            .run_migration(migration.as_ref())
+            .map_err(MigrateError)?;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Store {

@@ -49,12 +49,49 @@ macro_rules! tables {
                 id -> BigInt,
                 organization_id -> Text,
                 name -> Text,
-                dkim_selector -> Text,
-                dkim_public_key -> Text,
-                dkim_private_key_sealed -> Binary,
                 inbound_enabled -> Bool,
                 created_at -> Moment,
                 updated_at -> Moment,
+                status -> Text,
+                verified_at -> Nullable<Moment>,
+                last_checked_at -> Nullable<Moment>,
+                next_check_at -> Nullable<Moment>,
+                check_lease_until -> Nullable<Moment>,
+                failed_checks -> Integer,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            dkim_keys (id) {
+                id -> BigInt,
+                domain_id -> BigInt,
+                selector -> Text,
+                state -> Text,
+                public_key -> Text,
+                private_key_sealed -> Nullable<Binary>,
+                created_at -> Moment,
+                activated_at -> Nullable<Moment>,
+                retired_at -> Nullable<Moment>,
+                revoked_at -> Nullable<Moment>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            events (id) {
+                id -> BigInt,
+                organization_id -> Text,
+                #[sql_name = "type"]
+                kind -> Text,
+                domain -> Nullable<Text>,
+                selector -> Nullable<Text>,
+                email -> Nullable<Text>,
+                created_at -> Moment,
             }
         }
 
@@ -76,12 +113,16 @@ macro_rules! tables {
         diesel::joinable!(api_tokens -> organizations (organization_id));
         diesel::joinable!(domains -> organizations (organization_id));
         diesel::joinable!(senders -> domains (domain_id));
+        diesel::joinable!(dkim_keys -> domains (domain_id));
+        diesel::joinable!(events -> organizations (organization_id));
         diesel::allow_tables_to_appear_in_same_query!(
             organizations,
             api_tokens,
             domains,
             senders,
-            service_keys
+            service_keys,
+            dkim_keys,
+            events
         );
     };
 }

@@ -85,10 +85,12 @@ pub(crate) async fn establish_sqlite(
 ) -> diesel::ConnectionResult<SqliteConn> {
     let mut conn = SqliteConn::establish(&path).await?;
     // `busy_timeout` must come before `journal_mode=WAL`: switching to WAL may
-    // itself have to wait for a lock.
+    // itself have to wait for a lock. `secure_delete` zeroes the content of deleted
+    // rows in the file, so a deleted domain's sealed keys do not linger in free
+    // pages.
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
         limits.millis()
     ))
     .await

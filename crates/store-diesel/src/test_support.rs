@@ -113,6 +113,20 @@ impl TestDatabase {
         config
     }
 
+    /// A store on this database migrated only up to and including `version` (e.g.
+    /// `20261127000001`): the schema an older release left, for migration tests.
+    ///
+    /// # Panics
+    /// When the store cannot be built or migrated.
+    pub async fn store_migrated_through(&self, version: &str) -> Store {
+        let store = Store::connect(&self.config()).expect("build the store");
+        store
+            .migrate_through(Some(version))
+            .await
+            .expect("migrate the test database");
+        store
+    }
+
     /// A migrated store on this database.
     ///
     /// # Panics
@@ -129,6 +143,45 @@ impl TestDatabase {
         let store = Store::connect(config).expect("build the store");
         store.migrate().await.expect("migrate the test database");
         store
+    }
+}
+
+/// `SELECT COUNT(*) AS n …` read back by [`Store::count`].
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+impl Store {
+    /// Runs raw SQL statements (a test's view under the ports, e.g. an older schema's
+    /// rows).
+    ///
+    /// # Panics
+    /// When the SQL fails.
+    pub async fn execute_sql(&self, sql: &str) {
+        crate::backend::with_conn!(&self.backend, |c| {
+            c.batch_execute(sql)
+                .await
+                .map_err(crate::backend::DbError::from)
+        })
+        .expect("execute test SQL");
+    }
+
+    /// The `n` of a raw `SELECT COUNT(*) AS n …` (a test reading the tables directly).
+    ///
+    /// # Panics
+    /// When the query fails.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use diesel_async::RunQueryDsl as _;
+        let count: Count = crate::backend::with_conn!(&self.backend, |c| {
+            diesel::sql_query(sql)
+                .get_result(c)
+                .await
+                .map_err(crate::backend::DbError::from)
+        })
+        .expect("run a test count");
+        count.n
     }
 }
 

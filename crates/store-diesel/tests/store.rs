@@ -1,65 +1,20 @@
 //! Store tests against real databases: SQLite always, PostgreSQL when configured.
 //! Each test gets its own fresh database per backend.
-#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use common::{all, key, org, registration};
 use domain_core::OrganizationName;
 use domain_core::lifecycle::Page;
 use domain_core::ports::admin::{Administration, ResealError};
 use domain_core::ports::credentials::Credentials;
-use domain_core::ports::store::{DomainStore, RegisterError, SenderRegistration};
-use domain_core::{
-    ApiCredentials, DkimKey, DomainName, EmailAddress, OrganizationId, SealedKey, Selector,
-};
+use domain_core::ports::store::{DomainStore, RegisterError};
+use domain_core::{ApiCredentials, DomainName, EmailAddress, OrganizationId, SealedKey};
 use store_diesel::test_support::{TestDatabase, backends};
 use store_diesel::{BackendKind, Store};
-
-fn key(selector: &str) -> DkimKey {
-    DkimKey {
-        selector: Selector::new(selector).unwrap(),
-        public_key: format!("MIIBIjANBgkqhki{selector}"),
-        sealed_private_key: SealedKey(selector.as_bytes().to_vec()),
-    }
-}
-
-fn registration(org: &OrganizationId, email: &str, new_key: Option<DkimKey>) -> SenderRegistration {
-    SenderRegistration {
-        organization: org.clone(),
-        email: EmailAddress::parse(email).unwrap(),
-        reply_to: None,
-        new_key,
-        enable_inbound: false,
-    }
-}
-
-fn all() -> Page<String> {
-    Page {
-        after: None,
-        limit: 1000,
-    }
-}
-
-async fn org(store: &Store, name: &str) -> OrganizationId {
-    store
-        .create_organization(&OrganizationName::parse(name).unwrap())
-        .await
-        .unwrap()
-        .0
-}
-
-/// Runs `test` once per backend, each on a fresh, migrated database.
-macro_rules! on_every_backend {
-    (|$store:ident, $kind:ident| $body:expr) => {
-        for $kind in backends() {
-            let db = TestDatabase::new($kind).await;
-            let $store = Arc::new(db.store().await);
-            $body;
-            drop(db);
-        }
-    };
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrations_apply_once_and_again_without_error() {

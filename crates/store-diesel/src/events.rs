@@ -1,0 +1,103 @@
+//! Events: recorded inside the unit of work of the change they describe
+//! ([`record_events!`]), listed per organization, oldest first (EventStore port).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use domain_core::OrganizationId;
+use domain_core::lifecycle::{Event, EventType, Page, Paged};
+use domain_core::ports::InfraError;
+use domain_core::ports::lifecycle::EventStore;
+
+use crate::Store;
+use crate::backend::{DbError, with_conn};
+
+/// Inserts `$events` (an iterator of `&NewEvent`) on `$conn`, stamped `$at`, in
+/// order: their ids increase in that order. Expands inside a `with_conn!` or
+/// `in_transaction!` body (the backend's schema in scope) and evaluates to
+/// `Result<(), DbError>`.
+macro_rules! record_events {
+    ($conn:ident, $events:expr, $at:expr) => {
+        async {
+            let at: chrono::DateTime<chrono::Utc> = $at;
+            for event in $events {
+                let event: &domain_core::lifecycle::NewEvent = event;
+                diesel::insert_into(events::table)
+                    .values((
+                        events::organization_id.eq(event.organization.as_str()),
+                        events::kind.eq(event.kind.as_str()),
+                        events::domain.eq(event.domain.as_ref().map(|d| d.as_ascii())),
+                        events::selector.eq(event.selector.as_ref().map(|s| s.as_str())),
+                        events::email.eq(event.email.as_deref()),
+                        events::created_at.eq(at),
+                    ))
+                    .execute(&mut *$conn)
+                    .await?;
+            }
+            Ok::<(), $crate::backend::DbError>(())
+        }
+        .await
+    };
+}
+
+pub(crate) use record_events;
+
+/// An event as stored: id, type, domain, selector, email, time.
+type EventRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    DateTime<Utc>,
+);
+
+fn into_event(row: EventRow) -> Result<Event, DbError> {
+    let (id, kind, domain, selector, email, created_at) = row;
+    Ok(Event {
+        id,
+        kind: EventType::parse(&kind)
+            .ok_or_else(|| DbError::Corrupt(format!("event {id} has type {kind:?}")))?,
+        domain,
+        selector,
+        email,
+        created_at,
+    })
+}
+
+#[async_trait]
+impl EventStore for Store {
+    async fn list_events(
+        &self,
+        organization: &OrganizationId,
+        page: &Page<i64>,
+    ) -> Result<Paged<Event, i64>, InfraError> {
+        // One more than the page: it only says whether a next page exists.
+        let fetch = i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let after = page.after.unwrap_or(0);
+        let rows: Vec<EventRow> = with_conn!(&self.backend, |c| {
+            events::table
+                .filter(events::organization_id.eq(organization.as_str()))
+                .filter(events::id.gt(after))
+                .order(events::id.asc())
+                .select((
+                    events::id,
+                    events::kind,
+                    events::domain,
+                    events::selector,
+                    events::email,
+                    events::created_at,
+                ))
+                .limit(fetch)
+                .load(c)
+                .await
+                .map_err(DbError::from)
+        })?;
+        let events = rows
+            .into_iter()
+            .map(into_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Paged::from_fetched(events, page.limit, |e| e.id))
+    }
+}

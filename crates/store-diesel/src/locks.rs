@@ -1,0 +1,79 @@
+//! Row locks. Every unit of work that changes several of an organization's senders
+//! (registration, activation, domain deletion) locks the organization's row first:
+//! they then take turns, where otherwise a registration holding a sender row and
+//! waiting for the domain row could meet a deletion holding the domain row and
+//! waiting for that sender (PostgreSQL aborts one of them as a deadlock). Deleting
+//! one sender locks only that row and needs no more.
+//!
+//! The organization lock is a no-op `UPDATE`, which both backends understand. The
+//! domain lock for deletion is the one the two backends take differently:
+//! PostgreSQL needs `SELECT … FOR UPDATE` (a no-op `UPDATE` only takes `FOR NO KEY
+//! UPDATE`, which does not hold back the foreign-key checks of a concurrent sender
+//! insert); SQLite has no row locks, and its `BEGIN IMMEDIATE` transaction already
+//! holds the only write lock.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::backend::{DbError, SqliteConn};
+
+/// Locks the organization's row (`$org`, its id) on `$conn` for the rest of the
+/// transaction; evaluates to the rows found (0 or 1) as a `QueryResult`. Expands
+/// inside a `with_conn!`/`in_transaction!` body. The organization's changes to its
+/// senders (register, activate, delete a domain) take turns on it, in PostgreSQL a
+/// row lock visible to every instance; SQLite's IMMEDIATE transaction already
+/// serializes writers.
+macro_rules! lock_organization {
+    ($conn:ident, $org:expr) => {
+        diesel::update(organizations::table.find($org))
+            .set(organizations::id.eq(organizations::id))
+            .execute(&mut *$conn)
+            .await
+    };
+}
+
+pub(crate) use lock_organization;
+
+/// Locks a domain row for the rest of the transaction.
+pub(crate) trait DomainLock {
+    /// The id of `organization`'s domain `name`, locked against every concurrent
+    /// writer (including inserts that reference it) until the transaction ends;
+    /// `None` when the organization has no such domain.
+    async fn lock_domain(&mut self, organization: &str, name: &str)
+    -> Result<Option<i64>, DbError>;
+}
+
+impl DomainLock for AsyncPgConnection {
+    async fn lock_domain(
+        &mut self,
+        organization: &str,
+        name: &str,
+    ) -> Result<Option<i64>, DbError> {
+        use crate::schema::pg::domains;
+        Ok(domains::table
+            .filter(domains::name.eq(name))
+            .filter(domains::organization_id.eq(organization))
+            .select(domains::id)
+            .for_update()
+            .first(self)
+            .await
+            .optional()?)
+    }
+}
+
+impl DomainLock for SqliteConn {
+    async fn lock_domain(
+        &mut self,
+        organization: &str,
+        name: &str,
+    ) -> Result<Option<i64>, DbError> {
+        use crate::schema::sqlite::domains;
+        Ok(domains::table
+            .filter(domains::name.eq(name))
+            .filter(domains::organization_id.eq(organization))
+            .select(domains::id)
+            .first(self)
+            .await
+            .optional()?)
+    }
+}

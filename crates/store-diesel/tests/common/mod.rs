@@ -1,0 +1,67 @@
+//! Helpers shared by the store's test files: fixed keys, registrations, and a runner
+//! over every configured backend. Each test file uses a subset.
+#![allow(dead_code, reason = "each test file uses only some of these helpers")]
+#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use domain_core::lifecycle::Page;
+use domain_core::ports::admin::Administration;
+use domain_core::ports::store::SenderRegistration;
+use domain_core::{DkimKey, EmailAddress, OrganizationId, OrganizationName, SealedKey, Selector};
+use store_diesel::Store;
+
+/// A key whose public and sealed halves are derived from its selector.
+pub fn key(selector: &str) -> DkimKey {
+    DkimKey {
+        selector: Selector::new(selector).unwrap(),
+        public_key: format!("MIIBIjANBgkqhki{selector}"),
+        sealed_private_key: SealedKey(selector.as_bytes().to_vec()),
+    }
+}
+
+pub fn registration(
+    org: &OrganizationId,
+    email: &str,
+    new_key: Option<DkimKey>,
+) -> SenderRegistration {
+    SenderRegistration {
+        organization: org.clone(),
+        email: EmailAddress::parse(email).unwrap(),
+        reply_to: None,
+        new_key,
+        enable_inbound: false,
+    }
+}
+
+/// One page holding everything a test creates.
+pub fn all<C>() -> Page<C> {
+    Page {
+        after: None,
+        limit: 1000,
+    }
+}
+
+pub async fn org(store: &Store, name: &str) -> OrganizationId {
+    store
+        .create_organization(&OrganizationName::parse(name).unwrap())
+        .await
+        .unwrap()
+        .0
+}
+
+/// Runs the body once per backend, each on a fresh, migrated database; `$db` is the
+/// `TestDatabase` when the body needs a second store on it.
+#[macro_export]
+macro_rules! on_every_backend {
+    (|$store:ident, $kind:ident| $body:expr) => {
+        on_every_backend!(|$store, $kind, _db| $body)
+    };
+    (|$store:ident, $kind:ident, $db:ident| $body:expr) => {
+        for $kind in store_diesel::test_support::backends() {
+            let $db = store_diesel::test_support::TestDatabase::new($kind).await;
+            let $store = std::sync::Arc::new($db.store().await);
+            $body;
+            drop($store);
+            drop($db);
+        }
+    };
+}
