@@ -9,5 +9,7 @@ mod dns;
 mod generate;
 mod hardening;
 mod helpers;
+mod lifecycle;
+mod lifecycle_races;
 mod observability;
 mod signing;

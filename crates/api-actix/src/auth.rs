@@ -1,6 +1,7 @@
-//! Authentication extractors. A handler that takes [`AuthenticatedOrg`] (API tokens)
-//! or [`DashboardOrg`] (the dashboard's JWT) cannot run unauthenticated, and the 401
-//! comes before any body or query check.
+//! Authentication extractors. A handler that takes [`AuthenticatedOrg`] (API tokens),
+//! [`DashboardOrg`] (the dashboard's JWT) or [`OrgOrDashboard`] (either, for the
+//! routes the Setup page calls) cannot run unauthenticated, and the 401 comes before
+//! any body or query check.
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use domain_core::OrganizationId;
 
 use crate::AppState;
 use crate::error::{ApiError, Operation};
+use crate::jwt::JwtSecret;
 
 /// The API access token header.
 pub const ACCESS_TOKEN_HEADER: &str = "X-Api-Access-Token";
@@ -47,24 +49,32 @@ fn record_org(organization: &OrganizationId) {
     tracing::Span::current().record("org", tracing::field::display(organization));
 }
 
+type OrgFuture = Pin<Box<dyn Future<Output = Result<OrganizationId, ApiError>>>>;
+
+/// The organization of the request's API token headers (a lookup).
+fn token_org(req: &HttpRequest) -> OrgFuture {
+    let state = state(req);
+    let operation = operation(req);
+    let access = header(req, ACCESS_TOKEN_HEADER);
+    let secret = header(req, SECRET_TOKEN_HEADER);
+    Box::pin(async move {
+        let organization = state?
+            .authenticate
+            .execute(access.as_deref(), secret.as_deref())
+            .await
+            .map_err(|error| ApiError::Auth(error, operation))?;
+        record_org(&organization);
+        Ok(organization)
+    })
+}
+
 impl FromRequest for AuthenticatedOrg {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = state(req);
-        let operation = operation(req);
-        let access = header(req, ACCESS_TOKEN_HEADER);
-        let secret = header(req, SECRET_TOKEN_HEADER);
-        Box::pin(async move {
-            let organization = state?
-                .authenticate
-                .execute(access.as_deref(), secret.as_deref())
-                .await
-                .map_err(|error| ApiError::Auth(error, operation))?;
-            record_org(&organization);
-            Ok(Self(organization))
-        })
+        let organization = token_org(req);
+        Box::pin(async move { organization.await.map(Self) })
     }
 }
 
@@ -87,18 +97,58 @@ fn dashboard_org(req: &HttpRequest) -> Result<DashboardOrg, ApiError> {
     let Some(secret) = &state.jwt else {
         return Err(ApiError::NotFound);
     };
-    let token = req
-        .headers()
+    let token = bearer(req).ok_or(ApiError::BearerRejected)?;
+    verify_bearer(secret, token).map(DashboardOrg)
+}
+
+/// The token of an `Authorization: Bearer …` header (scheme case-insensitive).
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token)
-        .ok_or(ApiError::BearerRejected)?;
+}
+
+fn verify_bearer(secret: &JwtSecret, token: &str) -> Result<OrganizationId, ApiError> {
     let organization = secret.verify(token.trim()).map_err(|e| {
         tracing::info!(reason = %e, "bearer token rejected");
         ApiError::BearerRejected
     })?;
     record_org(&organization);
-    Ok(DashboardOrg(organization))
+    Ok(organization)
+}
+
+/// The organization of the request's API tokens or, on the routes the Setup page
+/// calls (domain detail, verify, the inbound toggle), of a dashboard JWT.
+///
+/// Either token header present → the API tokens decide, whatever else is sent.
+/// Otherwise a `Bearer` token while a JWT secret is configured → the JWT decides
+/// (401 `Invalid or missing bearer token` when it does not verify). Otherwise 401
+/// `Missing API credentials`, as on any API-token route.
+#[derive(Debug, Clone)]
+pub struct OrgOrDashboard(pub OrganizationId);
+
+impl FromRequest for OrgOrDashboard {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let has_tokens = req.headers().contains_key(ACCESS_TOKEN_HEADER)
+            || req.headers().contains_key(SECRET_TOKEN_HEADER);
+        if !has_tokens {
+            let state = match state(req) {
+                Ok(state) => state,
+                Err(error) => return Box::pin(ready(Err(error))),
+            };
+            // Without a JWT secret, or without a bearer token, the token lookup below
+            // answers 401 `Missing API credentials` without touching the store.
+            if let (Some(secret), Some(token)) = (&state.jwt, bearer(req)) {
+                return Box::pin(ready(verify_bearer(secret, token).map(Self)));
+            }
+        }
+        let organization = token_org(req);
+        Box::pin(async move { organization.await.map(Self) })
+    }
 }

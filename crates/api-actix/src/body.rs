@@ -30,3 +30,23 @@ pub async fn read_body(
         Ok(Ok(Ok(bytes))) => Ok(bytes),
     }
 }
+
+/// `refusal`, answered only after the body has been read (bounded as in
+/// [`read_body`]) — or 408 when it does not arrive in time.
+///
+/// A route that refuses before it wants the body (a 401) still reads it first:
+/// actix-http closes a keep-alive connection whose request body is still unread, so
+/// every rejected call would cost the client a new connection (and a TLS handshake
+/// behind a proxy). Without the time bound a client without credentials could hold
+/// the connection forever.
+pub async fn refuse_after_body(
+    payload: web::Payload,
+    max_bytes: usize,
+    timeout: Duration,
+    refusal: ApiError,
+) -> ApiError {
+    match read_body(payload, max_bytes, timeout).await {
+        Err(timeout @ ApiError::BodyTimeout) => timeout,
+        _ => refusal,
+    }
+}

@@ -8,7 +8,9 @@ use actix_web::{HttpResponse, ResponseError};
 use domain_core::ports::{BoxError, InfraError};
 use domain_core::usecases::authenticate::AuthError;
 use domain_core::usecases::generate::GenerateError;
+use domain_core::usecases::manage::ManageError;
 use domain_core::usecases::read::ReadError;
+use domain_core::usecases::senders::SenderError;
 use domain_core::usecases::validate::ValidateError;
 
 use crate::echo::echo;
@@ -26,6 +28,22 @@ pub enum Operation {
     ReadDomains,
     /// The live validation report.
     Validate,
+    /// Starting a DKIM key rotation.
+    RotateKey,
+    /// Changing a domain (the inbound toggle).
+    UpdateDomain,
+    /// Deleting a domain.
+    DeleteDomain,
+    /// The live check that also moves a domain's lifecycle on.
+    VerifyDomain,
+    /// The senders list.
+    ReadSenders,
+    /// Making a sender the active one.
+    ActivateSender,
+    /// Deleting a sender.
+    DeleteSender,
+    /// The events list.
+    ReadEvents,
     /// Anything else (probes, documents).
     Other,
 }
@@ -38,6 +56,14 @@ impl Operation {
             Self::Generate => "Failed to generate DNS records.",
             Self::ReadDomains => "Failed to read domains.",
             Self::Validate => "Failed to validate DNS records.",
+            Self::RotateKey => "Failed to rotate the DKIM key.",
+            Self::UpdateDomain => "Failed to update the domain.",
+            Self::DeleteDomain => "Failed to delete the domain.",
+            Self::VerifyDomain => "Failed to verify DNS records.",
+            Self::ReadSenders => "Failed to read senders.",
+            Self::ActivateSender => "Failed to activate the sender.",
+            Self::DeleteSender => "Failed to delete the sender.",
+            Self::ReadEvents => "Failed to read events.",
             Self::Other => "Internal server error.",
         }
     }
@@ -58,6 +84,18 @@ pub enum ApiError {
     /// Validation refused or failed.
     #[error("validate failed")]
     Validate(#[from] ValidateError),
+    /// Verify (the check that moves the lifecycle on) refused or failed.
+    #[error("verify failed")]
+    Verify(#[source] ValidateError),
+    /// A command on a domain (rotate, inbound toggle, delete) refused or failed.
+    #[error("domain command failed")]
+    Manage(#[source] ManageError, Operation),
+    /// A sender read or command refused or failed.
+    #[error("sender command failed")]
+    Sender(#[source] SenderError, Operation),
+    /// The events list failed.
+    #[error("events read failed")]
+    Events(#[source] InfraError),
     /// Missing, malformed, expired or wrongly signed dashboard JWT.
     #[error("bearer token rejected")]
     BearerRejected,
@@ -95,10 +133,15 @@ impl ApiError {
     /// The operation whose sentence a 500 carries.
     fn operation(&self) -> Operation {
         match self {
-            Self::Auth(_, operation) | Self::Unexpected(_, operation) => *operation,
+            Self::Auth(_, operation)
+            | Self::Unexpected(_, operation)
+            | Self::Manage(_, operation)
+            | Self::Sender(_, operation) => *operation,
             Self::Generate(_) => Operation::Generate,
             Self::Read(_) => Operation::ReadDomains,
             Self::Validate(_) => Operation::Validate,
+            Self::Verify(_) => Operation::VerifyDomain,
+            Self::Events(_) => Operation::ReadEvents,
             _ => Operation::Other,
         }
     }
@@ -117,12 +160,25 @@ impl ApiError {
             Self::Generate(GenerateError::DomainTaken) => "Domain is already taken".into(),
             Self::Generate(GenerateError::EmailTaken) => "Email is already taken".into(),
             Self::Read(ReadError::InvalidDomain(raw))
-            | Self::Validate(ValidateError::InvalidDomain(raw)) => {
+            | Self::Validate(ValidateError::InvalidDomain(raw))
+            | Self::Verify(ValidateError::InvalidDomain(raw))
+            | Self::Manage(ManageError::InvalidDomain(raw), _) => {
                 format!("Invalid domain: {}", echo(raw))
             }
-            Self::Read(ReadError::NotFound) | Self::Validate(ValidateError::NotFound) => {
-                "Domain not found".into()
+            Self::Read(ReadError::NotFound)
+            | Self::Validate(ValidateError::NotFound)
+            | Self::Verify(ValidateError::NotFound)
+            | Self::Manage(ManageError::NotFound, _) => "Domain not found".into(),
+            Self::Manage(ManageError::RotationInProgress, _) => {
+                "A DKIM rotation is already in progress".into()
             }
+            Self::Manage(ManageError::MxNotReady(hosts), _) => {
+                format!(
+                    "Inbound requires an MX record pointing at {}",
+                    or_list(hosts)
+                )
+            }
+            Self::Sender(SenderError::NotFound, _) => "Sender not found".into(),
             Self::BearerRejected => "Invalid or missing bearer token".into(),
             Self::BadRequest(reason) => reason.clone(),
             Self::UnsupportedMediaType => "Content-Type must be application/json".into(),
@@ -143,16 +199,26 @@ impl ResponseError for ApiError {
             Self::Auth(AuthError::Infra(e), _)
             | Self::Generate(GenerateError::Infra(e))
             | Self::Read(ReadError::Infra(e))
-            | Self::Validate(ValidateError::Infra(e)) => infra_status(e),
+            | Self::Validate(ValidateError::Infra(e))
+            | Self::Verify(ValidateError::Infra(e))
+            | Self::Manage(ManageError::Infra(e), _)
+            | Self::Sender(SenderError::Infra(e), _)
+            | Self::Events(e) => infra_status(e),
             Self::Generate(GenerateError::InvalidSender(_) | GenerateError::InvalidReplyTo(_))
             | Self::Read(ReadError::InvalidDomain(_))
             | Self::Validate(ValidateError::InvalidDomain(_))
+            | Self::Verify(ValidateError::InvalidDomain(_))
+            | Self::Manage(ManageError::InvalidDomain(_), _)
             | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Generate(GenerateError::DomainTaken | GenerateError::EmailTaken) => {
+            Self::Generate(GenerateError::DomainTaken | GenerateError::EmailTaken)
+            | Self::Manage(ManageError::RotationInProgress | ManageError::MxNotReady(_), _) => {
                 StatusCode::CONFLICT
             }
             Self::Read(ReadError::NotFound)
             | Self::Validate(ValidateError::NotFound)
+            | Self::Verify(ValidateError::NotFound)
+            | Self::Manage(ManageError::NotFound, _)
+            | Self::Sender(SenderError::NotFound, _)
             | Self::NotFound => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -188,6 +254,16 @@ impl ResponseError for ApiError {
                 .content_type("text/plain; charset=utf-8")
                 .body(self.sentence()),
         }
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`: the inbound hosts as the 409 sentence names them.
+#[must_use]
+pub fn or_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
 }
 

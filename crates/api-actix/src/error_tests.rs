@@ -151,6 +151,9 @@ fn the_core_s_errors_speak_the_domain_not_the_wire() {
         "Failed to",
         "Service temporarily unavailable",
         "Domain not found",
+        "A DKIM rotation is already in progress",
+        "Inbound requires",
+        "Sender not found",
     ];
     let core_texts = [
         GenerateError::InvalidSender("x".into()).to_string(),
@@ -161,6 +164,9 @@ fn the_core_s_errors_speak_the_domain_not_the_wire() {
         AuthError::Infra(InfraError::Unavailable("x".into())).to_string(),
         ReadError::NotFound.to_string(),
         ValidateError::NotFound.to_string(),
+        ManageError::RotationInProgress.to_string(),
+        ManageError::MxNotReady(vec!["a.example".into()]).to_string(),
+        SenderError::NotFound.to_string(),
     ];
     for text in core_texts {
         assert!(
@@ -168,4 +174,83 @@ fn the_core_s_errors_speak_the_domain_not_the_wire() {
             "{text:?} is a wire sentence"
         );
     }
+}
+
+#[tokio::test]
+async fn renders_the_lifecycle_sentences_exactly() {
+    let hosts = vec![
+        "inbound.sendtrim.com".to_owned(),
+        "smtp.sendtrim.com".to_owned(),
+    ];
+    let rows = [
+        (
+            ApiError::Manage(ManageError::RotationInProgress, Operation::RotateKey),
+            409,
+            "A DKIM rotation is already in progress",
+        ),
+        (
+            ApiError::Manage(ManageError::MxNotReady(hosts), Operation::UpdateDomain),
+            409,
+            "Inbound requires an MX record pointing at inbound.sendtrim.com or smtp.sendtrim.com",
+        ),
+        (
+            ApiError::Manage(ManageError::NotFound, Operation::DeleteDomain),
+            404,
+            "Domain not found",
+        ),
+        (
+            ApiError::Manage(
+                ManageError::InvalidDomain("a b".into()),
+                Operation::RotateKey,
+            ),
+            400,
+            "Invalid domain: a b",
+        ),
+        (
+            ApiError::Verify(ValidateError::NotFound),
+            404,
+            "Domain not found",
+        ),
+        (
+            ApiError::Sender(SenderError::NotFound, Operation::ActivateSender),
+            404,
+            "Sender not found",
+        ),
+    ];
+    for (error, status, body) in rows {
+        assert_eq!(
+            render(error).await,
+            (status, TEXT.to_owned(), body.to_owned())
+        );
+    }
+}
+
+#[test]
+fn joins_the_inbound_hosts_with_commas_and_a_final_or() {
+    let hosts = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect::<Vec<_>>();
+    assert_eq!(or_list(&hosts(&["a"])), "a");
+    assert_eq!(or_list(&hosts(&["a", "b"])), "a or b");
+    assert_eq!(or_list(&hosts(&["a", "b", "c"])), "a, b or c");
+    assert_eq!(or_list(&hosts(&["a", "b", "c", "d"])), "a, b, c or d");
+}
+
+#[test]
+fn every_operation_has_its_own_500_sentence() {
+    let operations = [
+        Operation::Generate,
+        Operation::ReadDomains,
+        Operation::Validate,
+        Operation::RotateKey,
+        Operation::UpdateDomain,
+        Operation::DeleteDomain,
+        Operation::VerifyDomain,
+        Operation::ReadSenders,
+        Operation::ActivateSender,
+        Operation::DeleteSender,
+        Operation::ReadEvents,
+        Operation::Other,
+    ];
+    let sentences: std::collections::HashSet<&str> =
+        operations.iter().map(|o| o.failure()).collect();
+    assert_eq!(sentences.len(), operations.len());
 }

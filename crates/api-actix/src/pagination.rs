@@ -9,8 +9,10 @@ use crate::error::ApiError;
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    // Read as text so that anything else answers the list's own 400 sentence;
+    // documented as the integer it must be (an empty `limit=` is no valid value).
     /// Items per page, 1–1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// The `next` value of the previous page.
     after: Option<String>,

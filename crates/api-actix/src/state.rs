@@ -1,5 +1,6 @@
-//! What handlers share: the use cases, the dashboard JWT secret, metrics, and the
-//! probes the binary supplies for readiness and scrape-time gauges.
+//! What handlers share: the use cases (generate, reads, validate and the lifecycle),
+//! the dashboard JWT secret, metrics, and the probes the binary supplies for
+//! readiness and scrape-time gauges.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,11 @@ use async_trait::async_trait;
 use domain_core::ports::BoxError;
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::generate::GenerateRecords;
+use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
+use domain_core::usecases::senders::{ListEvents, ManageSenders};
 use domain_core::usecases::validate::ValidateDomain;
+use domain_core::usecases::verify::VerifyDomain;
 
 use crate::jwt::JwtSecret;
 use crate::metrics::{Gauges, Metrics};
@@ -34,6 +38,14 @@ pub struct AppState {
     pub generate: GenerateRecords,
     pub read: ReadDomains,
     pub validate: ValidateDomain,
+    /// Rotate, the inbound toggle, delete.
+    pub manage: ManageDomain,
+    /// The senders list, activate, delete.
+    pub senders: ManageSenders,
+    /// The events list.
+    pub events: ListEvents,
+    /// The check that also moves a domain's lifecycle on.
+    pub verify: VerifyDomain,
     /// `None`: the validate endpoint is disabled and answers 404.
     pub jwt: Option<JwtSecret>,
     pub probes: Arc<dyn Probes>,

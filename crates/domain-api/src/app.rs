@@ -11,16 +11,19 @@ use async_trait::async_trait;
 use dns_hickory::{DnsConfig, HickoryDns};
 use domain_core::RecordPolicy;
 use domain_core::ports::BoxError;
+use domain_core::ports::clock::Clock;
 use domain_core::ports::clock::SystemClock;
 use domain_core::ports::dns::Dns;
 use domain_core::ports::keys::KeyGenerator;
 use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::generate::GenerateRecords;
+use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
+use domain_core::usecases::senders::{ListEvents, ManageSenders};
 use domain_core::usecases::sign::SignMessage;
 use domain_core::usecases::validate::ValidateDomain;
-use domain_core::usecases::verify::KeyPolicy;
+use domain_core::usecases::verify::VerifyDomain;
 use keys_rsa::{KeyPool, RsaDkimSigner, RsaKeyGenerator, Sealer};
 use store_diesel::{Store, StoreConfig};
 
@@ -154,16 +157,30 @@ pub fn build_state(
         RecordPolicy::new(config.spf_ips.clone(), &config.inbound_mx_hosts)
             .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?,
     );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let read = ReadDomains::new(
+        store.clone(),
+        policy.clone(),
+        config.dkim_keys,
+        clock.clone(),
+    );
+    let validate = ValidateDomain::new(store.clone(), dns.clone(), policy.clone());
     let state = AppState {
         authenticate: Authenticate::new(store.clone()),
-        generate: GenerateRecords::new(store.clone(), keys, dns.clone(), policy.clone()),
-        read: ReadDomains::new(
+        generate: GenerateRecords::new(store.clone(), keys.clone(), dns.clone(), policy.clone()),
+        manage: ManageDomain::new(
             store.clone(),
-            policy.clone(),
-            KeyPolicy::default(),
-            Arc::new(SystemClock),
+            keys,
+            dns,
+            policy,
+            read.clone(),
+            clock.clone(),
         ),
-        validate: ValidateDomain::new(store.clone(), dns, policy),
+        verify: VerifyDomain::new(validate.clone(), store.clone(), clock, config.dkim_keys),
+        senders: ManageSenders::new(store.clone()),
+        events: ListEvents::new(store.clone()),
+        read,
+        validate,
         jwt: config.jwt_secret.clone(),
         probes: Arc::new(AdapterProbes {
             store,

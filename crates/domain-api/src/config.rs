@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use domain_core::usecases::verify::KeyPolicy;
 use keys_rsa::MasterKey;
 
 use api_actix::jwt::JwtSecret;
@@ -34,6 +35,9 @@ pub struct Config {
     pub key_pool_size: usize,
     /// Bound on reading one whole request body (`DOMAIN_API_BODY_TIMEOUT_MS`).
     pub body_timeout: Duration,
+    /// How long DKIM keys stay retiring and revoked (`DOMAIN_API_DKIM_RETIRE_AFTER`,
+    /// `DOMAIN_API_DKIM_REVOKED_KEEP`).
+    pub dkim_keys: KeyPolicy,
 }
 
 /// Where the master key comes from.
@@ -206,6 +210,12 @@ impl Config {
             1..=600_000,
         )?);
 
+        let defaults = KeyPolicy::default();
+        let dkim_keys = KeyPolicy {
+            retire_after: duration(&get, "DOMAIN_API_DKIM_RETIRE_AFTER", defaults.retire_after)?,
+            revoked_keep: duration(&get, "DOMAIN_API_DKIM_REVOKED_KEEP", defaults.revoked_keep)?,
+        };
+
         Ok(Self {
             bind,
             addr_file,
@@ -222,6 +232,7 @@ impl Config {
             jwt_secret,
             key_pool_size,
             body_timeout,
+            dkim_keys,
         })
     }
 
@@ -264,6 +275,20 @@ fn number(
             format!("must be between {} and {}", range.start(), range.end()),
         ))
     }
+}
+
+/// A duration setting (`30s`, `5m`, `7d`; see `durations`), or `default` when unset.
+fn duration(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: chrono::TimeDelta,
+) -> Result<chrono::TimeDelta, ConfigError> {
+    let Some(value) = get(variable) else {
+        return Ok(default);
+    };
+    let parsed = crate::durations::parse_duration(value.trim())
+        .map_err(|e| invalid(variable, e.to_string()))?;
+    chrono::TimeDelta::from_std(parsed).map_err(|_| invalid(variable, "too long"))
 }
 
 /// `master.key` in the SQLite database's directory (`data/master.key` by default).
@@ -369,6 +394,22 @@ mod tests {
             "SQLite serializes writers: a small pool"
         );
         assert_eq!(config.body_timeout, Duration::from_secs(10));
+        assert_eq!(config.dkim_keys.retire_after, chrono::TimeDelta::days(7));
+        assert_eq!(config.dkim_keys.revoked_keep, chrono::TimeDelta::days(30));
+    }
+
+    #[test]
+    fn reads_the_dkim_key_durations() {
+        let config = config(&[
+            ("DOMAIN_API_DKIM_RETIRE_AFTER", "1s"),
+            ("DOMAIN_API_DKIM_REVOKED_KEEP", " 2h 30m "),
+        ])
+        .unwrap();
+        assert_eq!(config.dkim_keys.retire_after, chrono::TimeDelta::seconds(1));
+        assert_eq!(
+            config.dkim_keys.revoked_keep,
+            chrono::TimeDelta::minutes(150)
+        );
     }
 
     #[test]
@@ -405,6 +446,10 @@ mod tests {
             ("DOMAIN_API_BODY_TIMEOUT_MS", "10s"),
             ("DOMAIN_API_DB_STATEMENT_TIMEOUT_MS", "0"),
             ("DOMAIN_API_DB_STATEMENT_TIMEOUT_MS", "600001"),
+            ("DOMAIN_API_DKIM_RETIRE_AFTER", "7"),
+            ("DOMAIN_API_DKIM_RETIRE_AFTER", "0s"),
+            ("DOMAIN_API_DKIM_REVOKED_KEEP", "forever"),
+            ("DOMAIN_API_DKIM_REVOKED_KEEP", "100000000000y"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

@@ -1,16 +1,19 @@
-//! `GET /api/v1/emails/domains` and `GET /api/v1/emails/domains/{domain}`.
+//! `GET /api/v1/emails/domains` and `GET /api/v1/emails/domains/{domain}`, and the
+//! domain detail JSON the lifecycle routes answer with too.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
-use domain_core::usecases::read::DomainView;
+use domain_core::PublishedRecord;
+use domain_core::usecases::read::{DomainView, KeyView};
 use serde::Serialize;
 
 use crate::AppState;
-use crate::auth::AuthenticatedOrg;
+use crate::auth::{AuthenticatedOrg, OrgOrDashboard};
 use crate::error::ApiError;
 use crate::telemetry::{LOGGED_PATH_CHARS, bounded};
 
-fn rfc3339(at: &DateTime<Utc>) -> String {
+/// RFC 3339, UTC, whole seconds: `2026-11-26T16:15:47Z`.
+pub(crate) fn rfc3339(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -20,8 +23,12 @@ fn rfc3339(at: &DateTime<Utc>) -> String {
 pub struct DomainSummaryJson {
     domain: String,
     unicode: String,
+    /// The active key's selector.
     dkim_selector: String,
     inbound_enabled: bool,
+    /// `pending`, `verified` or `failing`.
+    #[schema(pattern = "^(pending|verified|failing)$")]
+    status: &'static str,
     created_at: String,
 }
 
@@ -30,6 +37,7 @@ pub struct DomainSummaryJson {
 pub struct DomainListJson {
     domains: Vec<DomainSummaryJson>,
     /// `after` for the next page; null on the last page.
+    #[schema(required = true)]
     next: Option<String>,
 }
 
@@ -43,6 +51,7 @@ pub struct DomainListJson {
         (status = 200, body = DomainListJson, content_type = "application/json"),
         (status = 400, description = "limit outside 1–1000", body = String, content_type = "text/plain"),
         (status = 401, body = String, content_type = "text/plain"),
+        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
         (status = 503, body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))
@@ -68,6 +77,7 @@ pub async fn list(
                 domain: d.name.to_string(),
                 dkim_selector: d.selector.to_string(),
                 inbound_enabled: d.inbound_enabled,
+                status: d.status.as_str(),
                 created_at: rfc3339(&d.created_at),
             })
             .collect(),
@@ -79,12 +89,28 @@ pub async fn list(
 #[serde(rename_all = "camelCase")]
 #[schema(as = PublishedRecord)]
 pub struct RecordJson {
+    /// Always `TXT`.
     #[serde(rename = "type")]
     record_type: &'static str,
+    /// Relative to the sender domain: `@`, `<selector>._domainkey`, `_dmarc`.
     host: String,
+    /// Fully qualified.
     name: String,
     value: String,
+    /// `value` in pieces of at most 255 octets.
     strings: Vec<String>,
+}
+
+impl From<PublishedRecord> for RecordJson {
+    fn from(r: PublishedRecord) -> Self {
+        Self {
+            record_type: r.record_type,
+            host: r.host,
+            name: r.name,
+            value: r.value,
+            strings: r.strings,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -92,9 +118,52 @@ pub struct RecordJson {
 #[schema(as = Sender)]
 pub struct SenderJson {
     email: String,
+    #[schema(required = true)]
     reply_to: Option<String>,
     active: bool,
     created_at: String,
+}
+
+/// One DKIM key of a domain.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = DkimKey)]
+pub struct DkimKeyJson {
+    selector: String,
+    /// `active`, `pending`, `retiring` or `revoked`.
+    #[schema(pattern = "^(active|pending|retiring|revoked)$")]
+    state: &'static str,
+    /// The record to publish for this key; a revoked key's value is `v=DKIM1; k=rsa; p=`.
+    record: RecordJson,
+    created_at: String,
+    #[schema(required = true)]
+    activated_at: Option<String>,
+    #[schema(required = true)]
+    retired_at: Option<String>,
+    #[schema(required = true)]
+    revoked_at: Option<String>,
+    /// The revoked key's record may be deleted from DNS now.
+    safe_to_remove: bool,
+}
+
+impl From<KeyView> for DkimKeyJson {
+    fn from(view: KeyView) -> Self {
+        let KeyView {
+            key,
+            record,
+            safe_to_remove,
+        } = view;
+        Self {
+            selector: key.selector.to_string(),
+            state: key.state.as_str(),
+            record: record.into(),
+            created_at: rfc3339(&key.created_at),
+            activated_at: key.activated_at.as_ref().map(rfc3339),
+            retired_at: key.retired_at.as_ref().map(rfc3339),
+            revoked_at: key.revoked_at.as_ref().map(rfc3339),
+            safe_to_remove,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -105,7 +174,20 @@ pub struct DomainDetailJson {
     unicode: String,
     inbound_enabled: bool,
     created_at: String,
+    /// `pending`, `verified` or `failing`.
+    #[schema(pattern = "^(pending|verified|failing)$")]
+    status: &'static str,
+    #[schema(required = true)]
+    verified_at: Option<String>,
+    #[schema(required = true)]
+    last_checked_at: Option<String>,
+    /// Null when no check is scheduled.
+    #[schema(required = true)]
+    next_check_at: Option<String>,
+    /// Every record to publish now: SPF, every key's DKIM record (newest first), DMARC.
     records: Vec<RecordJson>,
+    /// Every key not yet safe to forget, newest first.
+    dkim: Vec<DkimKeyJson>,
     senders: Vec<SenderJson>,
 }
 
@@ -116,17 +198,12 @@ impl From<DomainView> for DomainDetailJson {
             domain: view.domain.to_string(),
             inbound_enabled: view.inbound_enabled,
             created_at: rfc3339(&view.created_at),
-            records: view
-                .records
-                .into_iter()
-                .map(|r| RecordJson {
-                    record_type: r.record_type,
-                    host: r.host,
-                    name: r.name,
-                    value: r.value,
-                    strings: r.strings,
-                })
-                .collect(),
+            status: view.status.as_str(),
+            verified_at: view.verified_at.as_ref().map(rfc3339),
+            last_checked_at: view.last_checked_at.as_ref().map(rfc3339),
+            next_check_at: view.next_check_at.as_ref().map(rfc3339),
+            records: view.records.into_iter().map(RecordJson::from).collect(),
+            dkim: view.dkim.into_iter().map(DkimKeyJson::from).collect(),
             senders: view
                 .senders
                 .into_iter()
@@ -141,8 +218,9 @@ impl From<DomainView> for DomainDetailJson {
     }
 }
 
-/// One domain: typed records, inbound status, senders. Another organization's domain
-/// answers 404 exactly like a missing one.
+/// One domain: status, every record to publish now, its DKIM keys, inbound status,
+/// senders. API tokens or the dashboard JWT. Another organization's domain answers
+/// 404 exactly like a missing one.
 #[utoipa::path(
     get,
     path = "/api/v1/emails/domains/{domain}",
@@ -151,11 +229,12 @@ impl From<DomainView> for DomainDetailJson {
     responses(
         (status = 200, body = DomainDetailJson, content_type = "application/json"),
         (status = 400, description = "Not a valid domain name", body = String, content_type = "text/plain"),
-        (status = 401, body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or invalid API credentials or bearer token", body = String, content_type = "text/plain"),
         (status = 404, description = "No such domain for this organization", body = String, content_type = "text/plain"),
+        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
         (status = 503, body = String, content_type = "text/plain"),
     ),
-    security(("access_token" = [], "secret_token" = []))
+    security(("access_token" = [], "secret_token" = []), ("dashboard_jwt" = []))
 )]
 #[tracing::instrument(name = "domain_detail", skip_all, fields(domain = %bounded(path.as_str(), LOGGED_PATH_CHARS)))]
 #[expect(
@@ -163,7 +242,7 @@ impl From<DomainView> for DomainDetailJson {
     reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
 )]
 pub async fn detail(
-    AuthenticatedOrg(organization): AuthenticatedOrg,
+    OrgOrDashboard(organization): OrgOrDashboard,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::AuthenticatedOrg;
-use crate::body::read_body;
+use crate::body::{read_body, refuse_after_body};
 use crate::error::{ApiError, Operation};
 
 /// Bodies are small JSON objects; anything larger is refused unread.
@@ -88,16 +88,10 @@ pub async fn generate(
     let organization = match auth {
         Ok(AuthenticatedOrg(organization)) => organization,
         Err(error) => {
-            // The answer is the 401 whatever the body says, but read the body
-            // (bounded) first: actix-http closes a keep-alive connection whose request
-            // body is still unread, so every rejected call would cost the client a
-            // new connection (and a TLS handshake behind a proxy). A body that does
-            // not arrive in time is a 408 like anywhere else: without the time bound
-            // a client without credentials could hold the connection forever.
-            return match read_body(payload, MAX_BODY_BYTES, state.body_timeout).await {
-                Err(timeout @ ApiError::BodyTimeout) => Err(timeout),
-                _ => Err(error),
-            };
+            // The answer is the 401 whatever the body says, read (bounded) first.
+            return Err(
+                refuse_after_body(payload, MAX_BODY_BYTES, state.body_timeout, error).await,
+            );
         }
     };
     // `content_type()` is the media type without its parameters (`; charset=…`).
@@ -150,7 +144,7 @@ fn as_text(value: Value) -> Option<String> {
 }
 
 /// serde_json's message without echoing input: category and position only.
-fn json_reason(error: &serde_json::Error) -> String {
+pub(crate) fn json_reason(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let what = match error.classify() {
         Category::Io => "could not be read",

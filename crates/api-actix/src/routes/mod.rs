@@ -1,16 +1,28 @@
 //! The HTTP surface: `configure` mounts every route on an actix `ServiceConfig`.
 
 pub mod domains;
+pub mod events;
 pub mod generate;
 pub mod health;
+pub mod manage;
+pub mod senders;
 pub mod validate;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 
 use crate::error::{ApiError, Operation};
 
+const DOMAIN: &str = "/api/v1/emails/domains/{domain}";
+const SENDER: &str = "/api/v1/emails/senders/{email}";
+
 /// Mounts every route.
+///
+/// Resources are matched in the order they are mounted: `…/domains/generate` comes
+/// before `…/domains/{domain}`, so `generate` is never taken for a domain name (and
+/// any other method on it is answered by generate's 405). Methods that share a path
+/// but not an operation are separate resources selected by a method guard, each
+/// with its own `Operation`; the last one of a path answers 405 for the rest.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v1/emails/domains/generate")
@@ -25,9 +37,57 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/api/v1/emails/domains/{domain}")
+        web::resource(DOMAIN)
+            .guard(guard::Patch())
+            .app_data(Operation::UpdateDomain)
+            .route(web::patch().to(manage::update)),
+    )
+    .service(
+        web::resource(DOMAIN)
+            .guard(guard::Delete())
+            .app_data(Operation::DeleteDomain)
+            .route(web::delete().to(manage::delete)),
+    )
+    .service(
+        web::resource(DOMAIN)
             .app_data(Operation::ReadDomains)
             .route(web::get().to(domains::detail))
+            .default_service(web::to(method_not_allowed("GET, PATCH, DELETE"))),
+    )
+    .service(
+        web::resource("/api/v1/emails/domains/{domain}/dkim/rotate")
+            .app_data(Operation::RotateKey)
+            .route(web::post().to(manage::rotate))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/api/v1/emails/domains/{domain}/verify")
+            .app_data(Operation::VerifyDomain)
+            .route(web::post().to(manage::verify))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/api/v1/emails/senders")
+            .app_data(Operation::ReadSenders)
+            .route(web::get().to(senders::list))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/api/v1/emails/senders/{email}/activate")
+            .app_data(Operation::ActivateSender)
+            .route(web::post().to(senders::activate))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource(SENDER)
+            .app_data(Operation::DeleteSender)
+            .route(web::delete().to(senders::delete))
+            .default_service(web::to(method_not_allowed("DELETE"))),
+    )
+    .service(
+        web::resource("/api/v1/events")
+            .app_data(Operation::ReadEvents)
+            .route(web::get().to(events::list))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
@@ -82,3 +142,12 @@ fn method_not_allowed(
         )
     }
 }
+
+#[cfg(test)]
+mod test_app;
+
+#[cfg(test)]
+mod domain_tests;
+
+#[cfg(test)]
+mod list_tests;
