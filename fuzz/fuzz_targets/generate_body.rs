@@ -17,8 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use actix_web::ResponseError;
+use actix_web::body::MessageBody as _;
 use api_actix::error::ApiError;
 use api_actix::routes::generate::parse_body;
+use domain_core::ports::InfraError;
 use domain_core::ports::dns::{DnsError, MockDns, MxRecord};
 use domain_core::ports::keys::{KeyError, MockKeyGenerator};
 use domain_core::ports::store::{
@@ -104,14 +106,14 @@ fn key() -> DkimKey {
 }
 
 fn stored(name: &DomainName, owner: &str, inbound: bool) -> StoredDomain {
-    StoredDomain {
-        name: name.clone(),
-        organization: OrganizationId::new(owner),
-        selector: Selector::new(SELECTOR).expect("valid selector"),
-        public_key: PUBLIC_KEY.to_owned(),
-        inbound_enabled: inbound,
-        created_at: Default::default(),
-    }
+    StoredDomain::new(
+        name.clone(),
+        OrganizationId::new(owner),
+        Selector::new(SELECTOR).expect("valid selector"),
+        PUBLIC_KEY.to_owned(),
+        inbound,
+        Default::default(),
+    )
 }
 
 /// The store's answer when the unit of work succeeds: the domain as the request
@@ -210,14 +212,19 @@ fn expected_status(error: &GenerateError) -> u16 {
     match error {
         GenerateError::InvalidSender(_) | GenerateError::InvalidReplyTo(_) => 400,
         GenerateError::DomainTaken | GenerateError::EmailTaken => 409,
-        GenerateError::Unavailable(_) => 503,
-        GenerateError::Unexpected(_) => 500,
+        GenerateError::Infra(InfraError::Unavailable(_)) => 503,
+        GenerateError::Infra(InfraError::Unexpected(_)) => 500,
     }
 }
 
-/// The text that ends up in a response body and a log line.
+/// The text that ends up in a response body (and so in any log line that shows it).
 fn check_error(error: &ApiError) {
-    let text = error.to_string();
+    let body = error
+        .error_response()
+        .into_body()
+        .try_into_bytes()
+        .unwrap_or_else(|_| panic!("a streamed error body for {error:?}"));
+    let text = String::from_utf8_lossy(&body).into_owned();
     assert!(!text.is_empty(), "empty error text for {error:?}");
     assert!(
         !text.contains(['\r', '\n', '\0']),

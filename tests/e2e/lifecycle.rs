@@ -72,7 +72,7 @@ pub fn detail(app: &TestApp, org: &Org, domain: &str) -> Answer {
     call(app, org, "GET", &domain_path(domain), None)
 }
 
-fn verify(app: &TestApp, org: &Org, domain: &str) -> Answer {
+pub fn verify(app: &TestApp, org: &Org, domain: &str) -> Answer {
     call(
         app,
         org,

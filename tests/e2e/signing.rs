@@ -14,6 +14,7 @@ use store_diesel::BackendKind;
 use store_diesel::test_support::backends;
 
 use crate::helpers::{TestApp, spawn_app};
+use crate::lifecycle::{app_with, detail, rotate, verify as check_domain};
 
 const MESSAGE: &[u8] = b"From: Billing <billing@shop.example>\r\n\
 To: customer@example.net\r\n\
@@ -138,4 +139,81 @@ async fn dkim_sign_under_another_master_key_fails_without_printing_anything() {
     assert!(!ok);
     assert!(stdout.is_empty());
     assert!(stderr.contains("does not open"), "{stderr}");
+}
+
+/// The `s=` tag of a signed message's DKIM-Signature.
+fn selector_of(signed: &[u8]) -> String {
+    let text = String::from_utf8_lossy(signed);
+    let header = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .replace("\r\n", "");
+    header
+        .split(';')
+        .map(str::trim)
+        .find_map(|tag| tag.strip_prefix("s="))
+        .unwrap_or_else(|| panic!("no s= tag in {header}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_signed_before_and_after_a_rotation_both_verify() {
+    for kind in backends() {
+        let dns = TestDnsServer::start_in_thread();
+        let app = app_with(kind, &dns, &[]).await;
+        let org = app.create_org("Shop");
+        let answer = app.generate(&org, r#"{"email":"billing@shop.example"}"#);
+        assert_eq!(answer.status, 201, "{kind:?}: {}", answer.body);
+        let json = answer.json();
+        let (name, value) = json.as_object().unwrap().iter().nth(1).unwrap();
+        dns.add_txt_value(name, value.as_str().unwrap());
+
+        let sign = || {
+            let (ok, signed, stderr) =
+                app.cli_with_stdin(&[], &["dkim", "sign", "--domain", "shop.example"], MESSAGE);
+            assert!(ok, "{kind:?}: {stderr}");
+            signed
+        };
+        let before = sign();
+
+        let rotated = rotate(&app, &org, "shop.example");
+        assert_eq!(rotated.status, 202, "{kind:?}: {}", rotated.body);
+        let pending = &rotated.json()["dkim"][0];
+        assert_eq!(pending["state"], "pending", "{kind:?}");
+        let during = sign();
+        assert_eq!(
+            selector_of(&during),
+            selector_of(&before),
+            "{kind:?}: a pending key never signs"
+        );
+        dns.add_txt_value(
+            pending["record"]["name"].as_str().unwrap(),
+            pending["record"]["value"].as_str().unwrap(),
+        );
+        assert_eq!(check_domain(&app, &org, "shop.example").status, 200);
+        let view = detail(&app, &org, "shop.example").json();
+        assert_eq!(view["dkim"][0]["state"], "active", "{kind:?}: promoted");
+        assert_eq!(view["dkim"][1]["state"], "retiring", "{kind:?}");
+
+        let after = sign();
+
+        assert_ne!(
+            selector_of(&after),
+            selector_of(&before),
+            "{kind:?}: signs with the new key"
+        );
+        assert_eq!(
+            selector_of(&after),
+            pending["selector"].as_str().unwrap(),
+            "{kind:?}"
+        );
+        for (when, signed) in [("before", &before), ("after", &after)] {
+            assert_eq!(
+                verify(dns.addr(), signed).await,
+                [DkimResult::Pass],
+                "{kind:?}: mail signed {when} the rotation, against the records published now"
+            );
+        }
+    }
 }
