@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
+use actix_web::{HttpMessage as _, HttpRequest};
 
 use crate::error::ApiError;
 
@@ -49,4 +50,29 @@ pub async fn refuse_after_body(
         Err(timeout @ ApiError::BodyTimeout) => timeout,
         _ => refusal,
     }
+}
+
+/// The caller and the JSON body of a route that takes one, in the order every such
+/// route answers: a refused authentication (after reading the body, see
+/// [`refuse_after_body`]), then 415 unless the body is declared `application/json`,
+/// then the body within the limits of [`read_body`].
+///
+/// # Errors
+/// The authentication error, [`ApiError::UnsupportedMediaType`], or [`read_body`]'s.
+pub async fn authenticated_json<A>(
+    auth: Result<A, ApiError>,
+    req: &HttpRequest,
+    payload: web::Payload,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<(A, Bytes), ApiError> {
+    let caller = match auth {
+        Ok(caller) => caller,
+        Err(refusal) => return Err(refuse_after_body(payload, max_bytes, timeout, refusal).await),
+    };
+    // `content_type()` is the media type without its parameters (`; charset=…`).
+    if !req.content_type().eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    Ok((caller, read_body(payload, max_bytes, timeout).await?))
 }

@@ -14,5 +14,6 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod wire;
 
 pub use state::{AppState, Probes};

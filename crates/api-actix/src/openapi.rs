@@ -8,25 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{domains, events, generate, health, manage, senders, validate};
-
-/// Written out again in the handlers' annotations (utoipa takes literals there);
-/// `the_served_document_uses_these_patterns` keeps the copies equal.
-///
-/// A sufficient (not necessary) pattern for a sender address: ASCII dot-atom local
-/// part and LDH domain, well inside RFC 5321's limits. The service also accepts
-/// internationalised domains, which the pattern leaves out.
-pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$";
-/// The domain half of [`EMAIL_PATTERN`].
-pub const DOMAIN_PATTERN: &str =
-    r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$";
-
-/// The seed's 500 body.
-#[derive(Debug, utoipa::ToSchema)]
-#[expect(dead_code, reason = "documentation only")]
-pub struct ErrorBody {
-    #[schema(example = "Failed to generate DNS records.")]
-    error: String,
-}
+use crate::wire::ErrorBody;
 
 struct SecuritySchemes;
 
@@ -97,6 +79,7 @@ pub async fn document() -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{DOMAIN_PATTERN, EMAIL_PATTERN};
 
     #[test]
     fn the_documented_patterns_only_admit_what_the_service_accepts() {

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 
-use crate::{AppState, routes, telemetry};
+use crate::{AppState, openapi, routes, telemetry};
 
 /// Serves `state` on an already bound listener until SIGINT/SIGTERM. Binding is the
 /// caller's, so it can bind port 0 and report the address it got.
@@ -19,6 +19,13 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
             .app_data(state.clone())
             .wrap(middleware::from_fn(telemetry::request_span))
             .configure(routes::configure)
+            // The document lists the routes' handlers, so it is mounted here rather
+            // than by `routes::configure`: routes and openapi do not import each other.
+            .service(
+                web::resource("/api/v1/openapi.json")
+                    .route(web::get().to(openapi::document))
+                    .default_service(web::to(routes::method_not_allowed("GET"))),
+            )
             .default_service(web::to(routes::not_found))
     })
     .listen(listener)?;

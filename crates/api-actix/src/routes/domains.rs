@@ -51,7 +51,7 @@ pub struct DomainListJson {
         (status = 200, body = DomainListJson, content_type = "application/json"),
         (status = 400, description = "limit outside 1–1000", body = String, content_type = "text/plain"),
         (status = 401, body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))
@@ -231,7 +231,7 @@ impl From<DomainView> for DomainDetailJson {
         (status = 400, description = "Not a valid domain name", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing or invalid API credentials or bearer token", body = String, content_type = "text/plain"),
         (status = 404, description = "No such domain for this organization", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []), ("dashboard_jwt" = []))

@@ -94,7 +94,7 @@ pub struct EventListJson {
         (status = 200, body = EventListJson, content_type = "application/json"),
         (status = 400, description = "limit outside 1–1000, after not an event id, or an unreadable query", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))

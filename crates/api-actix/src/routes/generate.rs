@@ -1,6 +1,6 @@
 //! `POST /api/v1/emails/domains/generate` — the seed endpoint.
 
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use domain_core::RecordSet;
 use domain_core::usecases::generate::GenerateInput;
 use serde::ser::{SerializeMap, Serializer};
@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::AuthenticatedOrg;
-use crate::body::{read_body, refuse_after_body};
+use crate::body::authenticated_json;
 use crate::error::{ApiError, Operation};
 
 /// Bodies are small JSON objects; anything larger is refused unread.
@@ -69,7 +69,7 @@ pub struct GenerateRequestDoc {
         (status = 409, description = "Domain or email already taken", body = String, content_type = "text/plain"),
         (status = 413, description = "Body larger than 16 KiB", body = String, content_type = "text/plain"),
         (status = 415, description = "Content-Type is not application/json", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))
@@ -85,20 +85,8 @@ pub async fn generate(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let organization = match auth {
-        Ok(AuthenticatedOrg(organization)) => organization,
-        Err(error) => {
-            // The answer is the 401 whatever the body says, read (bounded) first.
-            return Err(
-                refuse_after_body(payload, MAX_BODY_BYTES, state.body_timeout, error).await,
-            );
-        }
-    };
-    // `content_type()` is the media type without its parameters (`; charset=…`).
-    if !req.content_type().eq_ignore_ascii_case("application/json") {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let bytes = read_body(payload, MAX_BODY_BYTES, state.body_timeout).await?;
+    let (AuthenticatedOrg(organization), bytes) =
+        authenticated_json(auth, &req, payload, MAX_BODY_BYTES, state.body_timeout).await?;
     let input = parse_body(&bytes)?;
 
     let records = state.generate.execute(&organization, input).await?;

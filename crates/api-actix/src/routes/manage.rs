@@ -2,12 +2,12 @@
 //! `POST …/{domain}/dkim/rotate`, `PATCH …/{domain}` (the inbound toggle),
 //! `DELETE …/{domain}` and `POST …/{domain}/verify`.
 
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::{AuthenticatedOrg, OrgOrDashboard};
-use crate::body::{read_body, refuse_after_body};
+use crate::body::authenticated_json;
 use crate::error::{ApiError, Operation};
 use crate::routes::domains::DomainDetailJson;
 use crate::routes::generate::{MAX_BODY_BYTES, json_reason};
@@ -27,7 +27,7 @@ use crate::telemetry::{LOGGED_PATH_CHARS, bounded};
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
         (status = 404, description = "`Domain not found` (also another organization's domain)", body = String, content_type = "text/plain"),
         (status = 409, description = "`A DKIM rotation is already in progress`", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))
@@ -139,7 +139,7 @@ pub fn parse_update(bytes: &[u8]) -> Result<bool, ApiError> {
         (status = 409, description = "`Inbound requires an MX record pointing at <host> or <host>`", body = String, content_type = "text/plain"),
         (status = 413, description = "Body larger than 16 KiB", body = String, content_type = "text/plain"),
         (status = 415, description = "Content-Type is not application/json", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []), ("dashboard_jwt" = []))
@@ -156,18 +156,8 @@ pub async fn update(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let organization = match auth {
-        Ok(OrgOrDashboard(organization)) => organization,
-        Err(error) => {
-            return Err(
-                refuse_after_body(payload, MAX_BODY_BYTES, state.body_timeout, error).await,
-            );
-        }
-    };
-    if !req.content_type().eq_ignore_ascii_case("application/json") {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let bytes = read_body(payload, MAX_BODY_BYTES, state.body_timeout).await?;
+    let (OrgOrDashboard(organization), bytes) =
+        authenticated_json(auth, &req, payload, MAX_BODY_BYTES, state.body_timeout).await?;
     let inbound = parse_update(&bytes)?;
     let view = state
         .manage
@@ -189,7 +179,7 @@ pub async fn update(
         (status = 400, description = "`Invalid domain: <domain>`", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
         (status = 404, description = "`Domain not found` (also another organization's domain)", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))
@@ -226,7 +216,7 @@ pub async fn delete(
         (status = 400, description = "`Invalid domain: <domain>`", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing or invalid API credentials or bearer token", body = String, content_type = "text/plain"),
         (status = 404, description = "`Domain not found` (also another organization's domain)", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []), ("dashboard_jwt" = []))

@@ -104,11 +104,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed("GET, HEAD"))),
     )
     .service(
-        web::resource("/api/v1/openapi.json")
-            .route(web::get().to(crate::openapi::document))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
         web::resource("/metrics")
             .route(web::get().to(health::metrics))
             .default_service(web::to(method_not_allowed("GET"))),
@@ -130,7 +125,7 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-fn method_not_allowed(
+pub(crate) fn method_not_allowed(
     allow: &'static str,
 ) -> impl Fn(HttpRequest) -> std::future::Ready<HttpResponse> + Clone {
     move |_req| {

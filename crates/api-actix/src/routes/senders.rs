@@ -58,7 +58,7 @@ pub struct SenderListJson {
         (status = 200, body = SenderListJson, content_type = "application/json"),
         (status = 400, description = "limit outside 1–1000, or an unreadable query", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))
@@ -99,7 +99,7 @@ pub async fn list(
         (status = 200, description = "The sender, now active", body = SenderViewJson, content_type = "application/json"),
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
         (status = 404, description = "`Sender not found` (also another organization's sender)", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))
@@ -131,7 +131,7 @@ pub async fn activate(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
         (status = 404, description = "`Sender not found` (also another organization's sender)", body = String, content_type = "text/plain"),
-        (status = 500, description = "Unexpected server error", body = crate::openapi::ErrorBody, content_type = "application/json"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
     security(("access_token" = [], "secret_token" = []))
