@@ -104,6 +104,17 @@ pub async fn generate(
 /// # Errors
 /// [`ApiError::BadRequest`] with a short reason that never echoes the body.
 pub fn parse_body(bytes: &[u8]) -> Result<GenerateInput, ApiError> {
+    // serde reads a struct from a JSON array too (`["a@b.c"]` as `{"email": "a@b.c"}`);
+    // the contract's body is an object, so anything else is refused.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        let reason = match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Err(error) => json_reason(&error),
+            Ok(_) => "the body is not a JSON object".to_owned(),
+        };
+        return Err(ApiError::BadRequest(format!(
+            "Malformed JSON body: {reason}"
+        )));
+    }
     let body: GenerateBody = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("Malformed JSON body: {}", json_reason(&e))))?;
     Ok(GenerateInput {
@@ -165,6 +176,29 @@ impl serde::Serialize for RecordMap<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_a_body_that_is_not_a_json_object() {
+        for body in [
+            &br#"["noreply@example.com", null, true]"#[..],
+            br#""noreply@example.com""#,
+            b"5",
+            b"null",
+        ] {
+            let error = parse_body(body).unwrap_err();
+            assert!(
+                matches!(&error, ApiError::BadRequest(reason) if reason == "Malformed JSON body: the body is not a JSON object"),
+                "{}: {error:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(matches!(
+            parse_body(b"[1,"),
+            Err(ApiError::BadRequest(reason)) if reason.starts_with("Malformed JSON body: the body ended unexpectedly")
+        ));
+        let input = parse_body(b" \n {\"email\": \"a@example.com\"}").unwrap();
+        assert_eq!(input.email.as_deref(), Some("a@example.com"));
+    }
 
     #[test]
     fn serializes_records_in_the_seed_key_order() {
