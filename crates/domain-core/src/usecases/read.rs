@@ -131,20 +131,8 @@ impl ReadDomains {
         let DomainDetail {
             domain: stored,
             senders,
-            mut keys,
+            keys,
         } = detail;
-        if keys.is_empty() {
-            // A store that keeps only the active key: describe that one.
-            keys.push(KeyRecord {
-                selector: stored.selector.clone(),
-                state: KeyState::Active,
-                public_key: stored.public_key.clone(),
-                created_at: stored.created_at,
-                activated_at: Some(stored.created_at),
-                retired_at: None,
-                revoked_at: None,
-            });
-        }
         let now = self.clock.now();
         let base = RecordSet::render(
             &self.policy,
@@ -233,7 +221,15 @@ mod tests {
                         active: true,
                         created_at: Utc::now(),
                     }],
-                    keys: Vec::new(),
+                    keys: vec![KeyRecord {
+                        selector: Selector::new("s1").unwrap(),
+                        state: KeyState::Active,
+                        public_key: "MIIBKEY".into(),
+                        created_at: Utc::now(),
+                        activated_at: Some(Utc::now()),
+                        retired_at: None,
+                        revoked_at: None,
+                    }],
                 }))
             });
         let read = ReadDomains::new(
