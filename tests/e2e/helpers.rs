@@ -126,6 +126,10 @@ fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase
         // them lower.
         ("DOMAIN_API_DB_STATEMENT_TIMEOUT_MS".into(), "60000".into()),
         ("DOMAIN_API_DB_WAIT_TIMEOUT_MS".into(), "60000".into()),
+        // The race and load tests create hundreds of domains a minute for one
+        // organization; the quotas' own tests (ownership.rs) set the defaults back.
+        ("DOMAIN_API_NEW_DOMAINS_PER_MINUTE".into(), "100000".into()),
+        ("DOMAIN_API_MAX_DOMAINS_PER_ORG".into(), "10000000".into()),
         ("RUST_LOG".into(), "info".into()),
     ];
     if kind == BackendKind::Postgres {

@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use domain_core::ports::{BoxError, InfraError};
 use domain_core::usecases::authenticate::AuthError;
+use domain_core::usecases::claim::ClaimError;
 use domain_core::usecases::generate::GenerateError;
 use domain_core::usecases::manage::ManageError;
 use domain_core::usecases::read::ReadError;
@@ -44,6 +45,10 @@ pub enum Operation {
     DeleteSender,
     /// The events list.
     ReadEvents,
+    /// Opening a claim on another organization's domain.
+    OpenClaim,
+    /// Proving a claim (the live TXT check and the transfer).
+    VerifyClaim,
     /// Anything else (probes, documents).
     Other,
 }
@@ -64,6 +69,8 @@ impl Operation {
             Self::ActivateSender => "Failed to activate the sender.",
             Self::DeleteSender => "Failed to delete the sender.",
             Self::ReadEvents => "Failed to read events.",
+            Self::OpenClaim => "Failed to open the claim.",
+            Self::VerifyClaim => "Failed to verify the claim.",
             Self::Other => "Internal server error.",
         }
     }
@@ -93,6 +100,9 @@ pub enum ApiError {
     /// A sender read or command refused or failed.
     #[error("sender command failed")]
     Sender(#[source] SenderError, Operation),
+    /// A claim was refused or failed on a route doing `Operation`.
+    #[error("claim failed")]
+    Claim(#[source] ClaimError, Operation),
     /// The events list failed.
     #[error("events read failed")]
     Events(#[source] InfraError),
@@ -136,7 +146,8 @@ impl ApiError {
             Self::Auth(_, operation)
             | Self::Unexpected(_, operation)
             | Self::Manage(_, operation)
-            | Self::Sender(_, operation) => *operation,
+            | Self::Sender(_, operation)
+            | Self::Claim(_, operation) => *operation,
             Self::Generate(_) => Operation::Generate,
             Self::Read(_) => Operation::ReadDomains,
             Self::Validate(_) => Operation::Validate,
@@ -159,13 +170,26 @@ impl ApiError {
             }
             Self::Generate(GenerateError::DomainTaken) => "Domain is already taken".into(),
             Self::Generate(GenerateError::EmailTaken) => "Email is already taken".into(),
+            Self::Generate(GenerateError::DomainLimit) => "Domain limit reached".into(),
+            Self::Generate(GenerateError::RateLimited(_)) => {
+                "Too many new domains; retry later".into()
+            }
+            Self::Claim(ClaimError::OwnDomain, _) => {
+                "Domain already belongs to this organization".into()
+            }
+            Self::Claim(ClaimError::NoOpenClaim, _) => "No open claim for this domain".into(),
+            Self::Claim(ClaimError::RecordNotFound(name), _) => {
+                format!("Claim record not found at {name}")
+            }
             Self::Read(ReadError::InvalidDomain(raw))
             | Self::Validate(ValidateError::InvalidDomain(raw))
             | Self::Verify(ValidateError::InvalidDomain(raw))
-            | Self::Manage(ManageError::InvalidDomain(raw), _) => {
+            | Self::Manage(ManageError::InvalidDomain(raw), _)
+            | Self::Claim(ClaimError::InvalidDomain(raw), _) => {
                 format!("Invalid domain: {}", echo(raw))
             }
             Self::Read(ReadError::NotFound)
+            | Self::Claim(ClaimError::NotFound, _)
             | Self::Validate(ValidateError::NotFound)
             | Self::Verify(ValidateError::NotFound)
             | Self::Manage(ManageError::NotFound, _) => "Domain not found".into(),
@@ -203,15 +227,20 @@ impl ResponseError for ApiError {
             | Self::Verify(ValidateError::Infra(e))
             | Self::Manage(ManageError::Infra(e), _)
             | Self::Sender(SenderError::Infra(e), _)
+            | Self::Claim(ClaimError::Infra(e), _)
             | Self::Events(e) => infra_status(e),
             Self::Generate(GenerateError::InvalidSender(_) | GenerateError::InvalidReplyTo(_))
             | Self::Read(ReadError::InvalidDomain(_))
             | Self::Validate(ValidateError::InvalidDomain(_))
             | Self::Verify(ValidateError::InvalidDomain(_))
             | Self::Manage(ManageError::InvalidDomain(_), _)
+            | Self::Claim(ClaimError::InvalidDomain(_), _)
             | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Generate(GenerateError::DomainLimit) => StatusCode::FORBIDDEN,
+            Self::Generate(GenerateError::RateLimited(_)) => StatusCode::TOO_MANY_REQUESTS,
             Self::Generate(GenerateError::DomainTaken | GenerateError::EmailTaken)
-            | Self::Manage(ManageError::RotationInProgress | ManageError::MxNotReady(_), _) => {
+            | Self::Manage(ManageError::RotationInProgress | ManageError::MxNotReady(_), _)
+            | Self::Claim(ClaimError::OwnDomain | ClaimError::RecordNotFound(_), _) => {
                 StatusCode::CONFLICT
             }
             Self::Read(ReadError::NotFound)
@@ -219,6 +248,7 @@ impl ResponseError for ApiError {
             | Self::Verify(ValidateError::NotFound)
             | Self::Manage(ManageError::NotFound, _)
             | Self::Sender(SenderError::NotFound, _)
+            | Self::Claim(ClaimError::NotFound | ClaimError::NoOpenClaim, _)
             | Self::NotFound => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -244,6 +274,16 @@ impl ResponseError for ApiError {
                 .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")))
                 .content_type("text/plain; charset=utf-8")
                 .body(UNAVAILABLE),
+            StatusCode::TOO_MANY_REQUESTS => {
+                let wait = match self {
+                    Self::Generate(GenerateError::RateLimited(wait)) => wait.as_secs().max(1),
+                    _ => 1,
+                };
+                HttpResponse::TooManyRequests()
+                    .insert_header((header::RETRY_AFTER, wait.to_string()))
+                    .content_type("text/plain; charset=utf-8")
+                    .body(self.sentence())
+            }
             StatusCode::UNAUTHORIZED if matches!(self, Self::BearerRejected) => {
                 HttpResponse::Unauthorized()
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))

@@ -254,3 +254,76 @@ fn every_operation_has_its_own_500_sentence() {
         operations.iter().map(|o| o.failure()).collect();
     assert_eq!(sentences.len(), operations.len());
 }
+
+#[tokio::test]
+async fn renders_the_ownership_answers_of_the_contract() {
+    let rows = [
+        (
+            ApiError::Generate(GenerateError::DomainLimit),
+            403,
+            "Domain limit reached",
+        ),
+        (
+            ApiError::Generate(GenerateError::RateLimited(std::time::Duration::from_secs(
+                17,
+            ))),
+            429,
+            "Too many new domains; retry later",
+        ),
+        (
+            ApiError::Claim(ClaimError::NotFound, Operation::OpenClaim),
+            404,
+            "Domain not found",
+        ),
+        (
+            ApiError::Claim(ClaimError::OwnDomain, Operation::OpenClaim),
+            409,
+            "Domain already belongs to this organization",
+        ),
+        (
+            ApiError::Claim(ClaimError::NoOpenClaim, Operation::VerifyClaim),
+            404,
+            "No open claim for this domain",
+        ),
+        (
+            ApiError::Claim(
+                ClaimError::RecordNotFound("_domain-api-claim.example.com".into()),
+                Operation::VerifyClaim,
+            ),
+            409,
+            "Claim record not found at _domain-api-claim.example.com",
+        ),
+        (
+            ApiError::Claim(
+                ClaimError::InvalidDomain("a b".into()),
+                Operation::OpenClaim,
+            ),
+            400,
+            "Invalid domain: a b",
+        ),
+    ];
+    for (error, status, body) in rows {
+        assert_eq!(
+            render(error).await,
+            (status, TEXT.to_owned(), body.to_owned())
+        );
+    }
+    for (operation, sentence) in [
+        (Operation::OpenClaim, "Failed to open the claim."),
+        (Operation::VerifyClaim, "Failed to verify the claim."),
+    ] {
+        let (status, _, body) =
+            render(ApiError::Claim(ClaimError::Infra(unexpected()), operation)).await;
+        assert_eq!(status, 500);
+        assert_eq!(body, serde_json::json!({ "error": sentence }).to_string());
+    }
+}
+
+#[test]
+fn a_rate_limited_answer_says_when_to_retry_in_whole_seconds() {
+    let response = ApiError::Generate(GenerateError::RateLimited(std::time::Duration::from_secs(
+        17,
+    )))
+    .error_response();
+    assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "17");
+}

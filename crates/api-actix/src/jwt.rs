@@ -18,25 +18,52 @@ use ring::hmac;
 pub const MIN_SECRET_BYTES: usize = 32;
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
+/// The longest lifetime a token may have unless configured otherwise
+/// (`DOMAIN_API_JWT_MAX_TTL`).
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// The signing/verification key. `Debug` never shows it.
+/// The signing/verification key, and the longest lifetime a token may have.
+/// `Debug` never shows the key.
 #[derive(Clone)]
-pub struct JwtSecret(hmac::Key);
+pub struct JwtSecret {
+    key: hmac::Key,
+    max_ttl: Duration,
+}
 
 impl JwtSecret {
+    /// A secret whose tokens may live up to [`DEFAULT_MAX_TTL`].
+    ///
     /// # Errors
     /// When the secret is shorter than [`MIN_SECRET_BYTES`].
     pub fn new(secret: &[u8]) -> Result<Self, String> {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(format!("must be at least {MIN_SECRET_BYTES} bytes"));
         }
-        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, secret)))
+        Ok(Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            max_ttl: DEFAULT_MAX_TTL,
+        })
+    }
+
+    /// The same secret with another longest lifetime.
+    #[must_use]
+    pub fn with_max_ttl(self, max_ttl: Duration) -> Self {
+        Self { max_ttl, ..self }
+    }
+
+    /// The longest lifetime a token may have.
+    #[must_use]
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
     }
 }
 
 impl fmt::Debug for JwtSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JwtSecret(<redacted>)")
+        f.debug_struct("JwtSecret")
+            .field("key", &"<redacted>")
+            .field("max_ttl", &self.max_ttl)
+            .finish()
     }
 }
 
@@ -72,6 +99,8 @@ pub enum JwtError {
     Expired,
     #[error("the token is not valid yet")]
     NotYetValid,
+    #[error("the token's lifetime exceeds the longest allowed")]
+    LifetimeTooLong,
 }
 
 fn now() -> u64 {
@@ -82,8 +111,13 @@ fn now() -> u64 {
 
 impl JwtSecret {
     /// Mints a token for `organization` valid for `ttl`.
-    #[must_use]
-    pub fn issue(&self, organization: &OrganizationId, ttl: Duration) -> String {
+    ///
+    /// # Errors
+    /// [`JwtError::LifetimeTooLong`] when `ttl` exceeds the longest lifetime.
+    pub fn issue(&self, organization: &OrganizationId, ttl: Duration) -> Result<String, JwtError> {
+        if ttl > self.max_ttl {
+            return Err(JwtError::LifetimeTooLong);
+        }
         let issued = now();
         let header = Header {
             alg: "HS256".into(),
@@ -102,8 +136,8 @@ impl JwtSecret {
             encode(&serde_json::to_vec(&header).unwrap_or_default()),
             encode(&serde_json::to_vec(&claims).unwrap_or_default())
         );
-        let tag = hmac::sign(&self.0, signing_input.as_bytes());
-        format!("{signing_input}.{}", encode(tag.as_ref()))
+        let tag = hmac::sign(&self.key, signing_input.as_bytes());
+        Ok(format!("{signing_input}.{}", encode(tag.as_ref())))
     }
 
     /// Verifies `token` and returns the organization it speaks for.
@@ -134,7 +168,7 @@ impl JwtSecret {
         }
         let signing_input_len = header.len() + 1 + claims.len();
         hmac::verify(
-            &self.0,
+            &self.key,
             &token.as_bytes()[..signing_input_len],
             &decode(signature)?,
         )
@@ -152,6 +186,13 @@ impl JwtSecret {
             .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
         {
             return Err(JwtError::NotYetValid);
+        }
+        // A token lives from `iat` (or, without it, from now) to `exp`: however
+        // it was minted, it may not outlive the longest lifetime.
+        let max = self.max_ttl.as_secs().saturating_add(LEEWAY_SECS);
+        let from = claims.iat.map_or(now, |iat| iat.min(now));
+        if claims.exp.saturating_sub(from) > max || claims.exp.saturating_sub(now) > max {
+            return Err(JwtError::LifetimeTooLong);
         }
         Ok(OrganizationId::new(claims.org))
     }
@@ -171,20 +212,24 @@ mod tests {
             URL_SAFE_NO_PAD.encode(header),
             URL_SAFE_NO_PAD.encode(claims)
         );
-        let tag = hmac::sign(&key.0, input.as_bytes());
+        let tag = hmac::sign(&key.key, input.as_bytes());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
     #[test]
     fn a_token_it_issued_verifies_to_its_organization() {
-        let token = secret().issue(&OrganizationId::new("org-1"), Duration::from_secs(3600));
+        let token = secret()
+            .issue(&OrganizationId::new("org-1"), Duration::from_secs(3600))
+            .unwrap();
         assert_eq!(secret().verify(&token), Ok(OrganizationId::new("org-1")));
     }
 
     #[test]
     fn rejects_a_token_signed_with_another_secret() {
         let other = JwtSecret::new(b"ffffffffffffffffffffffffffffffff").unwrap();
-        let token = other.issue(&OrganizationId::new("org-1"), Duration::from_secs(60));
+        let token = other
+            .issue(&OrganizationId::new("org-1"), Duration::from_secs(60))
+            .unwrap();
         assert_eq!(secret().verify(&token), Err(JwtError::BadSignature));
     }
 
@@ -243,7 +288,9 @@ mod tests {
         for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
             assert!(secret().verify(bad).is_err(), "{bad:?}");
         }
-        let token = secret().issue(&OrganizationId::new("org-1"), Duration::from_secs(60));
+        let token = secret()
+            .issue(&OrganizationId::new("org-1"), Duration::from_secs(60))
+            .unwrap();
         let mut parts: Vec<&str> = token.split('.').collect();
         let evil = URL_SAFE_NO_PAD.encode(r#"{"org":"org-2","exp":9999999999}"#);
         parts[1] = &evil;
@@ -254,8 +301,56 @@ mod tests {
     }
 
     #[test]
+    fn refuses_to_issue_or_accept_a_token_that_outlives_the_longest_lifetime() {
+        let short = secret().with_max_ttl(Duration::from_secs(3600));
+        let org = OrganizationId::new("o");
+        assert!(short.issue(&org, Duration::from_secs(3600)).is_ok());
+        assert_eq!(
+            short.issue(&org, Duration::from_secs(3601)),
+            Err(JwtError::LifetimeTooLong)
+        );
+        let now: u64 = 2_000_000_000;
+        // `exp` = 2^64 − 1, with and without `iat`.
+        for claims in [
+            format!(r#"{{"org":"o","exp":{}}}"#, u64::MAX),
+            format!(r#"{{"org":"o","exp":{},"iat":{now}}}"#, u64::MAX),
+            // Issued long ago for ten years: still too long a lifetime.
+            format!(
+                r#"{{"org":"o","exp":{},"iat":{}}}"#,
+                now + 60,
+                now - 10 * 365 * 86400
+            ),
+        ] {
+            let token = forge(r#"{"alg":"HS256"}"#, &claims, &secret());
+            assert_eq!(
+                secret().verify_at(&token, now),
+                Err(JwtError::LifetimeTooLong),
+                "{claims}"
+            );
+        }
+        // The default allows 30 days, not a second more (beyond the clock leeway).
+        let month = DEFAULT_MAX_TTL.as_secs();
+        let ok = forge(
+            r#"{"alg":"HS256"}"#,
+            &format!(r#"{{"org":"o","exp":{},"iat":{now}}}"#, now + month),
+            &secret(),
+        );
+        assert!(secret().verify_at(&ok, now).is_ok());
+        let over = forge(
+            r#"{"alg":"HS256"}"#,
+            &format!(r#"{{"org":"o","exp":{}}}"#, now + month + LEEWAY_SECS + 1),
+            &secret(),
+        );
+        assert_eq!(
+            secret().verify_at(&over, now),
+            Err(JwtError::LifetimeTooLong)
+        );
+    }
+
+    #[test]
     fn refuses_short_secrets_and_hides_the_key() {
         assert!(JwtSecret::new(b"short").is_err());
-        assert_eq!(format!("{:?}", secret()), "JwtSecret(<redacted>)");
+        assert!(!format!("{:?}", secret()).contains("0123456789abcdef"));
+        assert!(format!("{:?}", secret()).contains("<redacted>"));
     }
 }

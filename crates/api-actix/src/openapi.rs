@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{domains, events, generate, health, manage, senders, validate};
+use crate::routes::{claims, domains, events, generate, health, manage, senders, validate};
 use crate::wire::ErrorBody;
 
 struct SecuritySchemes;
@@ -46,6 +46,8 @@ impl Modify for SecuritySchemes {
         manage::delete,
         manage::rotate,
         manage::verify,
+        claims::open,
+        claims::verify,
         senders::list,
         senders::activate,
         senders::delete,

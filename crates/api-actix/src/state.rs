@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain_core::ports::BoxError;
 use domain_core::usecases::authenticate::Authenticate;
+use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub events: ListEvents,
     /// The check that also moves a domain's lifecycle on.
     pub verify: VerifyDomain,
+    /// Claims on another organization's domain.
+    pub claim: ClaimDomain,
     /// `None`: the validate endpoint is disabled and answers 404.
     pub jwt: Option<JwtSecret>,
     pub probes: Arc<dyn Probes>,

@@ -17,6 +17,7 @@ use domain_core::ports::dns::Dns;
 use domain_core::ports::keys::KeyGenerator;
 use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
 use domain_core::usecases::authenticate::Authenticate;
+use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
@@ -167,7 +168,21 @@ pub fn build_state(
     let validate = ValidateDomain::new(store.clone(), dns.clone(), policy.clone());
     let state = AppState {
         authenticate: Authenticate::new(store.clone()),
-        generate: GenerateRecords::new(store.clone(), keys.clone(), dns.clone(), policy.clone()),
+        generate: GenerateRecords::new(
+            store.clone(),
+            keys.clone(),
+            dns.clone(),
+            policy.clone(),
+            Arc::new(config.ownership.clone()),
+        ),
+        claim: ClaimDomain::new(
+            store.clone(),
+            dns.clone(),
+            keys.clone(),
+            read.clone(),
+            clock.clone(),
+            config.claim_ttl,
+        ),
         manage: ManageDomain::new(
             store.clone(),
             keys,

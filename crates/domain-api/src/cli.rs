@@ -170,7 +170,23 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .jwt_secret
                 .as_ref()
                 .context("DOMAIN_API_JWT_SECRET is not set: no token can be issued")?;
-            print_line(&secret.issue(&OrganizationId::new(org), ttl))
+            if ttl > secret.max_ttl() {
+                anyhow::bail!(
+                    "--ttl {} is longer than DOMAIN_API_JWT_MAX_TTL ({})",
+                    humantime::format_duration(ttl),
+                    humantime::format_duration(secret.max_ttl())
+                );
+            }
+            let organization = OrganizationId::new(org);
+            app::organizations(&config)
+                .await?
+                .require(&organization)
+                .await
+                .context("Failed to issue the token")?;
+            let token = secret
+                .issue(&organization, ttl)
+                .context("Failed to issue the token")?;
+            print_line(&token)
         }
         Command::MasterKey(MasterKeyCommand::Rotate { new_key_file }) => {
             rotate_master_key(&config, &new_key_file).await

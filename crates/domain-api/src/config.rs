@@ -5,10 +5,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use domain_core::DomainName;
+use domain_core::ownership::{CreationLimits, DEFAULT_CLAIM_TTL, Ownership, ReservedDomains};
 use domain_core::usecases::verify::KeyPolicy;
 use keys_rsa::MasterKey;
 
-use api_actix::jwt::JwtSecret;
+use api_actix::jwt::{DEFAULT_MAX_TTL, JwtSecret};
 use store_diesel::BackendKind;
 
 /// Settings for the server and every CLI command.
@@ -35,6 +37,11 @@ pub struct Config {
     pub key_pool_size: usize,
     /// Bound on reading one whole request body (`DOMAIN_API_BODY_TIMEOUT_MS`).
     pub body_timeout: Duration,
+    /// What new domains are held to: `DOMAIN_API_RESERVED_DOMAINS`,
+    /// `DOMAIN_API_MAX_DOMAINS_PER_ORG`, `DOMAIN_API_NEW_DOMAINS_PER_MINUTE`.
+    pub ownership: Ownership,
+    /// How long a claim stays open (`DOMAIN_API_CLAIM_TTL`, default 7 days).
+    pub claim_ttl: Duration,
     /// How long DKIM keys stay retiring and revoked (`DOMAIN_API_DKIM_RETIRE_AFTER`,
     /// `DOMAIN_API_DKIM_REVOKED_KEEP`).
     pub dkim_keys: KeyPolicy,
@@ -192,12 +199,50 @@ impl Config {
             Some(_) => return Err(invalid("DOMAIN_API_LOG_FORMAT", "expected pretty or json")),
         };
 
+        // The longest lifetime of a dashboard JWT: `jwt issue` refuses more, the
+        // server refuses a token that has more.
+        let jwt_max_ttl = std_duration(&get, "DOMAIN_API_JWT_MAX_TTL", DEFAULT_MAX_TTL)?;
         let jwt_secret = get("DOMAIN_API_JWT_SECRET")
             .map(|v| {
                 JwtSecret::new(v.as_bytes())
+                    .map(|secret| secret.with_max_ttl(jwt_max_ttl))
                     .map_err(|reason| invalid("DOMAIN_API_JWT_SECRET", reason))
             })
             .transpose()?;
+
+        let reserved = match get("DOMAIN_API_RESERVED_DOMAINS") {
+            None => ReservedDomains::default_for(&inbound_mx_hosts),
+            Some(v) => ReservedDomains::new(
+                split_list(&v)
+                    .map(|name| {
+                        DomainName::parse(name).map_err(|e| {
+                            invalid(
+                                "DOMAIN_API_RESERVED_DOMAINS",
+                                format!("{name:?} is not a domain name: {e}"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        let limits = CreationLimits {
+            max_domains: u32::try_from(number(
+                &get,
+                "DOMAIN_API_MAX_DOMAINS_PER_ORG",
+                u64::from(CreationLimits::default().max_domains),
+                1..=10_000_000,
+            )?)
+            .map_err(|_| invalid("DOMAIN_API_MAX_DOMAINS_PER_ORG", "out of range"))?,
+            per_minute: u32::try_from(number(
+                &get,
+                "DOMAIN_API_NEW_DOMAINS_PER_MINUTE",
+                u64::from(CreationLimits::default().per_minute),
+                1..=100_000,
+            )?)
+            .map_err(|_| invalid("DOMAIN_API_NEW_DOMAINS_PER_MINUTE", "out of range"))?,
+        };
+        let ownership = Ownership { reserved, limits };
+        let claim_ttl = std_duration(&get, "DOMAIN_API_CLAIM_TTL", DEFAULT_CLAIM_TTL)?;
 
         let key_pool_size =
             usize::try_from(number(&get, "DOMAIN_API_KEY_POOL_SIZE", 16, 0..=1024)?)
@@ -232,6 +277,8 @@ impl Config {
             jwt_secret,
             key_pool_size,
             body_timeout,
+            ownership,
+            claim_ttl,
             dkim_keys,
         })
     }
@@ -283,12 +330,23 @@ fn duration(
     variable: &'static str,
     default: chrono::TimeDelta,
 ) -> Result<chrono::TimeDelta, ConfigError> {
+    if get(variable).is_none() {
+        return Ok(default);
+    }
+    let parsed = std_duration(get, variable, Duration::ZERO)?;
+    chrono::TimeDelta::from_std(parsed).map_err(|_| invalid(variable, "too long"))
+}
+
+/// A duration setting as a `std` duration, or `default` when unset.
+fn std_duration(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     let Some(value) = get(variable) else {
         return Ok(default);
     };
-    let parsed = crate::durations::parse_duration(value.trim())
-        .map_err(|e| invalid(variable, e.to_string()))?;
-    chrono::TimeDelta::from_std(parsed).map_err(|_| invalid(variable, "too long"))
+    crate::durations::parse_duration(value.trim()).map_err(|e| invalid(variable, e.to_string()))
 }
 
 /// `master.key` in the SQLite database's directory (`data/master.key` by default).

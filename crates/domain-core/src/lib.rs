@@ -11,6 +11,7 @@ mod domain_name;
 mod email;
 pub mod lifecycle;
 mod organization;
+pub mod ownership;
 mod published;
 mod records;
 mod selector;

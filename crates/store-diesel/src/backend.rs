@@ -191,6 +191,10 @@ pub(crate) enum DbError {
     EmailTaken,
     #[error("the domain does not exist and no key was supplied")]
     KeyRequired,
+    #[error("the organization's domain limit is reached")]
+    DomainLimit,
+    #[error("too many new domains")]
+    RateLimited(Duration),
     #[error("a stored row is not valid: {0}")]
     Corrupt(String),
     /// The caller's callback refused a row; the transaction was rolled back.

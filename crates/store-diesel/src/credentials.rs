@@ -250,6 +250,18 @@ impl Administration for Store {
         Ok(created.then_some(token))
     }
 
+    async fn organization_exists(&self, organization: &OrganizationId) -> Result<bool, InfraError> {
+        let found: i64 = with_conn!(&self.backend, |c| {
+            organizations::table
+                .filter(organizations::id.eq(organization.as_str()))
+                .count()
+                .get_result(c)
+                .await
+                .map_err(DbError::from)
+        })?;
+        Ok(found > 0)
+    }
+
     async fn revoke_token(&self, access_token: &str) -> Result<bool, InfraError> {
         let access_hash = sha256(access_token);
         let revoked = with_conn!(&self.backend, |c| {

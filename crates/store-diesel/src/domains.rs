@@ -9,8 +9,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain_core::lifecycle::{EventType, KeyState, NewEvent, Page, Paged};
 use domain_core::ports::store::{
-    DomainDetail, DomainStore, RegisterError, Registered, SenderRecord, SenderRegistration,
-    SigningKey, StoreError, StoredDomain,
+    CreationRules, DomainDetail, DomainStore, RegisterError, Registered, SenderRecord,
+    SenderRegistration, SigningKey, StoreError, StoredDomain,
 };
 use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
@@ -19,7 +19,8 @@ use crate::backend::{
     DbError, UniqueTarget, in_transaction, is_retryable, unique_violation, with_conn,
 };
 use crate::events::record_events;
-use crate::locks::lock_organization;
+use crate::locks::{RegistrableLock as _, lock_organization};
+use crate::ownership::admit;
 use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
 
 /// Attempts of the unit of work when a concurrent one got in the way (a unique index
@@ -32,6 +33,11 @@ impl Store {
         let org = reg.organization.as_str();
         let email = reg.email.canonical();
         let reply_to = reg.reply_to.as_ref().map(ToString::to_string);
+        // The name creations take turns on: the registrable domain (the first
+        // ancestor), or the domain itself when it is registrable.
+        let registrable = <[DomainName]>::first(&reg.creation.ancestors)
+            .map_or(name, DomainName::as_ascii)
+            .to_owned();
         in_transaction!(&self.backend, |c| {
             let now = Utc::now();
             // The organization's row first: switching the active sender is a
@@ -44,6 +50,18 @@ impl Store {
             }
             let mut created = false;
             if let Some(key) = &reg.new_key {
+                // Creations under one registrable domain take turns, so no two
+                // organizations both pass the ancestor check; this organization's
+                // row lock (above) makes the quota counts exact.
+                c.lock_registrable(&registrable).await?;
+                let exists: i64 = domains::table
+                    .filter(domains::name.eq(name))
+                    .count()
+                    .get_result(c)
+                    .await?;
+                if exists == 0 {
+                    admit!(c, org, &reg.creation, now)?;
+                }
                 // A racing creator of the same name makes this a no-op; we then
                 // read and use the winner's row (and key) below.
                 let inserted: Option<i64> = diesel::insert_into(domains::table)
@@ -194,9 +212,17 @@ impl DomainStore for Store {
                     tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
                     attempt += 1;
                 }
-                result => return result.map_err(RegisterError::from_db),
+                result => return result.map_err(register_error),
             }
         }
+    }
+
+    async fn admit_creation(
+        &self,
+        organization: &OrganizationId,
+        rules: &CreationRules,
+    ) -> Result<(), RegisterError> {
+        self.admit_creation_now(organization, rules).await
     }
 
     async fn list_domains(
@@ -327,21 +353,18 @@ impl Store {
     }
 }
 
-trait FromDb {
-    fn from_db(error: DbError) -> Self;
-}
-
-impl FromDb for RegisterError {
-    fn from_db(error: DbError) -> Self {
-        if unique_violation(&error) == Some(UniqueTarget::SenderEmail) {
-            return Self::EmailTaken;
-        }
-        match error {
-            DbError::DomainTaken => Self::DomainTaken,
-            DbError::EmailTaken => Self::EmailTaken,
-            DbError::KeyRequired => Self::KeyRequired,
-            other => Self::Infra(other.into()),
-        }
+/// A registration's failure in the port's terms.
+pub(crate) fn register_error(error: DbError) -> RegisterError {
+    if unique_violation(&error) == Some(UniqueTarget::SenderEmail) {
+        return RegisterError::EmailTaken;
+    }
+    match error {
+        DbError::DomainTaken => RegisterError::DomainTaken,
+        DbError::EmailTaken => RegisterError::EmailTaken,
+        DbError::KeyRequired => RegisterError::KeyRequired,
+        DbError::DomainLimit => RegisterError::DomainLimit,
+        DbError::RateLimited(retry_after) => RegisterError::RateLimited { retry_after },
+        other => RegisterError::Infra(other.into()),
     }
 }
 

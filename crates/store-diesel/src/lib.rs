@@ -15,6 +15,7 @@ mod domains;
 mod events;
 mod lifecycle;
 mod locks;
+mod ownership;
 mod rows;
 mod schema;
 mod senders;

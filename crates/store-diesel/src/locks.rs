@@ -77,3 +77,29 @@ impl DomainLock for SqliteConn {
             .optional()?)
     }
 }
+
+/// Makes the creations of domains under one registrable domain take turns, across
+/// instances, until the transaction ends.
+pub(crate) trait RegistrableLock {
+    /// Waits for and takes the lock on `registrable` (a domain name).
+    async fn lock_registrable(&mut self, registrable: &str) -> Result<(), DbError>;
+}
+
+impl RegistrableLock for AsyncPgConnection {
+    async fn lock_registrable(&mut self, registrable: &str) -> Result<(), DbError> {
+        // A transaction-scoped advisory lock keyed by the name's hash: a collision
+        // only makes two unrelated creations wait for each other.
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(registrable)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+}
+
+impl RegistrableLock for SqliteConn {
+    async fn lock_registrable(&mut self, _registrable: &str) -> Result<(), DbError> {
+        // The IMMEDIATE transaction already holds the database's only write lock.
+        Ok(())
+    }
+}

@@ -83,6 +83,20 @@ macro_rules! tables {
             use diesel::sql_types::*;
             use super::Moment;
 
+            domain_claims (id) {
+                id -> BigInt,
+                domain_id -> BigInt,
+                organization_id -> Text,
+                token -> Text,
+                created_at -> Moment,
+                expires_at -> Moment,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
             events (id) {
                 id -> BigInt,
                 organization_id -> Text,
@@ -115,6 +129,7 @@ macro_rules! tables {
         diesel::joinable!(senders -> domains (domain_id));
         diesel::joinable!(dkim_keys -> domains (domain_id));
         diesel::joinable!(events -> organizations (organization_id));
+        diesel::joinable!(domain_claims -> domains (domain_id));
         diesel::allow_tables_to_appear_in_same_query!(
             organizations,
             api_tokens,
@@ -122,6 +137,7 @@ macro_rules! tables {
             senders,
             service_keys,
             dkim_keys,
+            domain_claims,
             events
         );
     };

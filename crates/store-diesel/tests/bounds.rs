@@ -10,9 +10,12 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection as _;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use domain_core::OrganizationName;
+use domain_core::ownership::CreationLimits;
 use domain_core::ports::InfraError;
 use domain_core::ports::admin::Administration as _;
-use domain_core::ports::store::{DomainStore as _, RegisterError, SenderRegistration};
+use domain_core::ports::store::{
+    CreationRules, DomainStore as _, RegisterError, SenderRegistration,
+};
 use domain_core::{DkimKey, EmailAddress, OrganizationId, SealedKey, Selector};
 use store_diesel::test_support::{TestDatabase, backends};
 use store_diesel::{BackendKind, Store, StoreConfig};
@@ -43,6 +46,10 @@ fn sender(org: &OrganizationId, email: &str) -> SenderRegistration {
             sealed_private_key: SealedKey(b"sealed".to_vec()),
         }),
         enable_inbound: false,
+        creation: CreationRules {
+            ancestors: Vec::new(),
+            limits: CreationLimits::default(),
+        },
     }
 }
 

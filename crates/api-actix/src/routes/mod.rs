@@ -1,5 +1,6 @@
 //! The HTTP surface: `configure` mounts every route on an actix `ServiceConfig`.
 
+pub mod claims;
 pub mod domains;
 pub mod events;
 pub mod generate;
@@ -64,6 +65,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/emails/domains/{domain}/verify")
             .app_data(Operation::VerifyDomain)
             .route(web::post().to(manage::verify))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/api/v1/emails/domains/{domain}/claim")
+            .app_data(Operation::OpenClaim)
+            .route(web::post().to(claims::open))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/api/v1/emails/domains/{domain}/claim/verify")
+            .app_data(Operation::VerifyClaim)
+            .route(web::post().to(claims::verify))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(

@@ -12,7 +12,9 @@ use actix_web::test::{TestRequest, call_service, init_service};
 use actix_web::{App, web};
 use chrono::{DateTime, TimeZone as _, Utc};
 use domain_core::lifecycle::{KeyRecord, KeyState};
+use domain_core::ownership::{DEFAULT_CLAIM_TTL, Ownership};
 use domain_core::ports::BoxError;
+use domain_core::ports::claims::MockClaimStore;
 use domain_core::ports::clock::Clock;
 use domain_core::ports::credentials::MockCredentials;
 use domain_core::ports::dns::{DnsError, MockDns};
@@ -20,6 +22,7 @@ use domain_core::ports::keys::MockKeyGenerator;
 use domain_core::ports::lifecycle::{MockEventStore, MockKeyLifecycleStore, MockSenderStore};
 use domain_core::ports::store::{DomainDetail, MockDomainStore, SenderRecord, StoredDomain};
 use domain_core::usecases::authenticate::Authenticate;
+use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
@@ -78,6 +81,7 @@ pub(crate) struct Mocks {
     pub lifecycle: MockKeyLifecycleStore,
     pub senders: MockSenderStore,
     pub events: MockEventStore,
+    pub claims: MockClaimStore,
     pub dns: MockDns,
     pub keys: MockKeyGenerator,
     /// `false`: no JWT secret configured.
@@ -96,6 +100,7 @@ impl Mocks {
             lifecycle: MockKeyLifecycleStore::new(),
             senders: MockSenderStore::new(),
             events: MockEventStore::new(),
+            claims: MockClaimStore::new(),
             dns,
             keys: MockKeyGenerator::new(),
             jwt: true,
@@ -149,6 +154,15 @@ impl Mocks {
                 keys.clone(),
                 dns.clone(),
                 policy.clone(),
+                Arc::new(Ownership::default()),
+            ),
+            claim: ClaimDomain::new(
+                Arc::new(self.claims),
+                dns.clone(),
+                keys.clone(),
+                read.clone(),
+                clock.clone(),
+                DEFAULT_CLAIM_TTL,
             ),
             manage: ManageDomain::new(
                 lifecycle.clone(),
@@ -250,7 +264,9 @@ pub(crate) fn as_org_b(request: TestRequest) -> TestRequest {
 /// A request carrying a dashboard JWT for `organization`.
 pub(crate) fn with_jwt(request: TestRequest, organization: &OrganizationId) -> TestRequest {
     let secret = JwtSecret::new(JWT_SECRET).expect("a long enough secret");
-    let token = secret.issue(organization, Duration::from_secs(300));
+    let token = secret
+        .issue(organization, Duration::from_secs(300))
+        .expect("a lifetime within the limit");
     request.insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
 }
 

@@ -32,6 +32,12 @@ pub trait Administration: Send + Sync {
         organization: &OrganizationId,
     ) -> Result<Option<IssuedToken>, InfraError>;
 
+    /// Whether an organization has this id.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn organization_exists(&self, organization: &OrganizationId) -> Result<bool, InfraError>;
+
     /// Revokes the live pair whose access token this is; whether one was revoked.
     ///
     /// # Errors

@@ -3,6 +3,7 @@
 //! `MockDkimSigner`, …).
 
 pub mod admin;
+pub mod claims;
 pub mod clock;
 pub mod credentials;
 pub mod dns;

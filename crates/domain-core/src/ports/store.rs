@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::InfraError;
 use crate::lifecycle::{DomainStatus, KeyRecord, Page, Paged};
+use crate::ownership::CreationLimits;
 use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, SealedKey, Selector};
 
 /// A domain as stored: owner, active DKIM key (public half), inbound state, status.
@@ -78,6 +79,20 @@ pub struct SenderRegistration {
     pub new_key: Option<DkimKey>,
     /// Turn inbound on. `false` never turns an enabled domain off.
     pub enable_inbound: bool,
+    /// What creating the domain must respect; ignored when the domain exists.
+    pub creation: CreationRules,
+}
+
+/// The rules a new domain is admitted under, checked by the store in the unit of work
+/// that creates it (so instances sharing a database hold them together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreationRules {
+    /// The domain's ancestors below its public suffix, nearest the suffix first
+    /// ([`crate::ownership::ancestors`]): if another organization owns one, the
+    /// domain is taken. Creations under one registrable domain take turns.
+    pub ancestors: Vec<DomainName>,
+    /// The organization's quotas.
+    pub limits: CreationLimits,
 }
 
 /// The outcome of a registration: the domain as it stands after the unit of work.
@@ -144,6 +159,20 @@ pub trait DomainStore: Send + Sync {
         registration: SenderRegistration,
     ) -> Result<Registered, RegisterError>;
 
+    /// Whether `organization` may create a domain under `rules` right now: the same
+    /// checks [`DomainStore::register_sender`] makes when it creates one, read without
+    /// taking any lock, so a caller can refuse before it draws a key. `Ok` is no
+    /// promise: the registration checks again.
+    ///
+    /// # Errors
+    /// [`RegisterError::DomainTaken`] (an ancestor belongs to another organization),
+    /// [`RegisterError::DomainLimit`], [`RegisterError::RateLimited`], or a failed read.
+    async fn admit_creation(
+        &self,
+        organization: &OrganizationId,
+        rules: &CreationRules,
+    ) -> Result<(), RegisterError>;
+
     /// One page of the organization's domains, by name (A-label); the cursor is a
     /// domain name.
     ///
@@ -187,6 +216,16 @@ pub enum RegisterError {
     /// Another sender already has this address (compared case-insensitively).
     #[error("the email is already registered")]
     EmailTaken,
+    /// The organization owns [`CreationLimits::max_domains`] domains already.
+    #[error("the organization's domain limit is reached")]
+    DomainLimit,
+    /// The organization created [`CreationLimits::per_minute`] domains within the
+    /// last minute; a slot frees after `retry_after`.
+    #[error("too many new domains; retry later")]
+    RateLimited {
+        /// Until the oldest creation in the window leaves it.
+        retry_after: std::time::Duration,
+    },
     /// The domain does not exist and no key was supplied to create it.
     #[error("the domain does not exist and no key was supplied")]
     KeyRequired,

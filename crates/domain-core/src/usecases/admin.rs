@@ -85,6 +85,19 @@ impl ManageOrganizations {
             .ok_or(AdminError::UnknownOrganization)
     }
 
+    /// Checks that an organization has this id (before a credential such as a
+    /// dashboard JWT is minted for it).
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownOrganization`], or a port failure.
+    pub async fn require(&self, organization: &OrganizationId) -> Result<(), AdminError> {
+        if self.admin.organization_exists(organization).await? {
+            Ok(())
+        } else {
+            Err(AdminError::UnknownOrganization)
+        }
+    }
+
     /// Revokes the live pair whose access token is `access_token`.
     ///
     /// # Errors

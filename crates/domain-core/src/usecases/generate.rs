@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use crate::ownership::{self, Ownership};
 use crate::ports::InfraError;
 use crate::ports::dns::Dns;
 use crate::ports::keys::KeyGenerator;
-use crate::ports::store::{DomainStore, RegisterError, SenderRegistration};
+use crate::ports::store::{CreationRules, DomainStore, RegisterError, SenderRegistration};
 use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, RecordPolicy, RecordSet};
 
 /// Creates or reuses a sender domain, registers and activates a sender on it, and
@@ -18,6 +19,7 @@ pub struct GenerateRecords {
     keys: Arc<dyn KeyGenerator>,
     dns: Arc<dyn Dns>,
     policy: Arc<RecordPolicy>,
+    ownership: Arc<Ownership>,
 }
 
 /// The request body, as received: nothing here has been validated yet.
@@ -41,39 +43,52 @@ pub enum GenerateError {
     /// `replyTo` is present but not a valid address; carries the value as received.
     #[error("the reply-to address is invalid")]
     InvalidReplyTo(String),
-    /// The domain belongs to another organization.
+    /// The domain belongs to another organization, is under one of its domains, or
+    /// is reserved.
     #[error("the domain belongs to another organization")]
     DomainTaken,
     /// Another sender already has this address.
     #[error("the email is already registered")]
     EmailTaken,
+    /// The domain is new and the organization owns as many domains as it may.
+    #[error("the organization's domain limit is reached")]
+    DomainLimit,
+    /// The domain is new and the organization created its quota of domains within
+    /// the last minute; carries the wait until a slot frees.
+    #[error("too many new domains; retry later")]
+    RateLimited(std::time::Duration),
     /// A port failed.
     #[error(transparent)]
     Infra(#[from] InfraError),
 }
 
 impl GenerateRecords {
-    /// The use case over its ports and the platform's record policy.
+    /// The use case over its ports, the platform's record policy and the rules new
+    /// domains are held to.
     #[must_use]
     pub fn new(
         store: Arc<dyn DomainStore>,
         keys: Arc<dyn KeyGenerator>,
         dns: Arc<dyn Dns>,
         policy: Arc<RecordPolicy>,
+        ownership: Arc<Ownership>,
     ) -> Self {
         Self {
             store,
             keys,
             dns,
             policy,
+            ownership,
         }
     }
 
     /// Runs the use case for an authenticated organization.
     ///
     /// # Errors
-    /// [`GenerateError`], checked in the seed's order: invalid sender, invalid
-    /// reply-to, domain taken, email taken; then infrastructure failures.
+    /// [`GenerateError`], checked in the seed's order: invalid sender (a public
+    /// suffix or special-use name included), invalid reply-to, domain taken (reserved,
+    /// owned by another organization, or under one of its domains), email taken; a new
+    /// domain then meets the quotas; then infrastructure failures.
     pub async fn execute(
         &self,
         organization: &OrganizationId,
@@ -90,11 +105,16 @@ impl GenerateRecords {
             })
             .transpose()?;
         let domain = email.domain().clone();
-        if domain.as_ascii().len() > MAX_SENDER_DOMAIN_OCTETS {
+        if domain.as_ascii().len() > MAX_SENDER_DOMAIN_OCTETS
+            || !ownership::is_sender_domain(&domain)
+        {
             return Err(GenerateError::InvalidSender(raw_email));
         }
 
-        // 3. Domain owned by another organization.
+        // 3. Reserved, or owned by another organization.
+        if self.ownership.reserved.contains(&domain) {
+            return Err(GenerateError::DomainTaken);
+        }
         let existing = self.store.find_domain(&domain).await?;
         if existing
             .as_ref()
@@ -103,10 +123,21 @@ impl GenerateRecords {
             return Err(GenerateError::DomainTaken);
         }
 
-        // 5. A new domain needs a key; a domain we own keeps the one it has.
+        // 5. A new domain must be admitted (no ancestor of another organization's,
+        // within the quotas) before it costs a key; a domain we own keeps its key.
+        let creation = CreationRules {
+            ancestors: ownership::ancestors(&domain),
+            limits: self.ownership.limits,
+        };
         let new_key = match existing {
             Some(_) => None,
-            None => Some(self.generate_key(&domain).await?),
+            None => {
+                self.store
+                    .admit_creation(organization, &creation)
+                    .await
+                    .map_err(GenerateError::from_register)?;
+                Some(self.generate_key(&domain).await?)
+            }
         };
 
         // 6. Inbound: only a live MX pointing at our relay turns it on.
@@ -121,6 +152,7 @@ impl GenerateRecords {
             reply_to,
             new_key,
             enable_inbound,
+            creation,
         };
         let registered = match self.store.register_sender(registration.clone()).await {
             // The domain vanished between our read and the write: create it after all.
@@ -130,14 +162,7 @@ impl GenerateRecords {
             }
             other => other,
         }
-        .map_err(|error| match error {
-            RegisterError::DomainTaken => GenerateError::DomainTaken,
-            RegisterError::EmailTaken => GenerateError::EmailTaken,
-            RegisterError::KeyRequired => {
-                InfraError::unexpected("store demanded a key it was given").into()
-            }
-            RegisterError::Infra(e) => GenerateError::Infra(e),
-        })?;
+        .map_err(GenerateError::from_register)?;
 
         // 8. Records from the stored domain, so racing callers all see the winning key.
         let stored = registered.domain;
@@ -173,10 +198,26 @@ impl GenerateRecords {
     }
 }
 
+impl GenerateError {
+    fn from_register(error: RegisterError) -> Self {
+        match error {
+            RegisterError::DomainTaken => Self::DomainTaken,
+            RegisterError::EmailTaken => Self::EmailTaken,
+            RegisterError::DomainLimit => Self::DomainLimit,
+            RegisterError::RateLimited { retry_after } => Self::RateLimited(retry_after),
+            RegisterError::KeyRequired => {
+                InfraError::unexpected("store demanded a key it was given").into()
+            }
+            RegisterError::Infra(e) => Self::Infra(e),
+        }
+    }
+}
+
 impl std::fmt::Debug for GenerateRecords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GenerateRecords")
             .field("policy", &self.policy)
+            .field("ownership", &self.ownership)
             .finish_non_exhaustive()
     }
 }

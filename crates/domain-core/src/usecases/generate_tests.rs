@@ -45,6 +45,7 @@ fn input(email: &str) -> GenerateInput {
 fn store_creating_domains() -> MockDomainStore {
     let mut store = MockDomainStore::new();
     store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_admit_creation().returning(|_, _| Ok(()));
     store.expect_register_sender().returning(|reg| {
         let key = reg.new_key.expect("a new domain needs a key");
         Ok(Registered {
@@ -88,7 +89,13 @@ fn untouched_store() -> MockDomainStore {
 }
 
 fn use_case(store: MockDomainStore, keys: MockKeyGenerator, dns: MockDns) -> GenerateRecords {
-    GenerateRecords::new(Arc::new(store), Arc::new(keys), Arc::new(dns), policy())
+    GenerateRecords::new(
+        Arc::new(store),
+        Arc::new(keys),
+        Arc::new(dns),
+        policy(),
+        Arc::new(Ownership::default()),
+    )
 }
 
 fn dns_answering(result: Result<Vec<MxRecord>, DnsError>) -> MockDns {
@@ -173,6 +180,7 @@ async fn rejects_a_sender_domain_too_long_for_its_dkim_record_name() {
         Arc::new(keys_generating_once()),
         Arc::new(untouched_dns()),
         policy(),
+        Arc::new(Ownership::default()),
     );
     let records = accepted
         .execute(&org(), input(&format!("a@{fits}")))
@@ -231,6 +239,7 @@ async fn answers_domain_taken_when_another_org_owns_the_domain() {
 async fn answers_domain_taken_when_another_org_wins_the_race_to_create_it() {
     let mut store = MockDomainStore::new();
     store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_admit_creation().returning(|_, _| Ok(()));
     store
         .expect_register_sender()
         .times(1)
@@ -275,6 +284,7 @@ async fn answers_email_taken_when_the_sender_exists() {
 async fn answers_the_opaque_500_text_when_key_generation_fails() {
     let mut store = MockDomainStore::new();
     store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_admit_creation().returning(|_, _| Ok(()));
     store.expect_register_sender().never();
     let mut keys = MockKeyGenerator::new();
     keys.expect_generate()
@@ -437,6 +447,7 @@ async fn reuses_the_existing_key_when_the_org_already_owns_the_domain() {
 async fn returns_the_stored_key_when_a_concurrent_call_created_the_domain_first() {
     let mut store = MockDomainStore::new();
     store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_admit_creation().returning(|_, _| Ok(()));
     store.expect_register_sender().returning(|_| {
         Ok(Registered {
             domain: stored("org-a", "example.com", "winner", EXISTING_KEY, false),
@@ -497,6 +508,7 @@ async fn generates_a_key_after_all_when_the_domain_vanished_before_the_write() {
 async fn registers_the_reply_to_and_the_sender_as_parsed() {
     let mut store = MockDomainStore::new();
     store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_admit_creation().returning(|_, _| Ok(()));
     store
         .expect_register_sender()
         .withf(|reg| {
@@ -557,6 +569,7 @@ async fn renders_records_for_an_idn_sender_in_a_labels() {
         .with(eq(DomainName::parse("xn--bcher-kva.example").unwrap()))
         .times(1)
         .returning(|_| Ok(None));
+    store.expect_admit_creation().returning(|_, _| Ok(()));
     store.expect_register_sender().returning(|reg| {
         Ok(Registered {
             domain: stored(
@@ -590,6 +603,7 @@ async fn renders_records_for_an_idn_sender_in_a_labels() {
 async fn assert_inbound_registered_as(dns: MockDns, expected: bool) {
     let mut store = MockDomainStore::new();
     store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_admit_creation().returning(|_, _| Ok(()));
     store
         .expect_register_sender()
         .withf(move |reg| reg.enable_inbound == expected)
@@ -695,4 +709,125 @@ async fn does_not_look_up_mx_when_inbound_is_already_on() {
     };
 
     use_case.execute(&org(), request).await.unwrap();
+}
+
+#[tokio::test]
+async fn public_suffixes_and_special_use_names_are_invalid_senders_before_any_lookup() {
+    let use_case = use_case(untouched_store(), untouched_keys(), untouched_dns());
+    for email in [
+        "x@co.uk",
+        "x@github.io",
+        "x@gov.uk",
+        "x@in-addr.arpa",
+        "x@foo.local",
+        "x@printer.internal",
+        "x@abc.onion",
+        "x@a.localhost",
+    ] {
+        let error = use_case.execute(&org(), input(email)).await.unwrap_err();
+        assert!(
+            matches!(&error, GenerateError::InvalidSender(raw) if raw == email),
+            "{email}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reserved_names_and_their_subdomains_are_taken_before_any_lookup() {
+    let use_case = GenerateRecords::new(
+        Arc::new(untouched_store()),
+        Arc::new(untouched_keys()),
+        Arc::new(untouched_dns()),
+        policy(),
+        Arc::new(Ownership {
+            reserved: ownership::ReservedDomains::default_for(&["inbound.sendtrim.com".into()]),
+            ..Ownership::default()
+        }),
+    );
+    for email in [
+        "postmaster@gmail.com",
+        "noreply@sendtrim.com",
+        "a@mail.sendtrim.com",
+        "b@eu.outlook.com",
+    ] {
+        let error = use_case.execute(&org(), input(email)).await.unwrap_err();
+        assert!(
+            matches!(error, GenerateError::DomainTaken),
+            "{email}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_domain_is_admitted_with_its_ancestors_and_limits_before_a_key_is_drawn() {
+    for (refusal, check) in [
+        (
+            RegisterError::DomainLimit,
+            (|e: &GenerateError| matches!(e, GenerateError::DomainLimit))
+                as fn(&GenerateError) -> bool,
+        ),
+        (
+            RegisterError::RateLimited {
+                retry_after: std::time::Duration::from_secs(7),
+            },
+            |e| matches!(e, GenerateError::RateLimited(wait) if wait.as_secs() == 7),
+        ),
+        (RegisterError::DomainTaken, |e| {
+            matches!(e, GenerateError::DomainTaken)
+        }),
+    ] {
+        let mut store = MockDomainStore::new();
+        store.expect_find_domain().returning(|_| Ok(None));
+        let mut answer = Some(refusal);
+        store
+            .expect_admit_creation()
+            .withf(|o, rules| {
+                *o == org()
+                    && rules
+                        .ancestors
+                        .iter()
+                        .map(DomainName::as_ascii)
+                        .eq(["example.co.uk", "b.example.co.uk"])
+                    && rules.limits == ownership::CreationLimits::default()
+            })
+            .times(1)
+            .returning(move |_, _| Err(answer.take().unwrap()));
+        store.expect_register_sender().never();
+        let error = use_case(store, untouched_keys(), untouched_dns())
+            .execute(&org(), input("x@a.b.example.co.uk"))
+            .await
+            .unwrap_err();
+        assert!(check(&error), "{error:?}");
+    }
+}
+
+#[tokio::test]
+async fn reusing_an_owned_domain_is_never_held_to_the_creation_rules() {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| {
+        Ok(Some(stored(
+            "org-a",
+            "example.com",
+            "abc123",
+            EXISTING_KEY,
+            false,
+        )))
+    });
+    store.expect_admit_creation().never();
+    store.expect_register_sender().times(1).returning(|reg| {
+        Ok(Registered {
+            domain: stored(
+                "org-a",
+                "example.com",
+                "abc123",
+                EXISTING_KEY,
+                reg.enable_inbound,
+            ),
+            domain_created: false,
+        })
+    });
+    use_case(store, untouched_keys(), untouched_dns())
+        .execute(&org(), input("second@example.com"))
+        .await
+        .unwrap();
 }

@@ -4,8 +4,9 @@
 #![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use domain_core::lifecycle::Page;
+use domain_core::ownership::{CreationLimits, ancestors};
 use domain_core::ports::admin::Administration;
-use domain_core::ports::store::SenderRegistration;
+use domain_core::ports::store::{CreationRules, SenderRegistration};
 use domain_core::{DkimKey, EmailAddress, OrganizationId, OrganizationName, SealedKey, Selector};
 use store_diesel::Store;
 
@@ -18,14 +19,35 @@ pub fn key(selector: &str) -> DkimKey {
     }
 }
 
+/// Limits no test reaches unless it means to.
+pub const GENEROUS: CreationLimits = CreationLimits {
+    max_domains: 1_000_000,
+    per_minute: 1_000_000,
+};
+
 pub fn registration(
     org: &OrganizationId,
     email: &str,
     new_key: Option<DkimKey>,
 ) -> SenderRegistration {
+    registration_within(org, email, new_key, GENEROUS)
+}
+
+/// A registration held to `limits`, with the ancestors generate would compute.
+pub fn registration_within(
+    org: &OrganizationId,
+    email: &str,
+    new_key: Option<DkimKey>,
+    limits: CreationLimits,
+) -> SenderRegistration {
+    let email = EmailAddress::parse(email).unwrap();
     SenderRegistration {
         organization: org.clone(),
-        email: EmailAddress::parse(email).unwrap(),
+        creation: CreationRules {
+            ancestors: ancestors(email.domain()),
+            limits,
+        },
+        email,
         reply_to: None,
         new_key,
         enable_inbound: false,

@@ -1,0 +1,193 @@
+//! Claims: the rightful owner of a domain another organization holds takes it back
+//! by publishing a TXT record only it was given.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::ownership::{claim_record_name, claim_record_value};
+use crate::ports::InfraError;
+use crate::ports::claims::{ClaimStore, OpenClaimError, TransferError};
+use crate::ports::clock::Clock;
+use crate::ports::dns::Dns;
+use crate::ports::keys::KeyGenerator;
+use crate::usecases::read::{DomainView, ReadDomains, ReadError};
+use crate::{DomainName, OrganizationId};
+
+/// The record a claimant publishes, and until when the claim is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimChallenge {
+    /// The claimed domain.
+    pub domain: DomainName,
+    /// `_domain-api-claim.<domain>`.
+    pub record_name: String,
+    /// `domain-api-claim=<random>`.
+    pub record_value: String,
+    /// When the claim closes unproven.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a claim was not opened or not proven.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// Not a domain name; carries the value as received.
+    #[error("the domain name is invalid")]
+    InvalidDomain(String),
+    /// Nobody owns the domain: there is nothing to claim.
+    #[error("no such domain")]
+    NotFound,
+    /// The claimant owns the domain already.
+    #[error("the domain already belongs to this organization")]
+    OwnDomain,
+    /// The claimant has no open claim on the domain (never opened, expired, or
+    /// another claim or a deletion got there first).
+    #[error("no open claim for this domain")]
+    NoOpenClaim,
+    /// The claim record is not published (or not yet visible); carries its name.
+    #[error("the claim record is not published")]
+    RecordNotFound(String),
+    /// A port failed.
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+/// Opens and proves claims.
+#[derive(Clone)]
+pub struct ClaimDomain {
+    claims: Arc<dyn ClaimStore>,
+    dns: Arc<dyn Dns>,
+    keys: Arc<dyn KeyGenerator>,
+    read: ReadDomains,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+}
+
+impl ClaimDomain {
+    /// The use case over its ports; a claim stays open for `ttl`.
+    #[must_use]
+    pub fn new(
+        claims: Arc<dyn ClaimStore>,
+        dns: Arc<dyn Dns>,
+        keys: Arc<dyn KeyGenerator>,
+        read: ReadDomains,
+        clock: Arc<dyn Clock>,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            claims,
+            dns,
+            keys,
+            read,
+            clock,
+            ttl,
+        }
+    }
+
+    /// Opens the organization's claim on another organization's domain, or returns
+    /// the one already open (the same record until it expires).
+    ///
+    /// # Errors
+    /// [`ClaimError::InvalidDomain`], [`ClaimError::NotFound`],
+    /// [`ClaimError::OwnDomain`], or a port failure.
+    pub async fn open(
+        &self,
+        organization: &OrganizationId,
+        domain: &str,
+    ) -> Result<ClaimChallenge, ClaimError> {
+        let name = parse(domain)?;
+        let now = self.clock.now();
+        let ttl = chrono::Duration::from_std(self.ttl)
+            .map_err(|e| InfraError::unexpected(format!("claim TTL: {e}")))?;
+        let claim = self
+            .claims
+            .open_claim(organization, &name, now, now + ttl)
+            .await
+            .map_err(|error| match error {
+                OpenClaimError::NotFound => ClaimError::NotFound,
+                OpenClaimError::OwnDomain => ClaimError::OwnDomain,
+                OpenClaimError::Infra(e) => ClaimError::Infra(e),
+            })?;
+        Ok(ClaimChallenge {
+            record_name: claim_record_name(&claim.domain),
+            record_value: claim_record_value(&claim.token),
+            domain: claim.domain,
+            expires_at: claim.expires_at,
+        })
+    }
+
+    /// Looks for the claim record over live DNS; when it is there, transfers the
+    /// domain to the organization with a new key and returns it.
+    ///
+    /// # Errors
+    /// [`ClaimError::InvalidDomain`], [`ClaimError::OwnDomain`],
+    /// [`ClaimError::NoOpenClaim`], [`ClaimError::RecordNotFound`], or a port failure.
+    pub async fn verify(
+        &self,
+        organization: &OrganizationId,
+        domain: &str,
+    ) -> Result<DomainView, ClaimError> {
+        let name = parse(domain)?;
+        let Some(claim) = self
+            .claims
+            .find_claim(organization, &name, self.clock.now())
+            .await?
+        else {
+            // A retry after the transfer answered: say so rather than "no claim".
+            return match self.read.detail(organization, name.as_ascii()).await {
+                Ok(_) => Err(ClaimError::OwnDomain),
+                Err(ReadError::Infra(e)) => Err(ClaimError::Infra(e)),
+                Err(_) => Err(ClaimError::NoOpenClaim),
+            };
+        };
+        let record_name = claim_record_name(&name);
+        let expected = claim_record_value(&claim.token);
+        let published = match self.dns.txt(&record_name).await {
+            Ok(records) => records.iter().any(|txt| txt.joined().trim() == expected),
+            Err(outcome) => {
+                tracing::info!(domain = %name, %outcome, "claim record lookup found nothing");
+                false
+            }
+        };
+        if !published {
+            return Err(ClaimError::RecordNotFound(record_name));
+        }
+        let key = self
+            .keys
+            .generate(&name)
+            .await
+            .map_err(InfraError::unexpected)?;
+        self.claims
+            .transfer(organization, &claim, key, self.clock.now())
+            .await
+            .map_err(|error| match error {
+                TransferError::NoOpenClaim => ClaimError::NoOpenClaim,
+                TransferError::Infra(e) => ClaimError::Infra(e),
+            })?;
+        tracing::info!(domain = %name, "domain transferred by a proven claim");
+        self.read
+            .detail(organization, name.as_ascii())
+            .await
+            .map_err(|error| match error {
+                ReadError::Infra(e) => ClaimError::Infra(e),
+                // Deleted by its new owner between the transfer and this read.
+                ReadError::InvalidDomain(_) | ReadError::NotFound => ClaimError::NoOpenClaim,
+            })
+    }
+}
+
+fn parse(domain: &str) -> Result<DomainName, ClaimError> {
+    DomainName::parse(domain).map_err(|_| ClaimError::InvalidDomain(domain.to_owned()))
+}
+
+impl std::fmt::Debug for ClaimDomain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimDomain")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+#[path = "claim_tests.rs"]
+mod tests;

@@ -1,0 +1,259 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::*;
+use crate::Selector;
+use crate::lifecycle::{KeyRecord, KeyState};
+use crate::ports::claims::{Claim, MockClaimStore};
+use crate::ports::clock::SystemClock;
+use crate::ports::dns::{DnsError, MockDns, TxtRecord};
+use crate::ports::keys::{DkimKey, MockKeyGenerator, SealedKey};
+use crate::ports::store::{DomainDetail, MockDomainStore, StoredDomain};
+use crate::usecases::fixtures::{org, policy};
+use crate::usecases::verify::KeyPolicy;
+
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn name() -> DomainName {
+    DomainName::parse("example.com").unwrap()
+}
+
+fn claim() -> Claim {
+    Claim {
+        domain: name(),
+        token: "tok".into(),
+        expires_at: Utc::now() + chrono::Duration::days(7),
+    }
+}
+
+fn owned_detail() -> DomainDetail {
+    DomainDetail {
+        domain: StoredDomain::new(
+            name(),
+            org(),
+            Selector::new("fresh").unwrap(),
+            "MIIBfresh".into(),
+            false,
+            Utc::now(),
+        ),
+        senders: Vec::new(),
+        keys: vec![KeyRecord {
+            selector: Selector::new("fresh").unwrap(),
+            state: KeyState::Active,
+            public_key: "MIIBfresh".into(),
+            created_at: Utc::now(),
+            activated_at: Some(Utc::now()),
+            retired_at: None,
+            revoked_at: None,
+        }],
+    }
+}
+
+fn reads(detail: Option<DomainDetail>) -> MockDomainStore {
+    let mut store = MockDomainStore::new();
+    store
+        .expect_domain_detail()
+        .returning(move |_, _| Ok(detail.clone()));
+    store
+}
+
+fn txt(values: &'static [&'static str]) -> MockDns {
+    let mut dns = MockDns::new();
+    dns.expect_txt()
+        .withf(|name| name == "_domain-api-claim.example.com")
+        .returning(move |_| {
+            Ok(values
+                .iter()
+                .map(|v| TxtRecord(vec![v.as_bytes().to_vec()]))
+                .collect())
+        });
+    dns
+}
+
+fn no_keys() -> MockKeyGenerator {
+    let mut keys = MockKeyGenerator::new();
+    keys.expect_generate().never();
+    keys
+}
+
+fn one_key() -> MockKeyGenerator {
+    let mut keys = MockKeyGenerator::new();
+    keys.expect_generate().times(1).returning(|_| {
+        Ok(DkimKey {
+            selector: Selector::new("fresh").unwrap(),
+            public_key: "MIIBfresh".into(),
+            sealed_private_key: SealedKey(vec![1]),
+        })
+    });
+    keys
+}
+
+fn use_case(
+    claims: MockClaimStore,
+    dns: MockDns,
+    keys: MockKeyGenerator,
+    read: MockDomainStore,
+) -> ClaimDomain {
+    let clock = Arc::new(SystemClock);
+    ClaimDomain::new(
+        Arc::new(claims),
+        Arc::new(dns),
+        Arc::new(keys),
+        ReadDomains::new(
+            Arc::new(read),
+            policy(),
+            KeyPolicy::default(),
+            clock.clone(),
+        ),
+        clock,
+        WEEK,
+    )
+}
+
+#[tokio::test]
+async fn opening_a_claim_hands_out_the_record_and_a_week_to_publish_it() {
+    let mut claims = MockClaimStore::new();
+    claims
+        .expect_open_claim()
+        .withf(|o, d, now, expires| {
+            *o == org()
+                && d.as_ascii() == "example.com"
+                && *expires - *now == chrono::Duration::days(7)
+        })
+        .returning(|_, d, _, expires| {
+            Ok(Claim {
+                domain: d.clone(),
+                token: "tok".into(),
+                expires_at: expires,
+            })
+        });
+    let challenge = use_case(claims, MockDns::new(), no_keys(), MockDomainStore::new())
+        .open(&org(), "EXAMPLE.com")
+        .await
+        .unwrap();
+    assert_eq!(challenge.record_name, "_domain-api-claim.example.com");
+    assert_eq!(challenge.record_value, "domain-api-claim=tok");
+}
+
+#[tokio::test]
+async fn opening_reports_a_free_or_own_domain_and_refuses_a_bad_name_before_the_store() {
+    for (store_says, expected) in [
+        (OpenClaimError::NotFound, "NotFound"),
+        (OpenClaimError::OwnDomain, "OwnDomain"),
+    ] {
+        let mut claims = MockClaimStore::new();
+        let mut answer = Some(store_says);
+        claims
+            .expect_open_claim()
+            .returning(move |_, _, _, _| Err(answer.take().unwrap()));
+        let error = use_case(claims, MockDns::new(), no_keys(), MockDomainStore::new())
+            .open(&org(), "example.com")
+            .await
+            .unwrap_err();
+        assert!(format!("{error:?}").starts_with(expected), "{error:?}");
+    }
+    let mut claims = MockClaimStore::new();
+    claims.expect_open_claim().never();
+    let error = use_case(claims, MockDns::new(), no_keys(), MockDomainStore::new())
+        .open(&org(), "not a domain")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClaimError::InvalidDomain(ref raw) if raw == "not a domain"));
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_record_transfers_nothing_and_draws_no_key() {
+    for (dns, label) in [
+        (
+            txt(&["domain-api-claim=someone-else", "v=spf1 -all"]),
+            "wrong value",
+        ),
+        (
+            {
+                let mut dns = MockDns::new();
+                dns.expect_txt().returning(|_| Err(DnsError::NxDomain));
+                dns
+            },
+            "no record",
+        ),
+    ] {
+        let mut claims = MockClaimStore::new();
+        claims
+            .expect_find_claim()
+            .returning(|_, _, _| Ok(Some(claim())));
+        claims.expect_transfer().never();
+        let error = use_case(claims, dns, no_keys(), MockDomainStore::new())
+            .verify(&org(), "example.com")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ClaimError::RecordNotFound(ref n) if n == "_domain-api-claim.example.com"),
+            "{label}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_published_record_transfers_the_domain_with_a_new_key() {
+    let mut claims = MockClaimStore::new();
+    claims
+        .expect_find_claim()
+        .returning(|_, _, _| Ok(Some(claim())));
+    claims
+        .expect_transfer()
+        .withf(|o, c, key, _| *o == org() && c.token == "tok" && key.selector.as_str() == "fresh")
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let view = use_case(
+        claims,
+        txt(&["v=spf1 -all", "domain-api-claim=tok"]),
+        one_key(),
+        reads(Some(owned_detail())),
+    )
+    .verify(&org(), "example.com")
+    .await
+    .unwrap();
+    assert_eq!(view.domain.as_ascii(), "example.com");
+}
+
+#[tokio::test]
+async fn without_an_open_claim_verify_says_whether_the_domain_is_already_ours() {
+    for (detail, own) in [(Some(owned_detail()), true), (None, false)] {
+        let mut claims = MockClaimStore::new();
+        claims.expect_find_claim().returning(|_, _, _| Ok(None));
+        let mut dns = MockDns::new();
+        dns.expect_txt().never();
+        let error = use_case(claims, dns, no_keys(), reads(detail))
+            .verify(&org(), "example.com")
+            .await
+            .unwrap_err();
+        if own {
+            assert!(matches!(error, ClaimError::OwnDomain), "{error:?}");
+        } else {
+            assert!(matches!(error, ClaimError::NoOpenClaim), "{error:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_claim_lost_to_a_racing_change_is_no_longer_open() {
+    let mut claims = MockClaimStore::new();
+    claims
+        .expect_find_claim()
+        .returning(|_, _, _| Ok(Some(claim())));
+    claims
+        .expect_transfer()
+        .returning(|_, _, _, _| Err(TransferError::NoOpenClaim));
+    let error = use_case(
+        claims,
+        txt(&["domain-api-claim=tok"]),
+        one_key(),
+        MockDomainStore::new(),
+    )
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    assert!(matches!(error, ClaimError::NoOpenClaim), "{error:?}");
+}

@@ -1,0 +1,323 @@
+//! Ownership: admitting a new domain (ancestors, quotas) inside the unit of work that
+//! creates it, the same checks read ahead of it, and claims (ClaimStore port).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use domain_core::lifecycle::{DomainStatus, EventType, KeyState, NewEvent};
+use domain_core::ports::InfraError;
+use domain_core::ports::claims::{Claim, ClaimStore, OpenClaimError, TransferError};
+use domain_core::ports::store::{CreationRules, RegisterError};
+use domain_core::{DkimKey, DomainName, OrganizationId};
+use ring::rand::{SecureRandom as _, SystemRandom};
+
+use crate::Store;
+use crate::backend::{DbError, in_transaction, is_retryable, with_conn};
+use crate::events::record_events;
+use crate::locks::{DomainLock as _, lock_organization};
+
+/// Checks on `$conn` that organization `$org` may create a domain under `$rules`
+/// (`&CreationRules`) at `$now`: no ancestor owned by another organization, fewer
+/// domains than its limit, a free slot in the creation window. Evaluates to
+/// `Result<(), DbError>`. Expands inside a `with_conn!`/`in_transaction!` body.
+macro_rules! admit {
+    ($conn:ident, $org:expr, $rules:expr, $now:expr) => {
+        async {
+            let org: &str = $org;
+            let rules: &domain_core::ports::store::CreationRules = $rules;
+            let now: chrono::DateTime<chrono::Utc> = $now;
+            if !rules.ancestors.is_empty() {
+                let names: Vec<&str> = rules.ancestors.iter().map(|d| d.as_ascii()).collect();
+                let foreign: i64 = domains::table
+                    .filter(domains::name.eq_any(names))
+                    .filter(domains::organization_id.ne(org))
+                    .count()
+                    .get_result(&mut *$conn)
+                    .await?;
+                if foreign > 0 {
+                    return Err($crate::backend::DbError::DomainTaken);
+                }
+            }
+            let owned: i64 = domains::table
+                .filter(domains::organization_id.eq(org))
+                .count()
+                .get_result(&mut *$conn)
+                .await?;
+            if owned >= i64::from(rules.limits.max_domains) {
+                return Err($crate::backend::DbError::DomainLimit);
+            }
+            // The latest creations by id (their order of commit within the
+            // organization, whose row lock serializes them); their times decide.
+            let latest: Vec<chrono::DateTime<chrono::Utc>> = events::table
+                .filter(events::organization_id.eq(org))
+                .filter(events::kind.eq(domain_core::lifecycle::EventType::DomainCreated.as_str()))
+                .order(events::id.desc())
+                .select(events::created_at)
+                .limit(i64::from(rules.limits.per_minute))
+                .load(&mut *$conn)
+                .await?;
+            match domain_core::ownership::creation_wait(&latest, rules.limits, now) {
+                Some(wait) => Err($crate::backend::DbError::RateLimited(wait)),
+                None => Ok(()),
+            }
+        }
+        .await
+    };
+}
+
+pub(crate) use admit;
+
+impl Store {
+    /// [`domain_core::ports::store::DomainStore::admit_creation`].
+    pub(crate) async fn admit_creation_now(
+        &self,
+        organization: &OrganizationId,
+        rules: &CreationRules,
+    ) -> Result<(), RegisterError> {
+        let org = organization.as_str();
+        let result: Result<(), DbError> =
+            with_conn!(&self.backend, |c| { admit!(c, org, rules, Utc::now()) });
+        result.map_err(crate::domains::register_error)
+    }
+}
+
+/// Attempts of a transfer when the domain changed hands between reading its owner
+/// and locking it.
+const MAX_TRANSFER_ATTEMPTS: u32 = 4;
+
+/// Random bytes in a claim token (hex in the record's value).
+const CLAIM_TOKEN_BYTES: usize = 20;
+
+fn claim_token() -> Result<String, DbError> {
+    let mut bytes = [0u8; CLAIM_TOKEN_BYTES];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| DbError::Corrupt("the system random source failed".into()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What one transfer attempt found.
+enum Transferred {
+    Done,
+    NoOpenClaim,
+}
+
+#[async_trait]
+impl ClaimStore for Store {
+    async fn open_claim(
+        &self,
+        organization: &OrganizationId,
+        domain: &DomainName,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Claim, OpenClaimError> {
+        let org = organization.as_str();
+        let fresh = claim_token().map_err(|e| OpenClaimError::Infra(e.into()))?;
+        let opened: Result<Claim, OpenClaimError> = in_transaction!(&self.backend, |c| {
+            let found: Option<(i64, String)> = domains::table
+                .filter(domains::name.eq(domain.as_ascii()))
+                .select((domains::id, domains::organization_id))
+                .first(c)
+                .await
+                .optional()?;
+            let Some((domain_id, owner)) = found else {
+                return Ok(Err(OpenClaimError::NotFound));
+            };
+            if owner == org {
+                return Ok(Err(OpenClaimError::OwnDomain));
+            }
+            let mine = domain_claims::table
+                .filter(domain_claims::domain_id.eq(domain_id))
+                .filter(domain_claims::organization_id.eq(org));
+            let open: Option<(String, DateTime<Utc>)> = mine
+                .select((domain_claims::token, domain_claims::expires_at))
+                .first(c)
+                .await
+                .optional()?;
+            if let Some((token, expires)) = open {
+                if expires > now {
+                    return Ok(Ok(Claim {
+                        domain: domain.clone(),
+                        token,
+                        expires_at: expires,
+                    }));
+                }
+                diesel::delete(mine).execute(c).await?;
+            }
+            // A concurrent open by the same organization makes this a no-op; both
+            // then hand out the row that won.
+            diesel::insert_into(domain_claims::table)
+                .values((
+                    domain_claims::domain_id.eq(domain_id),
+                    domain_claims::organization_id.eq(org),
+                    domain_claims::token.eq(&fresh),
+                    domain_claims::created_at.eq(now),
+                    domain_claims::expires_at.eq(expires_at),
+                ))
+                .on_conflict((domain_claims::domain_id, domain_claims::organization_id))
+                .do_nothing()
+                .execute(c)
+                .await?;
+            let (token, expires): (String, DateTime<Utc>) = domain_claims::table
+                .filter(domain_claims::domain_id.eq(domain_id))
+                .filter(domain_claims::organization_id.eq(org))
+                .select((domain_claims::token, domain_claims::expires_at))
+                .first(c)
+                .await?;
+            Ok(Ok(Claim {
+                domain: domain.clone(),
+                token,
+                expires_at: expires,
+            }))
+        })
+        .map_err(|e: DbError| OpenClaimError::Infra(e.into()))?;
+        opened
+    }
+
+    async fn find_claim(
+        &self,
+        organization: &OrganizationId,
+        domain: &DomainName,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claim>, InfraError> {
+        let found: Option<(String, DateTime<Utc>)> = with_conn!(&self.backend, |c| {
+            domain_claims::table
+                .inner_join(domains::table)
+                .filter(domains::name.eq(domain.as_ascii()))
+                .filter(domain_claims::organization_id.eq(organization.as_str()))
+                .select((domain_claims::token, domain_claims::expires_at))
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)
+        })?;
+        Ok(found
+            .filter(|(_, expires)| *expires > now)
+            .map(|(token, expires_at)| Claim {
+                domain: domain.clone(),
+                token,
+                expires_at,
+            }))
+    }
+
+    #[tracing::instrument(skip_all, fields(domain = %claim.domain, org = %organization))]
+    async fn transfer(
+        &self,
+        organization: &OrganizationId,
+        claim: &Claim,
+        new_key: DkimKey,
+        now: DateTime<Utc>,
+    ) -> Result<(), TransferError> {
+        let mut attempt = 1;
+        loop {
+            match self.transfer_once(organization, claim, &new_key, now).await {
+                Ok(Transferred::Done) => return Ok(()),
+                Ok(Transferred::NoOpenClaim) => return Err(TransferError::NoOpenClaim),
+                Err(error) if is_retryable(&error) && attempt < MAX_TRANSFER_ATTEMPTS => {
+                    tracing::debug!(attempt, %error, "transfer raced another change; retrying");
+                    attempt += 1;
+                }
+                Err(error) => return Err(TransferError::Infra(error.into())),
+            }
+        }
+    }
+}
+
+impl Store {
+    async fn transfer_once(
+        &self,
+        organization: &OrganizationId,
+        claim: &Claim,
+        key: &DkimKey,
+        now: DateTime<Utc>,
+    ) -> Result<Transferred, DbError> {
+        let org = organization.as_str();
+        let name = claim.domain.as_ascii();
+        in_transaction!(&self.backend, |c| {
+            let found: Option<String> = domains::table
+                .filter(domains::name.eq(name))
+                .select(domains::organization_id)
+                .first(c)
+                .await
+                .optional()?;
+            let Some(owner) = found else {
+                return Ok(Transferred::NoOpenClaim);
+            };
+            if owner == org {
+                return Ok(Transferred::NoOpenClaim);
+            }
+            // As deletion does: the owner's organization first (its senders on the
+            // domain are about to go), then the domain itself.
+            lock_organization!(c, owner.as_str())?;
+            let Some(domain_id) = c.lock_domain(&owner, name).await? else {
+                // It changed hands (or went) between the read and the lock.
+                return Err(DbError::Raced);
+            };
+            let open: Option<DateTime<Utc>> = domain_claims::table
+                .filter(domain_claims::domain_id.eq(domain_id))
+                .filter(domain_claims::organization_id.eq(org))
+                .filter(domain_claims::token.eq(&claim.token))
+                .select(domain_claims::expires_at)
+                .first(c)
+                .await
+                .optional()?;
+            if open.is_none_or(|expires| expires <= now) {
+                return Ok(Transferred::NoOpenClaim);
+            }
+            // The previous owner's private keys overwritten, then every key row gone.
+            diesel::update(dkim_keys::table.filter(dkim_keys::domain_id.eq(domain_id)))
+                .set((
+                    dkim_keys::private_key_sealed.eq(None::<Vec<u8>>),
+                    dkim_keys::state.eq(KeyState::Revoked.as_str()),
+                ))
+                .execute(c)
+                .await?;
+            diesel::delete(dkim_keys::table.filter(dkim_keys::domain_id.eq(domain_id)))
+                .execute(c)
+                .await?;
+            diesel::delete(senders::table.filter(senders::domain_id.eq(domain_id)))
+                .execute(c)
+                .await?;
+            diesel::delete(domain_claims::table.filter(domain_claims::domain_id.eq(domain_id)))
+                .execute(c)
+                .await?;
+            diesel::insert_into(dkim_keys::table)
+                .values((
+                    dkim_keys::domain_id.eq(domain_id),
+                    dkim_keys::selector.eq(key.selector.as_str()),
+                    dkim_keys::state.eq(KeyState::Active.as_str()),
+                    dkim_keys::public_key.eq(&key.public_key),
+                    dkim_keys::private_key_sealed.eq(Some(&key.sealed_private_key.0)),
+                    dkim_keys::created_at.eq(now),
+                    dkim_keys::activated_at.eq(Some(now)),
+                ))
+                .execute(c)
+                .await?;
+            // A new start for the new owner: pending, never checked, inbound off
+            // until its own MX check.
+            diesel::update(domains::table.find(domain_id))
+                .set((
+                    domains::organization_id.eq(org),
+                    domains::inbound_enabled.eq(false),
+                    domains::status.eq(DomainStatus::Pending.as_str()),
+                    domains::verified_at.eq(None::<DateTime<Utc>>),
+                    domains::last_checked_at.eq(None::<DateTime<Utc>>),
+                    domains::next_check_at.eq(None::<DateTime<Utc>>),
+                    domains::check_lease_until.eq(None::<DateTime<Utc>>),
+                    domains::failed_checks.eq(0),
+                    domains::created_at.eq(now),
+                    domains::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+            let previous = OrganizationId::new(owner.as_str());
+            let events = [
+                NewEvent::domain(organization, EventType::DomainClaimed, &claim.domain),
+                NewEvent::domain(&previous, EventType::DomainTransferred, &claim.domain),
+            ];
+            record_events!(c, &events, now)?;
+            Ok(Transferred::Done)
+        })
+    }
+}

@@ -1,0 +1,2 @@
+DROP INDEX events_domain_created;
+DROP TABLE domain_claims;
