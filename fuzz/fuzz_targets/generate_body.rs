@@ -26,6 +26,7 @@ use domain_core::ports::keys::{KeyError, MockKeyGenerator};
 use domain_core::ports::store::{
     MockDomainStore, RegisterError, Registered, SenderRegistration, StoreError, StoredDomain,
 };
+use domain_core::ownership::{CreationLimits, Ownership, ReservedDomains};
 use domain_core::usecases::generate::{GenerateError, GenerateRecords};
 use domain_core::{
     DkimKey, DomainName, EmailAddress, OrganizationId, RecordPolicy, RecordSet, SealedKey, Selector,
@@ -76,10 +77,14 @@ enum Scenario {
     StoreUnavailable,
     /// Key generation fails.
     KeyFailure,
+    /// A new domain beyond the organization's domain limit.
+    DomainLimit,
+    /// A new domain beyond the organization's new-domains-per-minute quota.
+    RateLimited,
 }
 
 impl Scenario {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 9] = [
         Self::NewDomain,
         Self::OwnDomain,
         Self::ForeignDomain,
@@ -87,6 +92,8 @@ impl Scenario {
         Self::KeyRequiredOnce,
         Self::StoreUnavailable,
         Self::KeyFailure,
+        Self::DomainLimit,
+        Self::RateLimited,
     ];
 
     /// A byte sum, so that a mutation anywhere in the body (even white space) can
@@ -148,6 +155,15 @@ fn use_case(scenario: Scenario) -> GenerateRecords {
             Scenario::StoreUnavailable => Err(StoreError::Unavailable("connection refused".into())),
             _ => Ok(None),
         });
+    store
+        .expect_admit_creation()
+        .returning(move |_, _| match scenario {
+            Scenario::DomainLimit => Err(RegisterError::DomainLimit),
+            Scenario::RateLimited => Err(RegisterError::RateLimited {
+                retry_after: std::time::Duration::from_secs(42),
+            }),
+            _ => Ok(()),
+        });
     let asked_for_key = AtomicBool::new(false);
     store
         .expect_register_sender()
@@ -176,6 +192,10 @@ fn use_case(scenario: Scenario) -> GenerateRecords {
         Arc::new(keys),
         Arc::new(dns),
         Arc::clone(&POLICY),
+        Arc::new(Ownership {
+            reserved: ReservedDomains::default_for(&[RELAY.to_owned()]),
+            limits: CreationLimits::default(),
+        }),
     )
 }
 
@@ -212,6 +232,8 @@ fn expected_status(error: &GenerateError) -> u16 {
     match error {
         GenerateError::InvalidSender(_) | GenerateError::InvalidReplyTo(_) => 400,
         GenerateError::DomainTaken | GenerateError::EmailTaken => 409,
+        GenerateError::DomainLimit => 403,
+        GenerateError::RateLimited(_) => 429,
         GenerateError::Infra(InfraError::Unavailable(_)) => 503,
         GenerateError::Infra(InfraError::Unexpected(_)) => 500,
     }

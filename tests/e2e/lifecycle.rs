@@ -354,7 +354,7 @@ fn all_senders(app: &TestApp, org: &Org, limit: usize) -> Vec<Value> {
 }
 
 /// Every event of every page, following `next`.
-fn all_events(app: &TestApp, org: &Org, limit: usize) -> Vec<Value> {
+pub fn all_events(app: &TestApp, org: &Org, limit: usize) -> Vec<Value> {
     let mut events = Vec::new();
     let mut path = format!("/api/v1/events?limit={limit}");
     loop {

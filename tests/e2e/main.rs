@@ -12,4 +12,5 @@ mod helpers;
 mod lifecycle;
 mod lifecycle_races;
 mod observability;
+mod ownership;
 mod signing;
