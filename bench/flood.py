@@ -1,26 +1,33 @@
 #!/usr/bin/env python3
 """Noisy neighbour: does one organization's flood of new domains slow another's calls?
 
+    cargo build --release -p domain-api
     bench/flood.py --backend sqlite|postgres [--bin target/release/domain-api] \
-        [--idle-seconds 15] [--flood-seconds 30] [--flood-conns 16] [--victim-conns 4]
+        [--idle-seconds 15] [--flood-seconds 30] [--after-seconds 15] \
+        [--flood-conns 16] [--victim-conns 4]
 
 Starts the release server itself (127.0.0.1, an ephemeral port, a fresh SQLite file
-or a fresh PostgreSQL database from scripts/dev-postgres.sh, dropped afterwards; the
-quota variables unset, so the defaults apply) and creates two organizations with the
-CLI: A, the flooder, and B, the victim, which owns reuse.example.
+or a fresh PostgreSQL database on the scripts/dev-postgres.sh cluster, dropped
+afterwards; the quota variables unset, so the defaults apply) and creates two
+organizations with the CLI: A, the flooder, and B, the victim, which owns
+reuse.example. Each phase starts once other processes are quiet and the server is
+idle (its DKIM key pool refilled).
 
-  idle   B alone for --idle-seconds: --victim-conns threads alternate a reuse
-         generate (a fresh sender u<uuid>@reuse.example) and GET of reuse.example.
-  flood  the same B load for --flood-seconds while A, from a separate process (its
-         own GIL, so B's timings are not queued behind A's threads), sends new-domain
-         generates (f<uuid>.example) from --flood-conns threads as fast as it can.
+  idle        B alone for --idle-seconds: --victim-conns threads alternate a reuse
+              generate (a fresh sender u<uuid>@reuse.example) and GET of reuse.example.
+  flood       the same B load for --flood-seconds while A, from a separate process
+              (its own GIL, so B's timings do not queue behind A's threads), sends
+              new-domain generates (a@f<uuid>.example) from --flood-conns threads as
+              fast as it can.
+  idle_after  B alone again (a control: GET detail returns every sender of
+              reuse.example, so it slows as B's reuse calls add senders).
 
-Prints one JSON object to stdout (B's p50/p99/max/count per call kind and phase, the
-flood/idle p99 ratios, A's status counts and rate, whether every B call got 2xx, and
-CPU used per phase by the server, PostgreSQL, the two clients and anything else) and
-a short table to stderr. The issue's bar: B's p99 under flood within 2x of idle.
-Every address is on 127.0.0.0/8. Standard library only. The server is killed at the
-end and on error.
+Prints one JSON object to stdout (B's count/p50/p99/max per call kind and phase, the
+flood/idle p99 ratios, A's status counts and rate, whether every B call got 2xx, CPU
+seconds per phase for the server, PostgreSQL, the clients and everything else) and a
+short table to stderr. The issue's bar: B's p99 under flood within 2x of idle.
+Every address is on 127.0.0.0/8. Standard library only. The server (and the flooder)
+are stopped at the end and on error.
 """
 
 import argparse
@@ -143,6 +150,20 @@ def cpu_split(before, after, server_pid, client_pids):
     result = {k: round(v, 2) for k, v in used.items()}
     result["other_top"] = [f"{c} {s:.1f}s" for s, c in others[:3]]
     return result
+
+
+def foreign_quiet(server_pid, quiet_pct=10.0, limit=180.0):
+    """Waits until processes other than ours and PostgreSQL use < quiet_pct of the
+    machine over two seconds (another engineer's build, say), at most `limit` seconds;
+    returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = cpu_snapshot()
+        time.sleep(2.0)
+        used = cpu_split(before, cpu_snapshot(), server_pid, {str(os.getpid())})["other"]
+        if 100.0 * used / (2.0 * os.cpu_count()) < quiet_pct:
+            break
+    return round(time.monotonic() - started, 1)
 
 
 def settle(server_pid, quiet_pct=5.0, limit=90.0):
@@ -345,6 +366,7 @@ def run(args, tmp):
     addr_file = os.path.join(tmp, "addr")
     pg_admin = pg_name = None
     server = flooder = None
+    me = str(os.getpid())
     try:
         if args.backend == "sqlite":
             database_url = f"sqlite://{os.path.join(tmp, 'flood.db')}"
@@ -360,23 +382,35 @@ def run(args, tmp):
         status, _, text, _ = call(base, "POST", GENERATE, auth_b, {"email": "owner@reuse.example"})
         if status != 201:
             raise RuntimeError(f"B could not create reuse.example: {status} {text}")
-        me = str(os.getpid())
 
-        # Idle: B alone, once the key pool has refilled.
-        waited = settle(server.pid)
-        senders_before = senders_on(base, auth_b)
-        log(f"idle: B alone for {args.idle_seconds}s ({args.victim_conns} threads; settled in {waited}s)")
+        def prepare(name, note):
+            """Waits for a quiet machine and an idle server (its key pool refilled)."""
+            machine = foreign_quiet(server.pid)
+            server_idle = settle(server.pid)
+            log(f"{name}: {note} (waited {machine}s for the machine, {server_idle}s for the server)")
+            return {"waited_for_machine_s": machine, "waited_for_server_s": server_idle,
+                    "senders_before": senders_on(base, auth_b)}
+
+        def finish(phase, before, after, clients, prepared):
+            phase["cpu_s"] = cpu_split(before, after, server.pid, clients)
+            other_pct = 100.0 * phase["cpu_s"]["other"] / (phase["seconds"] * os.cpu_count())
+            phase["other_cpu_pct_of_machine"] = round(other_pct, 1)
+            phase["contended"] = other_pct >= 10.0
+            if phase["contended"]:
+                log(f"WARNING: other processes used {other_pct:.0f}% of the machine during this phase")
+            phase["senders_on_domain"] = [prepared.pop("senders_before"), senders_on(base, auth_b)]
+            phase.update(prepared)
+            return phase
+
+        # Idle: B alone.
+        prepared = prepare("idle", f"B alone for {args.idle_seconds}s ({args.victim_conns} threads)")
         before = cpu_snapshot()
         idle = victim_phase(base, auth_b, args.idle_seconds, args.victim_conns)
-        idle["cpu_s"] = cpu_split(before, cpu_snapshot(), server.pid, {me})
-        idle["senders_on_domain"] = [senders_before, senders_on(base, auth_b)]
-        idle["settled_after_s"] = waited
+        idle = finish(idle, before, cpu_snapshot(), {me}, prepared)
 
         # Flood: the same B load while A floods from its own process.
-        waited = settle(server.pid)
-        senders_before = senders_on(base, auth_b)
-        log(f"flood: B for {args.flood_seconds}s while A floods from {args.flood_conns} threads "
-            f"(settled in {waited}s)")
+        prepared = prepare("flood", f"B for {args.flood_seconds}s while A floods from "
+                                    f"{args.flood_conns} threads")
         start_at = time.time() + 1.0
         flooder = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--flooder", "--base", base,
@@ -391,10 +425,17 @@ def run(args, tmp):
         out, _ = flooder.communicate(timeout=120)
         if flooder.returncode != 0:
             raise RuntimeError(f"the flooder failed ({flooder.returncode})")
-        flood["cpu_s"] = cpu_split(before, after, server.pid, {me, str(flooder.pid)})
-        flood["senders_on_domain"] = [senders_before, senders_on(base, auth_b)]
-        flood["settled_after_s"] = waited
+        flood = finish(flood, before, after, {me, str(flooder.pid)}, prepared)
         flood["flooder_a"] = json.loads(out)
+
+        # Control: B alone again, now with more senders on reuse.example than during
+        # the flood (GET detail returns every sender, so it slows as they accumulate).
+        idle_after = None
+        if args.after_seconds > 0:
+            prepared = prepare("idle-after", f"B alone again for {args.after_seconds}s")
+            before = cpu_snapshot()
+            idle_after = victim_phase(base, auth_b, args.after_seconds, args.victim_conns)
+            idle_after = finish(idle_after, before, cpu_snapshot(), {me}, prepared)
 
         alive = server.poll() is None
         server_log = open(os.path.join(tmp, "server.log")).read()
@@ -405,45 +446,59 @@ def run(args, tmp):
             subprocess.run(["psql", "-q", pg_admin, "-c", f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    ratio = {}
-    for kind in ("reuse", "detail"):
-        i, f = idle[kind]["p99"], flood[kind]["p99"]
-        ratio[kind] = round(f / i, 2) if i and f is not None else None
-    return {
+    def ratios(baseline):
+        out = {}
+        for kind in ("reuse", "detail"):
+            i, f = baseline[kind]["p99"], flood[kind]["p99"]
+            out[kind] = round(f / i, 2) if i and f is not None else None
+        return out
+
+    ratio = ratios(idle)
+    result = {
         "backend": args.backend,
         "config": {
             "idle_seconds": args.idle_seconds, "flood_seconds": args.flood_seconds,
+            "after_seconds": args.after_seconds,
             "flood_conns": args.flood_conns, "victim_conns": args.victim_conns,
             "quotas": "defaults (DOMAIN_API_NEW_DOMAINS_PER_MINUTE, DOMAIN_API_MAX_DOMAINS_PER_ORG unset)",
             "cpus": os.cpu_count(),
         },
         "idle": idle,
         "flood": flood,
+        "idle_after": idle_after,
         "p99_ratio_flood_over_idle": ratio,
+        "p99_ratio_flood_over_idle_after": ratios(idle_after) if idle_after else None,
         "within_2x": all(r is not None and r <= 2.0 for r in ratio.values()),
-        "b_all_2xx": idle["all_2xx"] and flood["all_2xx"],
+        "b_all_2xx": all(p["all_2xx"] for p in (idle, flood, idle_after) if p),
+        "any_phase_contended": any(p["contended"] for p in (idle, flood, idle_after) if p),
         "server_alive_at_end": alive,
         "server_log_tail": server_log[-1500:] if server_log.strip() else "",
     }
+    return result
 
 
 def table(result):
+    phases = [p for p in ("idle", "flood", "idle_after") if result[p]]
     lines = [f"backend {result['backend']}",
-             f"  {'B call':<8}{'phase':<7}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"]
+             f"  {'B call':<8}{'phase':<11}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"]
     for kind in ("reuse", "detail"):
-        for phase in ("idle", "flood"):
+        for phase in phases:
             s = result[phase][kind]
-            lines.append(f"  {kind:<8}{phase:<7}{s['count']:>7}{s['p50'] or 0:>9.1f}"
+            lines.append(f"  {kind:<8}{phase:<11}{s['count']:>7}{s['p50'] or 0:>9.1f}"
                          f"{s['p99'] or 0:>9.1f}{s['max'] or 0:>9.1f}")
-        lines.append(f"  {kind:<8}p99 flood/idle = {result['p99_ratio_flood_over_idle'][kind]}")
+        lines.append(f"  {kind:<8}p99 flood/idle = {result['p99_ratio_flood_over_idle'][kind]}"
+                     + (f", flood/idle_after = {result['p99_ratio_flood_over_idle_after'][kind]}"
+                        if result["idle_after"] else ""))
     a = result["flood"]["flooder_a"]
     lines.append(f"  A: {a['requests']} requests, {a['rps']}/s; " +
                  ", ".join(f"{k}: {v}" for k, v in a["counts"].items()))
     lines.append(f"  B all 2xx: {result['b_all_2xx']}; within 2x: {result['within_2x']}")
-    for phase in ("idle", "flood"):
-        c = result[phase]["cpu_s"]
-        lines.append(f"  cpu {phase}: server {c['server']}s, postgres {c['postgres']}s, "
-                     f"clients {c['clients']}s, other {c['other']}s {c['other_top']}")
+    for phase in phases:
+        p = result[phase]
+        c = p["cpu_s"]
+        lines.append(f"  {phase}: B {p['rps']}/s, senders {p['senders_on_domain']}; cpu server {c['server']}s, "
+                     f"postgres {c['postgres']}s, clients {c['clients']}s, other {c['other']}s "
+                     f"({p['other_cpu_pct_of_machine']}%)")
     return "\n".join(lines)
 
 
@@ -455,6 +510,8 @@ def main():
     parser.add_argument("--flood-seconds", type=float, default=30)
     parser.add_argument("--flood-conns", type=int, default=16)
     parser.add_argument("--victim-conns", type=int, default=4)
+    parser.add_argument("--after-seconds", type=float, default=15,
+                        help="a second idle run after the flood, as a control (0: none)")
     parser.add_argument("--master-key", default=DEFAULT_MASTER_KEY)
     # The flooder process (started by this script; not for direct use).
     parser.add_argument("--flooder", action="store_true", help=argparse.SUPPRESS)

@@ -27,7 +27,9 @@ use domain_core::ports::store::{
     MockDomainStore, RegisterError, Registered, SenderRegistration, StoreError, StoredDomain,
 };
 use domain_core::ownership::{CreationLimits, Ownership, ReservedDomains};
+use domain_core::ports::clock::SystemClock;
 use domain_core::usecases::generate::{GenerateError, GenerateRecords};
+use domain_core::usecases::verify::VerifySchedule;
 use domain_core::{
     DkimKey, DomainName, EmailAddress, OrganizationId, RecordPolicy, RecordSet, SealedKey, Selector,
 };
@@ -196,6 +198,8 @@ fn use_case(scenario: Scenario) -> GenerateRecords {
             reserved: ReservedDomains::default_for(&[RELAY.to_owned()]),
             limits: CreationLimits::default(),
         }),
+        Arc::new(VerifySchedule::default()),
+        Arc::new(SystemClock),
     )
 }
 

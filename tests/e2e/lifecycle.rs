@@ -94,7 +94,7 @@ pub fn rotate(app: &TestApp, org: &Org, domain: &str) -> Answer {
 
 /// Publishes SPF, DMARC and the DKIM record `generate` returned, as a careful
 /// customer would.
-fn publish_generated(dns: &TestDnsServer, domain: &str, records: &Value) {
+pub fn publish_generated(dns: &TestDnsServer, domain: &str, records: &Value) {
     let map = records.as_object().unwrap();
     let (dkim_name, dkim_value) = map.iter().nth(1).unwrap();
     dns.add_txt_value(domain, map["SPF"].as_str().unwrap());
@@ -103,7 +103,7 @@ fn publish_generated(dns: &TestDnsServer, domain: &str, records: &Value) {
 }
 
 /// `(selector, state)` of every key in a detail body, newest first.
-fn key_states(detail: &Value) -> Vec<(String, String)> {
+pub fn key_states(detail: &Value) -> Vec<(String, String)> {
     detail["dkim"]
         .as_array()
         .unwrap()

@@ -14,3 +14,4 @@ mod lifecycle_races;
 mod observability;
 mod ownership;
 mod signing;
+mod verifier;

@@ -1,6 +1,6 @@
 //! Prometheus metrics through `prometheus-client`, exposed at `GET /metrics` in the
 //! text format (0.0.4): HTTP requests and latency per route, method and status, DNS
-//! lookup outcomes and latency, and the gauges the binary reads from its adapters at
+//! lookup outcomes and latency, background checks by outcome, and the gauges the binary reads from its adapters at
 //! scrape time (DKIM key pool, database pool).
 //!
 //! Every label value comes from a closed set (see [`labels`]): a series lives as long
@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 
 pub use dns::MeteredDns;
 pub use gauges::{DbPoolGauges, Gauges, KeyPoolGauges};
-use labels::{DnsLabels, DnsTypeLabels, MethodLabel, RequestLabels, RouteLabels};
+use labels::{DnsLabels, DnsTypeLabels, MethodLabel, OutcomeLabels, RequestLabels, RouteLabels};
 
 /// Upper bounds (seconds) of the latency buckets.
 const BUCKETS: [f64; 12] = [
@@ -42,6 +42,8 @@ pub struct Metrics {
     latency: HistogramFamily<RouteLabels>,
     dns_lookups: Family<DnsLabels, Counter>,
     dns_latency: HistogramFamily<DnsTypeLabels>,
+    checks: Family<OutcomeLabels, Counter>,
+    check_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -50,6 +52,8 @@ impl Default for Metrics {
         let latency = HistogramFamily::new_with_constructor(latency_histogram as fn() -> _);
         let dns_lookups = Family::<DnsLabels, Counter>::default();
         let dns_latency = HistogramFamily::new_with_constructor(latency_histogram as fn() -> _);
+        let checks = Family::<OutcomeLabels, Counter>::default();
+        let check_latency = latency_histogram();
         let mut registry = Registry::default();
         // Help texts go without a full stop and counter names without `_total`: the
         // encoder adds both.
@@ -73,12 +77,24 @@ impl Default for Metrics {
             "DNS lookup latency by record type",
             dns_latency.clone(),
         );
+        registry.register(
+            "domain_api_verify_checks",
+            "Background verifier checks by outcome (verified, pending, failing, gone, error)",
+            checks.clone(),
+        );
+        registry.register(
+            "domain_api_verify_check_duration_seconds",
+            "Background verifier check latency",
+            check_latency.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             dns_lookups,
             dns_latency,
+            checks,
+            check_latency,
         }
     }
 }
@@ -111,6 +127,13 @@ impl Metrics {
         self.dns_latency
             .get_or_create(&DnsTypeLabels { r#type: kind })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// One background check; `outcome` is one of the closed set of
+    /// `CheckOutcome::label`.
+    pub fn record_check(&self, outcome: &'static str, elapsed: Duration) {
+        self.checks.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.check_latency.observe(elapsed.as_secs_f64());
     }
 
     /// The whole exposition: the process's metrics, then `gauges` as they stand.

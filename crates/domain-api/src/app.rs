@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use api_actix::metrics::{DbPoolGauges, Gauges, KeyPoolGauges, MeteredDns, Metrics};
@@ -17,6 +18,7 @@ use domain_core::ports::dns::Dns;
 use domain_core::ports::keys::KeyGenerator;
 use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
 use domain_core::usecases::authenticate::Authenticate;
+use domain_core::usecases::background::CheckDueDomains;
 use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::manage::ManageDomain;
@@ -29,6 +31,7 @@ use keys_rsa::{KeyPool, RsaDkimSigner, RsaKeyGenerator, Sealer};
 use store_diesel::{Store, StoreConfig};
 
 use crate::config::Config;
+use crate::verifier::Verifier;
 
 /// Readiness from the store, gauges from the store's and the key pool's counters.
 struct AdapterProbes {
@@ -133,10 +136,7 @@ pub fn sign_message(config: &Config, store: Arc<Store>) -> anyhow::Result<SignMe
 ///
 /// # Errors
 /// When the master key, DNS resolver or record policy cannot be set up.
-pub fn build_state(
-    config: &Config,
-    store: Arc<Store>,
-) -> anyhow::Result<(AppState, Option<KeyPool>)> {
+pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> {
     let master_key = config
         .load_master_key()
         .context("Failed to load the master key")?;
@@ -159,6 +159,7 @@ pub fn build_state(
             .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?,
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let schedule = Arc::new(config.verify_schedule.clone());
     let read = ReadDomains::new(
         store.clone(),
         policy.clone(),
@@ -166,6 +167,24 @@ pub fn build_state(
         clock.clone(),
     );
     let validate = ValidateDomain::new(store.clone(), dns.clone(), policy.clone());
+    let verify = VerifyDomain::new(
+        validate.clone(),
+        store.clone(),
+        clock.clone(),
+        config.dkim_keys,
+        schedule.clone(),
+    );
+    // A check makes a handful of lookups, each bounded by the DNS timeout: a lease
+    // of ten of those outlasts any check, and is what a crashed instance's domains
+    // wait before another instance checks them.
+    let lease = (config.dns_timeout * 10).max(Duration::from_secs(5));
+    let checks = CheckDueDomains::new(
+        store.clone(),
+        store.clone(),
+        verify.clone(),
+        clock.clone(),
+        lease,
+    );
     let state = AppState {
         authenticate: Authenticate::new(store.clone()),
         generate: GenerateRecords::new(
@@ -174,6 +193,8 @@ pub fn build_state(
             dns.clone(),
             policy.clone(),
             Arc::new(config.ownership.clone()),
+            schedule.clone(),
+            clock.clone(),
         ),
         claim: ClaimDomain::new(
             store.clone(),
@@ -181,6 +202,7 @@ pub fn build_state(
             keys.clone(),
             read.clone(),
             clock.clone(),
+            schedule.clone(),
             config.claim_ttl,
         ),
         manage: ManageDomain::new(
@@ -191,7 +213,7 @@ pub fn build_state(
             read.clone(),
             clock.clone(),
         ),
-        verify: VerifyDomain::new(validate.clone(), store.clone(), clock, config.dkim_keys),
+        verify: verify.clone(),
         senders: ManageSenders::new(store.clone()),
         events: ListEvents::new(store.clone()),
         read,
@@ -204,7 +226,19 @@ pub fn build_state(
         metrics,
         body_timeout: config.body_timeout,
     };
-    Ok((state, key_pool))
+    Ok(Built {
+        state,
+        key_pool,
+        checks,
+    })
+}
+
+/// What the server runs: the HTTP state, the key pool to refill, the background
+/// checks.
+pub struct Built {
+    pub state: AppState,
+    pub key_pool: Option<KeyPool>,
+    pub checks: CheckDueDomains,
 }
 
 /// Migrates, then serves HTTP until SIGINT/SIGTERM.
@@ -213,7 +247,11 @@ pub fn build_state(
 /// When start-up fails: configuration, migrations, or binding the address.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = migrated_store(&config).await?;
-    let (state, key_pool) = build_state(&config, store)?;
+    let Built {
+        state,
+        key_pool,
+        checks,
+    } = build_state(&config, store)?;
     if let Some(pool) = &key_pool {
         // Ends with the runtime; never holds up shutdown (see main).
         pool.start_refill();
@@ -229,10 +267,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(path) = &config.addr_file {
         write_addr_file(path, addr)?;
     }
-    api_actix::server::serve(state, listener)
+    let verifier = config
+        .verifier
+        .map(|settings| Verifier::start(checks, Arc::clone(&state.metrics), settings));
+    // actix-web stops on SIGTERM/SIGINT (finishing requests in flight); then the
+    // verifier finishes the checks in flight.
+    let served = api_actix::server::serve(state, listener)
         .context("Failed to start the HTTP server")?
         .await
-        .context("HTTP server failed")
+        .context("HTTP server failed");
+    if let Some(verifier) = verifier {
+        verifier.stop(Duration::from_secs(10)).await;
+    }
+    served
 }
 
 /// Writes the bound address to `path` atomically (a reader never sees half of it).

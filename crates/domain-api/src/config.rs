@@ -7,11 +7,21 @@ use std::time::Duration;
 
 use domain_core::DomainName;
 use domain_core::ownership::{CreationLimits, DEFAULT_CLAIM_TTL, Ownership, ReservedDomains};
-use domain_core::usecases::verify::KeyPolicy;
+use domain_core::usecases::verify::{KeyPolicy, VerifySchedule};
 use keys_rsa::MasterKey;
 
 use api_actix::jwt::{DEFAULT_MAX_TTL, JwtSecret};
 use store_diesel::BackendKind;
+
+/// How the background verifier runs in this instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifierSettings {
+    /// Checks in flight at once (`DOMAIN_API_VERIFY_CONCURRENCY`, default 4).
+    pub concurrency: usize,
+    /// How long an idle verifier waits before looking for due domains again
+    /// (`DOMAIN_API_VERIFY_POLL_INTERVAL`, default `1s`).
+    pub poll: Duration,
+}
 
 /// Settings for the server and every CLI command.
 #[derive(Debug, Clone)]
@@ -42,6 +52,11 @@ pub struct Config {
     pub ownership: Ownership,
     /// How long a claim stays open (`DOMAIN_API_CLAIM_TTL`, default 7 days).
     pub claim_ttl: Duration,
+    /// When domains are checked (`DOMAIN_API_VERIFY_SCHEDULE`,
+    /// `DOMAIN_API_VERIFY_INTERVAL`).
+    pub verify_schedule: VerifySchedule,
+    /// The background verifier; `None` when `DOMAIN_API_VERIFIER=off`.
+    pub verifier: Option<VerifierSettings>,
     /// How long DKIM keys stay retiring and revoked (`DOMAIN_API_DKIM_RETIRE_AFTER`,
     /// `DOMAIN_API_DKIM_REVOKED_KEEP`).
     pub dkim_keys: KeyPolicy,
@@ -244,6 +259,56 @@ impl Config {
         let ownership = Ownership { reserved, limits };
         let claim_ttl = std_duration(&get, "DOMAIN_API_CLAIM_TTL", DEFAULT_CLAIM_TTL)?;
 
+        let schedule_defaults = VerifySchedule::default();
+        let verify_schedule = match (
+            get("DOMAIN_API_VERIFY_SCHEDULE"),
+            get("DOMAIN_API_VERIFY_INTERVAL"),
+        ) {
+            (None, None) => schedule_defaults,
+            (schedule, interval) => {
+                let pending = match schedule {
+                    None => schedule_defaults.pending().to_vec(),
+                    Some(text) => crate::durations::parse_schedule(&text)
+                        .map_err(|e| invalid("DOMAIN_API_VERIFY_SCHEDULE", e.to_string()))?
+                        .into_iter()
+                        .map(|d| {
+                            chrono::TimeDelta::from_std(d)
+                                .map_err(|_| invalid("DOMAIN_API_VERIFY_SCHEDULE", "too long"))
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                let interval = match interval {
+                    None => schedule_defaults.interval(),
+                    Some(_) => duration(
+                        &get,
+                        "DOMAIN_API_VERIFY_INTERVAL",
+                        chrono::TimeDelta::zero(),
+                    )?,
+                };
+                VerifySchedule::new(pending, interval).ok_or_else(|| {
+                    invalid("DOMAIN_API_VERIFY_SCHEDULE", "needs at least one delay")
+                })?
+            }
+        };
+        let verifier = match get("DOMAIN_API_VERIFIER").as_deref().map(str::trim) {
+            None | Some("on") => Some(VerifierSettings {
+                concurrency: usize::try_from(number(
+                    &get,
+                    "DOMAIN_API_VERIFY_CONCURRENCY",
+                    4,
+                    1..=256,
+                )?)
+                .map_err(|_| invalid("DOMAIN_API_VERIFY_CONCURRENCY", "out of range"))?,
+                poll: std_duration(
+                    &get,
+                    "DOMAIN_API_VERIFY_POLL_INTERVAL",
+                    Duration::from_secs(1),
+                )?,
+            }),
+            Some("off") => None,
+            Some(_) => return Err(invalid("DOMAIN_API_VERIFIER", "expected on or off")),
+        };
+
         let key_pool_size =
             usize::try_from(number(&get, "DOMAIN_API_KEY_POOL_SIZE", 16, 0..=1024)?)
                 .map_err(|_| invalid("DOMAIN_API_KEY_POOL_SIZE", "out of range"))?;
@@ -279,6 +344,8 @@ impl Config {
             body_timeout,
             ownership,
             claim_ttl,
+            verify_schedule,
+            verifier,
             dkim_keys,
         })
     }
@@ -468,6 +535,72 @@ mod tests {
             config.dkim_keys.revoked_keep,
             chrono::TimeDelta::minutes(150)
         );
+    }
+
+    #[test]
+    fn reads_the_ownership_and_verifier_settings() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.ownership.limits, CreationLimits::default());
+        assert!(
+            defaults
+                .ownership
+                .reserved
+                .contains(&DomainName::parse("mail.sendtrim.com").unwrap())
+        );
+        assert_eq!(defaults.claim_ttl, DEFAULT_CLAIM_TTL);
+        assert_eq!(defaults.verify_schedule, VerifySchedule::default());
+        assert_eq!(
+            defaults.verifier,
+            Some(VerifierSettings {
+                concurrency: 4,
+                poll: Duration::from_secs(1)
+            })
+        );
+        let set = config(&[
+            ("DOMAIN_API_RESERVED_DOMAINS", "corp.example, other.test"),
+            ("DOMAIN_API_MAX_DOMAINS_PER_ORG", "5"),
+            ("DOMAIN_API_NEW_DOMAINS_PER_MINUTE", "2"),
+            ("DOMAIN_API_CLAIM_TTL", "1h"),
+            ("DOMAIN_API_VERIFY_SCHEDULE", "1s, 2s"),
+            ("DOMAIN_API_VERIFY_INTERVAL", "1h"),
+            ("DOMAIN_API_VERIFIER", "off"),
+        ])
+        .unwrap();
+        assert_eq!(
+            set.ownership.reserved.names(),
+            ["corp.example", "other.test"]
+        );
+        assert_eq!(
+            set.ownership.limits,
+            CreationLimits {
+                max_domains: 5,
+                per_minute: 2
+            }
+        );
+        assert_eq!(set.claim_ttl, Duration::from_secs(3600));
+        assert_eq!(
+            set.verify_schedule,
+            VerifySchedule::new(
+                vec![chrono::TimeDelta::seconds(1), chrono::TimeDelta::seconds(2)],
+                chrono::TimeDelta::hours(1)
+            )
+            .unwrap()
+        );
+        assert_eq!(set.verifier, None);
+        for (variable, value) in [
+            ("DOMAIN_API_RESERVED_DOMAINS", "not a domain"),
+            ("DOMAIN_API_MAX_DOMAINS_PER_ORG", "0"),
+            ("DOMAIN_API_NEW_DOMAINS_PER_MINUTE", "many"),
+            ("DOMAIN_API_CLAIM_TTL", "forever"),
+            ("DOMAIN_API_JWT_MAX_TTL", "soon"),
+            ("DOMAIN_API_VERIFY_SCHEDULE", "1m,,5m"),
+            ("DOMAIN_API_VERIFY_INTERVAL", "0s"),
+            ("DOMAIN_API_VERIFIER", "maybe"),
+            ("DOMAIN_API_VERIFY_CONCURRENCY", "0"),
+        ] {
+            let error = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable, "{value}");
+        }
     }
 
     #[test]

@@ -44,13 +44,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 /// # Errors
 /// [`DurationError::EmptyDelay`] for an empty list or an empty item, otherwise the
 /// first item's error from [`parse_duration`].
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the lifecycle's DOMAIN_API_VERIFY_SCHEDULE is its first user"
-    )
-)]
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, DurationError> {
     text.split(',')
         .map(|delay| match delay.trim() {

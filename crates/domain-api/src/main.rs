@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod durations;
 mod logging;
+mod verifier;
 
 use clap::Parser as _;
 

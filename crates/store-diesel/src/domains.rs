@@ -71,6 +71,7 @@ impl Store {
                         domains::inbound_enabled.eq(false),
                         domains::created_at.eq(now),
                         domains::updated_at.eq(now),
+                        domains::next_check_at.eq(Some(reg.creation.first_check_at)),
                     ))
                     .on_conflict(domains::name)
                     .do_nothing()

@@ -1,5 +1,6 @@
 //! KeyLifecycleStore port: rotation, the outcome of a check, the inbound toggle and
-//! deletion, each one transaction that records its events.
+//! deletion, each one transaction that records its events; and the CheckQueue the
+//! background verifier leases due domains from.
 //!
 //! Concurrency: rotation, checks and the toggle lock the domain row with their
 //! `UPDATE`; deletion locks the organization's row, then the domain's `FOR UPDATE`
@@ -13,13 +14,15 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain_core::lifecycle::{EventType, KeyState, NewEvent};
 use domain_core::ports::InfraError;
-use domain_core::ports::lifecycle::{CheckPlan, KeyLifecycleStore, KeyTarget, RotateError};
+use domain_core::ports::lifecycle::{
+    CheckPlan, CheckQueue, DueCheck, KeyLifecycleStore, KeyTarget, RotateError,
+};
 use domain_core::{DkimKey, DomainName, OrganizationId};
 
 use crate::Store;
-use crate::backend::{DbError, UniqueTarget, in_transaction, unique_violation};
+use crate::backend::{DbError, UniqueTarget, in_transaction, unique_violation, with_conn};
 use crate::events::record_events;
-use crate::locks::{DomainLock as _, lock_organization};
+use crate::locks::{DomainLock as _, DuePick as _, lock_organization};
 
 /// A failed-checks count as stored.
 fn stored_count(count: u32) -> i32 {
@@ -99,6 +102,7 @@ impl KeyLifecycleStore for Store {
                 domains::failed_checks.eq(stored_count(plan.failed_checks)),
                 domains::last_checked_at.eq(Some(at)),
                 domains::next_check_at.eq(plan.next_check_at),
+                domains::check_lease_until.eq(None::<DateTime<Utc>>),
                 domains::updated_at.eq(at),
             ))
             .returning(domains::id)
@@ -246,5 +250,53 @@ impl KeyLifecycleStore for Store {
             Ok(true)
         })?;
         Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl CheckQueue for Store {
+    async fn lease_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueCheck>, InfraError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let leased: Vec<(String, String)> = in_transaction!(&self.backend, |c| {
+            let ids = c.pick_due(now, limit).await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(
+                diesel::update(domains::table.filter(domains::id.eq_any(&ids)))
+                    .set(domains::check_lease_until.eq(Some(lease_until)))
+                    .returning((domains::organization_id, domains::name))
+                    .get_results(c)
+                    .await?,
+            )
+        })?;
+        leased
+            .into_iter()
+            .map(|(organization, name)| {
+                let domain = DomainName::parse(&name)
+                    .map_err(|e| DbError::Corrupt(format!("domain name {name:?}: {e}")))?;
+                Ok(DueCheck {
+                    organization: OrganizationId::new(organization),
+                    domain,
+                })
+            })
+            .collect::<Result<_, DbError>>()
+            .map_err(InfraError::from)
+    }
+
+    async fn release(&self, check: &DueCheck) -> Result<(), InfraError> {
+        with_conn!(&self.backend, |c| {
+            diesel::update(domains::table.filter(domains::name.eq(check.domain.as_ascii())))
+                .set(domains::check_lease_until.eq(None::<DateTime<Utc>>))
+                .execute(c)
+                .await
+                .map_err(DbError::from)
+        })?;
+        Ok(())
     }
 }

@@ -12,6 +12,7 @@
 //! insert); SQLite has no row locks, and its `BEGIN IMMEDIATE` transaction already
 //! holds the only write lock.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -101,5 +102,52 @@ impl RegistrableLock for SqliteConn {
     async fn lock_registrable(&mut self, _registrable: &str) -> Result<(), DbError> {
         // The IMMEDIATE transaction already holds the database's only write lock.
         Ok(())
+    }
+}
+
+/// Picks the ids of due domains nobody holds, locking them against other pickers.
+pub(crate) trait DuePick {
+    /// Up to `limit` ids of domains due at `now` whose lease (if any) ran out, earliest
+    /// first. PostgreSQL locks them `FOR UPDATE SKIP LOCKED`, so concurrent pickers on
+    /// any instance take disjoint sets without waiting; SQLite's IMMEDIATE
+    /// transaction already holds the only write lock.
+    async fn pick_due(&mut self, now: DateTime<Utc>, limit: i64) -> Result<Vec<i64>, DbError>;
+}
+
+impl DuePick for AsyncPgConnection {
+    async fn pick_due(&mut self, now: DateTime<Utc>, limit: i64) -> Result<Vec<i64>, DbError> {
+        use crate::schema::pg::domains;
+        Ok(domains::table
+            .filter(domains::next_check_at.le(now))
+            .filter(
+                domains::check_lease_until
+                    .is_null()
+                    .or(domains::check_lease_until.lt(now)),
+            )
+            .order(domains::next_check_at.asc())
+            .select(domains::id)
+            .limit(limit)
+            .for_update()
+            .skip_locked()
+            .load(self)
+            .await?)
+    }
+}
+
+impl DuePick for SqliteConn {
+    async fn pick_due(&mut self, now: DateTime<Utc>, limit: i64) -> Result<Vec<i64>, DbError> {
+        use crate::schema::sqlite::domains;
+        Ok(domains::table
+            .filter(domains::next_check_at.le(now))
+            .filter(
+                domains::check_lease_until
+                    .is_null()
+                    .or(domains::check_lease_until.lt(now)),
+            )
+            .order(domains::next_check_at.asc())
+            .select(domains::id)
+            .limit(limit)
+            .load(self)
+            .await?)
     }
 }

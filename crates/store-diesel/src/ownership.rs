@@ -208,10 +208,14 @@ impl ClaimStore for Store {
         claim: &Claim,
         new_key: DkimKey,
         now: DateTime<Utc>,
+        first_check_at: DateTime<Utc>,
     ) -> Result<(), TransferError> {
         let mut attempt = 1;
         loop {
-            match self.transfer_once(organization, claim, &new_key, now).await {
+            match self
+                .transfer_once(organization, claim, &new_key, now, first_check_at)
+                .await
+            {
                 Ok(Transferred::Done) => return Ok(()),
                 Ok(Transferred::NoOpenClaim) => return Err(TransferError::NoOpenClaim),
                 Err(error) if is_retryable(&error) && attempt < MAX_TRANSFER_ATTEMPTS => {
@@ -231,6 +235,7 @@ impl Store {
         claim: &Claim,
         key: &DkimKey,
         now: DateTime<Utc>,
+        first_check_at: DateTime<Utc>,
     ) -> Result<Transferred, DbError> {
         let org = organization.as_str();
         let name = claim.domain.as_ascii();
@@ -303,7 +308,7 @@ impl Store {
                     domains::status.eq(DomainStatus::Pending.as_str()),
                     domains::verified_at.eq(None::<DateTime<Utc>>),
                     domains::last_checked_at.eq(None::<DateTime<Utc>>),
-                    domains::next_check_at.eq(None::<DateTime<Utc>>),
+                    domains::next_check_at.eq(Some(first_check_at)),
                     domains::check_lease_until.eq(None::<DateTime<Utc>>),
                     domains::failed_checks.eq(0),
                     domains::created_at.eq(now),

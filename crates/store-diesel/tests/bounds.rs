@@ -49,6 +49,7 @@ fn sender(org: &OrganizationId, email: &str) -> SenderRegistration {
         creation: CreationRules {
             ancestors: Vec::new(),
             limits: CreationLimits::default(),
+            first_check_at: chrono::Utc::now(),
         },
     }
 }

@@ -92,7 +92,8 @@ async fn every_existing_key_becomes_the_active_key_with_its_sealed_bytes_intact(
                 DomainStatus::Pending,
                 None,
                 None,
-                None,
+                // Scheduled by the verifier's migration: due at once.
+                Some(created),
                 0
             ),
             "{kind:?}"

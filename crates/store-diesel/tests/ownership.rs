@@ -304,10 +304,13 @@ async fn a_transfer_gives_the_domain_a_new_key_and_leaves_nothing_of_the_old_own
         let mut forged = claim.clone();
         forged.token = "0".repeat(40);
         assert!(matches!(
-            store.transfer(&b, &forged, key("b1"), now).await,
+            store.transfer(&b, &forged, key("b1"), now, now).await,
             Err(TransferError::NoOpenClaim)
         ));
-        store.transfer(&b, &claim, key("b1"), now).await.unwrap();
+        store
+            .transfer(&b, &claim, key("b1"), now, now)
+            .await
+            .unwrap();
 
         let detail = store
             .domain_detail(&b, &name("example.com"))
@@ -353,7 +356,7 @@ async fn a_transfer_gives_the_domain_a_new_key_and_leaves_nothing_of_the_old_own
         // Every claim on the domain closed: the other claimant must start over
         // against the new owner.
         assert!(matches!(
-            store.transfer(&c, &other, key("c1"), now).await,
+            store.transfer(&c, &other, key("c1"), now, now).await,
             Err(TransferError::NoOpenClaim)
         ));
         assert!(
@@ -391,8 +394,10 @@ async fn racing_claimants_rotations_and_deletions_leave_one_clear_winner() {
             let (s1, s2, s3) = (store.clone(), second.clone(), store.clone());
             let (d1, d2, d3) = (domain.clone(), domain.clone(), domain.clone());
             let a2 = a.clone();
-            let by_b = tokio::spawn(async move { s1.transfer(&b, &claim_b, key("b1"), now).await });
-            let by_c = tokio::spawn(async move { s2.transfer(&c, &claim_c, key("c1"), now).await });
+            let by_b =
+                tokio::spawn(async move { s1.transfer(&b, &claim_b, key("b1"), now, now).await });
+            let by_c =
+                tokio::spawn(async move { s2.transfer(&c, &claim_c, key("c1"), now, now).await });
             let owner_acts = tokio::spawn(async move {
                 if round % 2 == 0 {
                     s3.delete_domain(&a2, &d3).await.map(|_| ())

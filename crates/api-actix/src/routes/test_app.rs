@@ -28,7 +28,7 @@ use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
 use domain_core::usecases::validate::ValidateDomain;
-use domain_core::usecases::verify::{KeyPolicy, VerifyDomain};
+use domain_core::usecases::verify::{KeyPolicy, VerifyDomain, VerifySchedule};
 use domain_core::{DomainName, OrganizationId, RecordPolicy, Selector};
 
 use crate::jwt::JwtSecret;
@@ -155,6 +155,8 @@ impl Mocks {
                 dns.clone(),
                 policy.clone(),
                 Arc::new(Ownership::default()),
+                Arc::new(VerifySchedule::default()),
+                clock.clone(),
             ),
             claim: ClaimDomain::new(
                 Arc::new(self.claims),
@@ -162,6 +164,7 @@ impl Mocks {
                 keys.clone(),
                 read.clone(),
                 clock.clone(),
+                Arc::new(VerifySchedule::default()),
                 DEFAULT_CLAIM_TTL,
             ),
             manage: ManageDomain::new(
@@ -172,7 +175,13 @@ impl Mocks {
                 read.clone(),
                 clock.clone(),
             ),
-            verify: VerifyDomain::new(validate.clone(), lifecycle, clock, keys_policy),
+            verify: VerifyDomain::new(
+                validate.clone(),
+                lifecycle,
+                clock,
+                keys_policy,
+                Arc::new(VerifySchedule::default()),
+            ),
             read,
             validate,
             senders: ManageSenders::new(Arc::new(self.senders)),

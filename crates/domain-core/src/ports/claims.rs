@@ -76,7 +76,8 @@ pub trait ClaimStore: Send + Sync {
     /// In one unit of work, if `claim` is still open at `now` and the domain still
     /// has the owner it had: the owner's keys destroyed, its senders on the domain
     /// removed, the domain given to `organization` with `new_key` as its active key
-    /// (pending verification, inbound off), every open claim on it closed, and the
+    /// (pending verification from scratch, first check at `first_check_at`, inbound
+    /// off), every open claim on it closed, and the
     /// events `domain.claimed` (to the claimant) and `domain.transferred` (to the
     /// previous owner) recorded. Concurrent claims, rotations and deletions of the
     /// domain take turns with it: one of them wins whole.
@@ -89,5 +90,6 @@ pub trait ClaimStore: Send + Sync {
         claim: &Claim,
         new_key: DkimKey,
         now: DateTime<Utc>,
+        first_check_at: DateTime<Utc>,
     ) -> Result<(), TransferError>;
 }

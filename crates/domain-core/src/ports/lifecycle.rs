@@ -188,3 +188,38 @@ pub trait EventStore: Send + Sync {
         page: &Page<i64>,
     ) -> Result<Paged<Event, i64>, InfraError>;
 }
+
+/// A domain whose check is due, leased to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCheck {
+    /// Its owner when leased.
+    pub organization: OrganizationId,
+    /// The domain.
+    pub domain: DomainName,
+}
+
+/// The background verifier's queue: domains whose next check is due.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CheckQueue: Send + Sync {
+    /// Leases up to `limit` domains whose check is due at `now` (earliest first) and
+    /// that no one else holds, each until `lease_until` or until a check's plan is
+    /// applied (which clears the lease). Two callers, on any instances, never lease
+    /// the same domain at once.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn lease_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueCheck>, InfraError>;
+
+    /// Gives a lease back without checking (the domain is checked again when it is
+    /// next due).
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn release(&self, check: &DueCheck) -> Result<(), InfraError>;
+}

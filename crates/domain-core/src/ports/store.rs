@@ -93,6 +93,8 @@ pub struct CreationRules {
     pub ancestors: Vec<DomainName>,
     /// The organization's quotas.
     pub limits: CreationLimits,
+    /// When the new domain's first check is due.
+    pub first_check_at: DateTime<Utc>,
 }
 
 /// The outcome of a registration: the domain as it stands after the unit of work.

@@ -13,6 +13,7 @@ use crate::ports::clock::Clock;
 use crate::ports::dns::Dns;
 use crate::ports::keys::KeyGenerator;
 use crate::usecases::read::{DomainView, ReadDomains, ReadError};
+use crate::usecases::verify::VerifySchedule;
 use crate::{DomainName, OrganizationId};
 
 /// The record a claimant publishes, and until when the claim is open.
@@ -60,11 +61,13 @@ pub struct ClaimDomain {
     keys: Arc<dyn KeyGenerator>,
     read: ReadDomains,
     clock: Arc<dyn Clock>,
+    schedule: Arc<VerifySchedule>,
     ttl: Duration,
 }
 
 impl ClaimDomain {
-    /// The use case over its ports; a claim stays open for `ttl`.
+    /// The use case over its ports; a claim stays open for `ttl`, and a claimed
+    /// domain is checked from scratch on `schedule`.
     #[must_use]
     pub fn new(
         claims: Arc<dyn ClaimStore>,
@@ -72,6 +75,7 @@ impl ClaimDomain {
         keys: Arc<dyn KeyGenerator>,
         read: ReadDomains,
         clock: Arc<dyn Clock>,
+        schedule: Arc<VerifySchedule>,
         ttl: Duration,
     ) -> Self {
         Self {
@@ -80,6 +84,7 @@ impl ClaimDomain {
             keys,
             read,
             clock,
+            schedule,
             ttl,
         }
     }
@@ -157,8 +162,15 @@ impl ClaimDomain {
             .generate(&name)
             .await
             .map_err(InfraError::unexpected)?;
+        let now = self.clock.now();
         self.claims
-            .transfer(organization, &claim, key, self.clock.now())
+            .transfer(
+                organization,
+                &claim,
+                key,
+                now,
+                self.schedule.first_check(&name, now),
+            )
             .await
             .map_err(|error| match error {
                 TransferError::NoOpenClaim => ClaimError::NoOpenClaim,

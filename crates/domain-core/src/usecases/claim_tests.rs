@@ -12,7 +12,7 @@ use crate::ports::dns::{DnsError, MockDns, TxtRecord};
 use crate::ports::keys::{DkimKey, MockKeyGenerator, SealedKey};
 use crate::ports::store::{DomainDetail, MockDomainStore, StoredDomain};
 use crate::usecases::fixtures::{org, policy};
-use crate::usecases::verify::KeyPolicy;
+use crate::usecases::verify::{KeyPolicy, VerifySchedule};
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -108,6 +108,7 @@ fn use_case(
             clock.clone(),
         ),
         clock,
+        Arc::new(VerifySchedule::default()),
         WEEK,
     )
 }
@@ -203,9 +204,15 @@ async fn a_published_record_transfers_the_domain_with_a_new_key() {
         .returning(|_, _, _| Ok(Some(claim())));
     claims
         .expect_transfer()
-        .withf(|o, c, key, _| *o == org() && c.token == "tok" && key.selector.as_str() == "fresh")
+        .withf(|o, c, key, now, first| {
+            *o == org()
+                && c.token == "tok"
+                && key.selector.as_str() == "fresh"
+                && *first > *now
+                && *first - *now <= chrono::Duration::seconds(66)
+        })
         .times(1)
-        .returning(|_, _, _, _| Ok(()));
+        .returning(|_, _, _, _, _| Ok(()));
     let view = use_case(
         claims,
         txt(&["v=spf1 -all", "domain-api-claim=tok"]),
@@ -245,7 +252,7 @@ async fn a_claim_lost_to_a_racing_change_is_no_longer_open() {
         .returning(|_, _, _| Ok(Some(claim())));
     claims
         .expect_transfer()
-        .returning(|_, _, _, _| Err(TransferError::NoOpenClaim));
+        .returning(|_, _, _, _, _| Err(TransferError::NoOpenClaim));
     let error = use_case(
         claims,
         txt(&["domain-api-claim=tok"]),

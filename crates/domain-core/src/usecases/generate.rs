@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use crate::ownership::{self, Ownership};
 use crate::ports::InfraError;
+use crate::ports::clock::Clock;
 use crate::ports::dns::Dns;
 use crate::ports::keys::KeyGenerator;
 use crate::ports::store::{CreationRules, DomainStore, RegisterError, SenderRegistration};
+use crate::usecases::verify::VerifySchedule;
 use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, RecordPolicy, RecordSet};
 
 /// Creates or reuses a sender domain, registers and activates a sender on it, and
@@ -20,6 +22,8 @@ pub struct GenerateRecords {
     dns: Arc<dyn Dns>,
     policy: Arc<RecordPolicy>,
     ownership: Arc<Ownership>,
+    schedule: Arc<VerifySchedule>,
+    clock: Arc<dyn Clock>,
 }
 
 /// The request body, as received: nothing here has been validated yet.
@@ -63,8 +67,9 @@ pub enum GenerateError {
 }
 
 impl GenerateRecords {
-    /// The use case over its ports, the platform's record policy and the rules new
-    /// domains are held to.
+    /// The use case over its ports, the platform's record policy, the rules new
+    /// domains are held to, and the verification schedule (a new domain's first
+    /// check).
     #[must_use]
     pub fn new(
         store: Arc<dyn DomainStore>,
@@ -72,6 +77,8 @@ impl GenerateRecords {
         dns: Arc<dyn Dns>,
         policy: Arc<RecordPolicy>,
         ownership: Arc<Ownership>,
+        schedule: Arc<VerifySchedule>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
@@ -79,6 +86,8 @@ impl GenerateRecords {
             dns,
             policy,
             ownership,
+            schedule,
+            clock,
         }
     }
 
@@ -128,6 +137,7 @@ impl GenerateRecords {
         let creation = CreationRules {
             ancestors: ownership::ancestors(&domain),
             limits: self.ownership.limits,
+            first_check_at: self.schedule.first_check(&domain, self.clock.now()),
         };
         let new_key = match existing {
             Some(_) => None,

@@ -7,6 +7,7 @@ use mockall::predicate::eq;
 
 use super::*;
 use crate::Selector;
+use crate::ports::clock::SystemClock;
 use crate::ports::dns::{DnsError, MockDns, MxRecord};
 use crate::ports::keys::{KeyError, MockKeyGenerator, SealedKey};
 use crate::ports::store::{MockDomainStore, Registered, StoredDomain};
@@ -95,6 +96,8 @@ fn use_case(store: MockDomainStore, keys: MockKeyGenerator, dns: MockDns) -> Gen
         Arc::new(dns),
         policy(),
         Arc::new(Ownership::default()),
+        Arc::new(VerifySchedule::default()),
+        Arc::new(SystemClock),
     )
 }
 
@@ -181,6 +184,8 @@ async fn rejects_a_sender_domain_too_long_for_its_dkim_record_name() {
         Arc::new(untouched_dns()),
         policy(),
         Arc::new(Ownership::default()),
+        Arc::new(VerifySchedule::default()),
+        Arc::new(SystemClock),
     );
     let records = accepted
         .execute(&org(), input(&format!("a@{fits}")))
@@ -743,6 +748,8 @@ async fn reserved_names_and_their_subdomains_are_taken_before_any_lookup() {
             reserved: ownership::ReservedDomains::default_for(&["inbound.sendtrim.com".into()]),
             ..Ownership::default()
         }),
+        Arc::new(VerifySchedule::default()),
+        Arc::new(SystemClock),
     );
     for email in [
         "postmaster@gmail.com",

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod authenticate;
+pub mod background;
 pub mod claim;
 pub mod generate;
 pub mod manage;

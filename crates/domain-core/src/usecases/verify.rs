@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::OrganizationId;
 use crate::lifecycle::{DomainStatus, EventType, KeyState, NewEvent};
 use crate::ports::clock::Clock;
 use crate::ports::lifecycle::{CheckPlan, KeyLifecycleStore, KeyMove, KeyTarget};
@@ -18,6 +17,7 @@ use crate::ports::store::DomainDetail;
 use crate::usecases::validate::{
     CheckStatus, RecordKind, ValidateDomain, ValidateError, ValidationReport,
 };
+use crate::{DomainName, OrganizationId};
 
 /// How long keys stay in each late state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,87 @@ impl KeyPolicy {
     pub fn safe_to_remove(&self, revoked_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
         revoked_at.is_some_and(|at| at + self.revoked_keep <= now)
     }
+}
+
+/// When checks happen (`DOMAIN_API_VERIFY_SCHEDULE`, `DOMAIN_API_VERIFY_INTERVAL`): a
+/// pending domain after each delay of `pending` in turn, counted from the previous
+/// check (the last delay then repeats); a verified or failing one every `interval`.
+/// Every delay is stretched by up to a tenth, drawn from the domain's name and the
+/// time, so domains created together do not check together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifySchedule {
+    /// Delays between checks of a pending domain; never empty.
+    pending: Vec<TimeDelta>,
+    /// Delay between checks of a verified or failing domain.
+    interval: TimeDelta,
+}
+
+impl Default for VerifySchedule {
+    fn default() -> Self {
+        Self {
+            pending: [1, 5, 15, 60, 360, 720, 1440]
+                .into_iter()
+                .map(TimeDelta::minutes)
+                .collect(),
+            interval: TimeDelta::hours(24),
+        }
+    }
+}
+
+impl VerifySchedule {
+    /// A schedule; `None` when `pending` is empty or a delay is not positive.
+    #[must_use]
+    pub fn new(pending: Vec<TimeDelta>, interval: TimeDelta) -> Option<Self> {
+        let positive = |d: &TimeDelta| *d > TimeDelta::zero();
+        (!pending.is_empty() && pending.iter().all(positive) && positive(&interval))
+            .then_some(Self { pending, interval })
+    }
+
+    /// The delays between checks of a pending domain.
+    #[must_use]
+    pub fn pending(&self) -> &[TimeDelta] {
+        &self.pending
+    }
+
+    /// The delay between checks of a verified or failing domain.
+    #[must_use]
+    pub fn interval(&self) -> TimeDelta {
+        self.interval
+    }
+
+    /// The first check of a domain created (or claimed) at `now`.
+    #[must_use]
+    pub fn first_check(&self, domain: &DomainName, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + jittered(self.pending[0], domain, now)
+    }
+
+    /// The next check after `plan` is applied.
+    #[must_use]
+    pub fn next_check(&self, plan: &CheckPlan) -> DateTime<Utc> {
+        let delay = match plan.status {
+            DomainStatus::Pending => {
+                // Failed checks in a row while pending = the checks that saw the
+                // records missing; a check that learnt nothing repeats its delay.
+                let step = usize::try_from(plan.failed_checks).unwrap_or(usize::MAX);
+                self.pending[step.min(self.pending.len() - 1)]
+            }
+            DomainStatus::Verified | DomainStatus::Failing => self.interval,
+        };
+        plan.checked_at + jittered(delay, &plan.domain, plan.checked_at)
+    }
+}
+
+/// `delay` stretched by a fraction in [0, 0.1) drawn from `domain` and `at` (FNV-1a):
+/// deterministic, so tests can rely on the bounds, and spread across names.
+fn jittered(delay: TimeDelta, domain: &DomainName, at: DateTime<Utc>) -> TimeDelta {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let nanos = at.timestamp_nanos_opt().unwrap_or_default().to_le_bytes();
+    for byte in domain.as_ascii().bytes().chain(nanos) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let per_mille = i32::try_from(hash % 100).unwrap_or(0);
+    delay + delay * per_mille / 1000
 }
 
 /// What a check found for one record.
@@ -208,6 +289,7 @@ pub struct VerifyDomain {
     lifecycle: Arc<dyn KeyLifecycleStore>,
     clock: Arc<dyn Clock>,
     policy: KeyPolicy,
+    schedule: Arc<VerifySchedule>,
 }
 
 impl VerifyDomain {
@@ -218,12 +300,14 @@ impl VerifyDomain {
         lifecycle: Arc<dyn KeyLifecycleStore>,
         clock: Arc<dyn Clock>,
         policy: KeyPolicy,
+        schedule: Arc<VerifySchedule>,
     ) -> Self {
         Self {
             validate,
             lifecycle,
             clock,
             policy,
+            schedule,
         }
     }
 
@@ -247,6 +331,27 @@ impl VerifyDomain {
     /// # Errors
     /// A store failure.
     pub async fn check(&self, detail: &DomainDetail) -> Result<ValidationReport, ValidateError> {
+        Ok(self.check_and_apply(detail).await?.0)
+    }
+
+    /// [`VerifyDomain::check`] for the background verifier: the status the domain
+    /// has after the check, or `None` when the plan was stale (the domain changed
+    /// hands, went, or a concurrent check moved its keys first) and nothing applied.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn check_status(
+        &self,
+        detail: &DomainDetail,
+    ) -> Result<Option<DomainStatus>, ValidateError> {
+        let (_, plan, applied) = self.check_and_apply(detail).await?;
+        Ok(applied.then_some(plan.status))
+    }
+
+    async fn check_and_apply(
+        &self,
+        detail: &DomainDetail,
+    ) -> Result<(ValidationReport, CheckPlan, bool), ValidateError> {
         let mut report = self.validate.report(&detail.domain).await;
         let pending = detail.keys.iter().find(|k| k.state == KeyState::Pending);
         let pending_check = match pending {
@@ -266,7 +371,8 @@ impl VerifyDomain {
             dmarc: finding(RecordKind::Dmarc),
             pending_key: pending_check.as_ref().map(|c| c.status.into()),
         };
-        let plan = plan_check(detail, &findings, self.clock.now(), &self.policy);
+        let mut plan = plan_check(detail, &findings, self.clock.now(), &self.policy);
+        plan.next_check_at = Some(self.schedule.next_check(&plan));
         let promoted = plan.key_moves.iter().any(|m| m.to == KeyTarget::Active);
         let applied = self.lifecycle.apply_check(&plan).await?;
         if applied && promoted {
@@ -288,7 +394,7 @@ impl VerifyDomain {
             applied,
             "checked domain"
         );
-        Ok(report)
+        Ok((report, plan, applied))
     }
 }
 

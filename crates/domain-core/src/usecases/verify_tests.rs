@@ -271,3 +271,91 @@ fn removes_a_revoked_key_at_the_first_check_after_it_is_safe_to_remove() {
     );
     assert!(due.events.is_empty(), "removal is not an event");
 }
+
+mod schedule {
+    use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
+
+    use crate::DomainName;
+    use crate::lifecycle::DomainStatus;
+    use crate::ports::lifecycle::CheckPlan;
+    use crate::usecases::fixtures::org;
+    use crate::usecases::verify::VerifySchedule;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap()
+    }
+
+    fn plan(name: &str, status: DomainStatus, failed_checks: u32) -> CheckPlan {
+        CheckPlan {
+            organization: org(),
+            domain: DomainName::parse(name).unwrap(),
+            checked_at: at(),
+            status,
+            verified_at: None,
+            failed_checks,
+            next_check_at: None,
+            key_moves: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// `delay` ≤ the wait < `delay` × 1.1.
+    fn assert_within(wait: TimeDelta, delay: TimeDelta) {
+        assert!(
+            wait >= delay && wait < delay + delay / 10,
+            "{wait} for {delay}"
+        );
+    }
+
+    #[test]
+    fn a_pending_domain_waits_each_delay_in_turn_then_repeats_the_last() {
+        let schedule = VerifySchedule::default();
+        let minutes = [1, 5, 15, 60, 360, 720, 1440, 1440, 1440];
+        for (failed, expected) in minutes.into_iter().enumerate() {
+            let plan = plan(
+                "example.com",
+                DomainStatus::Pending,
+                u32::try_from(failed).unwrap(),
+            );
+            assert_within(
+                schedule.next_check(&plan) - at(),
+                TimeDelta::minutes(expected),
+            );
+        }
+    }
+
+    #[test]
+    fn verified_and_failing_domains_wait_the_interval() {
+        let schedule =
+            VerifySchedule::new(vec![TimeDelta::seconds(1)], TimeDelta::hours(24)).unwrap();
+        for status in [DomainStatus::Verified, DomainStatus::Failing] {
+            assert_within(
+                schedule.next_check(&plan("example.com", status, 1)) - at(),
+                TimeDelta::hours(24),
+            );
+        }
+    }
+
+    #[test]
+    fn domains_created_together_are_spread_over_a_tenth_of_the_delay() {
+        let schedule = VerifySchedule::default();
+        let mut firsts: Vec<i64> = (0..1000)
+            .map(|i| {
+                let name = DomainName::parse(&format!("d{i}.example")).unwrap();
+                (schedule.first_check(&name, at()) - at()).num_milliseconds()
+            })
+            .collect();
+        firsts.sort_unstable();
+        firsts.dedup();
+        assert!(firsts.iter().all(|ms| (60_000..66_000).contains(ms)));
+        // 100 distinct offsets from 60 s to 65.94 s: no one second holds them all.
+        assert!(firsts.len() >= 90, "{} distinct first checks", firsts.len());
+    }
+
+    #[test]
+    fn refuses_an_empty_or_non_positive_schedule() {
+        assert!(VerifySchedule::new(Vec::new(), TimeDelta::hours(1)).is_none());
+        assert!(VerifySchedule::new(vec![TimeDelta::zero()], TimeDelta::hours(1)).is_none());
+        assert!(VerifySchedule::new(vec![TimeDelta::seconds(1)], TimeDelta::zero()).is_none());
+    }
+}

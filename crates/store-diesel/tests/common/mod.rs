@@ -46,6 +46,7 @@ pub fn registration_within(
         creation: CreationRules {
             ancestors: ancestors(email.domain()),
             limits,
+            first_check_at: chrono::Utc::now() + chrono::Duration::minutes(1),
         },
         email,
         reply_to: None,

@@ -1,0 +1,1 @@
+DROP INDEX domains_next_check_at;
