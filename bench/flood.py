@@ -4,7 +4,7 @@
     cargo build --release -p domain-api
     bench/flood.py --backend sqlite|postgres [--bin target/release/domain-api] \
         [--idle-seconds 15] [--flood-seconds 30] [--after-seconds 15] \
-        [--flood-conns 16] [--victim-conns 4]
+        [--flood-conns 16] [--victim-conns 4] [--victim-rate 100]
 
 Starts the release server itself (127.0.0.1, an ephemeral port, a fresh SQLite file
 or a fresh PostgreSQL database on the scripts/dev-postgres.sh cluster, dropped
@@ -14,13 +14,14 @@ reuse.example. Each phase starts once other processes are quiet and the server i
 idle (its DKIM key pool refilled).
 
   idle        B alone for --idle-seconds: --victim-conns threads alternate a reuse
-              generate (a fresh sender u<uuid>@reuse.example) and GET of reuse.example.
+              generate (a fresh sender u<uuid>@reuse.example) and GET of
+              detail.example (one sender), paced at --victim-rate calls a second in
+              all (0: a closed loop, as fast as answered).
   flood       the same B load for --flood-seconds while A, from a separate process
               (its own GIL, so B's timings do not queue behind A's threads), sends
               new-domain generates (a@f<uuid>.example) from --flood-conns threads as
               fast as it can.
-  idle_after  B alone again (a control: GET detail returns every sender of
-              reuse.example, so it slows as B's reuse calls add senders).
+  idle_after  B alone again (a control: reuse.example has more senders by then).
 
 Prints one JSON object to stdout (B's count/p50/p99/max per call kind and phase, the
 flood/idle p99 ratios, A's status counts and rate, whether every B call got 2xx, CPU
@@ -188,27 +189,51 @@ def settle(server_pid, quiet_pct=5.0, limit=90.0):
 # ---------------------------------------------------------------- the two clients
 
 
-def victim_phase(base, auth, seconds, conns):
-    """B's load: per thread, alternate reuse generate and detail GET until the deadline."""
+def victim_phase(base, auth, seconds, conns, rate):
+    """B's load: per thread, alternate reuse generate and detail GET until the deadline.
+
+    With `rate` > 0 the calls are paced (open loop): thread i sends its k-th call at
+    start + (k * conns + i) / rate, whatever the answers' latency, so B's latency is
+    measured at a normal, fixed load rather than at the saturation of a closed loop
+    (a closed-loop B on two cores measures how the CPU is shared, not B's latency).
+    A call that falls behind its slot is sent at once; its latency still counts from
+    when it is sent."""
     deadline = time.monotonic() + seconds
+    origin = time.monotonic()
     lock = threading.Lock()
     latencies = {"reuse": [], "detail": []}
+    # (seconds since the phase began, ms) per call, to tell the first seconds of a
+    # phase (the flood's burst of allowed creations) from the rest.
+    timeline = {"reuse": [], "detail": []}
     statuses = {"reuse": {}, "detail": {}}
     failures = []
 
     def worker(index):
         turn = index % 2
+        sent = 0
         while time.monotonic() < deadline:
+            if rate > 0:
+                slot = origin + (sent * conns + index) / rate
+                pause = slot - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                if time.monotonic() >= deadline:
+                    break
+                sent += 1
+            sent_at = time.monotonic() - origin
             if turn == 0:
                 kind = "reuse"
                 status, ms, text, _ = call(base, "POST", GENERATE, auth,
                                            {"email": f"u{uuid.uuid4().hex}@reuse.example"})
             else:
                 kind = "detail"
-                status, ms, text, _ = call(base, "GET", "/api/v1/emails/domains/reuse.example", auth)
+                # A domain of its own with one sender: its detail stays the same size
+                # however many senders the reuse calls add to reuse.example.
+                status, ms, text, _ = call(base, "GET", "/api/v1/emails/domains/detail.example", auth)
             turn ^= 1
             with lock:
                 latencies[kind].append(ms)
+                timeline[kind].append((sent_at, ms))
                 statuses[kind][str(status)] = statuses[kind].get(str(status), 0) + 1
                 if not 200 <= status < 300 and len(failures) < 10:
                     failures.append({"kind": kind, "status": status, "ms": round(ms, 1), "body": text})
@@ -223,6 +248,10 @@ def victim_phase(base, auth, seconds, conns):
         "seconds": round(elapsed, 2),
         "reuse": summary(latencies["reuse"]),
         "detail": summary(latencies["detail"]),
+        # The same calls, from the 5th second on: in the flood phase, after the burst
+        # of the organization's allowed creations (keys drawn, pool refilled).
+        "after_5s": {kind: summary([ms for at, ms in points if at >= 5.0])
+                     for kind, points in timeline.items()},
         "rps": round(sum(len(v) for v in latencies.values()) / elapsed, 1),
         "statuses": statuses,
         "all_2xx": all_2xx,
@@ -379,9 +408,10 @@ def run(args, tmp):
         server, base = start_server(args.bin, env, addr_file, os.path.join(tmp, "server.log"))
         log(f"{args.backend}: server {base} (pid {server.pid})")
 
-        status, _, text, _ = call(base, "POST", GENERATE, auth_b, {"email": "owner@reuse.example"})
-        if status != 201:
-            raise RuntimeError(f"B could not create reuse.example: {status} {text}")
+        for domain in ("reuse.example", "detail.example"):
+            status, _, text, _ = call(base, "POST", GENERATE, auth_b, {"email": f"owner@{domain}"})
+            if status != 201:
+                raise RuntimeError(f"B could not create {domain}: {status} {text}")
 
         def prepare(name, note):
             """Waits for a quiet machine and an idle server (its key pool refilled)."""
@@ -405,7 +435,7 @@ def run(args, tmp):
         # Idle: B alone.
         prepared = prepare("idle", f"B alone for {args.idle_seconds}s ({args.victim_conns} threads)")
         before = cpu_snapshot()
-        idle = victim_phase(base, auth_b, args.idle_seconds, args.victim_conns)
+        idle = victim_phase(base, auth_b, args.idle_seconds, args.victim_conns, args.victim_rate)
         idle = finish(idle, before, cpu_snapshot(), {me}, prepared)
 
         # Flood: the same B load while A floods from its own process.
@@ -420,7 +450,7 @@ def run(args, tmp):
             stdout=subprocess.PIPE, text=True)
         time.sleep(max(0.0, start_at - time.time()))
         before = cpu_snapshot()
-        flood = victim_phase(base, auth_b, args.flood_seconds, args.victim_conns)
+        flood = victim_phase(base, auth_b, args.flood_seconds, args.victim_conns, args.victim_rate)
         after = cpu_snapshot()
         out, _ = flooder.communicate(timeout=120)
         if flooder.returncode != 0:
@@ -434,7 +464,7 @@ def run(args, tmp):
         if args.after_seconds > 0:
             prepared = prepare("idle-after", f"B alone again for {args.after_seconds}s")
             before = cpu_snapshot()
-            idle_after = victim_phase(base, auth_b, args.after_seconds, args.victim_conns)
+            idle_after = victim_phase(base, auth_b, args.after_seconds, args.victim_conns, args.victim_rate)
             idle_after = finish(idle_after, before, cpu_snapshot(), {me}, prepared)
 
         alive = server.poll() is None
@@ -460,6 +490,7 @@ def run(args, tmp):
             "idle_seconds": args.idle_seconds, "flood_seconds": args.flood_seconds,
             "after_seconds": args.after_seconds,
             "flood_conns": args.flood_conns, "victim_conns": args.victim_conns,
+            "victim_rate": args.victim_rate,
             "quotas": "defaults (DOMAIN_API_NEW_DOMAINS_PER_MINUTE, DOMAIN_API_MAX_DOMAINS_PER_ORG unset)",
             "cpus": os.cpu_count(),
         },
@@ -510,6 +541,8 @@ def main():
     parser.add_argument("--flood-seconds", type=float, default=30)
     parser.add_argument("--flood-conns", type=int, default=16)
     parser.add_argument("--victim-conns", type=int, default=4)
+    parser.add_argument("--victim-rate", type=float, default=100.0,
+                        help="B's calls per second, paced (0: closed loop, as fast as answered)")
     parser.add_argument("--after-seconds", type=float, default=15,
                         help="a second idle run after the flood, as a control (0: none)")
     parser.add_argument("--master-key", default=DEFAULT_MASTER_KEY)

@@ -13,7 +13,9 @@
 #      p50/p99, server and PostgreSQL CPU, peak RSS (VmHWM, reset before each
 #      scenario), and the CPU that unrelated processes took meanwhile;
 #   5. the pgbench ceiling (the register-sender transaction on a scratch database),
-#      run right before the PostgreSQL reuse scenario it is compared with.
+#      run right before the PostgreSQL reuse scenario it is compared with;
+#   6. the noisy neighbour (bench/flood.py): one organization's 30 s flood of new
+#      domains at the default quotas against another organization's paced calls.
 #
 # Output: a table on stdout, everything raw under bench/results/<UTC time>/, and the
 # machine-readable summary in bench/results/<UTC time>/results.json (also copied to
@@ -26,7 +28,7 @@
 # size, 600), BENCH_BURST (new-domain burst at BENCH_CONNS, 400), BENCH_SERIAL (warm
 # new-domain requests at 1 connection, 100), BENCH_NOPOOL_BURST (200),
 # BENCH_NOPOOL_SERIAL (20), BENCH_MULTI_ORGS (organizations in the reuse-orgs
-# variant, 32), BENCH_SKIP_MICRO=1, BENCH_BACKENDS ("sqlite postgres").
+# variant, 32), BENCH_SKIP_MICRO=1, BENCH_SKIP_FLOOD=1, BENCH_BACKENDS ("sqlite postgres").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -457,6 +459,17 @@ for backend in $BACKENDS; do
   stop_server "$SERVER_PID" "$backend-default"
   rm -f "$BENCH_ORGS_FILE"   # throwaway tokens, but tokens all the same
 done
+
+# ---------------------------------------------------------------- noisy neighbour
+# One organization floods new domains at the default quotas while another's paced
+# reuse and detail calls are timed (bench/flood.py starts its own server and
+# database). BENCH_SKIP_FLOOD=1 skips it.
+if [[ "${BENCH_SKIP_FLOOD:-0}" != 1 ]]; then
+  for backend in $BACKENDS; do
+    log "noisy neighbour: $backend"
+    python3 bench/flood.py --backend "$backend" --bin "$BIN" >"$OUT/flood-$backend.json"
+  done
+fi
 
 # ---------------------------------------------------------------- summary
 log "summary"

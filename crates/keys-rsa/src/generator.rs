@@ -1,6 +1,6 @@
 //! RSA-2048 DKIM keys: generated on a blocking thread, sealed before they leave it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -10,6 +10,7 @@ use domain_core::{DkimKey, DomainName, Selector};
 use ring::rand::{SecureRandom, SystemRandom};
 use rsa::PrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::rng::RingRng;
 use crate::{SealError, Sealer};
@@ -37,11 +38,68 @@ impl KeyGenerator for RsaKeyGenerator {
     async fn generate(&self, domain: &DomainName) -> Result<DkimKey, KeyError> {
         let sealer = Arc::clone(&self.sealer);
         let domain = domain.clone();
-        // Tens of milliseconds of bignum work: keep it off the async executor.
-        tokio::task::spawn_blocking(move || generate_key_blocking(&sealer, &domain))
-            .await
-            .map_err(|e| KeyError(Box::new(e)))?
+        // Tens of milliseconds of bignum work: off the async executor, one of a
+        // bounded number at a time, at a lower priority.
+        run_generation(move || generate_key_blocking(&sealer, &domain)).await?
     }
+}
+
+/// How much lower than the server's other threads a generation thread runs (nice).
+const GENERATION_NICENESS: i32 = 19;
+
+/// Runs one key generation `job`: after taking a permit ([`generation_permit`]), on
+/// a thread of its own whose scheduling priority is lowered (Linux: nice 19 for
+/// that thread alone), so that while keys are made, requests that need the CPU for
+/// a millisecond get it first. The thread ends with the job; a dedicated thread
+/// rather than the blocking pool, whose threads also run database calls and must
+/// keep their priority.
+///
+/// # Errors
+/// [`KeyError`] when no thread could be started or the job's thread panicked.
+pub(crate) async fn run_generation<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, KeyError> {
+    let _permit = generation_permit().await?;
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("dkim-keygen".into())
+        .spawn(move || {
+            lower_this_threads_priority();
+            // The receiver is gone only if the caller was cancelled.
+            let _ = done.send(job());
+        })
+        .map_err(|e| KeyError(Box::new(e)))?;
+    result.await.map_err(|e| KeyError(Box::new(e)))
+}
+
+#[cfg(target_os = "linux")]
+fn lower_this_threads_priority() {
+    // On Linux a thread id given to setpriority(PRIO_PROCESS) names that thread only.
+    let this_thread = rustix::thread::gettid();
+    if let Err(error) = rustix::process::setpriority_process(Some(this_thread), GENERATION_NICENESS)
+    {
+        tracing::debug!(%error, "could not lower the key generation thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_threads_priority() {}
+
+/// RSA generation is the most expensive thing the service does (tens of
+/// milliseconds of CPU a key). At most one fewer than the machine's cores run at once
+/// (at least one), inline or refilling the pool: a burst of new domains, or one
+/// organization's flood of them, cannot take every core from the other
+/// organizations' calls. A generation waits for a permit without holding a thread.
+async fn generation_permit() -> Result<SemaphorePermit<'static>, KeyError> {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            Semaphore::new(cores.saturating_sub(1).max(1))
+        })
+        .acquire()
+        .await
+        .map_err(|e| KeyError(Box::new(e)))
 }
 
 /// Generates and seals one key on the calling thread (which must be allowed to block).

@@ -16,7 +16,7 @@ use domain_core::{DkimKey, DomainName, SealedKey};
 use tokio::sync::{Notify, watch};
 
 use crate::Sealer;
-use crate::generator::{RsaKeyGenerator, generate_pair, random_selector};
+use crate::generator::{RsaKeyGenerator, generate_pair, random_selector, run_generation};
 
 struct PooledKey {
     public_key: String,
@@ -144,7 +144,7 @@ async fn refill(pool: Weak<Inner>, wake: Arc<Notify>) {
         let sealer = Arc::clone(&inner.sealer);
         drop(inner);
         let started = Instant::now();
-        let made = tokio::task::spawn_blocking(move || {
+        let made = run_generation(move || {
             let (public_key, pkcs8) = generate_pair()?;
             let sealed = sealer
                 .seal_pooled(pkcs8.as_bytes())
@@ -163,14 +163,12 @@ async fn refill(pool: Weak<Inner>, wake: Arc<Notify>) {
                 inner.refill_nanos.fetch_add(nanos, Ordering::Relaxed);
                 inner.step();
             }
-            Ok(Err(error)) => {
+            Ok(Err(error)) | Err(error) => {
                 tracing::warn!(%error, "key pool refill failed; retrying in 1 s");
                 inner.step();
                 drop(inner);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            // The runtime is shutting down.
-            Err(_) => return,
         }
     }
 }

@@ -205,6 +205,16 @@ impl DomainStore for Store {
         &self,
         registration: SenderRegistration,
     ) -> Result<Registered, RegisterError> {
+        // Wait for this organization's other registrations without a connection;
+        // bounded like a wait for the row lock would be.
+        let _turn = self
+            .gate
+            .enter(
+                registration.organization.as_str(),
+                self.backend.statement_timeout,
+            )
+            .await
+            .map_err(|e| RegisterError::Infra(StoreError::Unavailable(Box::new(e))))?;
         let mut attempt = 1;
         loop {
             match self.register_once(&registration).await {

@@ -13,6 +13,7 @@ mod backend;
 mod credentials;
 mod domains;
 mod events;
+mod gate;
 mod lifecycle;
 mod locks;
 mod ownership;
@@ -40,6 +41,8 @@ pub struct Store {
     url: String,
     /// The access-token tag key, read from the database at first use.
     token_key: std::sync::OnceLock<credentials::TokenKey>,
+    /// One registration per organization in the database at a time (this process).
+    gate: gate::OrgGate,
 }
 
 /// Connection pool gauges.
@@ -69,6 +72,7 @@ impl Store {
             backend: backend::build(config)?,
             url: config.url.clone(),
             token_key: std::sync::OnceLock::new(),
+            gate: gate::OrgGate::default(),
         })
     }
 

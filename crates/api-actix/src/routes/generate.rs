@@ -1,8 +1,10 @@
 //! `POST /api/v1/emails/domains/generate` — the seed endpoint.
 
+use std::time::Duration;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain_core::RecordSet;
-use domain_core::usecases::generate::GenerateInput;
+use domain_core::usecases::generate::{GenerateError, GenerateInput};
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
 
@@ -92,7 +94,10 @@ pub async fn generate(
         authenticated_json(auth, &req, payload, MAX_BODY_BYTES, state.body_timeout).await?;
     let input = parse_body(&bytes)?;
 
-    let records = state.generate.execute(&organization, input).await?;
+    let records = match state.generate.execute(&organization, input).await {
+        Err(GenerateError::RateLimited(wait)) => return Err(tarpit(wait).await),
+        other => other?,
+    };
 
     let json = serde_json::to_string(&RecordMap(&records))
         .map_err(|e| ApiError::Unexpected(Box::new(e), Operation::Generate))?;
@@ -174,6 +179,21 @@ impl serde::Serialize for RecordMap<'_> {
         }
         map.end()
     }
+}
+
+/// How long a rate-limited new-domain call is held before its 429.
+pub const TARPIT: Duration = Duration::from_secs(1);
+
+/// Holds a rate-limited call for up to [`TARPIT`] (no CPU: a timer) before answering,
+/// and takes the time held off its `Retry-After`. A client retrying in a tight loop
+/// (a hostile flood, or just a buggy retry) then sends a call a second per connection
+/// instead of hundreds, and leaves the machine to other organizations; a client that
+/// honours `Retry-After` waits no longer in all.
+async fn tarpit(wait: Duration) -> ApiError {
+    let held = wait.min(TARPIT);
+    tokio::time::sleep(held).await;
+    let left = wait.saturating_sub(held).max(Duration::from_secs(1));
+    ApiError::Generate(GenerateError::RateLimited(left))
 }
 
 #[cfg(test)]

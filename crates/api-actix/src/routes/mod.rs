@@ -159,3 +159,6 @@ mod domain_tests;
 
 #[cfg(test)]
 mod list_tests;
+
+#[cfg(test)]
+mod generate_tests;

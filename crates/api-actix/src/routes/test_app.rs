@@ -203,6 +203,7 @@ pub(crate) struct Answer {
     pub content_type: String,
     pub allow: Option<String>,
     pub www_authenticate: Option<String>,
+    pub retry_after: Option<String>,
     pub body: String,
 }
 
@@ -243,6 +244,7 @@ pub(crate) async fn call_shared(state: &web::Data<AppState>, request: TestReques
     let content_type = header(header::CONTENT_TYPE).unwrap_or_default();
     let allow = header(header::ALLOW);
     let www_authenticate = header(header::WWW_AUTHENTICATE);
+    let retry_after = header(header::RETRY_AFTER);
     let body = to_bytes(response.into_body())
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -252,6 +254,7 @@ pub(crate) async fn call_shared(state: &web::Data<AppState>, request: TestReques
         content_type,
         allow,
         www_authenticate,
+        retry_after,
         body,
     }
 }

@@ -2,7 +2,11 @@
 //! (step 1, authentication, is [`super::authenticate::Authenticate`]: this use case
 //! takes an [`OrganizationId`], which only authentication produces).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use crate::ownership::{self, Ownership};
 use crate::ports::InfraError;
@@ -24,6 +28,37 @@ pub struct GenerateRecords {
     ownership: Arc<Ownership>,
     schedule: Arc<VerifySchedule>,
     clock: Arc<dyn Clock>,
+    rate_limited: Arc<RateLimitMemo>,
+}
+
+/// Organizations this instance has seen refused by the new-domain rate, and until
+/// when. The window frees only with time (deleting a domain refunds nothing, and no
+/// instance can create one for the organization meanwhile), so until then the answer
+/// is known without asking the store: a flood of new domains from one organization
+/// costs two reads a call (its token, the domain), not five.
+#[derive(Debug, Default)]
+struct RateLimitMemo(Mutex<HashMap<OrganizationId, DateTime<Utc>>>);
+
+impl RateLimitMemo {
+    /// How long `organization` must still wait at `now`, if it is known to.
+    fn wait(&self, organization: &OrganizationId, now: DateTime<Utc>) -> Option<Duration> {
+        let until = *self.0.lock().ok()?.get(organization)?;
+        let left = until.signed_duration_since(now).to_std().ok()?;
+        (!left.is_zero())
+            .then(|| Duration::from_secs(left.as_secs() + u64::from(left.subsec_nanos() > 0)))
+    }
+
+    fn remember(&self, organization: &OrganizationId, now: DateTime<Utc>, wait: Duration) {
+        let Ok(wait) = chrono::Duration::from_std(wait) else {
+            return;
+        };
+        if let Ok(mut known) = self.0.lock() {
+            // Forget the waits that are over: the map holds only organizations
+            // refused within the last minute.
+            known.retain(|_, until| *until > now);
+            known.insert(organization.clone(), now + wait);
+        }
+    }
 }
 
 /// The request body, as received: nothing here has been validated yet.
@@ -60,7 +95,7 @@ pub enum GenerateError {
     /// The domain is new and the organization created its quota of domains within
     /// the last minute; carries the wait until a slot frees.
     #[error("too many new domains; retry later")]
-    RateLimited(std::time::Duration),
+    RateLimited(Duration),
     /// A port failed.
     #[error(transparent)]
     Infra(#[from] InfraError),
@@ -88,6 +123,7 @@ impl GenerateRecords {
             ownership,
             schedule,
             clock,
+            rate_limited: Arc::default(),
         }
     }
 
@@ -142,10 +178,14 @@ impl GenerateRecords {
         let new_key = match existing {
             Some(_) => None,
             None => {
+                let now = self.clock.now();
+                if let Some(wait) = self.rate_limited.wait(organization, now) {
+                    return Err(GenerateError::RateLimited(wait));
+                }
                 self.store
                     .admit_creation(organization, &creation)
                     .await
-                    .map_err(GenerateError::from_register)?;
+                    .map_err(|error| self.refused(organization, now, error))?;
                 Some(self.generate_key(&domain).await?)
             }
         };
@@ -172,7 +212,7 @@ impl GenerateRecords {
             }
             other => other,
         }
-        .map_err(GenerateError::from_register)?;
+        .map_err(|error| self.refused(organization, self.clock.now(), error))?;
 
         // 8. Records from the stored domain, so racing callers all see the winning key.
         let stored = registered.domain;
@@ -182,6 +222,19 @@ impl GenerateRecords {
             &stored.selector,
             &stored.public_key,
         ))
+    }
+
+    /// The store's refusal in the use case's terms, remembering a rate limit.
+    fn refused(
+        &self,
+        organization: &OrganizationId,
+        now: DateTime<Utc>,
+        error: RegisterError,
+    ) -> GenerateError {
+        if let RegisterError::RateLimited { retry_after } = &error {
+            self.rate_limited.remember(organization, now, *retry_after);
+        }
+        GenerateError::from_register(error)
     }
 
     async fn generate_key(&self, domain: &DomainName) -> Result<DkimKey, GenerateError> {

@@ -775,7 +775,7 @@ async fn a_new_domain_is_admitted_with_its_ancestors_and_limits_before_a_key_is_
         ),
         (
             RegisterError::RateLimited {
-                retry_after: std::time::Duration::from_secs(7),
+                retry_after: Duration::from_secs(7),
             },
             |e| matches!(e, GenerateError::RateLimited(wait) if wait.as_secs() == 7),
         ),
@@ -835,6 +835,87 @@ async fn reusing_an_owned_domain_is_never_held_to_the_creation_rules() {
     });
     use_case(store, untouched_keys(), untouched_dns())
         .execute(&org(), input("second@example.com"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_rate_limited_organization_is_refused_without_the_store_until_its_wait_is_over() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use crate::ports::clock::MockClock;
+
+    let start = DateTime::parse_from_rfc3339("2026-11-29T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let elapsed_ms = Arc::new(AtomicI64::new(0));
+    let mut clock = MockClock::new();
+    let ticks = Arc::clone(&elapsed_ms);
+    clock
+        .expect_now()
+        .returning(move || start + chrono::Duration::milliseconds(ticks.load(Ordering::SeqCst)));
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| Ok(None));
+    let mut sequence = mockall::Sequence::new();
+    store
+        .expect_admit_creation()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(|_, _| {
+            Err(RegisterError::RateLimited {
+                retry_after: Duration::from_secs(10),
+            })
+        });
+    // Once the wait is over the store decides again.
+    store
+        .expect_admit_creation()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(|_, _| Ok(()));
+    store.expect_register_sender().times(1).returning(|reg| {
+        Ok(Registered {
+            domain: stored(
+                "org-a",
+                reg.email.domain().as_ascii(),
+                "abc123",
+                PUBLIC_KEY,
+                false,
+            ),
+            domain_created: true,
+        })
+    });
+    let use_case = GenerateRecords::new(
+        Arc::new(store),
+        Arc::new(keys_generating_once()),
+        Arc::new(untouched_dns()),
+        policy(),
+        Arc::new(Ownership::default()),
+        Arc::new(VerifySchedule::default()),
+        Arc::new(clock),
+    );
+
+    let first = use_case
+        .execute(&org(), input("a@one.example"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(first, GenerateError::RateLimited(w) if w.as_secs() == 10),
+        "{first:?}"
+    );
+    // 2.5 s later: known without asking the store, and the wait has shrunk.
+    elapsed_ms.store(2_500, Ordering::SeqCst);
+    let second = use_case
+        .execute(&org(), input("a@two.example"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(second, GenerateError::RateLimited(w) if w.as_secs() == 8),
+        "{second:?}"
+    );
+    // Past the wait, the store is asked again.
+    elapsed_ms.store(10_001, Ordering::SeqCst);
+    use_case
+        .execute(&org(), input("a@three.example"))
         .await
         .unwrap();
 }
