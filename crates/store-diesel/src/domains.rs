@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use domain_core::lifecycle::{EventType, KeyState, NewEvent, Page, Paged};
+use domain_core::lifecycle::{EventType, NewEvent, Page, Paged};
 use domain_core::ports::store::{
     CreationRules, DomainDetail, DomainStore, RegisterError, Registered, SenderRecord,
     SenderRegistration, SigningKey, StoreError, StoredDomain,
@@ -19,6 +19,7 @@ use crate::backend::{
     DbError, UniqueTarget, in_transaction, is_retryable, unique_violation, with_conn,
 };
 use crate::events::record_events;
+use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
 use crate::ownership::admit;
 use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
@@ -80,18 +81,7 @@ impl Store {
                     .await
                     .optional()?;
                 if let Some(domain_id) = inserted {
-                    diesel::insert_into(dkim_keys::table)
-                        .values((
-                            dkim_keys::domain_id.eq(domain_id),
-                            dkim_keys::selector.eq(key.selector.as_str()),
-                            dkim_keys::state.eq(KeyState::Active.as_str()),
-                            dkim_keys::public_key.eq(&key.public_key),
-                            dkim_keys::private_key_sealed.eq(Some(&key.sealed_private_key.0)),
-                            dkim_keys::created_at.eq(now),
-                            dkim_keys::activated_at.eq(Some(now)),
-                        ))
-                        .execute(c)
-                        .await?;
+                    insert_active_key!(c, domain_id, key, now)?;
                     created = true;
                 }
             }

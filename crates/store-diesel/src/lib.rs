@@ -14,6 +14,7 @@ mod credentials;
 mod domains;
 mod events;
 mod gate;
+mod keys;
 mod lifecycle;
 mod locks;
 mod ownership;

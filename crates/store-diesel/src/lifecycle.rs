@@ -22,6 +22,7 @@ use domain_core::{DkimKey, DomainName, OrganizationId};
 use crate::Store;
 use crate::backend::{DbError, UniqueTarget, in_transaction, unique_violation, with_conn};
 use crate::events::record_events;
+use crate::keys::destroy_keys;
 use crate::locks::{DomainLock as _, DuePick as _, lock_organization};
 
 /// A failed-checks count as stored.
@@ -227,19 +228,8 @@ impl KeyLifecycleStore for Store {
             else {
                 return Ok(false);
             };
-            // Overwrite the sealed keys before deleting the rows (revoked, so the
-            // table's own check accepts a key without its private half).
-            diesel::update(dkim_keys::table.filter(dkim_keys::domain_id.eq(domain_id)))
-                .set((
-                    dkim_keys::private_key_sealed.eq(None::<Vec<u8>>),
-                    dkim_keys::state.eq(KeyState::Revoked.as_str()),
-                ))
-                .execute(c)
-                .await?;
+            destroy_keys!(c, domain_id)?;
             diesel::delete(senders::table.filter(senders::domain_id.eq(domain_id)))
-                .execute(c)
-                .await?;
-            diesel::delete(dkim_keys::table.filter(dkim_keys::domain_id.eq(domain_id)))
                 .execute(c)
                 .await?;
             diesel::delete(domains::table.find(domain_id))

@@ -105,6 +105,24 @@ impl RegistrableLock for SqliteConn {
     }
 }
 
+/// The ids of domains due at `$now` whose lease (if any) ran out, earliest first, in
+/// the backend schema `$schema`.
+macro_rules! due_ids {
+    ($schema:path, $now:expr) => {{
+        use $schema as schema;
+        let now: DateTime<Utc> = $now;
+        schema::domains::table
+            .filter(schema::domains::next_check_at.le(now))
+            .filter(
+                schema::domains::check_lease_until
+                    .is_null()
+                    .or(schema::domains::check_lease_until.lt(now)),
+            )
+            .order(schema::domains::next_check_at.asc())
+            .select(schema::domains::id)
+    }};
+}
+
 /// Picks the ids of due domains nobody holds, locking them against other pickers.
 pub(crate) trait DuePick {
     /// Up to `limit` ids of domains due at `now` whose lease (if any) ran out, earliest
@@ -116,16 +134,7 @@ pub(crate) trait DuePick {
 
 impl DuePick for AsyncPgConnection {
     async fn pick_due(&mut self, now: DateTime<Utc>, limit: i64) -> Result<Vec<i64>, DbError> {
-        use crate::schema::pg::domains;
-        Ok(domains::table
-            .filter(domains::next_check_at.le(now))
-            .filter(
-                domains::check_lease_until
-                    .is_null()
-                    .or(domains::check_lease_until.lt(now)),
-            )
-            .order(domains::next_check_at.asc())
-            .select(domains::id)
+        Ok(due_ids!(crate::schema::pg, now)
             .limit(limit)
             .for_update()
             .skip_locked()
@@ -136,16 +145,7 @@ impl DuePick for AsyncPgConnection {
 
 impl DuePick for SqliteConn {
     async fn pick_due(&mut self, now: DateTime<Utc>, limit: i64) -> Result<Vec<i64>, DbError> {
-        use crate::schema::sqlite::domains;
-        Ok(domains::table
-            .filter(domains::next_check_at.le(now))
-            .filter(
-                domains::check_lease_until
-                    .is_null()
-                    .or(domains::check_lease_until.lt(now)),
-            )
-            .order(domains::next_check_at.asc())
-            .select(domains::id)
+        Ok(due_ids!(crate::schema::sqlite, now)
             .limit(limit)
             .load(self)
             .await?)

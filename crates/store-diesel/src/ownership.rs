@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use domain_core::lifecycle::{DomainStatus, EventType, KeyState, NewEvent};
+use domain_core::lifecycle::{DomainStatus, EventType, NewEvent};
 use domain_core::ports::InfraError;
 use domain_core::ports::claims::{Claim, ClaimStore, OpenClaimError, TransferError};
 use domain_core::ports::store::{CreationRules, RegisterError};
@@ -15,6 +15,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use crate::Store;
 use crate::backend::{DbError, in_transaction, is_retryable, with_conn};
 use crate::events::record_events;
+use crate::keys::{destroy_keys, insert_active_key};
 use crate::locks::{DomainLock as _, lock_organization};
 
 /// Checks on `$conn` that organization `$org` may create a domain under `$rules`
@@ -271,34 +272,14 @@ impl Store {
                 return Ok(Transferred::NoOpenClaim);
             }
             // The previous owner's private keys overwritten, then every key row gone.
-            diesel::update(dkim_keys::table.filter(dkim_keys::domain_id.eq(domain_id)))
-                .set((
-                    dkim_keys::private_key_sealed.eq(None::<Vec<u8>>),
-                    dkim_keys::state.eq(KeyState::Revoked.as_str()),
-                ))
-                .execute(c)
-                .await?;
-            diesel::delete(dkim_keys::table.filter(dkim_keys::domain_id.eq(domain_id)))
-                .execute(c)
-                .await?;
+            destroy_keys!(c, domain_id)?;
             diesel::delete(senders::table.filter(senders::domain_id.eq(domain_id)))
                 .execute(c)
                 .await?;
             diesel::delete(domain_claims::table.filter(domain_claims::domain_id.eq(domain_id)))
                 .execute(c)
                 .await?;
-            diesel::insert_into(dkim_keys::table)
-                .values((
-                    dkim_keys::domain_id.eq(domain_id),
-                    dkim_keys::selector.eq(key.selector.as_str()),
-                    dkim_keys::state.eq(KeyState::Active.as_str()),
-                    dkim_keys::public_key.eq(&key.public_key),
-                    dkim_keys::private_key_sealed.eq(Some(&key.sealed_private_key.0)),
-                    dkim_keys::created_at.eq(now),
-                    dkim_keys::activated_at.eq(Some(now)),
-                ))
-                .execute(c)
-                .await?;
+            insert_active_key!(c, domain_id, key, now)?;
             // A new start for the new owner: pending, never checked, inbound off
             // until its own MX check.
             diesel::update(domains::table.find(domain_id))
