@@ -25,6 +25,23 @@ pub struct RecordCheckJson {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// SPF and DMARC only (absent when the lookup failed): the values of that kind
+    /// found at the name that are not exactly ours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    existing: Option<Vec<String>>,
+    /// SPF: `none`, `add` or `replace`; DMARC: `add` or `keep`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'static str>,
+    /// The one value to publish at the name (for SPF, their record merged with ours).
+    #[serde(rename = "suggestedValue", skip_serializing_if = "Option::is_none")]
+    suggested_value: Option<String>,
+    /// SPF: the DNS lookups the suggested record costs, through `include:` and
+    /// `redirect=` (receivers allow 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lookups: Option<usize>,
+    /// A sentence when the suggested value needs attention.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -75,13 +92,31 @@ impl From<ValidationReport> for ReportJson {
                          found,
                          status: s,
                          reason,
-                     }| RecordCheckJson {
-                        kind: kind.as_str(),
-                        name,
-                        expected,
-                        found,
-                        status: status(s),
-                        reason,
+                         change,
+                     }| {
+                        let (existing, action, suggested_value, lookups, warning) = match change {
+                            Some(c) => (
+                                Some(c.existing),
+                                Some(c.action.as_str()),
+                                Some(c.suggested_value),
+                                c.lookups,
+                                c.warning,
+                            ),
+                            None => (None, None, None, None, None),
+                        };
+                        RecordCheckJson {
+                            kind: kind.as_str(),
+                            name,
+                            expected,
+                            found,
+                            status: status(s),
+                            reason,
+                            existing,
+                            action,
+                            suggested_value,
+                            lookups,
+                            warning,
+                        }
                     },
                 )
                 .collect(),

@@ -38,7 +38,7 @@ fn judge_dmarc(found: &[String], name: &str, expected: &str) -> Verdict {
 }
 
 /// The first tag is `v=DMARC1`: the tag name in any case, white space around `=` allowed.
-fn is_dmarc(value: &str) -> bool {
+pub(super) fn is_dmarc(value: &str) -> bool {
     value
         .split(';')
         .next()

@@ -7,6 +7,7 @@
 //! `dkim` (RFC 6376), `dmarc` (RFC 7489) and `inbound` (MX); `cidr` matches the
 //! `ip4:`/`ip6:` networks SPF names, and `verdict` holds what the checks share.
 
+mod changeset;
 mod cidr;
 mod dkim;
 mod dmarc;
@@ -24,6 +25,7 @@ use crate::ports::InfraError;
 use crate::ports::dns::{Dns, DnsError, TxtRecord};
 use crate::ports::store::{DomainDetail, DomainStore, StoredDomain};
 use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
+pub use changeset::{ChangeAction, ChangeSet, MAX_SPF_LOOKUPS, merge_spf};
 use verdict::{Verdict, txt_failure};
 
 /// Checks a domain's published records against the ones it should publish.
@@ -110,6 +112,9 @@ pub struct RecordCheck {
     pub status: CheckStatus,
     /// A sentence the customer understands; `None` when the record is ok.
     pub reason: Option<String>,
+    /// SPF and DMARC: what is there now and the one value to publish; `None` for DKIM
+    /// and when the lookup failed.
+    pub change: Option<ChangeSet>,
 }
 
 /// The outcome of one check.
@@ -199,7 +204,7 @@ impl ValidateDomain {
         );
 
         // The lookups are independent: the slowest one, not their sum, bounds the call.
-        let ((spf, dkim), (dmarc, inbound)) = join(
+        let ((mut spf, dkim), (mut dmarc, inbound)) = join(
             join(
                 self.check_spf(&stored.name, &expected.spf),
                 self.check_dkim(stored, &expected),
@@ -211,6 +216,30 @@ impl ValidateDomain {
         )
         .await;
 
+        if spf.status != CheckStatus::Error {
+            let mut change = changeset::spf_change(&spf.found, &expected.spf, &self.policy);
+            let (lookups, note) = self.spf_lookups(&change.suggested_value).await;
+            if lookups > MAX_SPF_LOOKUPS {
+                let over = format!(
+                    "The record needs {lookups} DNS lookups, more than the {MAX_SPF_LOOKUPS} receivers allow (RFC 7208 §4.6.4): remove or flatten some include: mechanisms."
+                );
+                change.warning = Some(match change.warning.take() {
+                    Some(before) => format!("{before} {over}"),
+                    None => over,
+                });
+            }
+            if let Some(note) = note {
+                change.warning = Some(match change.warning.take() {
+                    Some(before) => format!("{before} {note}"),
+                    None => note,
+                });
+            }
+            change.lookups = Some(lookups);
+            spf.change = Some(change);
+        }
+        if dmarc.status != CheckStatus::Error {
+            dmarc.change = Some(changeset::dmarc_change(&dmarc.found, &expected.dmarc));
+        }
         let report = ValidationReport {
             domain: stored.name.as_ascii().to_owned(),
             verified: false,
@@ -287,6 +316,7 @@ impl RecordCheck {
             found,
             status: verdict.status,
             reason: verdict.reason,
+            change: None,
         }
     }
 }

@@ -42,7 +42,7 @@ fn judge_spf(found: &[String], name: &str, expected: &str, policy: &RecordPolicy
 }
 
 /// `v=spf1` (any case) followed by a space or the end of the value.
-fn is_spf(value: &str) -> bool {
+pub(super) fn is_spf(value: &str) -> bool {
     value
         .get(..6)
         .is_some_and(|version| version.eq_ignore_ascii_case("v=spf1"))
@@ -104,7 +104,7 @@ fn count_dns_lookups(terms: &[&str]) -> usize {
         .count()
 }
 
-fn without_qualifier(term: &str) -> &str {
+pub(super) fn without_qualifier(term: &str) -> &str {
     term.strip_prefix(['+', '-', '~', '?']).unwrap_or(term)
 }
 
@@ -114,7 +114,7 @@ fn allows_any_sender(term: &str) -> bool {
 }
 
 /// Whether `term` is a passing `ip4:`/`ip6:` mechanism covering `ip`.
-fn authorizes(term: &str, ip: IpAddr) -> bool {
+pub(super) fn authorizes(term: &str, ip: IpAddr) -> bool {
     let term = term.strip_prefix('+').unwrap_or(term);
     let Some((mechanism, network)) = term.split_once(':') else {
         return false;

@@ -7,7 +7,12 @@ use crate::usecases::validate::CheckStatus;
 use crate::usecases::validate::fixtures::*;
 
 async fn spf_check(records: &[&str]) -> RecordCheck {
-    let report = validate(Zone::correct().with_txt(DOMAIN, txt(records))).await;
+    let report = validate(
+        Zone::correct()
+            .with_txt(DOMAIN, txt(records))
+            .others_nxdomain(),
+    )
+    .await;
     check(&report, RecordKind::Spf).clone()
 }
 

@@ -1,0 +1,318 @@
+//! The change-set: what is published at the SPF and DMARC names now, and the one
+//! value to publish there. A domain that already has an SPF record (most do) is told
+//! to replace it with one merged record, never to add a second (two SPF records make
+//! SPF fail for all its mail, RFC 7208 §3.2); an existing DMARC record is kept.
+//!
+//! The merge is pure; counting the merged record's DNS lookups follows `include:` and
+//! `redirect=` over live DNS, bounded.
+
+use std::collections::HashSet;
+
+use super::ValidateDomain;
+use super::spf::{authorizes, is_spf, without_qualifier};
+use crate::RecordPolicy;
+use crate::records::spf_ip_mechanism;
+
+/// RFC 7208 §4.6.4: evaluating an SPF record may cause at most 10 DNS lookups.
+pub const MAX_SPF_LOOKUPS: usize = 10;
+/// How deep `include:`/`redirect=` chains are followed.
+const MAX_DEPTH: usize = 10;
+/// How many records are fetched at most while counting (the count is then "more
+/// than this", which is far past the limit anyway).
+const MAX_FETCHES: usize = 30;
+
+/// What to do at a record's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeAction {
+    /// Our record is there as it should be.
+    None,
+    /// Nothing of its kind is there: publish the suggested value.
+    Add,
+    /// Another record of its kind is there: replace it (them) with the suggested value.
+    Replace,
+    /// A record of its kind is there and stays (DMARC).
+    Keep,
+}
+
+impl ChangeAction {
+    /// The name on the wire: `none`, `add`, `replace`, `keep`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Add => "add",
+            Self::Replace => "replace",
+            Self::Keep => "keep",
+        }
+    }
+}
+
+/// The change-set of one record name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// The values of this kind found at the name that are not exactly ours.
+    pub existing: Vec<String>,
+    /// What to do.
+    pub action: ChangeAction,
+    /// The one value to publish at the name.
+    pub suggested_value: String,
+    /// SPF: the RFC 7208 DNS-lookup count of the suggested record, through
+    /// `include:` and `redirect=`.
+    pub lookups: Option<usize>,
+    /// A sentence when the suggested value needs attention (too many lookups, a
+    /// record that lets any server send, several records to delete).
+    pub warning: Option<String>,
+}
+
+/// The SPF change-set from the TXT values at the domain and our record.
+#[must_use]
+pub fn spf_change(found: &[String], ours: &str, policy: &RecordPolicy) -> ChangeSet {
+    let spf: Vec<&str> = found
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| is_spf(v))
+        .collect();
+    let existing: Vec<String> = spf
+        .iter()
+        .filter(|v| **v != ours)
+        .map(|v| (*v).to_owned())
+        .collect();
+    match spf.as_slice() {
+        [] => ChangeSet {
+            existing,
+            action: ChangeAction::Add,
+            suggested_value: ours.to_owned(),
+            lookups: None,
+            warning: None,
+        },
+        [only] if *only == ours || authorizes_all(only, policy) && !lets_anyone(only) => {
+            ChangeSet {
+                existing,
+                action: ChangeAction::None,
+                suggested_value: (*only).to_owned(),
+                lookups: None,
+                warning: None,
+            }
+        }
+        records => {
+            let merged = merge_spf(records, policy);
+            let mut warnings = Vec::new();
+            if let [first, rest @ ..] = records
+                && !rest.is_empty()
+            {
+                warnings.push(format!(
+                    "Found {} SPF records; delete {} and replace {first} with the suggested value: exactly one SPF record may be published.",
+                    records.len(),
+                    rest.join(" and ")
+                ));
+            }
+            if lets_anyone(&merged) {
+                warnings.push(
+                    "The record ends with +all, which lets any server send as your domain; consider ~all or -all.".to_owned(),
+                );
+            }
+            ChangeSet {
+                existing,
+                action: ChangeAction::Replace,
+                suggested_value: merged,
+                lookups: None,
+                warning: (!warnings.is_empty()).then(|| warnings.join(" ")),
+            }
+        }
+    }
+}
+
+/// The DMARC change-set from the TXT values at `_dmarc.<domain>` and our record.
+#[must_use]
+pub fn dmarc_change(found: &[String], ours: &str) -> ChangeSet {
+    let dmarc: Vec<&str> = found
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| super::dmarc::is_dmarc(v))
+        .collect();
+    let existing = dmarc
+        .iter()
+        .filter(|v| **v != ours)
+        .map(|v| (*v).to_owned())
+        .collect();
+    match dmarc.first() {
+        None => ChangeSet {
+            existing,
+            action: ChangeAction::Add,
+            suggested_value: ours.to_owned(),
+            lookups: None,
+            warning: None,
+        },
+        Some(first) => ChangeSet {
+            existing,
+            action: ChangeAction::Keep,
+            suggested_value: (*first).to_owned(),
+            lookups: None,
+            warning: (dmarc.len() > 1).then(|| {
+                format!(
+                    "Found {} DMARC records; keep one: receivers ignore DMARC when there are several.",
+                    dmarc.len()
+                )
+            }),
+        },
+    }
+}
+
+/// One record from `records`: the first one's terms in order, then the others' terms
+/// it lacks; our `ip4:`/`ip6:` mechanisms (those not already there) inserted right
+/// before their `all` (at the end of the mechanisms when there is none), with the
+/// first `all` qualifier found kept; modifiers (`redirect=`, `exp=`) last.
+#[must_use]
+pub fn merge_spf(records: &[&str], policy: &RecordPolicy) -> String {
+    let mut mechanisms: Vec<String> = Vec::new();
+    let mut modifiers: Vec<String> = Vec::new();
+    let mut all: Option<String> = None;
+    for record in records {
+        for term in record.split_ascii_whitespace().skip(1) {
+            let bare = without_qualifier(term).to_ascii_lowercase();
+            if bare == "all" {
+                all.get_or_insert_with(|| term.to_owned());
+            } else if term.contains('=') && !term.contains(':') || is_modifier(term) {
+                if !modifiers.iter().any(|m| m.eq_ignore_ascii_case(term)) {
+                    modifiers.push(term.to_owned());
+                }
+            } else if !mechanisms.iter().any(|m| m.eq_ignore_ascii_case(term)) {
+                mechanisms.push(term.to_owned());
+            }
+        }
+    }
+    for ip in policy.spf_ips() {
+        if !mechanisms.iter().any(|m| authorizes(m, *ip)) {
+            mechanisms.push(spf_ip_mechanism(*ip));
+        }
+    }
+    // `redirect=` is ignored when the record has `all` (RFC 7208 §6.1); keep what
+    // they wrote, it is theirs to tidy.
+    let mut value = String::from("v=spf1");
+    for term in mechanisms.iter().chain(all.iter()).chain(modifiers.iter()) {
+        value.push(' ');
+        value.push_str(term);
+    }
+    value
+}
+
+/// `redirect=` or `exp=` (any case): a modifier, whatever its value holds.
+fn is_modifier(term: &str) -> bool {
+    let lower = term.to_ascii_lowercase();
+    lower.starts_with("redirect=") || lower.starts_with("exp=")
+}
+
+/// Whether every one of our IPs passes by an `ip4:`/`ip6:` mechanism of `record`.
+fn authorizes_all(record: &str, policy: &RecordPolicy) -> bool {
+    let terms: Vec<&str> = record.split_ascii_whitespace().skip(1).collect();
+    policy
+        .spf_ips()
+        .iter()
+        .all(|ip| terms.iter().any(|t| authorizes(t, *ip)))
+}
+
+/// `all` or `+all` in the record.
+fn lets_anyone(record: &str) -> bool {
+    record
+        .split_ascii_whitespace()
+        .any(|t| t.eq_ignore_ascii_case("all") || t.eq_ignore_ascii_case("+all"))
+}
+
+impl ValidateDomain {
+    /// The RFC 7208 DNS-lookup count of `record` (an SPF value): one for each `a`,
+    /// `mx`, `ptr`, `exists:`, `include:` and `redirect=` (the latter only without
+    /// `all`), plus, through `include:` and `redirect=`, the count of the record
+    /// they name, looked up live. Bounded: chains deeper than ten, loops and more than
+    /// thirty fetched records stop the count (and say so).
+    pub(super) async fn spf_lookups(&self, record: &str) -> (usize, Option<String>) {
+        let mut counter = LookupCounter {
+            visited: HashSet::new(),
+            fetches: 0,
+            note: None,
+        };
+        let count = Box::pin(self.count_record(record, 0, &mut counter)).await;
+        (count, counter.note)
+    }
+
+    async fn count_record(&self, record: &str, depth: usize, counter: &mut LookupCounter) -> usize {
+        let terms: Vec<&str> = record.split_ascii_whitespace().skip(1).collect();
+        let has_all = terms
+            .iter()
+            .any(|t| without_qualifier(t).eq_ignore_ascii_case("all"));
+        let mut count = 0;
+        for term in terms {
+            let lower = term.to_ascii_lowercase();
+            let bare = without_qualifier(&lower);
+            let target = if let Some(name) = bare.strip_prefix("include:") {
+                Some(name.to_owned())
+            } else if let Some(name) = lower.strip_prefix("redirect=") {
+                if has_all {
+                    continue;
+                }
+                Some(name.to_owned())
+            } else {
+                let costs = ["a", "mx", "ptr"].contains(&bare)
+                    || ["a:", "a/", "mx:", "mx/", "ptr:", "exists:"]
+                        .iter()
+                        .any(|p| bare.starts_with(p));
+                count += usize::from(costs);
+                None
+            };
+            let Some(name) = target else { continue };
+            count += 1;
+            count += Box::pin(self.count_name(&name, depth + 1, counter)).await;
+        }
+        count
+    }
+
+    async fn count_name(&self, name: &str, depth: usize, counter: &mut LookupCounter) -> usize {
+        if depth > MAX_DEPTH {
+            counter.note("the include: chain is deeper than 10; counting stopped there");
+            return 0;
+        }
+        if !counter.visited.insert(name.to_owned()) {
+            counter.note(&format!(
+                "{name} is included more than once (a loop, or a repeat); counted once"
+            ));
+            return 0;
+        }
+        if counter.fetches >= MAX_FETCHES {
+            counter.note("more than 30 records are included; counting stopped there");
+            return 0;
+        }
+        counter.fetches += 1;
+        let Ok(found) = self.txt(name).await else {
+            counter.note(&format!(
+                "the SPF record of {name} could not be read; it counts as one lookup"
+            ));
+            return 0;
+        };
+        match found.iter().map(|v| v.trim()).find(|v| is_spf(v)) {
+            Some(record) => Box::pin(self.count_record(record, depth, counter)).await,
+            None => {
+                counter.note(&format!(
+                    "{name} has no SPF record (receivers treat that as a permanent error)"
+                ));
+                0
+            }
+        }
+    }
+}
+
+struct LookupCounter {
+    visited: HashSet<String>,
+    fetches: usize,
+    note: Option<String>,
+}
+
+impl LookupCounter {
+    fn note(&mut self, text: &str) {
+        if self.note.is_none() {
+            self.note = Some(format!("Note: {text}."));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "changeset_tests.rs"]
+mod tests;
