@@ -42,6 +42,7 @@ impl Modify for SecuritySchemes {
         generate::generate,
         domains::list,
         domains::detail,
+        domains::zone,
         manage::update,
         manage::delete,
         manage::rotate,

@@ -26,7 +26,7 @@ pub use organization::{
     ApiCredentials, InvalidOrganizationName, MissingCredentials, OrganizationId, OrganizationName,
 };
 pub use ports::keys::{DkimKey, SealedKey};
-pub use published::{MAX_TXT_STRING, PublishedRecord, split_txt};
+pub use published::{MAX_TXT_STRING, PublishedRecord, ZONE_TTL, split_txt, zone_lines};
 pub use records::{PolicyError, RecordPolicy, RecordSet};
 pub use selector::{Selector, SelectorError};
 pub use tokens::{AccessTokenShape, IssuedToken};

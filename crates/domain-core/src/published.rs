@@ -67,6 +67,34 @@ pub fn split_txt(value: &str) -> Vec<String> {
     pieces
 }
 
+/// The TTL the zone-file lines carry: an hour, what DNS providers default to.
+pub const ZONE_TTL: u32 = 3600;
+
+/// `records` as BIND zone-file lines (RFC 1035 §5 master file format): one line a
+/// record, absolute names, `3600 IN TXT`, each value as its quoted ≤255-octet
+/// character-strings with `"` and `\` escaped. Pasted into a zone with an SOA, it is
+/// what `named-checkzone` loads.
+#[must_use]
+pub fn zone_lines(domain: &crate::DomainName, records: &[PublishedRecord]) -> String {
+    let mut out = format!("; Records to publish for {domain} (domain-api)\n");
+    for record in records {
+        out.push_str(&record.name);
+        out.push_str(&format!(". {ZONE_TTL} IN {}", record.record_type));
+        for piece in &record.strings {
+            out.push_str(" \"");
+            for c in piece.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +143,37 @@ mod tests {
         let pieces = split_txt(&value);
         assert!(pieces.iter().all(|p| p.len() <= MAX_TXT_STRING));
         assert_eq!(pieces.concat(), value);
+    }
+
+    #[test]
+    fn zone_lines_quote_each_piece_of_a_long_value_and_escape_quotes() {
+        let key = "K".repeat(400);
+        let domain = DomainName::parse("example.com").unwrap();
+        let mut list = records("example.com", &key);
+        list[2].value = r#"v=DMARC1; p=none; x="q\s""#.to_owned();
+        list[2].strings = split_txt(&list[2].value);
+        let zone = zone_lines(&domain, &list);
+        let lines: Vec<&str> = zone.lines().collect();
+        assert_eq!(
+            lines[0],
+            "; Records to publish for example.com (domain-api)"
+        );
+        assert_eq!(
+            lines[1],
+            "example.com. 3600 IN TXT \"v=spf1 ip4:51.79.43.241 -all\""
+        );
+        let dkim = format!("v=DKIM1; k=rsa; p={key}");
+        assert_eq!(
+            lines[2],
+            format!(
+                "s1._domainkey.example.com. 3600 IN TXT \"{}\" \"{}\"",
+                &dkim[..255],
+                &dkim[255..]
+            )
+        );
+        assert_eq!(
+            lines[3],
+            r#"_dmarc.example.com. 3600 IN TXT "v=DMARC1; p=none; x=\"q\\s\"""#
+        );
     }
 }

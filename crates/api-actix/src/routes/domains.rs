@@ -249,3 +249,37 @@ pub async fn detail(
     let view = state.read.detail(&organization, &path).await?;
     Ok(HttpResponse::Ok().json(DomainDetailJson::from(view)))
 }
+
+/// Every record to publish now as BIND zone-file lines (`3600 IN TXT`, absolute names,
+/// long values as quoted ≤255-octet strings): paste into a zone file, or import at a
+/// DNS provider that reads one. API tokens or the dashboard JWT.
+#[utoipa::path(
+    get,
+    path = "/api/v1/emails/domains/{domain}/zone",
+    tag = "domains",
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    responses(
+        (status = 200, description = "Zone-file lines", body = String, content_type = "text/plain"),
+        (status = 400, description = "Not a valid domain name", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or invalid API credentials or bearer token", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such domain for this organization", body = String, content_type = "text/plain"),
+        (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
+        (status = 503, body = String, content_type = "text/plain"),
+    ),
+    security(("access_token" = [], "secret_token" = []), ("dashboard_jwt" = []))
+)]
+#[tracing::instrument(name = "domain_zone", skip_all, fields(domain = %bounded(path.as_str(), LOGGED_PATH_CHARS)))]
+#[expect(
+    clippy::missing_errors_doc,
+    reason = "the doc comment is the OpenAPI operation's summary and description; its error answers are the `responses` above"
+)]
+pub async fn zone(
+    OrgOrDashboard(organization): OrgOrDashboard,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let view = state.read.detail(&organization, &path).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(domain_core::zone_lines(&view.domain, &view.records)))
+}

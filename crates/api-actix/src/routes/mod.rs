@@ -56,6 +56,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed("GET, PATCH, DELETE"))),
     )
     .service(
+        web::resource("/api/v1/emails/domains/{domain}/zone")
+            .app_data(Operation::ReadDomains)
+            .route(web::get().to(domains::zone))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
         web::resource("/api/v1/emails/domains/{domain}/dkim/rotate")
             .app_data(Operation::RotateKey)
             .route(web::post().to(manage::rotate))
