@@ -130,6 +130,13 @@ pub(crate) trait DuePick {
     /// any instance take disjoint sets without waiting; SQLite's IMMEDIATE
     /// transaction already holds the only write lock.
     async fn pick_due(&mut self, now: DateTime<Utc>, limit: i64) -> Result<Vec<i64>, DbError>;
+
+    /// The same ids read without any lock: whether anything is due at all.
+    async fn pick_due_unlocked(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<i64>, DbError>;
 }
 
 impl DuePick for AsyncPgConnection {
@@ -141,6 +148,17 @@ impl DuePick for AsyncPgConnection {
             .load(self)
             .await?)
     }
+
+    async fn pick_due_unlocked(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<i64>, DbError> {
+        Ok(due_ids!(crate::schema::pg, now)
+            .limit(limit)
+            .load(self)
+            .await?)
+    }
 }
 
 impl DuePick for SqliteConn {
@@ -149,5 +167,13 @@ impl DuePick for SqliteConn {
             .limit(limit)
             .load(self)
             .await?)
+    }
+
+    async fn pick_due_unlocked(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<i64>, DbError> {
+        self.pick_due(now, limit).await
     }
 }
