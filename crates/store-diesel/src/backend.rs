@@ -4,19 +4,17 @@
 
 use std::time::Duration;
 
-use diesel::SqliteConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use domain_core::ports::BoxError;
 
 use crate::session::{self, SessionLimits};
 
-pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub(crate) use crate::session::SqliteConn;
 
 /// The pool, and the bound every query on it runs under.
 pub(crate) struct Backend {
@@ -154,7 +152,8 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                     .create(parent)
                     .map_err(ConnectError::CreateDirectory)?;
             }
-            session::create_private_database_file(&path)?;
+            session::create_private_database_file(&path)
+                .map_err(ConnectError::CreateDatabaseFile)?;
             let mut manager_config = ManagerConfig::<SqliteConn>::default();
             // A local file cannot drop the connection: skip the checkout ping.
             manager_config.recycling_method = RecyclingMethod::Fast;

@@ -15,13 +15,11 @@ use domain_core::ports::store::{
 use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
 use crate::Store;
-use crate::backend::{
-    DbError, UniqueTarget, in_transaction, is_retryable, unique_violation, with_conn,
-};
+use crate::backend::{DbError, in_transaction, is_retryable, with_conn};
 use crate::events::record_events;
 use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
-use crate::ownership::admit;
+use crate::ownership::{admit, register_error};
 use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
 
 /// Attempts of the unit of work when a concurrent one got in the way (a unique index
@@ -351,21 +349,6 @@ impl Store {
                 "the active key of {name} has no private key"
             ))),
         }
-    }
-}
-
-/// A registration's failure in the port's terms.
-pub(crate) fn register_error(error: DbError) -> RegisterError {
-    if unique_violation(&error) == Some(UniqueTarget::SenderEmail) {
-        return RegisterError::EmailTaken;
-    }
-    match error {
-        DbError::DomainTaken => RegisterError::DomainTaken,
-        DbError::EmailTaken => RegisterError::EmailTaken,
-        DbError::KeyRequired => RegisterError::KeyRequired,
-        DbError::DomainLimit => RegisterError::DomainLimit,
-        DbError::RateLimited(retry_after) => RegisterError::RateLimited { retry_after },
-        other => RegisterError::Infra(other.into()),
     }
 }
 

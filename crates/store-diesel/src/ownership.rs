@@ -13,7 +13,9 @@ use domain_core::{DkimKey, DomainName, OrganizationId};
 use ring::rand::{SecureRandom as _, SystemRandom};
 
 use crate::Store;
-use crate::backend::{DbError, in_transaction, is_retryable, with_conn};
+use crate::backend::{
+    DbError, UniqueTarget, in_transaction, is_retryable, unique_violation, with_conn,
+};
 use crate::events::record_events;
 use crate::keys::{destroy_keys, insert_active_key};
 use crate::locks::{DomainLock as _, lock_organization};
@@ -69,6 +71,21 @@ macro_rules! admit {
 
 pub(crate) use admit;
 
+/// A registration's failure in the port's terms.
+pub(crate) fn register_error(error: DbError) -> RegisterError {
+    if unique_violation(&error) == Some(UniqueTarget::SenderEmail) {
+        return RegisterError::EmailTaken;
+    }
+    match error {
+        DbError::DomainTaken => RegisterError::DomainTaken,
+        DbError::EmailTaken => RegisterError::EmailTaken,
+        DbError::KeyRequired => RegisterError::KeyRequired,
+        DbError::DomainLimit => RegisterError::DomainLimit,
+        DbError::RateLimited(retry_after) => RegisterError::RateLimited { retry_after },
+        other => RegisterError::Infra(other.into()),
+    }
+}
+
 impl Store {
     /// [`domain_core::ports::store::DomainStore::admit_creation`].
     pub(crate) async fn admit_creation_now(
@@ -79,7 +96,7 @@ impl Store {
         let org = organization.as_str();
         let result: Result<(), DbError> =
             with_conn!(&self.backend, |c| { admit!(c, org, rules, Utc::now()) });
-        result.map_err(crate::domains::register_error)
+        result.map_err(register_error)
     }
 }
 

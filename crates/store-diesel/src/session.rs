@@ -16,7 +16,11 @@ use std::time::Duration;
 use diesel::ConnectionError;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
-use crate::backend::{ConnectError, SqliteConn};
+use diesel::SqliteConnection;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+
+/// A SQLite connection driven from async code (diesel-async's blocking wrapper).
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
 /// Keepalive probes: after `idle` without traffic, one probe a second, three
 /// unanswered ones and the connection is dead.
@@ -103,7 +107,7 @@ pub(crate) async fn establish_sqlite(
 /// so all three are the owner's alone whatever the umask and the directory's mode:
 /// they hold the token tag key and token digests. An existing file keeps its mode
 /// (the operator may have chosen it); a mode open to others is logged.
-pub(crate) fn create_private_database_file(path: &str) -> Result<(), ConnectError> {
+pub(crate) fn create_private_database_file(path: &str) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 
     // `:memory:` and `file:` URIs are SQLite's to interpret.
@@ -118,14 +122,9 @@ pub(crate) fn create_private_database_file(path: &str) -> Result<(), ConnectErro
         .open(path)
     {
         // The umask may have taken bits away from 0600; set exactly 0600.
-        Ok(file) => file
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(ConnectError::CreateDatabaseFile),
+        Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            let mode = std::fs::metadata(path)
-                .map_err(ConnectError::CreateDatabaseFile)?
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(path)?.permissions().mode();
             if mode & 0o077 != 0 {
                 tracing::warn!(
                     path = %path.display(),
@@ -135,6 +134,6 @@ pub(crate) fn create_private_database_file(path: &str) -> Result<(), ConnectErro
             }
             Ok(())
         }
-        Err(e) => Err(ConnectError::CreateDatabaseFile(e)),
+        Err(e) => Err(e),
     }
 }
