@@ -47,6 +47,8 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import proc_cpu  # bench/proc_cpu.py: per-process CPU from /proc/PID/stat
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATE = "/api/v1/emails/domains/generate"
 DEFAULT_MASTER_KEY = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
@@ -115,18 +117,7 @@ def require_loopback(url):
 
 def cpu_snapshot():
     """pid -> (comm, utime+stime ticks, start time) for every process."""
-    procs = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            raw = open(f"/proc/{pid}/stat").read()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2 :].split()
-        procs[pid] = (comm, int(fields[11]) + int(fields[12]), fields[19])
-    return procs
+    return proc_cpu.snapshot()
 
 
 def cpu_split(before, after, server_pid, client_pids):

@@ -23,6 +23,7 @@ OURS = {"postgres", "wrk", "python3", "bash", "curl", "jq", "awk", "sleep", "cat
 
 
 def snapshot():
+    """pid -> [comm, utime+stime ticks, start time] for every process."""
     procs = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -38,23 +39,28 @@ def snapshot():
     return procs
 
 
-if sys.argv[1] == "snap":
-    json.dump({"at": time.monotonic(), "procs": snapshot()}, open(sys.argv[2], "w"))
-else:
-    saved = json.load(open(sys.argv[2]))
-    before, window = saved["procs"], time.monotonic() - saved["at"]
-    server = sys.argv[3]
-    used = []
-    for pid, (comm, ticks, started) in snapshot().items():
-        if pid == server or pid == str(os.getpid()) or comm in OURS:
-            continue
-        old = before.get(pid)
-        # Same pid and start time: the same process (kernel workers rename themselves).
-        delta = ticks - (old[1] if old and old[2] == started else 0)
-        if delta > 0:
-            used.append((delta / TCK, comm))
-    used.sort(reverse=True)
-    if used[:3]:
-        print("  other processes: " + ", ".join(f"{c} {s:.1f}s" for s, c in used[:3]), file=sys.stderr)
-    total = sum(s for s, _ in used)
-    print(f"{total:.2f} {100 * total / (window * os.cpu_count()):.1f}")
+def main():
+    if sys.argv[1] == "snap":
+        json.dump({"at": time.monotonic(), "procs": snapshot()}, open(sys.argv[2], "w"))
+    else:
+        saved = json.load(open(sys.argv[2]))
+        before, window = saved["procs"], time.monotonic() - saved["at"]
+        server = sys.argv[3]
+        used = []
+        for pid, (comm, ticks, started) in snapshot().items():
+            if pid == server or pid == str(os.getpid()) or comm in OURS:
+                continue
+            old = before.get(pid)
+            # Same pid and start time: the same process (kernel workers rename themselves).
+            delta = ticks - (old[1] if old and old[2] == started else 0)
+            if delta > 0:
+                used.append((delta / TCK, comm))
+        used.sort(reverse=True)
+        if used[:3]:
+            print("  other processes: " + ", ".join(f"{c} {s:.1f}s" for s, c in used[:3]), file=sys.stderr)
+        total = sum(s for s, _ in used)
+        print(f"{total:.2f} {100 * total / (window * os.cpu_count()):.1f}")
+
+
+if __name__ == "__main__":
+    main()
