@@ -663,3 +663,48 @@ async fn dashboard_tokens_are_bounded_in_lifetime_on_every_backend() {
         jwt_lifetime(kind).await;
     }
 }
+
+async fn subdomain_before_its_parent(kind: BackendKind) {
+    let dns = TestDnsServer::start_in_thread();
+    let app = app_with(kind, &dns, &[]).await;
+    let vendor = app.create_org("vendor");
+    let owner = app.create_org("parent-owner");
+    // A subdomain taken first does not stop its parent's creation…
+    assert_eq!(
+        generate(&app, &vendor, "x@mail.parent-later.com").status,
+        201
+    );
+    assert_eq!(generate(&app, &owner, "x@parent-later.com").status, 201);
+    // …and keeps working for its holder (reuse is not a creation)…
+    assert_eq!(
+        generate(&app, &vendor, "y@mail.parent-later.com").status,
+        201,
+        "{kind:?}"
+    );
+    // …while a new subdomain under the parent is the parent's owner's alone…
+    assert_answer(
+        &generate(&app, &vendor, "x@news.parent-later.com"),
+        409,
+        "Domain is already taken",
+        "new subdomain",
+    );
+    // …who can take the older one with a claim.
+    let value = claim(&app, &owner, "mail.parent-later.com").json()["record"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    dns.add_txt_value("_domain-api-claim.mail.parent-later.com", &value);
+    assert_eq!(
+        verify_claim(&app, &owner, "mail.parent-later.com").status,
+        200,
+        "{kind:?}"
+    );
+    assert_eq!(detail(&app, &vendor, "mail.parent-later.com").status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subdomain_created_before_its_parent_keeps_working_until_claimed_on_every_backend() {
+    for kind in backends() {
+        subdomain_before_its_parent(kind).await;
+    }
+}
