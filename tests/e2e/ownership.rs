@@ -4,7 +4,6 @@
 //! across two instances, and the dashboard JWT's lifetime bound.
 
 use std::sync::{Arc, Barrier};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -357,7 +356,15 @@ async fn a_claim_proven_in_dns_transfers_the_domain_on_every_backend() {
 
 async fn claim_expiry(kind: BackendKind) {
     let dns = TestDnsServer::start_in_thread();
-    let app = app_with(kind, &dns, &[("DOMAIN_API_CLAIM_TTL", "1s")]).await;
+    // The service's clock, moved on by the test instead of sleeping.
+    let clock = tempfile::NamedTempFile::new().unwrap();
+    let clock_path = clock.path().display().to_string();
+    let app = app_with(
+        kind,
+        &dns,
+        &[("DOMAIN_API_TEST_CLOCK_FILE", clock_path.as_str())],
+    )
+    .await;
     let squatter = app.create_org("squatter");
     let owner = app.create_org("owner");
     let domain = "expiring-claim.com";
@@ -368,7 +375,11 @@ async fn claim_expiry(kind: BackendKind) {
     let first = claim(&app, &owner, domain).json();
     let value = first["record"]["value"].as_str().unwrap().to_owned();
     dns.add_txt_value(&format!("_domain-api-claim.{domain}"), &value);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Six days and 23 hours on: still open, the same record.
+    std::fs::write(clock.path(), (7 * 86_400 - 3_600).to_string()).unwrap();
+    assert_eq!(claim(&app, &owner, domain).json(), first, "{kind:?}");
+    // Seven days and a second on: closed, even with the record published.
+    std::fs::write(clock.path(), (7 * 86_400 + 1).to_string()).unwrap();
     assert_answer(
         &verify_claim(&app, &owner, domain),
         404,

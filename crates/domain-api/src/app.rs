@@ -158,7 +158,10 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         RecordPolicy::new(config.spf_ips.clone(), &config.inbound_mx_hosts)
             .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?,
     );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = match &config.test_clock_file {
+        None => Arc::new(SystemClock),
+        Some(path) => Arc::new(FileOffsetClock(path.clone())),
+    };
     let schedule = Arc::new(config.verify_schedule.clone());
     let read = ReadDomains::new(
         store.clone(),
@@ -288,4 +291,19 @@ fn write_addr_file(path: &std::path::Path, addr: std::net::SocketAddr) -> anyhow
     std::fs::write(&staged, format!("{addr}\n"))
         .and_then(|()| std::fs::rename(&staged, path))
         .with_context(|| format!("Failed to write {} (DOMAIN_API_ADDR_FILE)", path.display()))
+}
+
+/// The system's clock moved on by the whole seconds written in a file (tests only:
+/// `DOMAIN_API_TEST_CLOCK_FILE`). A missing or unreadable file means no offset.
+#[derive(Debug)]
+struct FileOffsetClock(std::path::PathBuf);
+
+impl Clock for FileOffsetClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let offset = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|text| text.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        SystemClock.now() + chrono::TimeDelta::seconds(offset)
+    }
 }

@@ -52,6 +52,10 @@ pub struct Config {
     pub ownership: Ownership,
     /// How long a claim stays open (`DOMAIN_API_CLAIM_TTL`, default 7 days).
     pub claim_ttl: Duration,
+    /// Tests only (`DOMAIN_API_TEST_CLOCK_FILE`): a file holding whole seconds that the
+    /// service's clock runs ahead of the system's, read at each reading of the
+    /// clock, so an end-to-end test moves time on instead of sleeping.
+    pub test_clock_file: Option<PathBuf>,
     /// When domains are checked (`DOMAIN_API_VERIFY_SCHEDULE`,
     /// `DOMAIN_API_VERIFY_INTERVAL`).
     pub verify_schedule: VerifySchedule,
@@ -258,6 +262,7 @@ impl Config {
         };
         let ownership = Ownership { reserved, limits };
         let claim_ttl = std_duration(&get, "DOMAIN_API_CLAIM_TTL", DEFAULT_CLAIM_TTL)?;
+        let test_clock_file = get("DOMAIN_API_TEST_CLOCK_FILE").map(PathBuf::from);
 
         let schedule_defaults = VerifySchedule::default();
         let verify_schedule = match (
@@ -344,6 +349,7 @@ impl Config {
             body_timeout,
             ownership,
             claim_ttl,
+            test_clock_file,
             verify_schedule,
             verifier,
             dkim_keys,
