@@ -323,10 +323,12 @@ impl VerifyDomain {
         domain: &str,
     ) -> Result<ValidationReport, ValidateError> {
         let detail = self.validate.load(organization, domain).await?;
-        self.check(&detail).await
+        let report = self.check(&detail).await?;
+        Ok(self.validate.with_change_sets(report).await)
     }
 
-    /// Checks one stored domain and applies the plan (the background verifier's entry).
+    /// Checks one stored domain and applies the plan; the report has no change-sets
+    /// (`execute` adds them).
     ///
     /// # Errors
     /// A store failure.

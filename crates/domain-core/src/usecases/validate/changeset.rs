@@ -8,8 +8,8 @@
 
 use std::collections::HashSet;
 
-use super::ValidateDomain;
-use super::spf::{authorizes, is_spf, without_qualifier};
+use super::spf::{authorizes, causes_lookup, is_spf, without_qualifier};
+use super::{CheckStatus, RecordKind, ValidateDomain, ValidationReport};
 use crate::RecordPolicy;
 use crate::records::spf_ip_mechanism;
 
@@ -219,6 +219,44 @@ fn lets_anyone(record: &str) -> bool {
 }
 
 impl ValidateDomain {
+    /// `report` with the change-set on its SPF and DMARC entries (not on one whose
+    /// lookup failed). For the answers a customer reads (validate, verify): it costs
+    /// a live lookup of every record SPF includes, which the background verifier,
+    /// judging only the status, does not pay.
+    pub(crate) async fn with_change_sets(&self, mut report: ValidationReport) -> ValidationReport {
+        for check in &mut report.records {
+            if check.status == CheckStatus::Error {
+                continue;
+            }
+            check.change = match check.kind {
+                RecordKind::Spf => Some(self.spf_change_set(&check.found, &check.expected).await),
+                RecordKind::Dmarc => Some(dmarc_change(&check.found, &check.expected)),
+                RecordKind::Dkim => None,
+            };
+        }
+        report
+    }
+
+    async fn spf_change_set(&self, found: &[String], ours: &str) -> ChangeSet {
+        let mut change = spf_change(found, ours, &self.policy);
+        let (lookups, note) = self.spf_lookups(&change.suggested_value).await;
+        let over = (lookups > MAX_SPF_LOOKUPS).then(|| {
+            format!(
+                "The record needs {lookups} DNS lookups, more than the {MAX_SPF_LOOKUPS} receivers allow (RFC 7208 §4.6.4): remove or flatten some include: mechanisms."
+            )
+        });
+        let warnings: Vec<String> = change
+            .warning
+            .take()
+            .into_iter()
+            .chain(over)
+            .chain(note)
+            .collect();
+        change.warning = (!warnings.is_empty()).then(|| warnings.join(" "));
+        change.lookups = Some(lookups);
+        change
+    }
+
     /// The RFC 7208 DNS-lookup count of `record` (an SPF value): one for each `a`,
     /// `mx`, `ptr`, `exists:`, `include:` and `redirect=` (the latter only without
     /// `all`), plus, through `include:` and `redirect=`, the count of the record
@@ -251,11 +289,7 @@ impl ValidateDomain {
                 }
                 Some(name.to_owned())
             } else {
-                let costs = ["a", "mx", "ptr"].contains(&bare)
-                    || ["a:", "a/", "mx:", "mx/", "ptr:", "exists:"]
-                        .iter()
-                        .any(|p| bare.starts_with(p));
-                count += usize::from(costs);
+                count += usize::from(causes_lookup(bare));
                 None
             };
             let Some(name) = target else { continue };

@@ -177,7 +177,8 @@ impl ValidateDomain {
         domain: &str,
     ) -> Result<ValidationReport, ValidateError> {
         let detail = self.load(organization, domain).await?;
-        Ok(self.report(&detail.domain).await)
+        let report = self.report(&detail.domain).await;
+        Ok(self.with_change_sets(report).await)
     }
 
     /// The organization's `domain` (raw input) as stored.
@@ -204,7 +205,7 @@ impl ValidateDomain {
         );
 
         // The lookups are independent: the slowest one, not their sum, bounds the call.
-        let ((mut spf, dkim), (mut dmarc, inbound)) = join(
+        let ((spf, dkim), (dmarc, inbound)) = join(
             join(
                 self.check_spf(&stored.name, &expected.spf),
                 self.check_dkim(stored, &expected),
@@ -216,30 +217,6 @@ impl ValidateDomain {
         )
         .await;
 
-        if spf.status != CheckStatus::Error {
-            let mut change = changeset::spf_change(&spf.found, &expected.spf, &self.policy);
-            let (lookups, note) = self.spf_lookups(&change.suggested_value).await;
-            if lookups > MAX_SPF_LOOKUPS {
-                let over = format!(
-                    "The record needs {lookups} DNS lookups, more than the {MAX_SPF_LOOKUPS} receivers allow (RFC 7208 §4.6.4): remove or flatten some include: mechanisms."
-                );
-                change.warning = Some(match change.warning.take() {
-                    Some(before) => format!("{before} {over}"),
-                    None => over,
-                });
-            }
-            if let Some(note) = note {
-                change.warning = Some(match change.warning.take() {
-                    Some(before) => format!("{before} {note}"),
-                    None => note,
-                });
-            }
-            change.lookups = Some(lookups);
-            spf.change = Some(change);
-        }
-        if dmarc.status != CheckStatus::Error {
-            dmarc.change = Some(changeset::dmarc_change(&dmarc.found, &expected.dmarc));
-        }
         let report = ValidationReport {
             domain: stored.name.as_ascii().to_owned(),
             verified: false,

@@ -83,6 +83,16 @@ fn spf_problems(record: &str, policy: &RecordPolicy) -> Vec<String> {
 
 /// Terms that make a receiver query DNS; a qualifier may precede a mechanism.
 fn count_dns_lookups(terms: &[&str]) -> usize {
+    terms
+        .iter()
+        .filter(|term| causes_lookup(without_qualifier(&term.to_ascii_lowercase())))
+        .count()
+}
+
+/// Whether a term (lower case, qualifier removed) makes the receiver look up DNS:
+/// `a`, `mx`, `ptr` with or without a domain or prefix, `include:`, `exists:`,
+/// `redirect=` (RFC 7208 §4.6.4).
+pub(super) fn causes_lookup(mechanism: &str) -> bool {
     const EXACT: [&str; 3] = ["a", "mx", "ptr"];
     const PREFIXES: [&str; 8] = [
         "a:",
@@ -94,14 +104,7 @@ fn count_dns_lookups(terms: &[&str]) -> usize {
         "exists:",
         "redirect=",
     ];
-    terms
-        .iter()
-        .map(|term| term.to_ascii_lowercase())
-        .filter(|term| {
-            let mechanism = without_qualifier(term);
-            EXACT.contains(&mechanism) || PREFIXES.iter().any(|p| mechanism.starts_with(p))
-        })
-        .count()
+    EXACT.contains(&mechanism) || PREFIXES.iter().any(|p| mechanism.starts_with(p))
 }
 
 pub(super) fn without_qualifier(term: &str) -> &str {
