@@ -226,3 +226,13 @@ fn the_merge_keeps_their_terms_once_and_adds_only_what_is_missing() {
         "v=spf1 a mx ip4:51.79.43.241 ?all exp=explain.example"
     );
 }
+
+#[tokio::test]
+async fn the_report_a_background_check_judges_by_has_no_change_set_and_follows_no_include() {
+    // A strict zone: a lookup of _spf.google.com would fail the test.
+    let zone = Zone::correct().with_txt(DOMAIN, txt(&[GOOGLE]));
+    let report = use_case(untouched_store(), zone.into_dns())
+        .report(&detail(DOMAIN, false).domain)
+        .await;
+    assert!(report.records.iter().all(|r| r.change.is_none()));
+}
