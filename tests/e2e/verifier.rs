@@ -1,5 +1,5 @@
 //! The background verifier over real HTTP on every backend, against the in-process DNS
-//! server, at a test-sized schedule: publishing the records turns a domain verified
+//! server: publishing the records turns a domain verified
 //! without anyone asking, removing one turns it failing after two checks, a published
 //! pending key is promoted, `DOMAIN_API_VERIFIER=off` checks nothing, and two
 //! instances on one database never check a domain twice at once.
@@ -56,43 +56,101 @@ fn types(app: &TestApp, org: &Org) -> Vec<String> {
         .collect()
 }
 
+/// The service's clock (`DOMAIN_API_TEST_CLOCK_FILE`), moved on by the test.
+struct TestClock(tempfile::NamedTempFile);
+
+impl TestClock {
+    fn new() -> Self {
+        Self(tempfile::NamedTempFile::new().unwrap())
+    }
+
+    fn path(&self) -> String {
+        self.0.path().display().to_string()
+    }
+
+    /// Moves the service's clock a second past `at`.
+    fn move_past(&self, at: &Value) {
+        let at: chrono::DateTime<chrono::Utc> = at.as_str().unwrap().parse().unwrap();
+        let offset = (at - chrono::Utc::now()).num_seconds() + 1;
+        let current: i64 = std::fs::read_to_string(self.0.path())
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        std::fs::write(self.0.path(), offset.max(current).to_string()).unwrap();
+    }
+}
+
+/// Seconds from `from` to `to` (RFC 3339 strings).
+fn seconds_between(from: &Value, to: &Value) -> i64 {
+    let parse = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    (parse(to) - parse(from)).num_seconds()
+}
+
+/// Moves the clock past the domain's next check and waits for that check.
+fn next_check(app: &TestApp, org: &Org, domain: &str, clock: &TestClock) -> Value {
+    let before = detail(app, org, domain).json();
+    clock.move_past(&before["nextCheckAt"]);
+    wait_for(
+        app,
+        org,
+        domain,
+        Duration::from_secs(15),
+        "the next check",
+        |v| v["lastCheckedAt"] != before["lastCheckedAt"],
+    )
+}
+
 async fn verified_then_failing(kind: BackendKind) {
     let dns = TestDnsServer::start_in_thread();
-    let app = app_with(kind, &dns, &FAST).await;
+    let clock = TestClock::new();
+    let clock_path = clock.path();
+    // The default schedule (1m, 5m, … while pending; 24h once verified), driven
+    // through the service's clock.
+    let app = app_with(
+        kind,
+        &dns,
+        &[
+            ("DOMAIN_API_VERIFIER", "on"),
+            ("DOMAIN_API_VERIFY_POLL_INTERVAL", "100ms"),
+            ("DOMAIN_API_TEST_CLOCK_FILE", clock_path.as_str()),
+        ],
+    )
+    .await;
     let org = app.create_org("patient");
     let domain = "background.example";
     let records = generate(&app, &org, &format!("x@{domain}"));
     let created = detail(&app, &org, domain).json();
     assert_eq!(created["status"], "pending");
-    let next: chrono::DateTime<chrono::Utc> =
-        created["nextCheckAt"].as_str().unwrap().parse().unwrap();
-    let in_ms = (next - chrono::Utc::now()).num_milliseconds();
+    let first = seconds_between(&created["createdAt"], &created["nextCheckAt"]);
     assert!(
-        (0..=1100).contains(&in_ms),
-        "{kind:?}: first check in {in_ms} ms"
+        (59..=66).contains(&first),
+        "{kind:?}: first check after {first} s"
     );
 
-    // Checked in the background while nothing is published: still pending.
-    let checked = wait_for(
-        &app,
-        &org,
-        domain,
-        Duration::from_secs(15),
-        "first check",
-        |v| !v["lastCheckedAt"].is_null(),
-    );
+    // Checked in the background while nothing is published: still pending, and the
+    // next check five minutes (plus jitter) on.
+    let checked = next_check(&app, &org, domain, &clock);
     assert_eq!(checked["status"], "pending", "{kind:?}");
+    let second = seconds_between(&checked["lastCheckedAt"], &checked["nextCheckAt"]);
+    assert!(
+        (300..=330).contains(&second),
+        "{kind:?}: then after {second} s"
+    );
 
     publish_generated(&dns, domain, &records);
-    let verified = wait_for(
-        &app,
-        &org,
-        domain,
-        Duration::from_secs(15),
-        "verified",
-        |v| v["status"] == "verified",
-    );
+    let verified = next_check(&app, &org, domain, &clock);
+    assert_eq!(verified["status"], "verified", "{kind:?}: {verified}");
     assert!(!verified["verifiedAt"].is_null());
+    let daily = seconds_between(&verified["lastCheckedAt"], &verified["nextCheckAt"]);
+    assert!(
+        (86_400..=95_040).contains(&daily),
+        "{kind:?}: then after {daily} s"
+    );
     assert_eq!(
         types(&app, &org)
             .iter()
@@ -104,30 +162,14 @@ async fn verified_then_failing(kind: BackendKind) {
 
     // One record goes: the first check that misses it keeps `verified`, the second
     // turns the domain failing.
-    let removed_at = chrono::Utc::now();
     dns.clear(&format!("_dmarc.{domain}"));
-    let mut saw_one_miss = false;
-    let started = Instant::now();
-    loop {
-        let view = detail(&app, &org, domain).json();
-        let last: chrono::DateTime<chrono::Utc> =
-            view["lastCheckedAt"].as_str().unwrap().parse().unwrap();
-        if view["status"] == "failing" {
-            break;
-        }
-        if last > removed_at && view["status"] == "verified" {
-            saw_one_miss = true;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{kind:?}: never failing: {view}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        saw_one_miss,
-        "{kind:?}: failing after a single failed check"
+    let one_miss = next_check(&app, &org, domain, &clock);
+    assert_eq!(
+        one_miss["status"], "verified",
+        "{kind:?}: failing after one miss"
     );
+    let two_misses = next_check(&app, &org, domain, &clock);
+    assert_eq!(two_misses["status"], "failing", "{kind:?}");
     assert!(types(&app, &org).contains(&"domain.failing".to_owned()));
 
     // Put back: verified again.
@@ -135,14 +177,8 @@ async fn verified_then_failing(kind: BackendKind) {
         &format!("_dmarc.{domain}"),
         records["_dmarc"].as_str().unwrap(),
     );
-    wait_for(
-        &app,
-        &org,
-        domain,
-        Duration::from_secs(15),
-        "recovered",
-        |v| v["status"] == "verified",
-    );
+    let recovered = next_check(&app, &org, domain, &clock);
+    assert_eq!(recovered["status"], "verified", "{kind:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
