@@ -383,6 +383,15 @@ fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
     }
 }
 
+impl TestApp {
+    /// Kills the process at once (SIGKILL, as `kill -9`); the database stays, so a
+    /// sibling can take over (`spawn_sibling`).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let _ = self.child.kill();

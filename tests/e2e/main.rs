@@ -16,3 +16,4 @@ mod observability;
 mod ownership;
 mod signing;
 mod verifier;
+mod webhooks;

@@ -57,19 +57,19 @@ fn types(app: &TestApp, org: &Org) -> Vec<String> {
 }
 
 /// The service's clock (`DOMAIN_API_TEST_CLOCK_FILE`), moved on by the test.
-struct TestClock(tempfile::NamedTempFile);
+pub struct TestClock(tempfile::NamedTempFile);
 
 impl TestClock {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self(tempfile::NamedTempFile::new().unwrap())
     }
 
-    fn path(&self) -> String {
+    pub fn path(&self) -> String {
         self.0.path().display().to_string()
     }
 
     /// Moves the service's clock a second past `at`.
-    fn move_past(&self, at: &Value) {
+    pub fn move_past(&self, at: &Value) {
         let at: chrono::DateTime<chrono::Utc> = at.as_str().unwrap().parse().unwrap();
         let offset = (at - chrono::Utc::now()).num_seconds() + 1;
         let current: i64 = std::fs::read_to_string(self.0.path())
@@ -92,7 +92,7 @@ fn seconds_between(from: &Value, to: &Value) -> i64 {
 }
 
 /// Moves the clock past the domain's next check and waits for that check.
-fn next_check(app: &TestApp, org: &Org, domain: &str, clock: &TestClock) -> Value {
+pub fn next_check(app: &TestApp, org: &Org, domain: &str, clock: &TestClock) -> Value {
     let before = detail(app, org, domain).json();
     clock.move_past(&before["nextCheckAt"]);
     wait_for(

@@ -13,6 +13,7 @@ use domain_core::usecases::manage::ManageError;
 use domain_core::usecases::read::ReadError;
 use domain_core::usecases::senders::SenderError;
 use domain_core::usecases::validate::ValidateError;
+use domain_core::usecases::webhooks::WebhookError;
 
 use crate::echo::echo;
 
@@ -49,6 +50,12 @@ pub enum Operation {
     OpenClaim,
     /// Proving a claim (the live TXT check and the transfer).
     VerifyClaim,
+    /// Creating a webhook endpoint.
+    CreateWebhook,
+    /// The webhook list and an endpoint's deliveries.
+    ReadWebhooks,
+    /// Deleting a webhook endpoint.
+    DeleteWebhook,
     /// Anything else (probes, documents).
     Other,
 }
@@ -71,6 +78,9 @@ impl Operation {
             Self::ReadEvents => "Failed to read events.",
             Self::OpenClaim => "Failed to open the claim.",
             Self::VerifyClaim => "Failed to verify the claim.",
+            Self::CreateWebhook => "Failed to create the webhook.",
+            Self::ReadWebhooks => "Failed to read webhooks.",
+            Self::DeleteWebhook => "Failed to delete the webhook.",
             Self::Other => "Internal server error.",
         }
     }
@@ -103,6 +113,9 @@ pub enum ApiError {
     /// A claim was refused or failed on a route doing `Operation`.
     #[error("claim failed")]
     Claim(#[source] ClaimError, Operation),
+    /// A webhook request was refused or failed on a route doing `Operation`.
+    #[error("webhook request failed")]
+    Webhook(#[source] WebhookError, Operation),
     /// The events list failed.
     #[error("events read failed")]
     Events(#[source] InfraError),
@@ -147,7 +160,8 @@ impl ApiError {
             | Self::Unexpected(_, operation)
             | Self::Manage(_, operation)
             | Self::Sender(_, operation)
-            | Self::Claim(_, operation) => *operation,
+            | Self::Claim(_, operation)
+            | Self::Webhook(_, operation) => *operation,
             Self::Generate(_) => Operation::Generate,
             Self::Read(_) => Operation::ReadDomains,
             Self::Validate(_) => Operation::Validate,
@@ -203,6 +217,17 @@ impl ApiError {
                 )
             }
             Self::Sender(SenderError::NotFound, _) => "Sender not found".into(),
+            Self::Webhook(WebhookError::InvalidUrl(raw), _) => {
+                format!("Invalid webhook URL: {}", echo(raw))
+            }
+            Self::Webhook(WebhookError::UnknownEvent(raw), _) => {
+                format!("Unknown event type: {}", echo(raw))
+            }
+            Self::Webhook(WebhookError::NoEvents, _) => {
+                "events must name at least one event type".into()
+            }
+            Self::Webhook(WebhookError::LimitReached, _) => "Webhook limit reached".into(),
+            Self::Webhook(WebhookError::NotFound, _) => "Webhook not found".into(),
             Self::BearerRejected => "Invalid or missing bearer token".into(),
             Self::BadRequest(reason) => reason.clone(),
             Self::UnsupportedMediaType => "Content-Type must be application/json".into(),
@@ -228,6 +253,7 @@ impl ResponseError for ApiError {
             | Self::Manage(ManageError::Infra(e), _)
             | Self::Sender(SenderError::Infra(e), _)
             | Self::Claim(ClaimError::Infra(e), _)
+            | Self::Webhook(WebhookError::Infra(e), _)
             | Self::Events(e) => infra_status(e),
             Self::Generate(GenerateError::InvalidSender(_) | GenerateError::InvalidReplyTo(_))
             | Self::Read(ReadError::InvalidDomain(_))
@@ -235,8 +261,15 @@ impl ResponseError for ApiError {
             | Self::Verify(ValidateError::InvalidDomain(_))
             | Self::Manage(ManageError::InvalidDomain(_), _)
             | Self::Claim(ClaimError::InvalidDomain(_), _)
+            | Self::Webhook(
+                WebhookError::InvalidUrl(_)
+                | WebhookError::UnknownEvent(_)
+                | WebhookError::NoEvents,
+                _,
+            )
             | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Generate(GenerateError::DomainLimit) => StatusCode::FORBIDDEN,
+            Self::Generate(GenerateError::DomainLimit)
+            | Self::Webhook(WebhookError::LimitReached, _) => StatusCode::FORBIDDEN,
             Self::Generate(GenerateError::RateLimited(_)) => StatusCode::TOO_MANY_REQUESTS,
             Self::Generate(GenerateError::DomainTaken | GenerateError::EmailTaken)
             | Self::Manage(ManageError::RotationInProgress | ManageError::MxNotReady(_), _)
@@ -249,6 +282,7 @@ impl ResponseError for ApiError {
             | Self::Manage(ManageError::NotFound, _)
             | Self::Sender(SenderError::NotFound, _)
             | Self::Claim(ClaimError::NotFound | ClaimError::NoOpenClaim, _)
+            | Self::Webhook(WebhookError::NotFound, _)
             | Self::NotFound => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,7 +1,8 @@
 //! Prometheus metrics through `prometheus-client`, exposed at `GET /metrics` in the
 //! text format (0.0.4): HTTP requests and latency per route, method and status, DNS
-//! lookup outcomes and latency, background checks by outcome, and the gauges the binary reads from its adapters at
-//! scrape time (DKIM key pool, database pool).
+//! lookup outcomes and latency, background checks and webhook deliveries by outcome, and the
+//! gauges the binary reads from its adapters at scrape time (DKIM key pool, database
+//! pool, webhook outbox).
 //!
 //! Every label value comes from a closed set (see [`labels`]): a series lives as long
 //! as the process, so a client must not be able to mint new ones.
@@ -19,7 +20,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub use dns::MeteredDns;
-pub use gauges::{DbPoolGauges, Gauges, KeyPoolGauges};
+pub use gauges::{DbPoolGauges, Gauges, KeyPoolGauges, OutboxGauges};
 use labels::{DnsLabels, DnsTypeLabels, MethodLabel, OutcomeLabels, RequestLabels, RouteLabels};
 
 /// Upper bounds (seconds) of the latency buckets.
@@ -44,6 +45,8 @@ pub struct Metrics {
     dns_latency: HistogramFamily<DnsTypeLabels>,
     checks: Family<OutcomeLabels, Counter>,
     check_latency: Histogram,
+    deliveries: Family<OutcomeLabels, Counter>,
+    delivery_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -54,6 +57,8 @@ impl Default for Metrics {
         let dns_latency = HistogramFamily::new_with_constructor(latency_histogram as fn() -> _);
         let checks = Family::<OutcomeLabels, Counter>::default();
         let check_latency = latency_histogram();
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
+        let delivery_latency = latency_histogram();
         let mut registry = Registry::default();
         // Help texts go without a full stop and counter names without `_total`: the
         // encoder adds both.
@@ -87,8 +92,20 @@ impl Default for Metrics {
             "Background verifier check latency",
             check_latency.clone(),
         );
+        registry.register(
+            "domain_api_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, failed, error)",
+            deliveries.clone(),
+        );
+        registry.register(
+            "domain_api_webhook_delivery_duration_seconds",
+            "Webhook delivery attempt latency (lookup, connection, response)",
+            delivery_latency.clone(),
+        );
         Self {
             registry,
+            deliveries,
+            delivery_latency,
             requests,
             latency,
             dns_lookups,
@@ -134,6 +151,14 @@ impl Metrics {
     pub fn record_check(&self, outcome: &'static str, elapsed: Duration) {
         self.checks.get_or_create(&OutcomeLabels { outcome }).inc();
         self.check_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one webhook delivery attempt by outcome and records how long it took.
+    pub fn record_delivery(&self, outcome: &'static str, elapsed: Duration) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        self.delivery_latency.observe(elapsed.as_secs_f64());
     }
 
     /// The whole exposition: the process's metrics, then `gauges` as they stand.
@@ -208,9 +233,11 @@ mod tests {
         // A family without a series is not exported at all.
         metrics.record_request("/healthz", "GET", 200, Duration::from_millis(1));
         metrics.record_dns("MX", "ok", Duration::from_millis(1));
+        metrics.record_delivery("delivered", Duration::from_millis(1));
         let text = metrics.render(Gauges {
             key_pool: Some(KeyPoolGauges::default()),
             db_pool: Some(DbPoolGauges::default()),
+            outbox: Some(OutboxGauges::default()),
         });
         for (name, kind) in [
             ("domain_api_http_requests_total", "counter"),
@@ -226,6 +253,10 @@ mod tests {
             ("domain_api_db_pool_connections", "gauge"),
             ("domain_api_db_pool_max", "gauge"),
             ("domain_api_db_pool_waiting", "gauge"),
+            ("domain_api_webhook_outbox_depth", "gauge"),
+            ("domain_api_webhook_outbox_oldest_age_seconds", "gauge"),
+            ("domain_api_webhook_deliveries_total", "counter"),
+            ("domain_api_webhook_delivery_duration_seconds", "histogram"),
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} {kind}\n")),
@@ -251,8 +282,14 @@ mod tests {
                 in_use: 1,
                 waiting: 0,
             }),
+            outbox: Some(OutboxGauges {
+                pending: 12,
+                oldest_age_seconds: 7.5,
+            }),
         });
         assert!(text.contains("domain_api_key_pool_depth 3"));
+        assert!(text.contains("domain_api_webhook_outbox_depth 12"));
+        assert!(text.contains("domain_api_webhook_outbox_oldest_age_seconds 7.5"));
         assert!(text.contains("domain_api_db_pool_connections{state=\"in_use\"} 1"));
         assert!(text.contains("domain_api_db_pool_connections{state=\"idle\"} 3"));
     }

@@ -7,7 +7,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{claims, domains, events, generate, health, manage, senders, validate};
+use crate::routes::{
+    claims, domains, events, generate, health, manage, senders, validate, webhooks,
+};
 use crate::wire::ErrorBody;
 
 struct SecuritySchemes;
@@ -53,6 +55,10 @@ impl Modify for SecuritySchemes {
         senders::activate,
         senders::delete,
         events::list,
+        webhooks::create,
+        webhooks::list,
+        webhooks::delete,
+        webhooks::deliveries,
         validate::validate,
         health::healthz,
         health::readyz,

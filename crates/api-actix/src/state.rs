@@ -15,6 +15,7 @@ use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
 use domain_core::usecases::validate::ValidateDomain;
 use domain_core::usecases::verify::VerifyDomain;
+use domain_core::usecases::webhooks::ManageWebhooks;
 
 use crate::jwt::JwtSecret;
 use crate::metrics::{Gauges, Metrics};
@@ -49,6 +50,8 @@ pub struct AppState {
     pub verify: VerifyDomain,
     /// Claims on another organization's domain.
     pub claim: ClaimDomain,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: ManageWebhooks,
     /// `None`: the validate endpoint is disabled and answers 404.
     pub jwt: Option<JwtSecret>,
     pub probes: Arc<dyn Probes>,

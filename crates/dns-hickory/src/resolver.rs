@@ -1,6 +1,6 @@
 //! [`HickoryDns`]: the [`Dns`] adapter, its [`DnsConfig`] and its setup errors.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -169,6 +169,45 @@ impl Dns for HickoryDns {
             return Err(DnsError::NoRecords);
         }
         Ok(records)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(name = name))]
+    async fn addresses(&self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
+        let name = fqdn(name)?;
+        let (v4, v6) = tokio::join!(
+            self.lookup(name.clone(), RecordType::A),
+            self.lookup(name, RecordType::AAAA)
+        );
+        let mut addresses = Vec::new();
+        let mut failure = None;
+        for result in [v4, v6] {
+            match result {
+                Ok(lookup) => {
+                    addresses.extend(lookup.answers().iter().filter_map(
+                        |record| match &record.data {
+                            RData::A(a) => Some(IpAddr::V4(a.0)),
+                            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                            _ => None,
+                        },
+                    ))
+                }
+                // NXDOMAIN outranks "no records of this type"; anything else outranks both.
+                Err(error) => {
+                    failure = Some(match (failure, error) {
+                        (None | Some(DnsError::NoRecords), error) => error,
+                        (Some(DnsError::NxDomain), DnsError::NoRecords) => DnsError::NxDomain,
+                        (Some(_), error) => error,
+                    });
+                }
+            }
+        }
+        // The caller only ever connects to addresses it was given and checked, so an
+        // answer for one family is usable even when the other failed.
+        match (addresses.is_empty(), failure) {
+            (false, _) => Ok(addresses),
+            (true, Some(error)) => Err(error),
+            (true, None) => Err(DnsError::NoRecords),
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! Answers, for a query of type T at name N (case-insensitive):
 //! - N marked [`TestDnsServer::set_blackhole`]: no answer at all, over UDP or TCP;
 //! - N marked [`TestDnsServer::set_servfail`]: SERVFAIL;
-//! - N has records of type T: NOERROR with them (MX and TXT, TTL 0, in the order added);
+//! - N has records of type T: NOERROR with them (MX, TXT, A and AAAA, TTL 0, in the
+//!   order added);
 //! - N has other records, or is an empty non-terminal (a name below it has records):
 //!   NOERROR with an empty answer (NODATA);
 //! - otherwise: NXDOMAIN.
@@ -277,6 +278,15 @@ impl TestDnsServer {
         self.add_txt_bytes(name, &character_strings(value.as_bytes()));
     }
 
+    /// Adds an A or AAAA record (by the address's family) at `name`.
+    ///
+    /// # Panics
+    /// When `name` is not a valid domain name.
+    pub fn add_address(&self, name: &str, address: std::net::IpAddr) {
+        self.shared
+            .entry(name, |entry| entry.addresses.push(address));
+    }
+
     /// Answers every query at `name` with SERVFAIL until [`TestDnsServer::clear`].
     ///
     /// # Panics
@@ -332,6 +342,7 @@ struct Entry {
     behaviour: Behaviour,
     mx: Vec<(u16, Name)>,
     txt: Vec<Vec<Vec<u8>>>,
+    addresses: Vec<std::net::IpAddr>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -385,6 +396,22 @@ impl Shared {
                 .iter()
                 .map(|strings| {
                     RData::TXT(TXT::from_bytes(strings.iter().map(Vec::as_slice).collect()))
+                })
+                .collect(),
+            (Behaviour::Answer, RecordType::A) => entry
+                .addresses
+                .iter()
+                .filter_map(|address| match address {
+                    std::net::IpAddr::V4(v4) => Some(RData::A((*v4).into())),
+                    std::net::IpAddr::V6(_) => None,
+                })
+                .collect(),
+            (Behaviour::Answer, RecordType::AAAA) => entry
+                .addresses
+                .iter()
+                .filter_map(|address| match address {
+                    std::net::IpAddr::V6(v6) => Some(RData::AAAA((*v6).into())),
+                    std::net::IpAddr::V4(_) => None,
                 })
                 .collect(),
             (Behaviour::Answer, _) => Vec::new(),

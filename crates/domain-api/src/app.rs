@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use api_actix::metrics::{DbPoolGauges, Gauges, KeyPoolGauges, MeteredDns, Metrics};
+use api_actix::metrics::{DbPoolGauges, Gauges, KeyPoolGauges, MeteredDns, Metrics, OutboxGauges};
 use api_actix::{AppState, Probes};
 use async_trait::async_trait;
 use dns_hickory::{DnsConfig, HickoryDns};
@@ -27,16 +27,21 @@ use domain_core::usecases::senders::{ListEvents, ManageSenders};
 use domain_core::usecases::sign::SignMessage;
 use domain_core::usecases::validate::ValidateDomain;
 use domain_core::usecases::verify::VerifyDomain;
-use keys_rsa::{KeyPool, RsaDkimSigner, RsaKeyGenerator, Sealer};
+use domain_core::usecases::webhooks::{DeliverWebhooks, DeliverySettings, ManageWebhooks};
+use keys_rsa::{KeyPool, RingWebhookSecrets, RsaDkimSigner, RsaKeyGenerator, Sealer};
 use store_diesel::{Store, StoreConfig};
 
 use crate::config::Config;
 use crate::verifier::Verifier;
+use crate::webhook_sender::{OutboxReading, Sender};
 
-/// Readiness from the store, gauges from the store's and the key pool's counters.
+/// Readiness from the store, gauges from the store's and the key pool's counters and
+/// the webhook sender's last reading of the outbox.
 struct AdapterProbes {
     store: Arc<Store>,
     key_pool: Option<KeyPool>,
+    outbox: Arc<OutboxReading>,
+    clock: Arc<dyn Clock>,
 }
 
 #[async_trait]
@@ -64,6 +69,12 @@ impl Probes for AdapterProbes {
                 open: db.open,
                 in_use: db.in_use,
                 waiting: db.waiting,
+            }),
+            outbox: self.outbox.get().map(|stats| OutboxGauges {
+                pending: stats.pending,
+                oldest_age_seconds: stats.oldest.map_or(0.0, |oldest| {
+                    (self.clock.now() - oldest).as_seconds_f64().max(0.0)
+                }),
             }),
         }
     }
@@ -141,6 +152,7 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         .load_master_key()
         .context("Failed to load the master key")?;
     let sealer = Arc::new(Sealer::new(&master_key));
+    let webhook_secrets = Arc::new(RingWebhookSecrets::new(Arc::clone(&sealer)));
     let dns = HickoryDns::new(&DnsConfig {
         servers: config.dns_servers.clone(),
         timeout: config.dns_timeout,
@@ -188,8 +200,36 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         clock.clone(),
         lease,
     );
+    let webhook_policy = Arc::new(config.webhooks.policy.clone());
+    let deliveries = DeliverWebhooks::new(
+        store.clone(),
+        webhook_secrets.clone(),
+        dns.clone(),
+        Arc::new(
+            webhooks_rustls::HttpWebhookSender::new(concat!(
+                "domain-api-webhooks/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .context("Failed to set up the webhook TLS client (the system's trust store)")?,
+        ),
+        clock.clone(),
+        DeliverySettings {
+            policy: webhook_policy.clone(),
+            retry: Arc::new(config.webhooks.retry.clone()),
+            timeout: config.webhooks.timeout,
+        },
+    );
+    let outbox = Arc::new(OutboxReading::default());
     let state = AppState {
         authenticate: Authenticate::new(store.clone()),
+        webhooks: ManageWebhooks::new(
+            store.clone(),
+            webhook_secrets,
+            dns.clone(),
+            clock.clone(),
+            webhook_policy,
+            config.webhooks.max_endpoints,
+        ),
         generate: GenerateRecords::new(
             store.clone(),
             keys.clone(),
@@ -223,8 +263,10 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         validate,
         jwt: config.jwt_secret.clone(),
         probes: Arc::new(AdapterProbes {
-            store,
+            store: store.clone(),
             key_pool: key_pool.clone(),
+            outbox: outbox.clone(),
+            clock: clock.clone(),
         }),
         metrics,
         body_timeout: config.body_timeout,
@@ -233,15 +275,21 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         state,
         key_pool,
         checks,
+        deliveries,
+        queue: store,
+        outbox,
     })
 }
 
 /// What the server runs: the HTTP state, the key pool to refill, the background
-/// checks.
+/// checks, the webhook deliveries.
 pub struct Built {
     pub state: AppState,
     pub key_pool: Option<KeyPool>,
     pub checks: CheckDueDomains,
+    pub deliveries: DeliverWebhooks,
+    pub queue: Arc<Store>,
+    pub outbox: Arc<OutboxReading>,
 }
 
 /// Migrates, then serves HTTP until SIGINT/SIGTERM.
@@ -254,6 +302,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         state,
         key_pool,
         checks,
+        deliveries,
+        queue,
+        outbox,
     } = build_state(&config, store)?;
     if let Some(pool) = &key_pool {
         // Ends with the runtime; never holds up shutdown (see main).
@@ -273,14 +324,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let verifier = config
         .verifier
         .map(|settings| Verifier::start(checks, Arc::clone(&state.metrics), settings));
+    let sender = config.webhooks.sender.map(|settings| {
+        Sender::start(
+            deliveries,
+            queue,
+            outbox,
+            Arc::clone(&state.metrics),
+            settings,
+        )
+    });
     // actix-web stops on SIGTERM/SIGINT (finishing requests in flight); then the
-    // verifier finishes the checks in flight.
+    // verifier finishes the checks in flight, and the sender its deliveries.
     let served = api_actix::server::serve(state, listener)
         .context("Failed to start the HTTP server")?
         .await
         .context("HTTP server failed");
     if let Some(verifier) = verifier {
         verifier.stop(Duration::from_secs(10)).await;
+    }
+    if let Some(sender) = sender {
+        sender
+            .stop(config.webhooks.timeout + Duration::from_secs(5))
+            .await;
     }
     served
 }

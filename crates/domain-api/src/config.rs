@@ -8,6 +8,8 @@ use std::time::Duration;
 use domain_core::DomainName;
 use domain_core::ownership::{CreationLimits, DEFAULT_CLAIM_TTL, Ownership, ReservedDomains};
 use domain_core::usecases::verify::{KeyPolicy, VerifySchedule};
+use domain_core::usecases::webhooks::DEFAULT_MAX_ENDPOINTS;
+use domain_core::webhooks::{AddressPolicy, RetrySchedule};
 use keys_rsa::MasterKey;
 
 use api_actix::jwt::{DEFAULT_MAX_TTL, JwtSecret};
@@ -20,6 +22,35 @@ pub struct VerifierSettings {
     pub concurrency: usize,
     /// How long an idle verifier waits before looking for due domains again
     /// (`DOMAIN_API_VERIFY_POLL_INTERVAL`, default `1s`).
+    pub poll: Duration,
+}
+
+/// Webhooks: who may be reached, how deliveries are retried, and how this instance's
+/// sender runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// `DOMAIN_API_WEBHOOK_ALLOW_HTTP`, `…_ALLOW_NETS`, `…_ALLOW_PRIVATE`.
+    pub policy: AddressPolicy,
+    /// `DOMAIN_API_WEBHOOK_RETRY_SCHEDULE` (default `5s,5m,30m,2h,5h,10h,10h`).
+    pub retry: RetrySchedule,
+    /// Bound on one delivery (`DOMAIN_API_WEBHOOK_TIMEOUT_MS`, default 5000).
+    pub timeout: Duration,
+    /// Endpoints per organization (`DOMAIN_API_MAX_WEBHOOKS_PER_ORG`, default 20).
+    pub max_endpoints: usize,
+    /// The sender in this instance; `None` when `DOMAIN_API_WEBHOOK_SENDER=off`.
+    pub sender: Option<SenderSettings>,
+}
+
+/// How this instance's webhook sender runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderSettings {
+    /// Deliveries in flight at once (`DOMAIN_API_WEBHOOK_CONCURRENCY`, default 16).
+    pub concurrency: usize,
+    /// Of those, at most this many for one organization
+    /// (`DOMAIN_API_WEBHOOK_CONCURRENCY_PER_ORG`, default 4).
+    pub per_organization: usize,
+    /// How long an idle sender waits before looking again
+    /// (`DOMAIN_API_WEBHOOK_POLL_INTERVAL`, default `1s`).
     pub poll: Duration,
 }
 
@@ -64,6 +95,8 @@ pub struct Config {
     /// How long DKIM keys stay retiring and revoked (`DOMAIN_API_DKIM_RETIRE_AFTER`,
     /// `DOMAIN_API_DKIM_REVOKED_KEEP`).
     pub dkim_keys: KeyPolicy,
+    /// Webhooks (`DOMAIN_API_WEBHOOK_*`).
+    pub webhooks: WebhookSettings,
 }
 
 /// Where the master key comes from.
@@ -331,6 +364,8 @@ impl Config {
             revoked_keep: duration(&get, "DOMAIN_API_DKIM_REVOKED_KEEP", defaults.revoked_keep)?,
         };
 
+        let webhooks = webhook_settings(&get)?;
+
         Ok(Self {
             bind,
             addr_file,
@@ -353,6 +388,7 @@ impl Config {
             verify_schedule,
             verifier,
             dkim_keys,
+            webhooks,
         })
     }
 
@@ -365,6 +401,93 @@ impl Config {
             MasterKeySource::Env(key) => Ok(key.clone()),
             MasterKeySource::File(path) => read_or_create_key_file(path),
         }
+    }
+}
+
+fn webhook_settings(get: &impl Fn(&str) -> Option<String>) -> Result<WebhookSettings, ConfigError> {
+    let allow_nets = match get("DOMAIN_API_WEBHOOK_ALLOW_NETS") {
+        None => Vec::new(),
+        Some(v) => split_list(&v)
+            .map(|net| {
+                net.parse::<ipnet::IpNet>()
+                    .or_else(|_| net.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            "DOMAIN_API_WEBHOOK_ALLOW_NETS",
+                            format!("{net:?} is not a network (CIDR) or an address"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let policy = AddressPolicy {
+        allow_http: flag(get, "DOMAIN_API_WEBHOOK_ALLOW_HTTP")?,
+        allow_nets,
+        allow_private: flag(get, "DOMAIN_API_WEBHOOK_ALLOW_PRIVATE")?,
+    };
+    let retry = match get("DOMAIN_API_WEBHOOK_RETRY_SCHEDULE") {
+        None => RetrySchedule::standard(),
+        Some(text) => RetrySchedule::new(
+            crate::durations::parse_schedule(&text)
+                .map_err(|e| invalid("DOMAIN_API_WEBHOOK_RETRY_SCHEDULE", e.to_string()))?,
+        ),
+    };
+    let timeout = Duration::from_millis(number(
+        get,
+        "DOMAIN_API_WEBHOOK_TIMEOUT_MS",
+        5000,
+        1..=60_000,
+    )?);
+    let max_endpoints = usize::try_from(number(
+        get,
+        "DOMAIN_API_MAX_WEBHOOKS_PER_ORG",
+        DEFAULT_MAX_ENDPOINTS as u64,
+        1..=1000,
+    )?)
+    .map_err(|_| invalid("DOMAIN_API_MAX_WEBHOOKS_PER_ORG", "out of range"))?;
+    let sender = match get("DOMAIN_API_WEBHOOK_SENDER").as_deref().map(str::trim) {
+        None | Some("on") => {
+            let concurrency =
+                usize::try_from(number(get, "DOMAIN_API_WEBHOOK_CONCURRENCY", 16, 1..=1024)?)
+                    .map_err(|_| invalid("DOMAIN_API_WEBHOOK_CONCURRENCY", "out of range"))?;
+            let per_organization = usize::try_from(number(
+                get,
+                "DOMAIN_API_WEBHOOK_CONCURRENCY_PER_ORG",
+                4,
+                1..=1024,
+            )?)
+            .map_err(|_| invalid("DOMAIN_API_WEBHOOK_CONCURRENCY_PER_ORG", "out of range"))?;
+            Some(SenderSettings {
+                concurrency,
+                per_organization: per_organization.min(concurrency),
+                poll: std_duration(
+                    get,
+                    "DOMAIN_API_WEBHOOK_POLL_INTERVAL",
+                    Duration::from_secs(1),
+                )?,
+            })
+        }
+        Some("off") => None,
+        Some(_) => return Err(invalid("DOMAIN_API_WEBHOOK_SENDER", "expected on or off")),
+    };
+    Ok(WebhookSettings {
+        policy,
+        retry,
+        timeout,
+        max_endpoints,
+        sender,
+    })
+}
+
+/// A `1`/`0` (or `true`/`false`) setting, off when unset.
+fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<bool, ConfigError> {
+    match get(variable).as_deref().map(str::trim) {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(_) => Err(invalid(variable, "expected 1 or 0")),
     }
 }
 

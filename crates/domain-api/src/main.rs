@@ -8,6 +8,7 @@ mod config;
 mod durations;
 mod logging;
 mod verifier;
+mod webhook_sender;
 
 use clap::Parser as _;
 

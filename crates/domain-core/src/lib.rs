@@ -16,6 +16,7 @@ mod published;
 mod records;
 mod selector;
 mod tokens;
+pub mod webhooks;
 
 pub mod ports;
 pub mod usecases;

@@ -9,9 +9,11 @@ mod rng;
 mod sealing;
 mod signer;
 mod vault;
+mod webhook_secrets;
 
 pub use generator::{RsaKeyGenerator, generate_key_blocking};
 pub use master_key::{MasterKey, MasterKeyError};
 pub use pool::{KeyPool, PoolStats};
 pub use sealing::{SealError, Sealer};
 pub use signer::{RsaDkimSigner, SIGNED_HEADERS, sign_blocking};
+pub use webhook_secrets::RingWebhookSecrets;

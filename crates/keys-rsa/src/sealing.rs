@@ -126,6 +126,33 @@ impl Sealer {
     }
 }
 
+/// Associated data of a webhook endpoint's signing secret: bound to the endpoint.
+fn webhook_aad(endpoint: &str) -> Vec<u8> {
+    format!("domain-api webhook v1 {endpoint}").into_bytes()
+}
+
+impl Sealer {
+    /// Seals a webhook endpoint's signing secret, bound to the endpoint's id.
+    ///
+    /// # Errors
+    /// [`SealError::Seal`] when the RNG or the cipher fails.
+    pub fn seal_webhook_secret(&self, endpoint: &str, secret: &[u8]) -> Result<Vec<u8>, SealError> {
+        Ok(self.seal_with(&webhook_aad(endpoint), secret)?.0)
+    }
+
+    /// Opens a webhook secret sealed for `endpoint`.
+    ///
+    /// # Errors
+    /// As [`Sealer::open`].
+    pub fn open_webhook_secret(
+        &self,
+        endpoint: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        self.open_with(&webhook_aad(endpoint), &SealedKey(sealed.to_vec()))
+    }
+}
+
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Sealer(<redacted>)")

@@ -14,23 +14,66 @@ use crate::Store;
 use crate::backend::{DbError, with_conn};
 
 /// Inserts `$events` (an iterator of `&NewEvent`) on `$conn`, stamped `$at`, in
-/// order: their ids increase in that order. Expands inside a `with_conn!` or
-/// `in_transaction!` body (the backend's schema in scope) and evaluates to
-/// `Result<(), DbError>`.
+/// order: their ids increase in that order. Then fans them out to the webhook outbox:
+/// one pending delivery, due at once, per event and endpoint of the event's
+/// organization that takes its type — in the same transaction, so a committed event
+/// always has its deliveries and a rolled-back one never does. Expands inside a
+/// `with_conn!` or `in_transaction!` body (the backend's schema in scope) and evaluates
+/// to `Result<(), DbError>`.
 macro_rules! record_events {
     ($conn:ident, $events:expr, $at:expr) => {
         async {
             let at: chrono::DateTime<chrono::Utc> = $at;
+            let mut ids: Vec<i64> = Vec::new();
             for event in $events {
                 let event: &domain_core::lifecycle::NewEvent = event;
-                diesel::insert_into(events::table)
-                    .values((
-                        events::organization_id.eq(event.organization.as_str()),
-                        events::kind.eq(event.kind.as_str()),
-                        events::domain.eq(event.domain.as_ref().map(|d| d.as_ascii())),
-                        events::selector.eq(event.selector.as_ref().map(|s| s.as_str())),
-                        events::email.eq(event.email.as_deref()),
-                        events::created_at.eq(at),
+                ids.push(
+                    diesel::insert_into(events::table)
+                        .values((
+                            events::organization_id.eq(event.organization.as_str()),
+                            events::kind.eq(event.kind.as_str()),
+                            events::domain.eq(event.domain.as_ref().map(|d| d.as_ascii())),
+                            events::selector.eq(event.selector.as_ref().map(|s| s.as_str())),
+                            events::email.eq(event.email.as_deref()),
+                            events::created_at.eq(at),
+                        ))
+                        .returning(events::id)
+                        .get_result(&mut *$conn)
+                        .await?,
+                );
+            }
+            if !ids.is_empty() {
+                use diesel::dsl::sql;
+                use diesel::sql_types::{Nullable, Text};
+                // `events` holds the endpoint's types as `,a,b,`; LIKE's `_` matches any
+                // character, harmless here since no two types differ only there.
+                let takes_type = webhook_endpoints::events.is_null().or(webhook_endpoints::events
+                    .like(sql::<Nullable<Text>>("'%,' || events.type || ',%'")));
+                diesel::insert_into(webhook_deliveries::table)
+                    .values(
+                        events::table
+                            .inner_join(
+                                webhook_endpoints::table.on(webhook_endpoints::organization_id
+                                    .eq(events::organization_id)),
+                            )
+                            .filter(events::id.eq_any(&ids))
+                            .filter(takes_type)
+                            .select((
+                                webhook_endpoints::id,
+                                webhook_endpoints::organization_id,
+                                events::id,
+                                "pending".into_sql::<Text>(),
+                                at.into_sql::<Nullable<Moment>>(),
+                                at.into_sql::<Moment>(),
+                            )),
+                    )
+                    .into_columns((
+                        webhook_deliveries::endpoint_id,
+                        webhook_deliveries::organization_id,
+                        webhook_deliveries::event_id,
+                        webhook_deliveries::state,
+                        webhook_deliveries::next_attempt_at,
+                        webhook_deliveries::created_at,
                     ))
                     .execute(&mut *$conn)
                     .await?;

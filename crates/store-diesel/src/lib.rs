@@ -22,6 +22,7 @@ mod rows;
 mod schema;
 mod senders;
 mod session;
+mod webhooks;
 
 use diesel::migration::{MigrationSource, MigrationVersion};
 use diesel::prelude::*;

@@ -124,12 +124,61 @@ macro_rules! tables {
             }
         }
 
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            webhook_endpoints (id) {
+                id -> Text,
+                organization_id -> Text,
+                url -> Text,
+                events -> Nullable<Text>,
+                secret_sealed -> Binary,
+                created_at -> Moment,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            webhook_deliveries (id) {
+                id -> BigInt,
+                endpoint_id -> Text,
+                organization_id -> Text,
+                event_id -> BigInt,
+                state -> Text,
+                attempts -> Integer,
+                next_attempt_at -> Nullable<Moment>,
+                lease_until -> Nullable<Moment>,
+                created_at -> Moment,
+                completed_at -> Nullable<Moment>,
+            }
+        }
+
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            webhook_attempts (id) {
+                id -> BigInt,
+                delivery_id -> BigInt,
+                attempted_at -> Moment,
+                status_code -> Nullable<Integer>,
+                error -> Nullable<Text>,
+                duration_ms -> Integer,
+            }
+        }
+
         diesel::joinable!(api_tokens -> organizations (organization_id));
         diesel::joinable!(domains -> organizations (organization_id));
         diesel::joinable!(senders -> domains (domain_id));
         diesel::joinable!(dkim_keys -> domains (domain_id));
         diesel::joinable!(events -> organizations (organization_id));
         diesel::joinable!(domain_claims -> domains (domain_id));
+        diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+        diesel::joinable!(webhook_deliveries -> events (event_id));
+        diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
         diesel::allow_tables_to_appear_in_same_query!(
             organizations,
             api_tokens,
@@ -138,7 +187,10 @@ macro_rules! tables {
             service_keys,
             dkim_keys,
             domain_claims,
-            events
+            events,
+            webhook_endpoints,
+            webhook_deliveries,
+            webhook_attempts
         );
     };
 }

@@ -50,6 +50,14 @@ impl Dns for MeteredDns {
             .record_dns("TXT", outcome(&result), started.elapsed());
         result
     }
+
+    async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, DnsError> {
+        let started = Instant::now();
+        let result = self.inner.addresses(name).await;
+        self.metrics
+            .record_dns("A/AAAA", outcome(&result), started.elapsed());
+        result
+    }
 }
 
 impl std::fmt::Debug for MeteredDns {

@@ -13,6 +13,16 @@ use super::labels::StateLabels;
 pub struct Gauges {
     pub key_pool: Option<KeyPoolGauges>,
     pub db_pool: Option<DbPoolGauges>,
+    pub outbox: Option<OutboxGauges>,
+}
+
+/// The webhook outbox as last read by this instance's sender.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboxGauges {
+    /// Deliveries not yet delivered nor failed.
+    pub pending: u64,
+    /// How long the oldest of them has waited (0 when none).
+    pub oldest_age_seconds: f64,
 }
 
 /// The DKIM key pool as it stands.
@@ -97,6 +107,18 @@ pub(super) fn register(registry: &mut Registry, gauges: Gauges) {
             "domain_api_db_pool_waiting",
             "Requests waiting for a connection",
             ConstGauge::new(db.waiting),
+        );
+    }
+    if let Some(outbox) = gauges.outbox {
+        registry.register(
+            "domain_api_webhook_outbox_depth",
+            "Webhook deliveries waiting (pending or being retried)",
+            ConstGauge::new(i64::try_from(outbox.pending).unwrap_or(i64::MAX)),
+        );
+        registry.register(
+            "domain_api_webhook_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered webhook delivery",
+            ConstGauge::new(outbox.oldest_age_seconds),
         );
     }
 }

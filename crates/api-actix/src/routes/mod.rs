@@ -8,6 +8,7 @@ pub mod health;
 pub mod manage;
 pub mod senders;
 pub mod validate;
+pub mod webhooks;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, guard, web};
@@ -110,6 +111,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
+        web::resource("/api/v1/webhooks")
+            .guard(guard::Post())
+            .app_data(Operation::CreateWebhook)
+            .route(web::post().to(webhooks::create)),
+    )
+    .service(
+        web::resource("/api/v1/webhooks")
+            .app_data(Operation::ReadWebhooks)
+            .route(web::get().to(webhooks::list))
+            .default_service(web::to(method_not_allowed("GET, POST"))),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{id}")
+            .app_data(Operation::DeleteWebhook)
+            .route(web::delete().to(webhooks::delete))
+            .default_service(web::to(method_not_allowed("DELETE"))),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{id}/deliveries")
+            .app_data(Operation::ReadWebhooks)
+            .route(web::get().to(webhooks::deliveries))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
         web::resource("/api/v1/domains/validate")
             .app_data(Operation::Validate)
             .route(web::get().to(validate::validate))
@@ -168,3 +193,6 @@ mod list_tests;
 
 #[cfg(test)]
 mod generate_tests;
+
+#[cfg(test)]
+mod webhook_tests;

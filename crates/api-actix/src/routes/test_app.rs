@@ -21,6 +21,7 @@ use domain_core::ports::dns::{DnsError, MockDns};
 use domain_core::ports::keys::MockKeyGenerator;
 use domain_core::ports::lifecycle::{MockEventStore, MockKeyLifecycleStore, MockSenderStore};
 use domain_core::ports::store::{DomainDetail, MockDomainStore, SenderRecord, StoredDomain};
+use domain_core::ports::webhooks::{IssuedSecret, MockWebhookSecrets, MockWebhookStore};
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
@@ -29,6 +30,8 @@ use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
 use domain_core::usecases::validate::ValidateDomain;
 use domain_core::usecases::verify::{KeyPolicy, VerifyDomain, VerifySchedule};
+use domain_core::usecases::webhooks::{DEFAULT_MAX_ENDPOINTS, ManageWebhooks};
+use domain_core::webhooks::{AddressPolicy, WebhookId, WebhookSecret};
 use domain_core::{DomainName, OrganizationId, RecordPolicy, Selector};
 
 use crate::jwt::JwtSecret;
@@ -82,6 +85,7 @@ pub(crate) struct Mocks {
     pub senders: MockSenderStore,
     pub events: MockEventStore,
     pub claims: MockClaimStore,
+    pub webhooks: MockWebhookStore,
     pub dns: MockDns,
     pub keys: MockKeyGenerator,
     /// `false`: no JWT secret configured.
@@ -95,12 +99,15 @@ impl Mocks {
         let mut dns = MockDns::new();
         dns.expect_txt().returning(|_| Err(DnsError::NxDomain));
         dns.expect_mx().returning(|_| Err(DnsError::NxDomain));
+        dns.expect_addresses()
+            .returning(|_| Ok(vec!["93.184.216.34".parse().expect("an address")]));
         Self {
             store: MockDomainStore::new(),
             lifecycle: MockKeyLifecycleStore::new(),
             senders: MockSenderStore::new(),
             events: MockEventStore::new(),
             claims: MockClaimStore::new(),
+            webhooks: MockWebhookStore::new(),
             dns,
             keys: MockKeyGenerator::new(),
             jwt: true,
@@ -149,6 +156,14 @@ impl Mocks {
         let validate = ValidateDomain::new(store.clone(), dns.clone(), policy.clone());
         AppState {
             authenticate: Authenticate::new(Arc::new(credentials)),
+            webhooks: ManageWebhooks::new(
+                Arc::new(self.webhooks),
+                Arc::new(webhook_secrets()),
+                dns.clone(),
+                clock.clone(),
+                Arc::new(AddressPolicy::default()),
+                DEFAULT_MAX_ENDPOINTS,
+            ),
             generate: GenerateRecords::new(
                 store.clone(),
                 keys.clone(),
@@ -194,6 +209,19 @@ impl Mocks {
             body_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// Every endpoint gets id `wh_0101…` and a secret of 24 bytes of 7.
+fn webhook_secrets() -> MockWebhookSecrets {
+    let mut secrets = MockWebhookSecrets::new();
+    secrets.expect_issue().returning(|| {
+        Ok(IssuedSecret {
+            id: WebhookId::from_random([1; 16]),
+            secret: WebhookSecret(zeroize::Zeroizing::new(vec![7; 24])),
+            sealed: b"sealed".to_vec(),
+        })
+    });
+    secrets
 }
 
 /// A response as the tests look at it.

@@ -43,6 +43,13 @@ pub trait Dns: Send + Sync {
     /// # Errors
     /// [`DnsError`]; an existing name without TXT records is [`DnsError::NoRecords`].
     async fn txt(&self, name: &str) -> Result<Vec<TxtRecord>, DnsError>;
+
+    /// The IPv4 and IPv6 addresses of host `name` (A and AAAA records), for the
+    /// webhook sender's address checks.
+    ///
+    /// # Errors
+    /// [`DnsError`]; a name with neither is [`DnsError::NoRecords`].
+    async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, DnsError>;
 }
 
 /// Why a lookup returned no records: a name or type with nothing published is kept

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod signing;
 pub mod store;
+pub mod webhooks;
 
 /// The cause behind an [`InfraError`]: logged, never shown.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

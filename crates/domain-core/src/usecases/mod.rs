@@ -11,6 +11,7 @@ pub mod senders;
 pub mod sign;
 pub mod validate;
 pub mod verify;
+pub mod webhooks;
 
 #[cfg(test)]
 mod fixtures;

@@ -1,0 +1,466 @@
+//! Webhooks: endpoints (WebhookStore port) and the delivery queue (DeliveryQueue
+//! port). Deliveries are written with their events ([`crate::events`]); a sender
+//! leases due ones (PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite's single writer),
+//! records each attempt, and moves the delivery on — all in the database, so a crash
+//! loses nothing: an unrecorded attempt's lease runs out and it is attempted again.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain_core::OrganizationId;
+use domain_core::lifecycle::{Event, EventType, Page, Paged};
+use domain_core::ports::InfraError;
+use domain_core::ports::webhooks::{
+    Attempt, CreateEndpointError, DeliveryQueue, DeliveryState, DeliveryView, DueDelivery,
+    Endpoint, NewEndpoint, NextStep, OutboxStats, WebhookStore,
+};
+use domain_core::webhooks::{EventFilter, WebhookId};
+
+use crate::Store;
+use crate::backend::{DbError, SqliteConn, in_transaction, with_conn};
+use crate::locks::lock_organization;
+
+/// An endpoint's types as stored: `,a,b,` (matched with LIKE by the fan-out).
+fn events_column(filter: &EventFilter) -> Option<String> {
+    filter.as_ref().map(|kinds| {
+        let mut column = String::from(",");
+        for kind in kinds {
+            column.push_str(kind.as_str());
+            column.push(',');
+        }
+        column
+    })
+}
+
+fn parse_events_column(column: Option<String>) -> Result<EventFilter, DbError> {
+    column
+        .map(|column| {
+            column
+                .split(',')
+                .filter(|name| !name.is_empty())
+                .map(|name| {
+                    EventType::parse(name)
+                        .ok_or_else(|| DbError::Corrupt(format!("webhook event type {name:?}")))
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+fn parse_id(id: &str) -> Result<WebhookId, DbError> {
+    WebhookId::parse(id).ok_or_else(|| DbError::Corrupt(format!("webhook id {id:?}")))
+}
+
+/// An endpoint as stored: id, url, events, created.
+type EndpointRow = (String, String, Option<String>, DateTime<Utc>);
+
+fn into_endpoint((id, url, events, created_at): EndpointRow) -> Result<Endpoint, DbError> {
+    Ok(Endpoint {
+        id: parse_id(&id)?,
+        url,
+        events: parse_events_column(events)?,
+        created_at,
+    })
+}
+
+/// An event as joined to a delivery: id, type, domain, selector, email, time.
+type EventRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    DateTime<Utc>,
+);
+
+fn into_event((id, kind, domain, selector, email, created_at): EventRow) -> Result<Event, DbError> {
+    Ok(Event {
+        id,
+        kind: EventType::parse(&kind)
+            .ok_or_else(|| DbError::Corrupt(format!("event {id} has type {kind:?}")))?,
+        domain,
+        selector,
+        email,
+        created_at,
+    })
+}
+
+fn count(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+#[async_trait]
+impl WebhookStore for Store {
+    async fn create_endpoint(
+        &self,
+        new: &NewEndpoint,
+        limit: usize,
+    ) -> Result<(), CreateEndpointError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let organization = new.organization.as_str();
+        let stored: bool = in_transaction!(&self.backend, |c| {
+            // Concurrent creations take turns on the organization's row, so the count
+            // below holds until this one commits.
+            lock_organization!(c, organization)?;
+            let existing: i64 = webhook_endpoints::table
+                .filter(webhook_endpoints::organization_id.eq(organization))
+                .count()
+                .get_result(c)
+                .await?;
+            if existing >= limit {
+                return Ok(false);
+            }
+            diesel::insert_into(webhook_endpoints::table)
+                .values((
+                    webhook_endpoints::id.eq(new.endpoint.id.as_str()),
+                    webhook_endpoints::organization_id.eq(organization),
+                    webhook_endpoints::url.eq(&new.endpoint.url),
+                    webhook_endpoints::events.eq(events_column(&new.endpoint.events)),
+                    webhook_endpoints::secret_sealed.eq(&new.secret_sealed),
+                    webhook_endpoints::created_at.eq(new.endpoint.created_at),
+                ))
+                .execute(c)
+                .await?;
+            Ok(true)
+        })
+        .map_err(InfraError::from)?;
+        if stored {
+            Ok(())
+        } else {
+            Err(CreateEndpointError::LimitReached)
+        }
+    }
+
+    async fn list_endpoints(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Vec<Endpoint>, InfraError> {
+        let rows: Vec<EndpointRow> = with_conn!(&self.backend, |c| {
+            webhook_endpoints::table
+                .filter(webhook_endpoints::organization_id.eq(organization.as_str()))
+                .order((
+                    webhook_endpoints::created_at.asc(),
+                    webhook_endpoints::id.asc(),
+                ))
+                .select((
+                    webhook_endpoints::id,
+                    webhook_endpoints::url,
+                    webhook_endpoints::events,
+                    webhook_endpoints::created_at,
+                ))
+                .load(c)
+                .await
+                .map_err(DbError::from)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(into_endpoint)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn delete_endpoint(
+        &self,
+        organization: &OrganizationId,
+        id: &WebhookId,
+    ) -> Result<bool, InfraError> {
+        let deleted = with_conn!(&self.backend, |c| {
+            diesel::delete(
+                webhook_endpoints::table
+                    .filter(webhook_endpoints::id.eq(id.as_str()))
+                    .filter(webhook_endpoints::organization_id.eq(organization.as_str())),
+            )
+            .execute(c)
+            .await
+            .map_err(DbError::from)
+        })?;
+        Ok(deleted > 0)
+    }
+
+    async fn list_deliveries(
+        &self,
+        organization: &OrganizationId,
+        id: &WebhookId,
+        page: &Page<i64>,
+    ) -> Result<Option<Paged<DeliveryView, i64>>, InfraError> {
+        let fetch = i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let after = page.after.unwrap_or(0);
+        type DeliveryRow = (i64, String, Option<DateTime<Utc>>, DateTime<Utc>, EventRow);
+        type AttemptRow = (i64, DateTime<Utc>, Option<i32>, Option<String>, i32);
+        let found: Option<(Vec<DeliveryRow>, Vec<AttemptRow>)> = with_conn!(&self.backend, |c| {
+            let owned: i64 = webhook_endpoints::table
+                .filter(webhook_endpoints::id.eq(id.as_str()))
+                .filter(webhook_endpoints::organization_id.eq(organization.as_str()))
+                .count()
+                .get_result(c)
+                .await?;
+            if owned == 0 {
+                return Ok(None);
+            }
+            let deliveries: Vec<DeliveryRow> = webhook_deliveries::table
+                .inner_join(events::table)
+                .filter(webhook_deliveries::endpoint_id.eq(id.as_str()))
+                .filter(webhook_deliveries::id.gt(after))
+                .order(webhook_deliveries::id.asc())
+                .limit(fetch)
+                .select((
+                    webhook_deliveries::id,
+                    webhook_deliveries::state,
+                    webhook_deliveries::next_attempt_at,
+                    webhook_deliveries::created_at,
+                    (
+                        events::id,
+                        events::kind,
+                        events::domain,
+                        events::selector,
+                        events::email,
+                        events::created_at,
+                    ),
+                ))
+                .load(c)
+                .await?;
+            let ids: Vec<i64> = deliveries.iter().map(|row| row.0).collect();
+            let attempts: Vec<AttemptRow> = webhook_attempts::table
+                .filter(webhook_attempts::delivery_id.eq_any(&ids))
+                .order(webhook_attempts::id.asc())
+                .select((
+                    webhook_attempts::delivery_id,
+                    webhook_attempts::attempted_at,
+                    webhook_attempts::status_code,
+                    webhook_attempts::error,
+                    webhook_attempts::duration_ms,
+                ))
+                .load(c)
+                .await?;
+            Ok(Some((deliveries, attempts)))
+        })?;
+        let Some((deliveries, attempts)) = found else {
+            return Ok(None);
+        };
+        let views = deliveries
+            .into_iter()
+            .map(|(delivery, state, next_attempt_at, created_at, event)| {
+                Ok(DeliveryView {
+                    id: delivery,
+                    event: into_event(event)?,
+                    state: DeliveryState::parse(&state).ok_or_else(|| {
+                        DbError::Corrupt(format!("delivery {delivery} has state {state:?}"))
+                    })?,
+                    next_attempt_at,
+                    created_at,
+                    attempts: attempts
+                        .iter()
+                        .filter(|attempt| attempt.0 == delivery)
+                        .map(|(_, at, status_code, error, duration_ms)| Attempt {
+                            at: *at,
+                            status_code: status_code.and_then(|code| u16::try_from(code).ok()),
+                            error: error.clone(),
+                            duration: Duration::from_millis(u64::from(count(*duration_ms))),
+                        })
+                        .collect(),
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        Ok(Some(Paged::from_fetched(views, page.limit, |d| d.id)))
+    }
+}
+
+/// The ids of deliveries due at `$now` whose lease (if any) ran out, not of the
+/// organizations in `$skip`, oldest due first; `webhook_deliveries` of the backend's
+/// schema must be in scope.
+macro_rules! due_deliveries {
+    ($now:expr, $skip:expr) => {{
+        let now: DateTime<Utc> = $now;
+        let skip: &[String] = $skip;
+        webhook_deliveries::table
+            .filter(webhook_deliveries::state.eq("pending"))
+            .filter(webhook_deliveries::next_attempt_at.le(now))
+            .filter(
+                webhook_deliveries::lease_until
+                    .is_null()
+                    .or(webhook_deliveries::lease_until.lt(now)),
+            )
+            .filter(webhook_deliveries::organization_id.ne_all(skip))
+            .order(webhook_deliveries::next_attempt_at.asc())
+            .select(webhook_deliveries::id)
+    }};
+}
+
+/// Picks the ids of due deliveries nobody holds, locking them against other pickers.
+trait DeliveryPick {
+    /// Up to `limit` due delivery ids; PostgreSQL locks them `FOR UPDATE SKIP
+    /// LOCKED` (concurrent pickers on any instance take disjoint sets without
+    /// waiting); SQLite's IMMEDIATE transaction already holds the only write lock.
+    async fn pick_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        skip: &[String],
+        limit: i64,
+    ) -> Result<Vec<i64>, DbError>;
+}
+
+impl DeliveryPick for AsyncPgConnection {
+    async fn pick_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        skip: &[String],
+        limit: i64,
+    ) -> Result<Vec<i64>, DbError> {
+        use crate::schema::pg::webhook_deliveries;
+        Ok(due_deliveries!(now, skip)
+            .limit(limit)
+            .for_update()
+            .skip_locked()
+            .load(self)
+            .await?)
+    }
+}
+
+impl DeliveryPick for SqliteConn {
+    async fn pick_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        skip: &[String],
+        limit: i64,
+    ) -> Result<Vec<i64>, DbError> {
+        use crate::schema::sqlite::webhook_deliveries;
+        Ok(due_deliveries!(now, skip).limit(limit).load(self).await?)
+    }
+}
+
+/// A leased delivery with its endpoint and event.
+type DueRow = (i64, i32, String, String, String, Vec<u8>, EventRow);
+
+#[async_trait]
+impl DeliveryQueue for Store {
+    async fn lease_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        skip: &[OrganizationId],
+    ) -> Result<Vec<DueDelivery>, InfraError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let skip: Vec<String> = skip.iter().map(|o| o.as_str().to_owned()).collect();
+        // Most polls find nothing due: a plain read first, so an idle sender takes no
+        // lock (on SQLite, the one write lock) to learn that.
+        let any_due: Vec<i64> = with_conn!(&self.backend, |c| {
+            Ok(due_deliveries!(now, &skip).limit(1).load(c).await?)
+        })?;
+        if any_due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<DueRow> = in_transaction!(&self.backend, |c| {
+            let ids = c.pick_deliveries(now, &skip, limit).await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
+                .set(webhook_deliveries::lease_until.eq(Some(lease_until)))
+                .execute(c)
+                .await?;
+            Ok(webhook_deliveries::table
+                .inner_join(webhook_endpoints::table)
+                .inner_join(events::table)
+                .filter(webhook_deliveries::id.eq_any(&ids))
+                .order(webhook_deliveries::next_attempt_at.asc())
+                .select((
+                    webhook_deliveries::id,
+                    webhook_deliveries::attempts,
+                    webhook_endpoints::organization_id,
+                    webhook_endpoints::id,
+                    webhook_endpoints::url,
+                    webhook_endpoints::secret_sealed,
+                    (
+                        events::id,
+                        events::kind,
+                        events::domain,
+                        events::selector,
+                        events::email,
+                        events::created_at,
+                    ),
+                ))
+                .load(c)
+                .await?)
+        })?;
+        rows.into_iter()
+            .map(
+                |(id, attempts, organization, endpoint, url, secret_sealed, event)| {
+                    Ok(DueDelivery {
+                        id,
+                        organization: OrganizationId::new(organization),
+                        endpoint: parse_id(&endpoint)?,
+                        url,
+                        secret_sealed,
+                        event: into_event(event)?,
+                        attempts: count(attempts),
+                    })
+                },
+            )
+            .collect::<Result<_, DbError>>()
+            .map_err(InfraError::from)
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        attempt: &Attempt,
+        next: NextStep,
+    ) -> Result<(), InfraError> {
+        let (state, next_attempt_at, completed_at) = match next {
+            NextStep::Delivered => (DeliveryState::Delivered, None, Some(attempt.at)),
+            NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at), None),
+            NextStep::Failed => (DeliveryState::Failed, None, Some(attempt.at)),
+        };
+        let duration_ms = i32::try_from(attempt.duration.as_millis()).unwrap_or(i32::MAX);
+        let status_code = attempt.status_code.map(i32::from);
+        in_transaction!(&self.backend, |c| {
+            diesel::insert_into(webhook_attempts::table)
+                .values((
+                    webhook_attempts::delivery_id.eq(id),
+                    webhook_attempts::attempted_at.eq(attempt.at),
+                    webhook_attempts::status_code.eq(status_code),
+                    webhook_attempts::error.eq(attempt.error.as_deref()),
+                    webhook_attempts::duration_ms.eq(duration_ms),
+                ))
+                .execute(c)
+                .await?;
+            diesel::update(webhook_deliveries::table.find(id))
+                .set((
+                    webhook_deliveries::state.eq(state.as_str()),
+                    webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+                    webhook_deliveries::next_attempt_at.eq(next_attempt_at),
+                    webhook_deliveries::lease_until.eq(None::<DateTime<Utc>>),
+                    webhook_deliveries::completed_at.eq(completed_at),
+                ))
+                .execute(c)
+                .await?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, InfraError> {
+        let (pending, oldest): (i64, Option<DateTime<Utc>>) = with_conn!(&self.backend, |c| {
+            let pending = webhook_deliveries::table
+                .filter(webhook_deliveries::state.eq("pending"))
+                .count()
+                .get_result(c)
+                .await?;
+            let oldest = webhook_deliveries::table
+                .filter(webhook_deliveries::state.eq("pending"))
+                .order(webhook_deliveries::created_at.asc())
+                .select(webhook_deliveries::created_at)
+                .first(c)
+                .await
+                .optional()?;
+            Ok((pending, oldest))
+        })?;
+        Ok(OutboxStats {
+            pending: u64::try_from(pending).unwrap_or(0),
+            oldest,
+        })
+    }
+}
