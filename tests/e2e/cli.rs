@@ -10,7 +10,7 @@ use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use store_diesel::BackendKind;
 use store_diesel::test_support::backends;
 
-use crate::helpers::{BIN, bound_addr, spawn_app};
+use crate::helpers::{BIN, Options, bound_addr, spawn_app, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dkim_export_prints_the_private_half_of_the_published_key() {
@@ -165,8 +165,29 @@ fn public_half_of(pem: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn master_key_rotation_reseals_every_key_under_the_new_key() {
     for kind in backends() {
-        let app = spawn_app(kind).await;
+        let options = Options {
+            env: [
+                ("DOMAIN_API_WEBHOOK_ALLOW_HTTP", "1"),
+                ("DOMAIN_API_WEBHOOK_ALLOW_PRIVATE", "1"),
+                ("DOMAIN_API_WEBHOOK_SENDER", "off"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec(),
+        };
+        let app = spawn_app_with(kind, options).await;
         let org = app.create_org("Acme");
+        // A webhook's signing secret is sealed under the master key too.
+        let webhook = app.request(
+            "POST",
+            "/api/v1/webhooks",
+            &[
+                ("X-Api-Access-Token", org.access.as_str()),
+                ("X-Api-Secret-Token", org.secret.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"url":"http://127.0.0.1:9/hook"}"#,
+        );
+        assert_eq!(webhook.status, 201, "{}", webhook.body);
         let one = published_key(
             &app.generate(&org, r#"{"email":"a@rot-one.example"}"#)
                 .json(),
@@ -201,7 +222,7 @@ async fn master_key_rotation_reseals_every_key_under_the_new_key() {
         ]);
 
         assert!(ok, "{kind:?}: {stderr}");
-        assert_eq!(stdout.trim(), r#"{"resealed":2}"#);
+        assert_eq!(stdout.trim(), r#"{"resealed":2,"webhookSecrets":1}"#);
         assert!(
             !stderr.contains(&new_key) && !stderr.contains(&old_key),
             "no key is printed"

@@ -127,7 +127,12 @@ pub async fn keys(config: &Config) -> anyhow::Result<ManageKeys> {
         .load_master_key()
         .context("Failed to load the master key")?;
     let store = migrated_store(config).await?;
-    Ok(ManageKeys::new(store, Arc::new(Sealer::new(&master_key))))
+    let sealer = Arc::new(Sealer::new(&master_key));
+    Ok(ManageKeys::new(
+        store,
+        sealer.clone(),
+        Arc::new(RingWebhookSecrets::new(sealer)),
+    ))
 }
 
 /// The sign use case: the store's keys, opened with the configured master key.

@@ -269,10 +269,15 @@ async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> a
         MasterKeySource::File(path) => Some((stage_key_file(path, &new_key)?, path.clone())),
         MasterKeySource::Env(_) => None,
     };
+    let new_sealer = Arc::new(Sealer::new(&new_key));
     let count = keys
-        .reseal_all(Arc::new(Sealer::new(&new_key)))
+        .reseal_all(
+            new_sealer.clone(),
+            Arc::new(keys_rsa::RingWebhookSecrets::new(new_sealer)),
+        )
         .await
-        .context("Failed to re-seal the DKIM keys; nothing was changed")?;
+        .context("Failed to re-seal the DKIM keys and webhook secrets; nothing was changed")?;
+    let (keys_count, secrets) = (count.keys, count.webhook_secrets);
     match staged {
         Some((staged, path)) => {
             std::fs::rename(&staged, &path).with_context(|| {
@@ -283,15 +288,17 @@ async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> a
                 )
             })?;
             eprintln!(
-                "domain-api: re-sealed {count} DKIM key(s); {} now holds the new master key",
+                "domain-api: re-sealed {keys_count} DKIM key(s) and {secrets} webhook secret(s); {} now holds the new master key",
                 path.display()
             );
         }
         None => eprintln!(
-            "domain-api: re-sealed {count} DKIM key(s). Set DOMAIN_API_MASTER_KEY to the new key before starting any instance."
+            "domain-api: re-sealed {keys_count} DKIM key(s) and {secrets} webhook secret(s). Set DOMAIN_API_MASTER_KEY to the new key before starting any instance."
         ),
     }
-    print_line(&format!(r#"{{"resealed":{count}}}"#))
+    print_line(&format!(
+        r#"{{"resealed":{keys_count},"webhookSecrets":{secrets}}}"#
+    ))
 }
 
 fn stage_key_file(

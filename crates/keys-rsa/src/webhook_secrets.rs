@@ -42,15 +42,15 @@ impl WebhookSecrets for RingWebhookSecrets {
             .and_then(|()| self.rng.fill(&mut secret))
             .map_err(|_| KeyError("the system random number generator failed".into()))?;
         let id = WebhookId::from_random(id);
-        let sealed = self
-            .sealer
-            .seal_webhook_secret(id.as_str(), &secret)
-            .map_err(|e| KeyError(Box::new(e)))?;
-        Ok(IssuedSecret {
-            id,
-            secret: WebhookSecret(secret),
-            sealed,
-        })
+        let secret = WebhookSecret(secret);
+        let sealed = self.seal(&id, &secret)?;
+        Ok(IssuedSecret { id, secret, sealed })
+    }
+
+    fn seal(&self, id: &WebhookId, secret: &WebhookSecret) -> Result<Vec<u8>, KeyError> {
+        self.sealer
+            .seal_webhook_secret(id.as_str(), &secret.0)
+            .map_err(|e| KeyError(Box::new(e)))
     }
 
     fn open(&self, id: &WebhookId, sealed: &[u8]) -> Result<WebhookSecret, KeyError> {

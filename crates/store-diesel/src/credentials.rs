@@ -17,9 +17,12 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain_core::ports::InfraError;
-use domain_core::ports::admin::{Administration, ResealError, Resealer};
+use domain_core::ports::admin::{
+    Administration, ResealCount, ResealError, Resealer, SecretResealer,
+};
 use domain_core::ports::credentials::{Credentials, CredentialsError};
 use domain_core::token_format::{RANDOM_BYTES, TAG_BYTES};
+use domain_core::webhooks::WebhookId;
 use domain_core::{
     AccessTokenShape, ApiCredentials, DomainName, IssuedToken, OrganizationId, OrganizationName,
     SealedKey,
@@ -281,7 +284,11 @@ impl Administration for Store {
         Ok(self.active_key(domain).await?.map(|(_, sealed)| sealed))
     }
 
-    async fn reseal_keys(&self, reseal: &Resealer) -> Result<usize, ResealError> {
+    async fn reseal_keys(
+        &self,
+        reseal: &Resealer,
+        reseal_secret: &SecretResealer,
+    ) -> Result<ResealCount, ResealError> {
         // Every key whose private half still exists: active, pending, retiring, and
         // revoked ones not yet destroyed.
         let outcome = in_transaction!(&self.backend, |c| {
@@ -307,7 +314,29 @@ impl Administration for Store {
                     .execute(c)
                     .await?;
             }
-            Ok::<_, DbError>(rows.len())
+            let secrets: Vec<(String, Vec<u8>)> = webhook_endpoints::table
+                .select((webhook_endpoints::id, webhook_endpoints::secret_sealed))
+                .order(webhook_endpoints::id.asc())
+                .load(c)
+                .await?;
+            for (id, sealed) in &secrets {
+                let endpoint = WebhookId::parse(id)
+                    .ok_or_else(|| DbError::Corrupt(format!("webhook id {id:?}")))?;
+                let resealed = reseal_secret(&endpoint, sealed).map_err(|source| {
+                    DbError::Aborted(Box::new(ResealError::WebhookSecret {
+                        endpoint: id.clone(),
+                        source,
+                    }))
+                })?;
+                diesel::update(webhook_endpoints::table.find(id))
+                    .set(webhook_endpoints::secret_sealed.eq(resealed))
+                    .execute(c)
+                    .await?;
+            }
+            Ok::<_, DbError>(ResealCount {
+                keys: rows.len(),
+                webhook_secrets: secrets.len(),
+            })
         });
         outcome.map_err(|error| match error {
             DbError::Aborted(e) => match e.downcast::<ResealError>() {

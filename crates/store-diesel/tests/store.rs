@@ -576,15 +576,18 @@ async fn resealing_replaces_every_key_in_one_transaction() {
         }
 
         let count = store
-            .reseal_keys(&|domain, sealed| {
-                let mut next = sealed.0.clone();
-                next.extend_from_slice(domain.as_ascii().as_bytes());
-                Ok(SealedKey(next))
-            })
+            .reseal_keys(
+                &|domain, sealed| {
+                    let mut next = sealed.0.clone();
+                    next.extend_from_slice(domain.as_ascii().as_bytes());
+                    Ok(SealedKey(next))
+                },
+                &|_, sealed| Ok(sealed.to_vec()),
+            )
             .await
             .unwrap();
 
-        assert_eq!(count, 2, "{kind:?}");
+        assert_eq!(count.keys, 2, "{kind:?}");
         let one = store
             .sealed_key(&DomainName::parse("one.example").unwrap())
             .await
@@ -606,12 +609,15 @@ async fn a_failed_reseal_changes_nothing() {
         }
 
         let error = store
-            .reseal_keys(&|domain, sealed| {
-                if domain.as_ascii() == "two.example" {
-                    return Err("cannot open".into());
-                }
-                Ok(SealedKey([sealed.0.as_slice(), b"!"].concat()))
-            })
+            .reseal_keys(
+                &|domain, sealed| {
+                    if domain.as_ascii() == "two.example" {
+                        return Err("cannot open".into());
+                    }
+                    Ok(SealedKey([sealed.0.as_slice(), b"!"].concat()))
+                },
+                &|_, sealed| Ok(sealed.to_vec()),
+            )
             .await
             .unwrap_err();
 

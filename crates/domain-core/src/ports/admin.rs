@@ -5,10 +5,24 @@
 use async_trait::async_trait;
 
 use super::{BoxError, InfraError};
+use crate::webhooks::WebhookId;
 use crate::{DomainName, IssuedToken, OrganizationId, OrganizationName, SealedKey};
 
 /// Re-seals one key: `(domain, sealed) -> sealed again`, or why it could not.
 pub type Resealer = dyn Fn(&DomainName, &SealedKey) -> Result<SealedKey, BoxError> + Send + Sync;
+
+/// Re-seals one webhook endpoint's signing secret: `(endpoint, sealed) -> sealed
+/// again`, or why it could not.
+pub type SecretResealer = dyn Fn(&WebhookId, &[u8]) -> Result<Vec<u8>, BoxError> + Send + Sync;
+
+/// What a re-sealing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResealCount {
+    /// DKIM private keys.
+    pub keys: usize,
+    /// Webhook signing secrets.
+    pub webhook_secrets: usize,
+}
 
 /// Organizations, tokens and sealed keys, for operators.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -50,13 +64,18 @@ pub trait Administration: Send + Sync {
     /// [`InfraError`] when the store fails.
     async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError>;
 
-    /// Replaces every stored sealed key with `reseal(domain, sealed)` in one unit of
-    /// work: every key is re-sealed, or none is. Returns how many.
+    /// Replaces every stored sealed key with `reseal(domain, sealed)` and every
+    /// webhook secret with `reseal_secret(endpoint, sealed)` in one unit of work:
+    /// everything is re-sealed, or nothing is. Returns how many of each.
     ///
     /// # Errors
-    /// [`ResealError::Key`] naming the first key that could not be re-sealed
-    /// (nothing changed), or [`ResealError::Infra`].
-    async fn reseal_keys(&self, reseal: &Resealer) -> Result<usize, ResealError>;
+    /// [`ResealError::Key`] or [`ResealError::WebhookSecret`] naming the first that
+    /// could not be re-sealed (nothing changed), or [`ResealError::Infra`].
+    async fn reseal_keys(
+        &self,
+        reseal: &Resealer,
+        reseal_secret: &SecretResealer,
+    ) -> Result<ResealCount, ResealError>;
 }
 
 /// Re-sealing stopped; nothing was changed.
@@ -67,6 +86,15 @@ pub enum ResealError {
     Key {
         /// The domain whose key failed.
         domain: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// One webhook secret could not be opened or sealed again.
+    #[error("re-sealing the secret of webhook {endpoint} failed")]
+    WebhookSecret {
+        /// The endpoint whose secret failed.
+        endpoint: String,
         /// Why.
         #[source]
         source: BoxError,

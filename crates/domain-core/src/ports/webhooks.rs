@@ -257,6 +257,12 @@ pub trait WebhookSecrets: Send + Sync {
     /// [`KeyError`] when the random source or the cipher fails.
     fn issue(&self) -> Result<IssuedSecret, KeyError>;
 
+    /// Seals `secret` for endpoint `id` (a master-key rotation re-seals every secret).
+    ///
+    /// # Errors
+    /// [`KeyError`] when the random source or the cipher fails.
+    fn seal(&self, id: &WebhookId, secret: &WebhookSecret) -> Result<Vec<u8>, KeyError>;
+
     /// Opens the secret sealed for endpoint `id`.
     ///
     /// # Errors

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::ports::InfraError;
-use crate::ports::admin::{Administration, ResealError};
+use crate::ports::admin::{Administration, ResealCount, ResealError};
 use crate::ports::keys::{KeyError, KeyVault};
+use crate::ports::webhooks::WebhookSecrets;
 use crate::{DomainName, IssuedToken, OrganizationId, OrganizationName};
 
 /// Why an administrative command did nothing.
@@ -123,13 +124,23 @@ impl std::fmt::Debug for ManageOrganizations {
 pub struct ManageKeys {
     admin: Arc<dyn Administration>,
     vault: Arc<dyn KeyVault>,
+    secrets: Arc<dyn WebhookSecrets>,
 }
 
 impl ManageKeys {
-    /// The use case over the administration port and the current master key's vault.
+    /// The use case over the administration port and the current master key's vault
+    /// and webhook secrets.
     #[must_use]
-    pub fn new(admin: Arc<dyn Administration>, vault: Arc<dyn KeyVault>) -> Self {
-        Self { admin, vault }
+    pub fn new(
+        admin: Arc<dyn Administration>,
+        vault: Arc<dyn KeyVault>,
+        secrets: Arc<dyn WebhookSecrets>,
+    ) -> Self {
+        Self {
+            admin,
+            vault,
+            secrets,
+        }
     }
 
     /// The domain's signing key as PKCS#8 PEM, zeroed when dropped.
@@ -152,22 +163,36 @@ impl ManageKeys {
         pem.map_err(|source| AdminError::Key { domain, source })
     }
 
-    /// Re-seals every stored key under `new`'s master key, proving each new blob
-    /// opens before it replaces the old one. All or nothing; returns how many.
+    /// Re-seals every stored key and webhook secret under the new master key (`new`,
+    /// `new_secrets`), proving each new blob opens before it replaces the old one.
+    /// All or nothing; returns how many of each.
     ///
     /// # Errors
-    /// [`AdminError::Reseal`] naming the first key that failed (nothing changed), or a
+    /// [`AdminError::Reseal`] naming the first that failed (nothing changed), or a
     /// port failure.
-    pub async fn reseal_all(&self, new: Arc<dyn KeyVault>) -> Result<usize, AdminError> {
+    pub async fn reseal_all(
+        &self,
+        new: Arc<dyn KeyVault>,
+        new_secrets: Arc<dyn WebhookSecrets>,
+    ) -> Result<ResealCount, AdminError> {
         let old = Arc::clone(&self.vault);
+        let old_secrets = Arc::clone(&self.secrets);
         let count = self
             .admin
-            .reseal_keys(&move |domain, sealed| {
-                let key = old.open(domain, sealed)?;
-                let resealed = new.seal(domain, &key)?;
-                new.open(domain, &resealed)?;
-                Ok(resealed)
-            })
+            .reseal_keys(
+                &move |domain, sealed| {
+                    let key = old.open(domain, sealed)?;
+                    let resealed = new.seal(domain, &key)?;
+                    new.open(domain, &resealed)?;
+                    Ok(resealed)
+                },
+                &move |endpoint, sealed| {
+                    let secret = old_secrets.open(endpoint, sealed)?;
+                    let resealed = new_secrets.seal(endpoint, &secret)?;
+                    new_secrets.open(endpoint, &resealed)?;
+                    Ok(resealed)
+                },
+            )
             .await?;
         Ok(count)
     }

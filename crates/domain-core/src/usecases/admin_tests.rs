@@ -7,7 +7,9 @@ use super::*;
 use crate::SealedKey;
 use crate::ports::admin::MockAdministration;
 use crate::ports::keys::{MockKeyVault, PrivateKey};
+use crate::ports::webhooks::MockWebhookSecrets;
 use crate::usecases::fixtures::org;
+use crate::webhooks::{WebhookId, WebhookSecret};
 
 fn token() -> IssuedToken {
     IssuedToken::encode(&[1; 32], &[2; 16], &[3; 32])
@@ -89,7 +91,7 @@ async fn exports_the_opened_key_as_pem() {
         .expect_to_pem()
         .returning(|_| Ok(Zeroizing::new("-----BEGIN PRIVATE KEY-----".into())));
 
-    let pem = ManageKeys::new(Arc::new(admin), Arc::new(vault))
+    let pem = ManageKeys::new(Arc::new(admin), Arc::new(vault), no_secrets())
         .export("Example.COM")
         .await
         .unwrap();
@@ -109,7 +111,7 @@ async fn reports_a_key_that_does_not_open_under_this_master_key() {
         .returning(|_, _| Err(KeyError("wrong key".into())));
     vault.expect_to_pem().never();
 
-    let error = ManageKeys::new(Arc::new(admin), Arc::new(vault))
+    let error = ManageKeys::new(Arc::new(admin), Arc::new(vault), no_secrets())
         .export("example.com")
         .await
         .unwrap_err();
@@ -122,7 +124,7 @@ async fn answers_unknown_domain_for_a_domain_with_no_key() {
     let mut admin = MockAdministration::new();
     admin.expect_sealed_key().returning(|_| Ok(None));
 
-    let error = ManageKeys::new(Arc::new(admin), Arc::new(MockKeyVault::new()))
+    let error = ManageKeys::new(Arc::new(admin), Arc::new(MockKeyVault::new()), no_secrets())
         .export("example.com")
         .await
         .unwrap_err();
@@ -133,15 +135,29 @@ async fn answers_unknown_domain_for_a_domain_with_no_key() {
 #[tokio::test]
 async fn reseals_with_the_new_vault_and_proves_the_new_blob_opens() {
     let mut admin = MockAdministration::new();
-    admin.expect_reseal_keys().times(1).returning(|reseal| {
-        let domain = DomainName::parse("example.com").unwrap();
-        let resealed = reseal(&domain, &SealedKey(vec![1])).map_err(|source| ResealError::Key {
-            domain: domain.to_string(),
-            source,
-        })?;
-        assert_eq!(resealed, SealedKey(vec![2]));
-        Ok(1)
-    });
+    admin
+        .expect_reseal_keys()
+        .times(1)
+        .returning(|reseal, reseal_secret| {
+            let domain = DomainName::parse("example.com").unwrap();
+            let resealed =
+                reseal(&domain, &SealedKey(vec![1])).map_err(|source| ResealError::Key {
+                    domain: domain.to_string(),
+                    source,
+                })?;
+            assert_eq!(resealed, SealedKey(vec![2]));
+            let endpoint = WebhookId::from_random([3; 16]);
+            let secret =
+                reseal_secret(&endpoint, &[4]).map_err(|source| ResealError::WebhookSecret {
+                    endpoint: endpoint.to_string(),
+                    source,
+                })?;
+            assert_eq!(secret, vec![5]);
+            Ok(ResealCount {
+                keys: 1,
+                webhook_secrets: 1,
+            })
+        });
     let mut old = MockKeyVault::new();
     old.expect_open()
         .withf(|_, sealed| sealed.0 == [1])
@@ -157,10 +173,38 @@ async fn reseals_with_the_new_vault_and_proves_the_new_blob_opens() {
         .times(1)
         .returning(|_, _| Ok(PrivateKey(Zeroizing::new(vec![7]))));
 
-    let count = ManageKeys::new(Arc::new(admin), Arc::new(old))
-        .reseal_all(Arc::new(new))
+    let mut old_secrets = MockWebhookSecrets::new();
+    old_secrets
+        .expect_open()
+        .withf(|_, sealed| sealed == [4])
+        .times(1)
+        .returning(|_, _| Ok(WebhookSecret(Zeroizing::new(vec![9]))));
+    let mut new_secrets = MockWebhookSecrets::new();
+    new_secrets
+        .expect_seal()
+        .withf(|_, secret| *secret.0 == [9])
+        .times(1)
+        .returning(|_, _| Ok(vec![5]));
+    new_secrets
+        .expect_open()
+        .withf(|_, sealed| sealed == [5])
+        .times(1)
+        .returning(|_, _| Ok(WebhookSecret(Zeroizing::new(vec![9]))));
+
+    let count = ManageKeys::new(Arc::new(admin), Arc::new(old), Arc::new(old_secrets))
+        .reseal_all(Arc::new(new), Arc::new(new_secrets))
         .await
         .unwrap();
 
-    assert_eq!(count, 1);
+    assert_eq!(
+        count,
+        ResealCount {
+            keys: 1,
+            webhook_secrets: 1
+        }
+    );
+}
+
+fn no_secrets() -> Arc<MockWebhookSecrets> {
+    Arc::new(MockWebhookSecrets::new())
 }
