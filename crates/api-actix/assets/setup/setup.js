@@ -111,13 +111,13 @@
     const detail = state.detail;
     const key = detail.dkim.find((k) => sameName(k.record.name, record.name));
     if (key) {
-      const several = detail.dkim.length > 1;
-      const label = { pending: 'DKIM, new key', active: several ? 'DKIM, current key' : 'DKIM', retiring: 'DKIM, previous key', revoked: 'DKIM, revoked key' }[key.state] || 'DKIM';
-      return { kind: 'DKIM', label, key };
+      const which = { pending: 'new', active: 'current', retiring: 'previous', revoked: 'revoked' }[key.state];
+      if (detail.dkim.length < 2 || !which) return { kind: 'DKIM', label: 'DKIM', what: 'DKIM record', key };
+      return { kind: 'DKIM', label: `DKIM, ${which} key`, what: `DKIM record (${which} key)`, key };
     }
-    if (sameName(record.name, detail.domain)) return { kind: 'SPF', label: 'SPF' };
-    if (sameName(record.name, `_dmarc.${detail.domain}`)) return { kind: 'DMARC', label: 'DMARC' };
-    return { kind: 'TXT', label: 'TXT' };
+    if (sameName(record.name, detail.domain)) return { kind: 'SPF', label: 'SPF', what: 'SPF record' };
+    if (sameName(record.name, `_dmarc.${detail.domain}`)) return { kind: 'DMARC', label: 'DMARC', what: 'DMARC record' };
+    return { kind: 'TXT', label: 'TXT', what: 'TXT record' };
   }
 
   /** The check of this record in the last report, if it has one. */
@@ -146,11 +146,15 @@
     return { status: check.status, text: CHECK[check.status] || check.status, reason: check.reason || null };
   }
 
-  function copyButton(text, what, visible) {
+  /**
+   * A copy button whose name says what it copies: the visible `label` ("Copy")
+   * followed by `target` ("value of the SPF record") for screen readers.
+   */
+  function copyButton(text, target, label, spoken) {
     const button = el('button', 'copy', null, { type: 'button' });
-    const label = el('span', 'copy-label', visible || 'Copy');
-    button.append(label, el('span', 'visually-hidden', ` ${what}`));
-    button.addEventListener('click', () => copy(text, what, label));
+    const visible = el('span', 'copy-label', label || 'Copy');
+    button.append(visible, el('span', 'visually-hidden', ` ${target}`));
+    button.addEventListener('click', () => copy(text, spoken || target, visible));
     return button;
   }
 
@@ -219,7 +223,7 @@
       box.append(listOf('ul', 'plain', check.existing || []));
       box.append(el('p', null, 'A domain may have only one SPF record. Replace it with this merged record, which keeps its servers and adds ours:'));
       const merged = el('div', 'copy-row');
-      merged.append(valueLine(check.suggestedValue, 'value merged'), copyButton(check.suggestedValue, 'merged SPF value'));
+      merged.append(valueLine(check.suggestedValue, 'value merged'), copyButton(check.suggestedValue, 'merged value for the SPF record', 'Copy', 'merged SPF value'));
       box.append(merged);
       if (typeof check.lookups === 'number') box.append(el('p', 'muted', `It needs ${check.lookups} of the 10 DNS lookups receivers allow.`));
       if (check.warning) box.append(el('p', 'warning', check.warning));
@@ -249,7 +253,7 @@
     reason.hidden = !status.reason;
     item.append(reason);
 
-    const what = `${info.label} record`;
+    const what = info.what;
     const fields = el('dl', 'fields');
     const host = el('div', 'copy-row');
     host.append(valueLine(record.host, 'host'), copyButton(record.host, `host of the ${what}`));
@@ -259,7 +263,7 @@
     if (record.strings.length > 1) {
       const list = listOf('ol', 'strings', record.strings);
       const quoted = record.strings.map((s) => `"${s}"`).join(' ');
-      fields.append(field(`As ${record.strings.length} strings of at most 255 characters`, list, copyButton(quoted, `${what} as quoted strings`, 'Copy as quoted strings')));
+      fields.append(field(`As ${record.strings.length} strings of at most 255 characters`, list, copyButton(quoted, `of the ${what}`, 'Copy quoted strings', `${what} as quoted strings`)));
     } else {
       fields.append(field('Strings', el('span', 'muted', 'One string: the value fits in 255 characters.')));
     }
@@ -413,6 +417,12 @@
     byId('inbound').addEventListener('click', toggleInbound);
     byId('zone').addEventListener('click', downloadZone);
   }
+
+  // A new link opened in this tab changes only the fragment, which loads nothing:
+  // start again with its token.
+  window.addEventListener('hashchange', () => {
+    if (new URLSearchParams(location.hash.slice(1)).has('token')) location.reload();
+  });
 
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', start);
