@@ -524,9 +524,13 @@ async fn walk_through(kind: BackendKind, browser: &Browser) {
     }
 
     // The zone file downloads with the JWT: the same lines the API serves.
+    // (The browser serves every backend: a file of an earlier run would be kept and
+    // the new one renamed.)
+    let download = browser.downloads.path().join(format!("{domain}.zone"));
+    let _ = std::fs::remove_file(&download);
     browser.allow_downloads();
     browser.click("#zone");
-    let file = wait_for_file(&browser.downloads.path().join(format!("{domain}.zone")));
+    let file = wait_for_file(&download);
     let bearer = format!("Bearer {}", s.token);
     let zone = s.app.request(
         "GET",
