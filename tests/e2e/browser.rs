@@ -91,9 +91,11 @@ impl Browser {
                 // Keep draining, so chromedriver never blocks on a full pipe.
             }
         });
-        let port = receiver
-            .recv_timeout(Duration::from_secs(20))
-            .expect("chromedriver reports its port");
+        let Ok(port) = receiver.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromedriver did not report its port within 20 s");
+        };
         let base = format!("http://127.0.0.1:{port}");
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
