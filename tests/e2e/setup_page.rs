@@ -437,9 +437,10 @@ async fn walk_through(kind: BackendKind, browser: &Browser) {
             "{row}"
         );
     }
-    assert_eq!(
-        browser.run("return document.getElementById('live').textContent;", &[]),
-        "Checked: 0 of 3 records are published correctly. See each record below for what to fix."
+    browser.wait_for(
+        "the summary announced",
+        "return document.getElementById('live').textContent === arguments[0];",
+        &[json!("Checked: 0 of 3 records are published correctly. See each record below for what to fix.")],
     );
     assert_accessible(browser, "with every record missing");
     assert_fits_a_phone(browser, "with every record missing");

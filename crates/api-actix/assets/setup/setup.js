@@ -85,11 +85,15 @@
     return response;
   }
 
+  let announcing = null;
+
   function announce(text) {
     const live = byId('live');
-    // Cleared first so that the same sentence twice is announced twice.
+    // Cleared first so that the same sentence twice is announced twice; a newer
+    // sentence replaces one still waiting.
+    window.clearTimeout(announcing);
     live.textContent = '';
-    window.setTimeout(() => { live.textContent = text; }, 50);
+    announcing = window.setTimeout(() => { live.textContent = text; }, 50);
   }
 
   function showNotice(text) {
