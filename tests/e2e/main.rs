@@ -3,6 +3,7 @@
 #![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 mod availability;
+mod browser;
 mod changeset;
 mod cli;
 mod concurrency;
@@ -14,6 +15,7 @@ mod lifecycle;
 mod lifecycle_races;
 mod observability;
 mod ownership;
+mod setup_page;
 mod signing;
 mod verifier;
 mod webhooks;

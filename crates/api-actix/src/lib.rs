@@ -1,11 +1,13 @@
 //! The HTTP edge of domain-api: actix-web routes, the auth extractors, `ApiError`
 //! (the one place that picks statuses and wire sentences), request telemetry,
-//! metrics and the OpenAPI document. It takes use cases; it builds no adapter.
+//! metrics, the OpenAPI document and the Domain Setup page's assets. It takes use
+//! cases; it builds no adapter.
 
 pub mod auth;
 pub mod body;
 pub mod echo;
 pub mod error;
+pub mod frame_ancestors;
 pub mod jwt;
 pub mod metrics;
 pub mod openapi;

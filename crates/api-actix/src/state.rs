@@ -17,6 +17,7 @@ use domain_core::usecases::validate::ValidateDomain;
 use domain_core::usecases::verify::VerifyDomain;
 use domain_core::usecases::webhooks::ManageWebhooks;
 
+use crate::frame_ancestors::FrameAncestors;
 use crate::jwt::JwtSecret;
 use crate::metrics::{Gauges, Metrics};
 
@@ -59,6 +60,8 @@ pub struct AppState {
     /// Bound on reading a whole request body (`DOMAIN_API_BODY_TIMEOUT_MS`); past
     /// it the request is answered 408.
     pub body_timeout: Duration,
+    /// Who may frame the Domain Setup page (`DOMAIN_API_SETUP_FRAME_ANCESTORS`).
+    pub frame_ancestors: FrameAncestors,
 }
 
 impl AppState {

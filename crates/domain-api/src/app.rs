@@ -275,6 +275,7 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         }),
         metrics,
         body_timeout: config.body_timeout,
+        frame_ancestors: config.setup_frame_ancestors.clone(),
     };
     Ok(Built {
         state,

@@ -12,6 +12,7 @@ use domain_core::usecases::webhooks::DEFAULT_MAX_ENDPOINTS;
 use domain_core::webhooks::{AddressPolicy, RetrySchedule};
 use keys_rsa::MasterKey;
 
+use api_actix::frame_ancestors::FrameAncestors;
 use api_actix::jwt::{DEFAULT_MAX_TTL, JwtSecret};
 use store_diesel::BackendKind;
 
@@ -74,6 +75,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `DOMAIN_API_JWT_SECRET`; `None` disables the validate endpoint (404).
     pub jwt_secret: Option<JwtSecret>,
+    /// `DOMAIN_API_SETUP_FRAME_ANCESTORS`: origins that may frame the Setup page
+    /// (none by default).
+    pub setup_frame_ancestors: FrameAncestors,
     /// Pre-generated DKIM keys kept ready; 0 disables the pool.
     pub key_pool_size: usize,
     /// Bound on reading one whole request body (`DOMAIN_API_BODY_TIMEOUT_MS`).
@@ -262,6 +266,12 @@ impl Config {
             })
             .transpose()?;
 
+        let setup_frame_ancestors = match get("DOMAIN_API_SETUP_FRAME_ANCESTORS") {
+            None => FrameAncestors::none(),
+            Some(v) => FrameAncestors::parse(&v)
+                .map_err(|e| invalid("DOMAIN_API_SETUP_FRAME_ANCESTORS", e.to_string()))?,
+        };
+
         let reserved = match get("DOMAIN_API_RESERVED_DOMAINS") {
             None => ReservedDomains::default_for(&inbound_mx_hosts),
             Some(v) => ReservedDomains::new(
@@ -380,6 +390,7 @@ impl Config {
             db_statement_timeout,
             log_format,
             jwt_secret,
+            setup_frame_ancestors,
             key_pool_size,
             body_timeout,
             ownership,
@@ -650,6 +661,20 @@ mod tests {
         assert_eq!(config.body_timeout, Duration::from_secs(10));
         assert_eq!(config.dkim_keys.retire_after, chrono::TimeDelta::days(7));
         assert_eq!(config.dkim_keys.revoked_keep, chrono::TimeDelta::days(30));
+        assert_eq!(config.setup_frame_ancestors, FrameAncestors::none());
+    }
+
+    #[test]
+    fn reads_the_origins_that_may_frame_the_setup_page() {
+        let config = config(&[(
+            "DOMAIN_API_SETUP_FRAME_ANCESTORS",
+            "https://dash.example.com, https://admin.example.com",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.setup_frame_ancestors.directive(),
+            "https://dash.example.com https://admin.example.com"
+        );
     }
 
     #[test]
@@ -761,6 +786,11 @@ mod tests {
             ("DOMAIN_API_DNS_TIMEOUT_MS", "soon"),
             ("DOMAIN_API_LOG_FORMAT", "xml"),
             ("DOMAIN_API_JWT_SECRET", "too-short"),
+            ("DOMAIN_API_SETUP_FRAME_ANCESTORS", "*"),
+            (
+                "DOMAIN_API_SETUP_FRAME_ANCESTORS",
+                "https://dash.example.com/app",
+            ),
             ("DOMAIN_API_KEY_POOL_SIZE", "-1"),
             ("DOMAIN_API_BODY_TIMEOUT_MS", "0"),
             ("DOMAIN_API_BODY_TIMEOUT_MS", "10s"),

@@ -103,6 +103,29 @@ async fn the_detail_takes_a_dashboard_jwt_when_no_token_header_is_sent() {
     assert_eq!(answer.json()["domain"], "example.com");
 }
 
+/// The Setup page downloads the zone file with the dashboard JWT.
+#[tokio::test]
+async fn the_zone_file_takes_a_dashboard_jwt_and_refuses_other_organizations() {
+    let mut mocks = Mocks::new();
+    mocks.serve(active_only());
+    let state = actix_web::web::Data::new(mocks.state());
+    let zone = || TestRequest::get().uri("/api/v1/emails/domains/example.com/zone");
+
+    let answer = call_shared(&state, with_jwt(zone(), &org_a())).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.content_type, TEXT);
+    assert!(
+        answer.body.contains("example.com. 3600 IN TXT"),
+        "{}",
+        answer.body
+    );
+
+    let other = call_shared(&state, with_jwt(zone(), &org_b())).await;
+    assert_eq!(other.text(), (404, "Domain not found"));
+    let none = call_shared(&state, zone()).await;
+    assert_eq!(none.text(), (401, "Missing API credentials"));
+}
+
 #[tokio::test]
 async fn api_tokens_decide_whenever_a_token_header_is_sent() {
     let mut mocks = Mocks::new();

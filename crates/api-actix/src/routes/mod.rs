@@ -7,6 +7,7 @@ pub mod generate;
 pub mod health;
 pub mod manage;
 pub mod senders;
+pub mod setup;
 pub mod validate;
 pub mod webhooks;
 
@@ -138,6 +139,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/domains/validate")
             .app_data(Operation::Validate)
             .route(web::get().to(validate::validate))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource(setup::ASSETS)
+            .route(web::get().to(setup::asset))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/setup/{domain}")
+            .route(web::get().to(setup::page))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(

@@ -34,6 +34,7 @@ use domain_core::usecases::webhooks::{DEFAULT_MAX_ENDPOINTS, ManageWebhooks};
 use domain_core::webhooks::{AddressPolicy, WebhookId, WebhookSecret};
 use domain_core::{DomainName, OrganizationId, RecordPolicy, Selector};
 
+use crate::frame_ancestors::FrameAncestors;
 use crate::jwt::JwtSecret;
 use crate::metrics::{Gauges, Metrics};
 use crate::{AppState, Probes};
@@ -90,6 +91,8 @@ pub(crate) struct Mocks {
     pub keys: MockKeyGenerator,
     /// `false`: no JWT secret configured.
     pub jwt: bool,
+    /// Who may frame the Setup page (none unless a test says otherwise).
+    pub frame_ancestors: FrameAncestors,
 }
 
 impl Mocks {
@@ -111,6 +114,7 @@ impl Mocks {
             dns,
             keys: MockKeyGenerator::new(),
             jwt: true,
+            frame_ancestors: FrameAncestors::none(),
         }
     }
 
@@ -207,6 +211,7 @@ impl Mocks {
             probes: Arc::new(ReadyProbes),
             metrics: Arc::new(Metrics::default()),
             body_timeout: Duration::from_secs(5),
+            frame_ancestors: self.frame_ancestors,
         }
     }
 }
@@ -233,11 +238,21 @@ pub(crate) struct Answer {
     pub www_authenticate: Option<String>,
     pub retry_after: Option<String>,
     pub body: String,
+    /// Every header, names lower-case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Answer {
     pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The value of header `name` (lower-case), if sent.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Status and body, for asserting a plain-text answer in one line.
@@ -273,6 +288,16 @@ pub(crate) async fn call_shared(state: &web::Data<AppState>, request: TestReques
     let allow = header(header::ALLOW);
     let www_authenticate = header(header::WWW_AUTHENTICATE);
     let retry_after = header(header::RETRY_AFTER);
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
     let body = to_bytes(response.into_body())
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -284,6 +309,7 @@ pub(crate) async fn call_shared(state: &web::Data<AppState>, request: TestReques
         www_authenticate,
         retry_after,
         body,
+        headers,
     }
 }
 
