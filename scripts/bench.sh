@@ -15,7 +15,10 @@
 #   5. the pgbench ceiling (the register-sender transaction on a scratch database),
 #      run right before the PostgreSQL reuse scenario it is compared with;
 #   6. the noisy neighbour (bench/flood.py): one organization's 30 s flood of new
-#      domains at the default quotas against another organization's paced calls.
+#      domains at the default quotas against another organization's paced calls;
+#   7. the background workers (bench/verifier.py, bench/webhooks.py): checks a second
+#      one instance sustains, webhook deliveries a second to a local receiver, and the
+#      delay from publishing the records to the `domain.verified` webhook.
 #
 # Output: a table on stdout, everything raw under bench/results/<UTC time>/, and the
 # machine-readable summary in bench/results/<UTC time>/results.json (also copied to
@@ -28,7 +31,8 @@
 # size, 600), BENCH_BURST (new-domain burst at BENCH_CONNS, 400), BENCH_SERIAL (warm
 # new-domain requests at 1 connection, 100), BENCH_NOPOOL_BURST (200),
 # BENCH_NOPOOL_SERIAL (20), BENCH_MULTI_ORGS (organizations in the reuse-orgs
-# variant, 32), BENCH_SKIP_MICRO=1, BENCH_SKIP_FLOOD=1, BENCH_BACKENDS ("sqlite postgres").
+# variant, 32), BENCH_SKIP_MICRO=1, BENCH_SKIP_FLOOD=1, BENCH_SKIP_WORKERS=1,
+# BENCH_BACKENDS ("sqlite postgres").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -468,6 +472,19 @@ if [[ "${BENCH_SKIP_FLOOD:-0}" != 1 ]]; then
   for backend in $BACKENDS; do
     log "noisy neighbour: $backend"
     python3 bench/flood.py --backend "$backend" --bin "$BIN" >"$OUT/flood-$backend.json"
+  done
+fi
+
+# ---------------------------------------------------------------- background workers
+# The verifier (SQLite: one instance per database) and the webhook sender, each against
+# its own DNS server, receiver and database (bench/verifier.py, bench/webhooks.py need
+# dnslib). BENCH_SKIP_WORKERS=1 skips them.
+if [[ "${BENCH_SKIP_WORKERS:-0}" != 1 ]]; then
+  log "background verifier"
+  python3 bench/verifier.py --domains 600 --seconds 20 --concurrency 4 --bin "$BIN" >"$OUT/verifier.json"
+  for backend in $BACKENDS; do
+    log "webhooks: $backend"
+    python3 bench/webhooks.py --backend "$backend" --bin "$BIN" >"$OUT/webhooks-$backend.json"
   done
 fi
 

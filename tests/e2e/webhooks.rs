@@ -251,6 +251,50 @@ fn signature_verifies(secret: &str, received: &Received) -> bool {
         .any(|candidate| candidate.strip_prefix("v1,") == Some(expected.as_str()))
 }
 
+/// Runs the Python verification snippet of docs/api.md ("Verifying a delivery") on a
+/// delivery, as a customer would copy it.
+fn documented_snippet_verifies(secret: &str, received: &Received) -> bool {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
+    let after = docs.split("**Verifying a delivery**").nth(1).unwrap();
+    let snippet = after
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let input = json!({
+        "secret": secret,
+        "headers": {
+            "webhook-id": received.id,
+            "webhook-timestamp": received.timestamp,
+            "webhook-signature": received.signature,
+        },
+        "body": received.body,
+    });
+    let program = format!(
+        "{snippet}\nimport json, sys\nd = json.loads(sys.stdin.read())\nprint(verify(d['secret'], d['headers'], d['body'].encode()))\n"
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &program])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the documented snippet");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "the snippet failed: {output:?}");
+    match String::from_utf8_lossy(&output.stdout).trim() {
+        "True" => true,
+        "False" => false,
+        other => panic!("the snippet printed {other:?}"),
+    }
+}
+
 fn create_webhook(app: &TestApp, org: &Org, body: &Value) -> crate::helpers::Answer {
     call(
         app,
@@ -349,6 +393,11 @@ async fn verified_and_failing_arrive_signed(kind: BackendKind) {
         (timestamp - expected).abs() < 30,
         "{timestamp} vs {expected}"
     );
+    // The snippet docs/api.md gives customers accepts it too.
+    assert!(
+        documented_snippet_verifies(&secret, &verified),
+        "{kind:?}: the documented Python snippet refused a genuine delivery"
+    );
     // A forged body or another secret does not verify.
     let forged = Received {
         body: verified.body.replace(domain, "other.example"),
@@ -359,6 +408,7 @@ async fn verified_and_failing_arrive_signed(kind: BackendKind) {
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         &verified
     ));
+    assert!(!documented_snippet_verifies(&secret, &forged));
 
     // A record goes: after two checks, domain.failing arrives; nothing else was sent
     // (created, sender.* are not among the endpoint's types).

@@ -53,6 +53,9 @@ pub struct SenderSettings {
     /// How long an idle sender waits before looking again
     /// (`DOMAIN_API_WEBHOOK_POLL_INTERVAL`, default `1s`).
     pub poll: Duration,
+    /// How long delivered and failed deliveries are kept
+    /// (`DOMAIN_API_WEBHOOK_RETENTION`, default `30d`).
+    pub retention: Duration,
 }
 
 /// Settings for the server and every CLI command.
@@ -475,6 +478,11 @@ fn webhook_settings(get: &impl Fn(&str) -> Option<String>) -> Result<WebhookSett
                     get,
                     "DOMAIN_API_WEBHOOK_POLL_INTERVAL",
                     Duration::from_secs(1),
+                )?,
+                retention: std_duration(
+                    get,
+                    "DOMAIN_API_WEBHOOK_RETENTION",
+                    Duration::from_secs(30 * 24 * 3600),
                 )?,
             })
         }

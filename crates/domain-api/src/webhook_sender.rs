@@ -23,6 +23,11 @@ use crate::config::SenderSettings;
 /// How often the outbox gauges are read from the database.
 const OUTBOX_REFRESH: Duration = Duration::from_secs(5);
 
+/// How often finished deliveries past their retention are pruned, and how many at
+/// most each time (short transactions; a backlog goes in a few rounds).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+const PRUNE_BATCH: usize = 1000;
+
 /// The outbox as last read, for the metrics scrape.
 #[derive(Debug, Default)]
 pub struct OutboxReading(Mutex<Option<OutboxStats>>);
@@ -63,6 +68,7 @@ impl Sender {
             settings,
             in_flight: HashMap::new(),
             backlog: HashMap::new(),
+            last_prune: None,
             tasks: JoinSet::new(),
             owners: HashMap::new(),
             last_reading: None,
@@ -98,6 +104,7 @@ struct Dispatcher {
     in_flight: HashMap<OrganizationId, usize>,
     /// Leased deliveries of organizations that had no free slot: sent as theirs free.
     backlog: HashMap<OrganizationId, VecDeque<DueDelivery>>,
+    last_prune: Option<Instant>,
     tasks: JoinSet<()>,
     /// Whose delivery each task sends, so a slot is given back even if a task panics.
     owners: HashMap<tokio::task::Id, OrganizationId>,
@@ -108,6 +115,7 @@ impl Dispatcher {
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
         while !*stopped.borrow() {
             self.refresh_outbox().await;
+            self.prune().await;
             let leased = self.lease().await;
             let full = self.tasks.len() >= self.settings.concurrency;
             if leased > 0 && !full {
@@ -216,6 +224,22 @@ impl Dispatcher {
             if *count == 0 {
                 self.in_flight.remove(&org);
             }
+        }
+    }
+
+    async fn prune(&mut self) {
+        if self.last_prune.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        match self
+            .deliver
+            .prune(self.settings.retention, PRUNE_BATCH)
+            .await
+        {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned finished webhook deliveries"),
+            Err(error) => tracing::warn!(%error, "could not prune webhook deliveries"),
         }
     }
 

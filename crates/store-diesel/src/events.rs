@@ -58,6 +58,9 @@ macro_rules! record_events {
                             )
                             .filter(events::id.eq_any(&ids))
                             .filter(takes_type)
+                            // Deliveries numbered in their events' order, so the
+                            // deliveries list reads like the events list.
+                            .order((events::id.asc(), webhook_endpoints::id.asc()))
                             .select((
                                 webhook_endpoints::id,
                                 webhook_endpoints::organization_id,

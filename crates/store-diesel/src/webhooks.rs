@@ -283,7 +283,10 @@ macro_rules! due_deliveries {
                     .or(webhook_deliveries::lease_until.lt(now)),
             )
             .filter(webhook_deliveries::organization_id.ne_all(skip))
-            .order(webhook_deliveries::next_attempt_at.asc())
+            .order((
+                webhook_deliveries::next_attempt_at.asc(),
+                webhook_deliveries::id.asc(),
+            ))
             .select(webhook_deliveries::id)
     }};
 }
@@ -365,7 +368,10 @@ impl DeliveryQueue for Store {
                 .inner_join(webhook_endpoints::table)
                 .inner_join(events::table)
                 .filter(webhook_deliveries::id.eq_any(&ids))
-                .order(webhook_deliveries::next_attempt_at.asc())
+                .order((
+                    webhook_deliveries::next_attempt_at.asc(),
+                    webhook_deliveries::id.asc(),
+                ))
                 .select((
                     webhook_deliveries::id,
                     webhook_deliveries::attempts,
@@ -417,29 +423,65 @@ impl DeliveryQueue for Store {
         let duration_ms = i32::try_from(attempt.duration.as_millis()).unwrap_or(i32::MAX);
         let status_code = attempt.status_code.map(i32::from);
         in_transaction!(&self.backend, |c| {
-            diesel::insert_into(webhook_attempts::table)
-                .values((
-                    webhook_attempts::delivery_id.eq(id),
-                    webhook_attempts::attempted_at.eq(attempt.at),
-                    webhook_attempts::status_code.eq(status_code),
-                    webhook_attempts::error.eq(attempt.error.as_deref()),
-                    webhook_attempts::duration_ms.eq(duration_ms),
-                ))
-                .execute(c)
-                .await?;
-            diesel::update(webhook_deliveries::table.find(id))
-                .set((
-                    webhook_deliveries::state.eq(state.as_str()),
-                    webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
-                    webhook_deliveries::next_attempt_at.eq(next_attempt_at),
-                    webhook_deliveries::lease_until.eq(None::<DateTime<Utc>>),
-                    webhook_deliveries::completed_at.eq(completed_at),
-                ))
-                .execute(c)
-                .await?;
+            // Only a pending delivery moves on: one whose endpoint was deleted
+            // meanwhile is gone, and one another sender finished (after this attempt
+            // outlived its lease) stays finished. Either way the attempt is dropped.
+            let moved = diesel::update(
+                webhook_deliveries::table
+                    .find(id)
+                    .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str())),
+            )
+            .set((
+                webhook_deliveries::state.eq(state.as_str()),
+                webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+                webhook_deliveries::next_attempt_at.eq(next_attempt_at),
+                webhook_deliveries::lease_until.eq(None::<DateTime<Utc>>),
+                webhook_deliveries::completed_at.eq(completed_at),
+            ))
+            .execute(c)
+            .await?;
+            if moved > 0 {
+                diesel::insert_into(webhook_attempts::table)
+                    .values((
+                        webhook_attempts::delivery_id.eq(id),
+                        webhook_attempts::attempted_at.eq(attempt.at),
+                        webhook_attempts::status_code.eq(status_code),
+                        webhook_attempts::error.eq(attempt.error.as_deref()),
+                        webhook_attempts::duration_ms.eq(duration_ms),
+                    ))
+                    .execute(c)
+                    .await?;
+            }
             Ok(())
         })?;
         Ok(())
+    }
+
+    async fn prune_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, InfraError> {
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        let deleted = with_conn!(&self.backend, |c| {
+            // One batch by id: neither backend deletes with LIMIT.
+            let ids: Vec<i64> = webhook_deliveries::table
+                .filter(webhook_deliveries::state.ne("pending"))
+                .filter(webhook_deliveries::completed_at.lt(before))
+                .select(webhook_deliveries::id)
+                .limit(batch)
+                .load(c)
+                .await?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            Ok(diesel::delete(
+                webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)),
+            )
+            .execute(c)
+            .await?)
+        })?;
+        Ok(deleted)
     }
 
     async fn outbox_stats(&self) -> Result<OutboxStats, InfraError> {

@@ -218,7 +218,8 @@ pub trait DeliveryQueue: Send + Sync {
     ) -> Result<Vec<DueDelivery>, InfraError>;
 
     /// Records `attempt` of delivery `id` and moves it on to `next`, releasing the
-    /// lease.
+    /// lease — if it is still pending: an attempt on a delivery that was deleted (with
+    /// its endpoint) or finished by another sender meanwhile is dropped.
     ///
     /// # Errors
     /// [`InfraError`] when the store fails.
@@ -228,6 +229,17 @@ pub trait DeliveryQueue: Send + Sync {
         attempt: &Attempt,
         next: NextStep,
     ) -> Result<(), InfraError>;
+
+    /// Deletes up to `batch` delivered or failed deliveries completed before `before`
+    /// (their attempts with them); how many were deleted.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn prune_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, InfraError>;
 
     /// The outbox's depth and its oldest pending delivery.
     ///

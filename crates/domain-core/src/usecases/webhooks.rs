@@ -356,6 +356,18 @@ impl DeliverWebhooks {
             .await
     }
 
+    /// Deletes one batch (at most `batch`) of deliveries delivered or failed more than
+    /// `retention` ago; how many went.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    pub async fn prune(&self, retention: Duration, batch: usize) -> Result<usize, InfraError> {
+        let retention = chrono::Duration::from_std(retention).map_err(InfraError::unexpected)?;
+        self.queue
+            .prune_deliveries(self.clock.now() - retention, batch)
+            .await
+    }
+
     /// Makes one attempt of a leased delivery and records it: the endpoint's host is
     /// resolved and every address checked now (so a name that has come to point
     /// somewhere forbidden is refused, not connected to), the body signed, and the

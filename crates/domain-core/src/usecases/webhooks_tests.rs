@@ -355,3 +355,30 @@ async fn a_secret_that_does_not_open_is_a_failed_attempt_not_a_request() {
         Some("secret unavailable")
     );
 }
+
+#[tokio::test]
+async fn pruning_asks_for_deliveries_finished_before_the_retention() {
+    let mut queue = MockDeliveryQueue::new();
+    queue
+        .expect_prune_deliveries()
+        .withf(|before, batch| *before == now() - chrono::Duration::days(30) && *batch == 1000)
+        .times(1)
+        .returning(|_, _| Ok(3));
+    let deliver = DeliverWebhooks::new(
+        Arc::new(queue),
+        Arc::new(secrets()),
+        Arc::new(MockDns::new()),
+        Arc::new(MockWebhookSender::new()),
+        clock(),
+        DeliverySettings {
+            policy: Arc::new(AddressPolicy::default()),
+            retry: Arc::new(RetrySchedule::standard()),
+            timeout: Duration::from_secs(5),
+        },
+    );
+    let pruned = deliver
+        .prune(Duration::from_secs(30 * 24 * 3600), 1000)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 3);
+}

@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Webhook delivery throughput and the delay from publishing the records to the
+`domain.verified` webhook.
+
+    pip install dnslib        # the only dependency beyond the standard library
+    cargo build --release -p domain-api
+    bench/webhooks.py --backend sqlite|postgres [--domains 300] [--bin PATH]
+
+Everything runs on 127.0.0.0/8: a DNS server (dnslib, bench/verifier.py's zone), a
+webhook receiver (http.server, one thread per connection, answering 204 at once and
+recording when each webhook-id arrived), and the release binary on a fresh database
+(SQLite in a temp dir, or a fresh database on the scripts/dev-postgres.sh cluster).
+
+1. Throughput: an instance with `DOMAIN_API_WEBHOOK_SENDER=off` creates --domains
+   domains for one organization with an endpoint taking every event type (three events
+   each: domain.created, sender.registered, sender.activated), and stops. A second
+   instance starts with the sender on (defaults: 16 in flight, 4 per organization) and
+   the script times how long it takes to drain the outbox: deliveries per second.
+   The same again with the events spread over 8 organizations (the per-organization
+   share no longer binds).
+2. Delay: an instance with the test-sized schedule (`DOMAIN_API_VERIFY_SCHEDULE=1s`,
+   `…_VERIFY_POLL_INTERVAL=100ms`, `…_WEBHOOK_POLL_INTERVAL=100ms`) and an endpoint
+   taking `domain.verified`; the script publishes each domain's records at a recorded
+   moment (one every 20 ms) and measures until its `domain.verified` webhook arrives:
+   p50, p90, p99, max.
+
+Prints one JSON object.
+"""
+
+import argparse
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from dnslib.server import DNSLogger, DNSServer
+
+import flood  # bench/flood.py: postgres_database, start_server
+from verifier import MASTER_KEY, Zone, free_port
+from verifier import http as api
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        self.arrivals = {}  # webhook-id -> (first arrival, body)
+        self.count = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        now = time.monotonic()
+        with self.server.lock:
+            self.server.count += 1
+            self.server.arrivals.setdefault(self.headers["webhook-id"], (now, json.loads(body)))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def server_env(tmp, database_url, dns_port, extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAIN_API_")}
+    env.update({
+        "DOMAIN_API_BIND": "127.0.0.1:0",
+        "DOMAIN_API_ADDR_FILE": os.path.join(tmp, "addr"),
+        "DOMAIN_API_DATABASE_URL": database_url,
+        "DOMAIN_API_MASTER_KEY": MASTER_KEY,
+        "DOMAIN_API_DNS_SERVERS": f"127.0.0.1:{dns_port}",
+        "DOMAIN_API_NEW_DOMAINS_PER_MINUTE": "100000",
+        "DOMAIN_API_MAX_DOMAINS_PER_ORG": "10000000",
+        "DOMAIN_API_VERIFIER": "off",
+        "DOMAIN_API_WEBHOOK_ALLOW_HTTP": "1",
+        "DOMAIN_API_WEBHOOK_ALLOW_NETS": "127.0.0.1/32",
+        "RUST_LOG": "warn",
+    })
+    env.update(extra)
+    return env
+
+
+def start(binary, env, tmp, name):
+    addr_file = env["DOMAIN_API_ADDR_FILE"]
+    if os.path.exists(addr_file):
+        os.remove(addr_file)
+    return flood.start_server(binary, env, addr_file, os.path.join(tmp, f"{name}.log"))
+
+
+def stop(server):
+    server.terminate()
+    server.wait(timeout=60)
+
+
+def new_org(binary, env, name):
+    org = json.loads(subprocess.run([binary, "org", "create", "--name", name], env=env,
+                                    check=True, capture_output=True, text=True).stdout)
+    return {"X-Api-Access-Token": org["accessToken"], "X-Api-Secret-Token": org["secretToken"]}
+
+
+def database(backend, tmp, run):
+    if backend == "sqlite":
+        return f"sqlite://{tmp}/{run}.db", None
+    url, admin, name = flood.postgres_database(run)
+    return url, (admin, name)
+
+
+def drop(pg):
+    if pg:
+        admin, name = pg
+        subprocess.run(["psql", "-q", admin, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                       check=False, stdout=subprocess.DEVNULL)
+
+
+def throughput(args, dns_port, orgs):
+    tmp = tempfile.mkdtemp(prefix="webhook-bench-")
+    url, pg = database(args.backend, tmp, f"webhooks_tp_{orgs}_{os.getpid()}")
+    receiver = Receiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        env = server_env(tmp, url, dns_port, {"DOMAIN_API_WEBHOOK_SENDER": "off"})
+        server, base = start(args.bin, env, tmp, "fill")
+        auths = [new_org(args.bin, env, f"bench{i}") for i in range(orgs)]
+        hook = {"url": f"http://127.0.0.1:{receiver.server_address[1]}/hook"}
+        for auth in auths:
+            api(base, "POST", "/api/v1/webhooks", auth, hook)
+        for i in range(args.domains):
+            api(base, "POST", "/api/v1/emails/domains/generate", auths[i % orgs],
+                 {"email": f"x@d{i}.hooks-bench.com"})
+        stop(server)
+        expected = 3 * args.domains
+        server, base = start(args.bin, server_env(tmp, url, dns_port, {}), tmp, "drain")
+        started = time.monotonic()
+        deadline = started + 600
+        while receiver.count < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        elapsed = time.monotonic() - started
+        stop(server)
+        return {
+            "organizations": orgs,
+            "deliveries": receiver.count,
+            "distinct_events": len(receiver.arrivals),
+            "seconds": round(elapsed, 2),
+            "deliveries_per_second": round(receiver.count / elapsed, 1),
+        }
+    finally:
+        receiver.shutdown()
+        drop(pg)
+
+
+def delay(args, dns_port, zone):
+    tmp = tempfile.mkdtemp(prefix="webhook-bench-")
+    url, pg = database(args.backend, tmp, f"webhooks_delay_{os.getpid()}")
+    receiver = Receiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        env = server_env(tmp, url, dns_port, {
+            "DOMAIN_API_VERIFIER": "on",
+            "DOMAIN_API_VERIFY_SCHEDULE": "1s",
+            "DOMAIN_API_VERIFY_INTERVAL": "1h",
+            "DOMAIN_API_VERIFY_POLL_INTERVAL": "100ms",
+            "DOMAIN_API_WEBHOOK_POLL_INTERVAL": "100ms",
+        })
+        server, base = start(args.bin, env, tmp, "delay")
+        auth = new_org(args.bin, env, "delay")
+        api(base, "POST", "/api/v1/webhooks", auth,
+             {"url": f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+              "events": ["domain.verified"]})
+        records = {}
+        for i in range(args.domains):
+            domain = f"v{i}.delay-bench.com"
+            records[domain] = json.loads(api(base, "POST", "/api/v1/emails/domains/generate", auth,
+                                              {"email": f"x@{domain}"}))
+        published = {}
+        for domain, record in records.items():
+            (_, spf), (dkim_name, dkim), (_, dmarc) = list(record.items())
+            with zone.lock:
+                zone.txt[domain] = [spf]
+                zone.txt[dkim_name.lower()] = [dkim]
+                zone.txt[f"_dmarc.{domain}"] = [dmarc]
+            published[domain] = time.monotonic()
+            time.sleep(0.02)
+        deadline = time.monotonic() + 300
+        while len(receiver.arrivals) < len(published) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop(server)
+        delays = [arrival - published[body["data"]["domain"]]
+                  for arrival, body in receiver.arrivals.values()]
+        return {
+            "domains": len(published),
+            "webhooks": len(delays),
+            "p50_s": round(percentile(delays, 50), 2),
+            "p90_s": round(percentile(delays, 90), 2),
+            "p99_s": round(percentile(delays, 99), 2),
+            "max_s": round(max(delays), 2),
+        }
+    finally:
+        receiver.shutdown()
+        drop(pg)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--domains", type=int, default=300)
+    parser.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "domain-api"))
+    args = parser.parse_args()
+
+    zone = Zone()
+    dns_port = free_port()
+    quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
+    servers = [DNSServer(zone, address="127.0.0.1", port=dns_port, tcp=tcp, logger=quiet)
+               for tcp in (False, True)]
+    for server in servers:
+        server.start_thread()
+    try:
+        result = {
+            "backend": args.backend,
+            "throughput_one_org": throughput(args, dns_port, 1),
+            "throughput_8_orgs": throughput(args, dns_port, 8),
+            "publish_to_verified_webhook": delay(args, dns_port, zone),
+        }
+        print(json.dumps(result))
+    finally:
+        for server in servers:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
