@@ -814,3 +814,48 @@ async fn endpoints_are_the_organizations_own_and_bounded() {
         endpoints_belong_to_their_organization(kind).await;
     }
 }
+
+async fn a_dead_receiver_holds_only_its_share(kind: BackendKind) {
+    let dns = TestDnsServer::start_in_thread();
+    let app = app_with(
+        kind,
+        &dns,
+        &settings(&[("DOMAIN_API_WEBHOOK_TIMEOUT_MS", "20000")]),
+    )
+    .await;
+    // One organization's receiver takes every request and never answers (until the
+    // 20 s timeout); the other's answers at once.
+    let dead = Receiver::start("127.0.0.1", |_, _| Reply::Hang);
+    let alive = Receiver::start("127.0.0.1", |_, _| Reply::Status(204, Duration::ZERO));
+    let stuck = app.create_org("stuck");
+    let lively = app.create_org("lively");
+    for (org, receiver) in [(&stuck, &dead), (&lively, &alive)] {
+        let created = create_webhook(&app, org, &json!({"url": receiver.url("/in")}));
+        assert_eq!(created.status, 201, "{kind:?}: {}", created.body);
+    }
+    // 60 events for the dead receiver, more than the instance's 16 slots.
+    for n in 0..20 {
+        generate(&app, &stuck, &format!("x@stuck{n}.example"));
+    }
+    dead.wait_for(Duration::from_secs(10), "the dead receiver's share", |r| {
+        r.len() >= 4
+    });
+    let started = Instant::now();
+    generate(&app, &lively, "x@lively.example");
+    alive.wait_for(
+        Duration::from_secs(3),
+        "the other organization's events, well before the dead ones time out",
+        |r| r.len() == 3,
+    );
+    let waited = started.elapsed();
+    // The dead receiver holds its organization's share (4), never more.
+    assert_eq!(dead.received().len(), 4, "{kind:?}: {:#?}", dead.received());
+    assert!(waited < Duration::from_secs(3), "{kind:?}: {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_receiver_never_delays_another_organizations_deliveries() {
+    for kind in backends() {
+        a_dead_receiver_holds_only_its_share(kind).await;
+    }
+}
