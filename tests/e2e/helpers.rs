@@ -88,14 +88,25 @@ pub async fn spawn_app_with(kind: BackendKind, options: Options) -> TestApp {
 
 /// A second process on the same database as `other` (same master key).
 pub fn spawn_sibling(other: &TestApp) -> TestApp {
-    let options = Options {
-        env: other
-            .env
+    spawn_sibling_with(other, &[])
+}
+
+/// A second process on the same database as `other`, with `overrides` on top of its
+/// settings.
+pub fn spawn_sibling_with(other: &TestApp, overrides: &[(&str, &str)]) -> TestApp {
+    let mut env: Vec<(String, String)> = other
+        .env
+        .iter()
+        .filter(|(k, _)| k != "DOMAIN_API_BIND" && k != "DOMAIN_API_ADDR_FILE")
+        .filter(|(k, _)| !overrides.iter().any(|(name, _)| name == k))
+        .cloned()
+        .collect();
+    env.extend(
+        overrides
             .iter()
-            .filter(|(k, _)| k != "DOMAIN_API_BIND" && k != "DOMAIN_API_ADDR_FILE")
-            .cloned()
-            .collect(),
-    };
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let options = Options { env };
     let url = other.env_value("DOMAIN_API_DATABASE_URL").to_owned();
     let mut app = start(other.kind, &url, options, None);
     app.wait_healthy();

@@ -12,7 +12,7 @@ use serde_json::Value;
 use store_diesel::BackendKind;
 use store_diesel::test_support::backends;
 
-use crate::helpers::{Org, TestApp, spawn_sibling};
+use crate::helpers::{Org, TestApp, spawn_sibling, spawn_sibling_with};
 use crate::lifecycle::{all_events, app_with, detail, key_states, publish_generated, rotate};
 
 /// Checks every second, found within a tenth of a second.
@@ -188,21 +188,37 @@ async fn the_background_verifier_moves_status_on_without_being_asked_on_every_ba
     }
 }
 
+/// The default schedule, driven through the service's clock.
+const ON_THE_TEST_CLOCK: [(&str, &str); 2] = [
+    ("DOMAIN_API_VERIFIER", "on"),
+    ("DOMAIN_API_VERIFY_POLL_INTERVAL", "100ms"),
+];
+
+async fn app_on_clock(
+    kind: BackendKind,
+    dns: &TestDnsServer,
+    clock: &TestClock,
+    on: bool,
+) -> TestApp {
+    let path = clock.path();
+    let mut settings = ON_THE_TEST_CLOCK.to_vec();
+    if !on {
+        settings[0] = ("DOMAIN_API_VERIFIER", "off");
+    }
+    settings.push(("DOMAIN_API_TEST_CLOCK_FILE", path.as_str()));
+    app_with(kind, dns, &settings).await
+}
+
 async fn promotes_a_published_key(kind: BackendKind) {
     let dns = TestDnsServer::start_in_thread();
-    let app = app_with(kind, &dns, &FAST).await;
+    let clock = TestClock::new();
+    let app = app_on_clock(kind, &dns, &clock, true).await;
     let org = app.create_org("rotating");
     let domain = "rotating-bg.example";
     let records = generate(&app, &org, &format!("x@{domain}"));
     publish_generated(&dns, domain, &records);
-    wait_for(
-        &app,
-        &org,
-        domain,
-        Duration::from_secs(15),
-        "verified",
-        |v| v["status"] == "verified",
-    );
+    let verified = next_check(&app, &org, domain, &clock);
+    assert_eq!(verified["status"], "verified", "{kind:?}: {verified}");
     let rotated = rotate(&app, &org, domain);
     assert_eq!(rotated.status, 202, "{}", rotated.body);
     let view = rotated.json();
@@ -217,17 +233,13 @@ async fn promotes_a_published_key(kind: BackendKind) {
         pending["record"]["name"].as_str().unwrap(),
         pending["record"]["value"].as_str().unwrap(),
     );
-    let promoted = wait_for(
-        &app,
-        &org,
-        domain,
-        Duration::from_secs(15),
-        "promoted",
-        |v| {
-            key_states(v)
-                .iter()
-                .any(|(s, state)| s == pending["selector"].as_str().unwrap() && state == "active")
-        },
+    // The next background check (a day on, the domain being verified) promotes it.
+    let promoted = next_check(&app, &org, domain, &clock);
+    assert!(
+        key_states(&promoted)
+            .iter()
+            .any(|(s, state)| s == pending["selector"].as_str().unwrap() && state == "active"),
+        "{kind:?}: {promoted}"
     );
     assert_eq!(
         key_states(&promoted)
@@ -248,16 +260,29 @@ async fn the_background_verifier_promotes_a_published_pending_key_on_every_backe
 
 async fn switched_off(kind: BackendKind) {
     let dns = TestDnsServer::start_in_thread();
-    let mut settings = FAST.to_vec();
-    settings[0] = ("DOMAIN_API_VERIFIER", "off");
-    let app = app_with(kind, &dns, &settings).await;
+    let clock = TestClock::new();
+    let app = app_on_clock(kind, &dns, &clock, false).await;
     let org = app.create_org("quiet");
     generate(&app, &org, "x@quiet.example");
-    std::thread::sleep(Duration::from_millis(2500));
+    let created = detail(&app, &org, "quiet.example").json();
+    // Due (the clock a second past the first check), and ten polls go by: nothing.
+    clock.move_past(&created["nextCheckAt"]);
+    std::thread::sleep(Duration::from_millis(1000));
     let view = detail(&app, &org, "quiet.example").json();
     assert!(
         view["lastCheckedAt"].is_null(),
         "{kind:?}: checked while off: {view}"
+    );
+    // An instance on the same database with its verifier on checks it at once: it
+    // was due all along.
+    let on = spawn_sibling_with(&app, &[("DOMAIN_API_VERIFIER", "on")]);
+    wait_for(
+        &on,
+        &org,
+        "quiet.example",
+        Duration::from_secs(15),
+        "checked by the instance with its verifier on",
+        |v| !v["lastCheckedAt"].is_null(),
     );
 }
 

@@ -420,7 +420,12 @@ async fn verified_and_failing_arrive_signed(kind: BackendKind) {
     assert!(signature_verifies(&secret, &failing));
     let body: Value = serde_json::from_str(&failing.body).unwrap();
     assert_eq!(body["type"], "domain.failing", "{kind:?}");
-    std::thread::sleep(Duration::from_millis(500));
+    // The endpoint's deliveries are written with their events: exactly these two,
+    // both delivered, so nothing else was or will be sent.
+    let webhook = created["id"].as_str().unwrap();
+    let listed = wait_delivered(&app, &org, webhook, 2);
+    let types: Vec<&Value> = listed.iter().map(|d| &d["event"]["type"]).collect();
+    assert_eq!(types, [&json!("domain.verified"), &json!("domain.failing")]);
     assert_eq!(
         receiver.received().len(),
         2,
@@ -534,6 +539,22 @@ async fn retries_until_delivered(kind: BackendKind) {
     }
 }
 
+/// Waits until the endpoint lists `count` deliveries, all delivered; the list.
+fn wait_delivered(app: &TestApp, org: &Org, webhook: &str, count: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let listed = deliveries(app, org, webhook);
+        if listed.len() == count && listed.iter().all(|d| d["state"] == "delivered") {
+            return listed;
+        }
+        assert!(
+            listed.len() <= count && started.elapsed() < Duration::from_secs(30),
+            "{listed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn listed_attempts(listed: &[Value]) -> usize {
     listed
         .first()
@@ -621,7 +642,18 @@ async fn two_senders_one_outbox(kind: BackendKind) {
     receiver.wait_for(Duration::from_secs(60), "every event delivered", |r| {
         events.iter().all(|id| r.iter().any(|got| &got.id == id))
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Every delivery finished after one attempt: none can be sent again.
+    let webhook = call(&first, &org, "GET", "/api/v1/webhooks", None).json()["webhooks"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = wait_delivered(&first, &org, &webhook, events.len());
+    assert!(
+        listed
+            .iter()
+            .all(|d| d["attempts"].as_array().unwrap().len() == 1),
+        "{kind:?}: {listed:?}"
+    );
     assert_eq!(receiver.max_in_flight_per_id(), 1, "{kind:?}");
     let received = receiver.received();
     assert_eq!(received.len(), events.len(), "{kind:?}: each event once");
@@ -780,7 +812,7 @@ async fn endpoints_belong_to_their_organization(kind: BackendKind) {
     }
     // Another organization's events never reach this endpoint.
     generate(&app, &other, "x@other-org.example");
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(deliveries(&app, &owner, id).is_empty(), "{kind:?}");
     assert!(receiver.received().is_empty());
     // Deleted: 204, then gone, and the limit frees a place.
     let deleted = call(

@@ -66,11 +66,15 @@ pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 #[must_use]
 pub fn is_sender_domain(domain: &DomainName) -> bool {
     let name = domain.as_ascii();
+    !is_special_use(name) && !is_public_suffix(name)
+}
+
+/// Whether `name` (A-labels, lower case, no trailing dot) is a special-use name or
+/// under one (`localhost`, `printer.local`, `db.internal`, …): never a public host.
+#[must_use]
+pub fn is_special_use(name: &str) -> bool {
     let top = name.rsplit('.').next().unwrap_or(name);
-    if SPECIAL_USE.contains(&top) {
-        return false;
-    }
-    !is_public_suffix(name)
+    SPECIAL_USE.contains(&top)
 }
 
 /// Whether `name` (A-labels, lower case) is listed as a public suffix. The list's

@@ -215,9 +215,10 @@ impl WebhookUrl {
             Some(url::Host::Ipv6(ip)) => WebhookHost::Ip(IpAddr::V6(ip)),
             Some(url::Host::Domain(name)) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
-                // A bare label (`localhost`, `intranet`) is resolved through search
-                // domains and hosts files, not the DNS: never a public endpoint.
-                if !name.contains('.') {
+                // A bare label (`intranet`) is resolved through search domains and
+                // hosts files, not the DNS; special-use names (`*.local`,
+                // `*.internal`, `*.localhost`) are never public: no public endpoint.
+                if !name.contains('.') || crate::ownership::is_special_use(&name) {
                     return Err(InvalidWebhookUrl);
                 }
                 WebhookHost::Name(name)

@@ -23,13 +23,53 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 #[schema(as = WebhookCreate)]
 #[expect(dead_code, reason = "documentation only")]
 pub struct WebhookCreateDoc {
-    /// `https` URL; must not resolve to a loopback, private, link-local, multicast or
-    /// unspecified address.
-    #[schema(example = "https://hooks.example.com/domain-api")]
+    /// `https` URL (at most 2,048 octets, no user name or password, no fragment); its
+    /// host must not be or resolve to a loopback, private, link-local, multicast,
+    /// unspecified or other special address. The pattern is a simple subset (host
+    /// names, a path); ports, queries and IPv6 literals are accepted too.
+    #[schema(
+        example = "https://hooks.example.com/domain-api",
+        pattern = r"^https://([a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\.){1,3}[a-z]{2,12}(/[A-Za-z0-9_-]{1,20}){0,3}$",
+        max_length = 2048
+    )]
     url: String,
     /// Event types to receive; omitted or null: every type.
-    #[schema(example = json!(["domain.verified", "domain.failing"]))]
-    events: Option<Vec<String>>,
+    #[schema(example = json!(["domain.verified", "domain.failing"]), min_items = 1)]
+    events: Option<Vec<EventTypeName>>,
+}
+
+/// An event type (documentation only: the handler reads names and answers 400 for
+/// an unknown one).
+#[derive(Debug, utoipa::ToSchema)]
+pub enum EventTypeName {
+    #[schema(rename = "domain.created")]
+    DomainCreated,
+    #[schema(rename = "domain.verified")]
+    DomainVerified,
+    #[schema(rename = "domain.failing")]
+    DomainFailing,
+    #[schema(rename = "domain.deleted")]
+    DomainDeleted,
+    #[schema(rename = "domain.claimed")]
+    DomainClaimed,
+    #[schema(rename = "domain.transferred")]
+    DomainTransferred,
+    #[schema(rename = "domain.inbound_enabled")]
+    DomainInboundEnabled,
+    #[schema(rename = "domain.inbound_disabled")]
+    DomainInboundDisabled,
+    #[schema(rename = "dkim.rotation_started")]
+    DkimRotationStarted,
+    #[schema(rename = "dkim.key_activated")]
+    DkimKeyActivated,
+    #[schema(rename = "dkim.key_revoked")]
+    DkimKeyRevoked,
+    #[schema(rename = "sender.registered")]
+    SenderRegistered,
+    #[schema(rename = "sender.activated")]
+    SenderActivated,
+    #[schema(rename = "sender.deleted")]
+    SenderDeleted,
 }
 
 /// An endpoint.
