@@ -657,6 +657,26 @@ async fn two_senders_one_outbox(kind: BackendKind) {
     assert_eq!(receiver.max_in_flight_per_id(), 1, "{kind:?}");
     let received = receiver.received();
     assert_eq!(received.len(), events.len(), "{kind:?}: each event once");
+    // Each instance counts what it delivered, and reports the outbox it last read.
+    let delivered_by = |app: &TestApp| -> u64 {
+        let metrics = app.get("/metrics").unwrap().body;
+        assert!(
+            metrics.contains("# TYPE domain_api_webhook_outbox_depth gauge")
+                && metrics.contains("# TYPE domain_api_webhook_outbox_oldest_age_seconds gauge"),
+            "{kind:?}: {metrics}"
+        );
+        metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("domain_api_webhook_deliveries_total{outcome=\"delivered\"} ")
+            })
+            .map_or(0, |count| count.trim().parse().unwrap())
+    };
+    assert_eq!(
+        delivered_by(&first) + delivered_by(&second),
+        u64::try_from(events.len()).unwrap(),
+        "{kind:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

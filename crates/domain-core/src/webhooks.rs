@@ -221,7 +221,9 @@ impl WebhookUrl {
                 if !name.contains('.') || crate::ownership::is_special_use(&name) {
                     return Err(InvalidWebhookUrl);
                 }
-                WebhookHost::Name(name)
+                // WHATWG hosts allow characters no DNS name has (`a*.example`).
+                let name = crate::DomainName::parse(&name).map_err(|_| InvalidWebhookUrl)?;
+                WebhookHost::Name(name.as_ascii().to_owned())
             }
             None => return Err(InvalidWebhookUrl),
         };
