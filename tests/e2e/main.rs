@@ -11,6 +11,7 @@ mod dns;
 mod generate;
 mod hardening;
 mod helpers;
+mod idempotency;
 mod lifecycle;
 mod lifecycle_races;
 mod observability;

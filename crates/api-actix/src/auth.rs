@@ -52,7 +52,7 @@ fn record_org(organization: &OrganizationId) {
 type OrgFuture = Pin<Box<dyn Future<Output = Result<OrganizationId, ApiError>>>>;
 
 /// The organization of the request's API token headers (a lookup).
-fn token_org(req: &HttpRequest) -> OrgFuture {
+pub(crate) fn token_org(req: &HttpRequest) -> OrgFuture {
     let state = state(req);
     let operation = operation(req);
     let access = header(req, ACCESS_TOKEN_HEADER);
@@ -102,7 +102,7 @@ fn dashboard_org(req: &HttpRequest) -> Result<DashboardOrg, ApiError> {
 }
 
 /// The token of an `Authorization: Bearer …` header (scheme case-insensitive).
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -111,7 +111,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .map(|(_, token)| token)
 }
 
-fn verify_bearer(secret: &JwtSecret, token: &str) -> Result<OrganizationId, ApiError> {
+pub(crate) fn verify_bearer(secret: &JwtSecret, token: &str) -> Result<OrganizationId, ApiError> {
     let organization = secret.verify(token.trim()).map_err(|e| {
         tracing::info!(reason = %e, "bearer token rejected");
         ApiError::BearerRejected

@@ -8,6 +8,7 @@ pub mod body;
 pub mod echo;
 pub mod error;
 pub mod frame_ancestors;
+pub mod idempotency;
 pub mod jwt;
 pub mod metrics;
 pub mod openapi;

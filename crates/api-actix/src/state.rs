@@ -10,6 +10,7 @@ use domain_core::ports::BoxError;
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
+use domain_core::usecases::idempotency::GuardRetries;
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
@@ -53,6 +54,8 @@ pub struct AppState {
     pub claim: ClaimDomain,
     /// Webhook endpoints and their deliveries.
     pub webhooks: ManageWebhooks,
+    /// `Idempotency-Key`: lookups and the units of work of new requests.
+    pub idempotency: GuardRetries,
     /// `None`: the validate endpoint is disabled and answers 404.
     pub jwt: Option<JwtSecret>,
     pub probes: Arc<dyn Probes>,

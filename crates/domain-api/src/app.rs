@@ -21,6 +21,7 @@ use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::background::CheckDueDomains;
 use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
+use domain_core::usecases::idempotency::GuardRetries;
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
@@ -227,6 +228,7 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
     let outbox = Arc::new(OutboxReading::default());
     let state = AppState {
         authenticate: Authenticate::new(store.clone()),
+        idempotency: GuardRetries::new(store.clone(), clock.clone(), config.idempotency_ttl),
         webhooks: ManageWebhooks::new(
             store.clone(),
             webhook_secrets,

@@ -104,6 +104,9 @@ pub struct Config {
     pub dkim_keys: KeyPolicy,
     /// Webhooks (`DOMAIN_API_WEBHOOK_*`).
     pub webhooks: WebhookSettings,
+    /// How long an `Idempotency-Key`'s answer is replayed (`DOMAIN_API_IDEMPOTENCY_TTL`,
+    /// default `24h`).
+    pub idempotency_ttl: Duration,
 }
 
 /// Where the master key comes from.
@@ -378,6 +381,11 @@ impl Config {
         };
 
         let webhooks = webhook_settings(&get)?;
+        let idempotency_ttl = std_duration(
+            &get,
+            "DOMAIN_API_IDEMPOTENCY_TTL",
+            domain_core::usecases::idempotency::DEFAULT_TTL,
+        )?;
 
         Ok(Self {
             bind,
@@ -403,6 +411,7 @@ impl Config {
             verifier,
             dkim_keys,
             webhooks,
+            idempotency_ttl,
         })
     }
 

@@ -348,18 +348,30 @@ pub(crate) fn is_retryable(error: &DbError) -> bool {
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever backend is
 /// configured and that backend's schema in scope, and evaluates to
 /// `Result<_, DbError>`. The same query text compiles once per backend: one code
-/// path, two connection types.
+/// path, two connection types. Inside an ambient unit of work (an idempotent
+/// request, `crate::ambient`) `$conn` is that unit's connection instead.
 macro_rules! with_conn {
     ($backend:expr, |$conn:ident| $body:expr) => {{
         let backend: &$crate::backend::Backend = $backend;
+        let ambient = $crate::ambient::current();
         match &backend.pools {
             $crate::backend::Pools::Postgres(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::pg::*;
                 async {
-                    let mut pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                    let mut joined = match &ambient {
+                        Some(ambient) => Some(ambient.lock().await),
+                        None => None,
+                    };
+                    let mut pooled;
                     let started = std::time::Instant::now();
-                    let $conn = &mut *pooled;
+                    let $conn: &mut diesel_async::AsyncPgConnection = match joined.as_deref_mut() {
+                        Some($crate::ambient::AmbientConn::Postgres(conn)) => &mut **conn,
+                        _ => {
+                            pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                            &mut *pooled
+                        }
+                    };
                     let result: Result<_, $crate::backend::DbError> = $body;
                     result.map_err(|e| {
                         $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
@@ -371,9 +383,19 @@ macro_rules! with_conn {
                 #[allow(unused_imports)]
                 use $crate::schema::sqlite::*;
                 async {
-                    let mut pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                    let mut joined = match &ambient {
+                        Some(ambient) => Some(ambient.lock().await),
+                        None => None,
+                    };
+                    let mut pooled;
                     let started = std::time::Instant::now();
-                    let $conn = &mut *pooled;
+                    let $conn: &mut $crate::backend::SqliteConn = match joined.as_deref_mut() {
+                        Some($crate::ambient::AmbientConn::Sqlite(conn)) => &mut **conn,
+                        _ => {
+                            pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                            &mut *pooled
+                        }
+                    };
                     let result: Result<_, $crate::backend::DbError> = $body;
                     result.map_err(|e| {
                         $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
@@ -387,19 +409,34 @@ macro_rules! with_conn {
 
 /// Like [`with_conn!`], inside one transaction: PostgreSQL's default, and SQLite's
 /// `BEGIN IMMEDIATE` so that read-then-write units take the write lock up front
-/// instead of failing with "database is locked" when they upgrade.
+/// instead of failing with "database is locked" when they upgrade. Inside an ambient
+/// unit of work the transaction is a savepoint of it (its outer transaction already
+/// holds SQLite's write lock).
 macro_rules! in_transaction {
     ($backend:expr, |$conn:ident| $body:expr) => {{
         let backend: &$crate::backend::Backend = $backend;
+        let ambient = $crate::ambient::current();
         match &backend.pools {
             $crate::backend::Pools::Postgres(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::pg::*;
                 async {
-                    let mut pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                    let mut joined = match &ambient {
+                        Some(ambient) => Some(ambient.lock().await),
+                        None => None,
+                    };
+                    let mut pooled;
                     let started = std::time::Instant::now();
+                    let conn: &mut diesel_async::AsyncPgConnection = match joined.as_deref_mut()
+                    {
+                        Some($crate::ambient::AmbientConn::Postgres(conn)) => &mut **conn,
+                        _ => {
+                            pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                            &mut *pooled
+                        }
+                    };
                     diesel_async::AsyncConnection::transaction(
-                        &mut *pooled,
+                        conn,
                         async |$conn| -> Result<_, $crate::backend::DbError> { $body },
                     )
                     .await
@@ -413,20 +450,25 @@ macro_rules! in_transaction {
                 #[allow(unused_imports)]
                 use $crate::schema::sqlite::*;
                 async {
-                    let mut pooled = pool.get().await.map_err($crate::backend::pool_error)?;
+                    let mut joined = match &ambient {
+                        Some(ambient) => Some(ambient.lock().await),
+                        None => None,
+                    };
                     let started = std::time::Instant::now();
-                    pooled
-                        .immediate_transaction(
-                            async |$conn| -> Result<_, $crate::backend::DbError> { $body },
-                        )
-                        .await
-                        .map_err(|e| {
-                            $crate::backend::overdue(
-                                e,
-                                started.elapsed(),
-                                backend.statement_timeout,
-                            )
-                        })
+                    let work = async |$conn: &mut $crate::backend::SqliteConn| -> Result<_, $crate::backend::DbError> { $body };
+                    let result = match joined.as_deref_mut() {
+                        Some($crate::ambient::AmbientConn::Sqlite(conn)) => {
+                            diesel_async::AsyncConnection::transaction(&mut **conn, work).await
+                        }
+                        _ => {
+                            let mut pooled =
+                                pool.get().await.map_err($crate::backend::pool_error)?;
+                            pooled.immediate_transaction(work).await
+                        }
+                    };
+                    result.map_err(|e| {
+                        $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
+                    })
                 }
                 .await
             }

@@ -9,6 +9,7 @@
 //! of work retries, boundedly, when a concurrent one trips them. Every change records
 //! its events in its own transaction.
 
+mod ambient;
 mod backend;
 mod credentials;
 mod domains;

@@ -170,6 +170,22 @@ macro_rules! tables {
             }
         }
 
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            idempotency_keys (organization_id, key) {
+                organization_id -> Text,
+                key -> Text,
+                fingerprint -> Binary,
+                status -> Integer,
+                content_type -> Text,
+                body -> Binary,
+                created_at -> Moment,
+                expires_at -> Moment,
+            }
+        }
+
         diesel::joinable!(api_tokens -> organizations (organization_id));
         diesel::joinable!(domains -> organizations (organization_id));
         diesel::joinable!(senders -> domains (domain_id));
@@ -190,7 +206,8 @@ macro_rules! tables {
             events,
             webhook_endpoints,
             webhook_deliveries,
-            webhook_attempts
+            webhook_attempts,
+            idempotency_keys
         );
     };
 }

@@ -14,10 +14,12 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use domain_core::lifecycle::{KeyRecord, KeyState};
 use domain_core::ownership::{DEFAULT_CLAIM_TTL, Ownership};
 use domain_core::ports::BoxError;
+use domain_core::ports::InfraError;
 use domain_core::ports::claims::MockClaimStore;
 use domain_core::ports::clock::Clock;
 use domain_core::ports::credentials::MockCredentials;
 use domain_core::ports::dns::{DnsError, MockDns};
+use domain_core::ports::idempotency::{Begun, Guarded, IdempotencyStore};
 use domain_core::ports::keys::MockKeyGenerator;
 use domain_core::ports::lifecycle::{MockEventStore, MockKeyLifecycleStore, MockSenderStore};
 use domain_core::ports::store::{DomainDetail, MockDomainStore, SenderRecord, StoredDomain};
@@ -25,6 +27,7 @@ use domain_core::ports::webhooks::{IssuedSecret, MockWebhookSecrets, MockWebhook
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
+use domain_core::usecases::idempotency::{DEFAULT_TTL, GuardRetries};
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
@@ -76,6 +79,18 @@ impl Probes for ReadyProbes {
 
     fn gauges(&self) -> Gauges {
         Gauges::default()
+    }
+}
+
+/// The route tests run without the idempotency middleware: its store is never asked.
+struct NoIdempotency;
+
+#[async_trait::async_trait(?Send)]
+impl IdempotencyStore for NoIdempotency {
+    async fn begin(&self, _: &Guarded) -> Result<Begun, InfraError> {
+        Err(InfraError::unexpected(
+            "the route tests have no idempotency store",
+        ))
     }
 }
 
@@ -168,6 +183,7 @@ impl Mocks {
                 Arc::new(AddressPolicy::default()),
                 DEFAULT_MAX_ENDPOINTS,
             ),
+            idempotency: GuardRetries::new(Arc::new(NoIdempotency), clock.clone(), DEFAULT_TTL),
             generate: GenerateRecords::new(
                 store.clone(),
                 keys.clone(),

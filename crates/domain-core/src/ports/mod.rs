@@ -7,6 +7,7 @@ pub mod claims;
 pub mod clock;
 pub mod credentials;
 pub mod dns;
+pub mod idempotency;
 pub mod keys;
 pub mod lifecycle;
 pub mod signing;

@@ -5,6 +5,7 @@ pub mod authenticate;
 pub mod background;
 pub mod claim;
 pub mod generate;
+pub mod idempotency;
 pub mod manage;
 pub mod read;
 pub mod senders;
