@@ -27,7 +27,7 @@
 -- NDOMAINS reuse mode only (default 1); REUSE_TAG env names the seeded domains' tag.
 --
 -- Tokens come from the environment (BENCH_ACCESS, BENCH_SECRET), not the command
--- line. LuaJIT's ffi is used only to interrupt wrk at the end of a fixed burst.
+-- line. BENCH_IDEMPOTENCY=1 sends a fresh `Idempotency-Key` with every request. LuaJIT's ffi is used only to interrupt wrk at the end of a fixed burst.
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -58,6 +58,7 @@ function init(args)
   limit = tonumber(args[3] or "0") or 0
   ndomains = tonumber(args[4] or "1") or 1
   reuse_tag = os.getenv("REUSE_TAG") or tag
+  keyed = os.getenv("BENCH_IDEMPOTENCY") == "1"
   access = os.getenv("BENCH_ACCESS") or ""
   secret = os.getenv("BENCH_SECRET") or ""
   orgs = {}
@@ -109,6 +110,9 @@ function request()
     headers["X-Api-Access-Token"] = pair[1]
     headers["X-Api-Secret-Token"] = pair[2]
     email = string.format("noreply@x%d-%d.%s.example", id, counter, tag)
+  end
+  if keyed then
+    headers["Idempotency-Key"] = string.format("%s-%d-%d", tag, id, counter)
   end
   local body = '{"email":"' .. email .. '","replyTo":"support@' .. email:match("@(.*)$") .. '","inbound":false}'
   return wrk.format("POST", path, headers, body)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Throughput of the reuse path with and without an Idempotency-Key on every request
+# (issue 14's "within 15 %"), on SQLite and PostgreSQL, one organization, 64
+# connections, 8 s each, release build. Everything on 127.0.0.1.
+#
+#   bench/idempotency.sh [BIN]      (needs wrk, curl, jq; PostgreSQL via scripts/dev-postgres.sh)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${1:-$ROOT/target/release/domain-api}"
+CONNS="${BENCH_CONNS:-64}"
+DURATION="${BENCH_DURATION:-8}"
+eval "$("$ROOT/scripts/dev-postgres.sh")"
+PG_BASE="${DOMAIN_API_DATABASE_URL%/*}"
+
+run() { # backend keyed
+  local backend=$1 keyed=$2 work db url port pid org access secret tag
+  work="$(mktemp -d)"
+  tag="i$RANDOM$keyed"
+  if [[ $backend == sqlite ]]; then
+    url="sqlite://$work/bench.db"
+  else
+    db="idem_$RANDOM"
+    psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $db" >/dev/null
+    url="$PG_BASE/$db"
+  fi
+  export DOMAIN_API_DATABASE_URL="$url" DOMAIN_API_MASTER_KEY="dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
+  export DOMAIN_API_BIND=127.0.0.1:0 DOMAIN_API_ADDR_FILE="$work/addr" RUST_LOG=warn
+  export DOMAIN_API_VERIFIER=off DOMAIN_API_WEBHOOK_SENDER=off DOMAIN_API_DNS_SERVERS=127.0.0.1:9
+  export DOMAIN_API_NEW_DOMAINS_PER_MINUTE=100000
+  org="$("$BIN" org create --name bench)"
+  access=$(jq -r .accessToken <<<"$org"); secret=$(jq -r .secretToken <<<"$org")
+  "$BIN" serve >"$work/log" 2>&1 & pid=$!
+  for _ in $(seq 1 100); do [[ -s $work/addr ]] && break; sleep 0.1; done
+  port="$(cat "$work/addr")"
+  curl -fsS -o /dev/null -X POST "http://$port/api/v1/emails/domains/generate" \
+    -H "X-Api-Access-Token: $access" -H "X-Api-Secret-Token: $secret" -H "Content-Type: application/json" \
+    -d "{\"email\":\"seed@d0.$tag.example\"}"
+  BENCH_ACCESS=$access BENCH_SECRET=$secret REUSE_TAG=$tag BENCH_IDEMPOTENCY=$keyed \
+    wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/wrk/scenario.lua" "http://$port" -- reuse "$tag" 0 1 \
+    | sed -n 's/^BENCH_JSON //p' | jq -c --arg backend "$backend" --arg keyed "$keyed" \
+      '{backend:$backend, idempotency_key:($keyed=="1"), rps, p50:.latency_ms.p50, p99:.latency_ms.p99, status}'
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  [[ $backend == postgres ]] && psql -q "$PG_BASE/postgres" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
+  rm -rf "$work"
+}
+
+for backend in ${BENCH_BACKENDS:-sqlite postgres}; do
+  run "$backend" 0
+  run "$backend" 1
+done
