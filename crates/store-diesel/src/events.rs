@@ -4,87 +4,165 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use domain_core::OrganizationId;
-use domain_core::lifecycle::{Event, EventType, Page, Paged};
+use domain_core::lifecycle::{Event, EventType, NewEvent, Page, Paged};
 use domain_core::ports::InfraError;
 use domain_core::ports::lifecycle::EventStore;
 
 use crate::Store;
-use crate::backend::{DbError, with_conn};
+use crate::backend::{DbError, SqliteConn, with_conn};
 
 /// Inserts `$events` (an iterator of `&NewEvent`) on `$conn`, stamped `$at`, in
 /// order: their ids increase in that order. Then fans them out to the webhook outbox:
 /// one pending delivery, due at once, per event and endpoint of the event's
 /// organization that takes its type — in the same transaction, so a committed event
 /// always has its deliveries and a rolled-back one never does. Expands inside a
-/// `with_conn!` or `in_transaction!` body (the backend's schema in scope) and evaluates
-/// to `Result<(), DbError>`.
+/// `with_conn!` or `in_transaction!` body and evaluates to `Result<(), DbError>`.
 macro_rules! record_events {
-    ($conn:ident, $events:expr, $at:expr) => {
-        async {
-            let at: chrono::DateTime<chrono::Utc> = $at;
-            let mut ids: Vec<i64> = Vec::new();
-            for event in $events {
-                let event: &domain_core::lifecycle::NewEvent = event;
-                ids.push(
-                    diesel::insert_into(events::table)
-                        .values((
-                            events::organization_id.eq(event.organization.as_str()),
-                            events::kind.eq(event.kind.as_str()),
-                            events::domain.eq(event.domain.as_ref().map(|d| d.as_ascii())),
-                            events::selector.eq(event.selector.as_ref().map(|s| s.as_str())),
-                            events::email.eq(event.email.as_deref()),
-                            events::created_at.eq(at),
-                        ))
-                        .returning(events::id)
-                        .get_result(&mut *$conn)
-                        .await?,
-                );
-            }
-            if !ids.is_empty() {
-                use diesel::dsl::sql;
-                use diesel::sql_types::{Nullable, Text};
-                // `events` holds the endpoint's types as `,a,b,`; LIKE's `_` matches any
-                // character, harmless here since no two types differ only there.
-                let takes_type = webhook_endpoints::events.is_null().or(webhook_endpoints::events
-                    .like(sql::<Nullable<Text>>("'%,' || events.type || ',%'")));
-                diesel::insert_into(webhook_deliveries::table)
-                    .values(
-                        events::table
-                            .inner_join(
-                                webhook_endpoints::table.on(webhook_endpoints::organization_id
-                                    .eq(events::organization_id)),
-                            )
-                            .filter(events::id.eq_any(&ids))
-                            .filter(takes_type)
-                            // Deliveries numbered in their events' order, so the
-                            // deliveries list reads like the events list.
-                            .order((events::id.asc(), webhook_endpoints::id.asc()))
-                            .select((
-                                webhook_endpoints::id,
-                                webhook_endpoints::organization_id,
-                                events::id,
-                                "pending".into_sql::<Text>(),
-                                at.into_sql::<Nullable<Moment>>(),
-                                at.into_sql::<Moment>(),
-                            )),
-                    )
-                    .into_columns((
-                        webhook_deliveries::endpoint_id,
-                        webhook_deliveries::organization_id,
-                        webhook_deliveries::event_id,
-                        webhook_deliveries::state,
-                        webhook_deliveries::next_attempt_at,
-                        webhook_deliveries::created_at,
-                    ))
-                    .execute(&mut *$conn)
-                    .await?;
-            }
-            Ok::<(), $crate::backend::DbError>(())
+    ($conn:ident, $events:expr, $at:expr) => {{
+        let events: Vec<&domain_core::lifecycle::NewEvent> = $events.into_iter().collect();
+        $crate::events::RecordEvents::record_events(&mut *$conn, &events, $at).await
+    }};
+}
+
+/// Records a unit of work's events and their deliveries (see [`record_events!`]).
+pub(crate) trait RecordEvents {
+    /// Inserts `events` stamped `at`, in order, and their deliveries.
+    async fn record_events(
+        &mut self,
+        events: &[&NewEvent],
+        at: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+}
+
+impl RecordEvents for AsyncPgConnection {
+    /// One statement, one round trip, however many events: a data-modifying CTE
+    /// inserts the events (ids taken in the order given) and fans them out. The
+    /// registrations of one organization take turns on its row lock, so every round
+    /// trip saved inside the transaction is throughput.
+    async fn record_events(
+        &mut self,
+        events: &[&NewEvent],
+        at: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        use diesel::sql_types::{Nullable, Text, Timestamptz};
+        if events.is_empty() {
+            return Ok(());
         }
-        .await
-    };
+        let mut sql = String::from(
+            "WITH e AS (INSERT INTO events (organization_id, type, domain, selector, email, created_at) VALUES ",
+        );
+        for (i, _) in events.iter().enumerate() {
+            let n = i * 6;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6
+            ));
+        }
+        // `events` holds an endpoint's types as `,a,b,`; LIKE's `_` matches any
+        // character, harmless here since no two types differ only there.
+        sql.push_str(
+            " RETURNING id, organization_id, type, created_at) \
+             INSERT INTO webhook_deliveries \
+             (endpoint_id, organization_id, event_id, state, next_attempt_at, created_at) \
+             SELECT w.id, w.organization_id, e.id, 'pending', e.created_at, e.created_at \
+             FROM e JOIN webhook_endpoints w ON w.organization_id = e.organization_id \
+             WHERE w.events IS NULL OR w.events LIKE '%,' || e.type || ',%' \
+             ORDER BY e.id, w.id",
+        );
+        let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
+        for event in events {
+            query = query
+                .bind::<Text, _>(event.organization.as_str())
+                .bind::<Text, _>(event.kind.as_str())
+                .bind::<Nullable<Text>, _>(event.domain.as_ref().map(|d| d.as_ascii()))
+                .bind::<Nullable<Text>, _>(event.selector.as_ref().map(|s| s.as_str()))
+                .bind::<Nullable<Text>, _>(event.email.as_deref())
+                .bind::<Timestamptz, _>(at);
+        }
+        query.execute(self).await?;
+        Ok(())
+    }
+}
+
+impl RecordEvents for SqliteConn {
+    /// An insert per event (in process: no round trips to save), then one
+    /// `INSERT … SELECT` for the deliveries.
+    async fn record_events(
+        &mut self,
+        events: &[&NewEvent],
+        at: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        use crate::schema::sqlite::*;
+        use diesel::dsl::sql;
+        use diesel::sql_types::{Nullable, Text};
+        let mut ids: Vec<i64> = Vec::with_capacity(events.len());
+        for event in events {
+            ids.push(
+                diesel::insert_into(events::table)
+                    .values((
+                        events::organization_id.eq(event.organization.as_str()),
+                        events::kind.eq(event.kind.as_str()),
+                        events::domain.eq(event.domain.as_ref().map(|d| d.as_ascii())),
+                        events::selector.eq(event.selector.as_ref().map(|s| s.as_str())),
+                        events::email.eq(event.email.as_deref()),
+                        events::created_at.eq(at),
+                    ))
+                    .returning(events::id)
+                    .get_result(&mut *self)
+                    .await?,
+            );
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // As in the PostgreSQL statement: `,a,b,` matched with LIKE.
+        let takes_type = webhook_endpoints::events
+            .is_null()
+            .or(webhook_endpoints::events
+                .like(sql::<Nullable<Text>>("'%,' || events.type || ',%'")));
+        diesel::insert_into(webhook_deliveries::table)
+            .values(
+                events::table
+                    .inner_join(
+                        webhook_endpoints::table
+                            .on(webhook_endpoints::organization_id.eq(events::organization_id)),
+                    )
+                    .filter(events::id.eq_any(&ids))
+                    .filter(takes_type)
+                    // Deliveries numbered in their events' order, so the deliveries
+                    // list reads like the events list.
+                    .order((events::id.asc(), webhook_endpoints::id.asc()))
+                    .select((
+                        webhook_endpoints::id,
+                        webhook_endpoints::organization_id,
+                        events::id,
+                        "pending".into_sql::<Text>(),
+                        at.into_sql::<Nullable<Moment>>(),
+                        at.into_sql::<Moment>(),
+                    )),
+            )
+            .into_columns((
+                webhook_deliveries::endpoint_id,
+                webhook_deliveries::organization_id,
+                webhook_deliveries::event_id,
+                webhook_deliveries::state,
+                webhook_deliveries::next_attempt_at,
+                webhook_deliveries::created_at,
+            ))
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
 }
 
 pub(crate) use record_events;

@@ -202,7 +202,8 @@ impl KeyLifecycleStore for Store {
             } else {
                 EventType::DomainInboundDisabled
             };
-            record_events!(c, [&NewEvent::domain(organization, kind, domain)], now)?;
+            let event = NewEvent::domain(organization, kind, domain);
+            record_events!(c, [&event], now)?;
             Ok(true)
         })?;
         Ok(found)
