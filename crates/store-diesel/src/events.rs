@@ -168,7 +168,7 @@ impl RecordEvents for SqliteConn {
 pub(crate) use record_events;
 
 /// An event as stored: id, type, domain, selector, email, time.
-type EventRow = (
+pub(crate) type EventRow = (
     i64,
     String,
     Option<String>,
@@ -177,7 +177,7 @@ type EventRow = (
     DateTime<Utc>,
 );
 
-fn into_event(row: EventRow) -> Result<Event, DbError> {
+pub(crate) fn into_event(row: EventRow) -> Result<Event, DbError> {
     let (id, kind, domain, selector, email, created_at) = row;
     Ok(Event {
         id,

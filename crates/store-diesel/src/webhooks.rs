@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use domain_core::OrganizationId;
-use domain_core::lifecycle::{Event, EventType, Page, Paged};
+use domain_core::lifecycle::{EventType, Page, Paged};
 use domain_core::ports::InfraError;
 use domain_core::ports::webhooks::{
     Attempt, CreateEndpointError, DeliveryQueue, DeliveryState, DeliveryView, DueDelivery,
@@ -21,6 +21,7 @@ use domain_core::webhooks::{EventFilter, WebhookId};
 
 use crate::Store;
 use crate::backend::{DbError, SqliteConn, in_transaction, with_conn};
+use crate::events::{EventRow, into_event};
 use crate::locks::lock_organization;
 
 /// An endpoint's types as stored: `,a,b,` (matched with LIKE by the fan-out).
@@ -62,28 +63,6 @@ fn into_endpoint((id, url, events, created_at): EndpointRow) -> Result<Endpoint,
         id: parse_id(&id)?,
         url,
         events: parse_events_column(events)?,
-        created_at,
-    })
-}
-
-/// An event as joined to a delivery: id, type, domain, selector, email, time.
-type EventRow = (
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    DateTime<Utc>,
-);
-
-fn into_event((id, kind, domain, selector, email, created_at): EventRow) -> Result<Event, DbError> {
-    Ok(Event {
-        id,
-        kind: EventType::parse(&kind)
-            .ok_or_else(|| DbError::Corrupt(format!("event {id} has type {kind:?}")))?,
-        domain,
-        selector,
-        email,
         created_at,
     })
 }
