@@ -134,6 +134,12 @@ pub enum ApiError {
     /// The body did not arrive whole within the body timeout.
     #[error("request body timeout")]
     BodyTimeout,
+    /// An `Idempotency-Key` already answered another request.
+    #[error("idempotency key reused")]
+    IdempotencyMismatch,
+    /// The first request with this `Idempotency-Key` is still running.
+    #[error("idempotency key in progress")]
+    IdempotencyInProgress,
     /// No such route (or a disabled one).
     #[error("not found")]
     NotFound,
@@ -233,6 +239,10 @@ impl ApiError {
             Self::UnsupportedMediaType => "Content-Type must be application/json".into(),
             Self::PayloadTooLarge(limit) => format!("Request body is larger than {limit} bytes"),
             Self::BodyTimeout => "Request body timeout".into(),
+            Self::IdempotencyMismatch => "Idempotency-Key reused with a different request".into(),
+            Self::IdempotencyInProgress => {
+                "A request with this Idempotency-Key is in progress".into()
+            }
             Self::NotFound => "Not found".into(),
             _ => self.operation().failure().into(),
         }
@@ -287,6 +297,8 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyInProgress => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(..) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -67,6 +67,18 @@ async fn renders_the_seed_error_table_exactly() {
         ),
         (ApiError::BodyTimeout, 408, TEXT, "Request body timeout"),
         (
+            ApiError::IdempotencyMismatch,
+            422,
+            TEXT,
+            "Idempotency-Key reused with a different request",
+        ),
+        (
+            ApiError::IdempotencyInProgress,
+            409,
+            TEXT,
+            "A request with this Idempotency-Key is in progress",
+        ),
+        (
             ApiError::Generate(GenerateError::Infra(unexpected())),
             500,
             "application/json",

@@ -89,13 +89,10 @@ pub async fn guard(
             .insert_header((REPLAYED_HEADER, "true"))
             .body(stored.body),
         )),
-        Begun::Mismatch => {
-            Ok(req.into_response(text(422, "Idempotency-Key reused with a different request")))
+        Begun::Mismatch => Ok(req.into_response(ApiError::IdempotencyMismatch.error_response())),
+        Begun::InProgress => {
+            Ok(req.into_response(ApiError::IdempotencyInProgress.error_response()))
         }
-        Begun::InProgress => Ok(req.into_response(text(
-            409,
-            "A request with this Idempotency-Key is in progress",
-        ))),
         Begun::Fresh(mut unit) => {
             let mut outcome = None;
             unit.run(Box::pin(async {
@@ -184,13 +181,4 @@ fn fingerprint(req: &ServiceRequest, body: &[u8]) -> Vec<u8> {
         context.update(part);
     }
     context.finish().as_ref().to_vec()
-}
-
-fn text(status: u16, sentence: &'static str) -> HttpResponse {
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status)
-            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
-    )
-    .content_type("text/plain; charset=utf-8")
-    .body(sentence)
 }
