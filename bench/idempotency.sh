@@ -32,6 +32,7 @@ run() { # backend keyed
   org="$("$BIN" org create --name bench)"
   access=$(jq -r .accessToken <<<"$org"); secret=$(jq -r .secretToken <<<"$org")
   "$BIN" serve >"$work/log" 2>&1 & pid=$!
+  [[ -n "${BENCH_KEEP_LOG:-}" ]] && ln -sf "$work/log" "/tmp/bench-$backend-$keyed.log"
   for _ in $(seq 1 100); do [[ -s $work/addr ]] && break; sleep 0.1; done
   port="$(cat "$work/addr")"
   curl -fsS -o /dev/null -X POST "http://$port/api/v1/emails/domains/generate" \
@@ -43,7 +44,7 @@ run() { # backend keyed
       '{backend:$backend, idempotency_key:($keyed=="1"), rps, p50:.latency_ms.p50, p99:.latency_ms.p99, status}'
   kill "$pid"; wait "$pid" 2>/dev/null || true
   [[ $backend == postgres ]] && psql -q "$PG_BASE/postgres" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
-  rm -rf "$work"
+  [[ -n "${BENCH_KEEP_LOG:-}" ]] || rm -rf "$work"
 }
 
 for backend in ${BENCH_BACKENDS:-sqlite postgres}; do

@@ -349,15 +349,23 @@ new_pg_db() {
 pgbench_run() { # NAME SCRIPT CLIENTS URL
   local name=$1 script=$2 clients=$3 url=$4
   python3 bench/proc_cpu.py snap "$OUT/.procs.json"
-  pgbench -n -M prepared -c "$clients" -j "$THREADS" -T "$DURATION" -f "$script" \
-    -l --log-prefix="$OUT/pgbench-$name" "$url" >"$OUT/pgbench-$name.txt" 2>&1
+  local pg_before pg_after
+  pg_before=$(pg_ticks)
+  # `times` ends the report with the subshell's and pgbench's own CPU time.
+  ( pgbench -n -M prepared -c "$clients" -j "$THREADS" -T "$DURATION" -f "$script" \
+      -l --log-prefix="$OUT/pgbench-$name" "$url"; times ) >"$OUT/pgbench-$name.txt" 2>&1
+  pg_after=$(pg_ticks)
   local foreign foreign_pct
   read -r foreign foreign_pct < <(python3 bench/proc_cpu.py foreign "$OUT/.procs.json" 0 2>/dev/null)
-  python3 - "$name" "$clients" "$foreign" "$foreign_pct" "$OUT/pgbench-$name.txt" "$OUT"/pgbench-"$name".* >>"$SCENARIOS" <<'PY'
+  python3 - "$name" "$clients" "$foreign" "$foreign_pct" "$(( pg_after - pg_before ))" "$CLK_TCK" "$OUT/pgbench-$name.txt" "$OUT"/pgbench-"$name".* >>"$SCENARIOS" <<'PY'
 import json, re, sys
 name, clients, foreign, foreign_pct = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-report, logs = sys.argv[5], [p for p in sys.argv[6:] if not p.endswith(".txt")]
+pg_ticks, clk_tck = int(sys.argv[5]), int(sys.argv[6])
+report, logs = sys.argv[7], [p for p in sys.argv[8:] if not p.endswith(".txt")]
 text = open(report).read()
+# `times`: the last line is the children's (pgbench's) user and system time.
+m = re.findall(r"(\d+)m([0-9.]+)s (\d+)m([0-9.]+)s", text)
+client_cpu_s = (int(m[-1][0]) * 60 + float(m[-1][1]) + int(m[-1][2]) * 60 + float(m[-1][3])) if m else None
 tps = float(re.search(r"tps = ([0-9.]+)", text).group(1))
 failed = re.search(r"number of failed transactions: (\d+)", text)
 lat = []
@@ -370,10 +378,12 @@ pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else None
 print(json.dumps({"scenario": "pgbench-" + name, "backend": "postgres", "mode": "pgbench", "connections": clients,
                   "requests": len(lat), "rps": tps, "failed": int(failed.group(1)) if failed else None,
                   "foreign_cpu_s": foreign, "foreign_cpu_pct": foreign_pct,
+                  "pg_cpu_ms_per_tx": 1000.0 * pg_ticks / clk_tck / len(lat) if lat else None,
+                  "client_cpu_ms_per_tx": 1000.0 * client_cpu_s / len(lat) if lat and client_cpu_s is not None else None,
                   "latency_ms": {"mean": sum(lat) / len(lat) if lat else None, "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": lat[-1] if lat else None}}))
 PY
   rm -f "$OUT/pgbench-$name".[0-9]*
-  tail -1 "$SCENARIOS" | jq -r '"  pgbench \(.scenario) c=\(.connections): \(.rps|floor) tps, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms"' >&2
+  tail -1 "$SCENARIOS" | jq -r '"  pgbench \(.scenario) c=\(.connections): \(.rps|floor) tps, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, PostgreSQL \(.pg_cpu_ms_per_tx) ms + pgbench \(.client_cpu_ms_per_tx) ms CPU per transaction"' >&2
 }
 
 # Run right before the service's PostgreSQL reuse scenario: this machine's disk

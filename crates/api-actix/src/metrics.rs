@@ -253,6 +253,8 @@ mod tests {
             ("domain_api_db_pool_connections", "gauge"),
             ("domain_api_db_pool_max", "gauge"),
             ("domain_api_db_pool_waiting", "gauge"),
+            ("domain_api_register_batches_total", "counter"),
+            ("domain_api_register_batched_total", "counter"),
             ("domain_api_webhook_outbox_depth", "gauge"),
             ("domain_api_webhook_outbox_oldest_age_seconds", "gauge"),
             ("domain_api_webhook_deliveries_total", "counter"),
@@ -281,6 +283,8 @@ mod tests {
                 open: 4,
                 in_use: 1,
                 waiting: 0,
+                register_batches: 2,
+                registrations_batched: 9,
             }),
             outbox: Some(OutboxGauges {
                 pending: 12,
@@ -292,5 +296,6 @@ mod tests {
         assert!(text.contains("domain_api_webhook_outbox_oldest_age_seconds 7.5"));
         assert!(text.contains("domain_api_db_pool_connections{state=\"in_use\"} 1"));
         assert!(text.contains("domain_api_db_pool_connections{state=\"idle\"} 3"));
+        assert!(text.contains("domain_api_register_batched_total 9"));
     }
 }

@@ -53,6 +53,7 @@ impl Probes for AdapterProbes {
 
     fn gauges(&self) -> Gauges {
         let db = self.store.pool_status();
+        let batched = self.store.group_commit_stats();
         Gauges {
             key_pool: self.key_pool.as_ref().map(|pool| {
                 let stats = pool.stats();
@@ -70,6 +71,8 @@ impl Probes for AdapterProbes {
                 open: db.open,
                 in_use: db.in_use,
                 waiting: db.waiting,
+                register_batches: batched.batches,
+                registrations_batched: batched.registrations,
             }),
             outbox: self.outbox.get().map(|stats| OutboxGauges {
                 pending: stats.pending,

@@ -17,7 +17,7 @@ use domain_core::ports::idempotency::{
 };
 
 use crate::Store;
-use crate::backend::{DbError, Pools, SqliteConn, pool_error};
+use crate::backend::{Backend, DbError, Pools, SqliteConn, pool_error};
 
 /// The connection of an ambient unit of work: one per idempotent request in flight,
 /// held in place (boxing the larger one buys nothing).
@@ -98,19 +98,86 @@ fn found(guarded: &Guarded, kept: Option<KeptRow>) -> Option<Begun> {
     })
 }
 
-#[async_trait(?Send)]
-impl IdempotencyStore for Store {
-    async fn begin(&self, guarded: &Guarded) -> Result<Begun, InfraError> {
-        let conn = match &self.backend.pools {
+impl AmbientConn {
+    /// A pooled connection with a transaction opened on it: PostgreSQL's `BEGIN`,
+    /// SQLite's `BEGIN IMMEDIATE` (the write lock up front, as every SQLite unit of
+    /// work takes it).
+    pub(crate) async fn open(backend: &Backend) -> Result<Self, DbError> {
+        match &backend.pools {
             Pools::Postgres(pool) => {
-                use crate::schema::pg::*;
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 <AsyncPgConnection as AsyncConnection>::TransactionManager::begin_transaction(
                     &mut *conn,
                 )
+                .await?;
+                Ok(Self::Postgres(conn))
+            }
+            Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                conn.spawn_blocking(|c| {
+                    diesel::connection::AnsiTransactionManager::begin_transaction_sql(
+                        c,
+                        "BEGIN IMMEDIATE",
+                    )
+                })
+                .await?;
+                Ok(Self::Sqlite(conn))
+            }
+        }
+    }
+
+    /// Commits the transaction.
+    pub(crate) async fn commit(&mut self) -> Result<(), DbError> {
+        match self {
+            Self::Postgres(c) => {
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
+                    &mut **c,
+                )
+                .await?;
+            }
+            Self::Sqlite(c) => {
+                <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(&mut **c)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls the transaction back; a failure is logged (the pool then discards a
+    /// connection whose transaction manager is broken).
+    pub(crate) async fn rollback(&mut self) {
+        let rolled_back = match self {
+            Self::Postgres(c) => {
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(
+                    &mut **c,
+                )
                 .await
-                .map_err(DbError::from)?;
-                let opened: Result<Option<Begun>, DbError> = async {
+            }
+            Self::Sqlite(c) => {
+                <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(&mut **c)
+                    .await
+            }
+        };
+        if let Err(error) = rolled_back {
+            tracing::warn!(%error, "could not roll back a unit of work's transaction");
+        }
+    }
+}
+
+/// Runs `work` with `conn` as the ambient unit of work: every store call in it joins
+/// that transaction.
+pub(crate) async fn scope<F: Future>(conn: Ambient, work: F) -> F::Output {
+    AMBIENT.scope(conn, work).await
+}
+
+#[async_trait(?Send)]
+impl IdempotencyStore for Store {
+    async fn begin(&self, guarded: &Guarded) -> Result<Begun, InfraError> {
+        let mut conn = AmbientConn::open(&self.backend).await?;
+        let opened: Result<Option<Begun>, DbError> = match &mut conn {
+            AmbientConn::Postgres(c) => {
+                use crate::schema::pg::*;
+                async {
                     // A concurrent request with the same key holds this lock until it
                     // commits: answer "in progress" rather than wait for it.
                     let free: bool = diesel::select(
@@ -124,77 +191,39 @@ impl IdempotencyStore for Store {
                         ))
                         .sql(", 7))"),
                     )
-                    .get_result(&mut *conn)
+                    .get_result(&mut **c)
                     .await?;
                     if !free {
                         return Ok(Some(Begun::InProgress));
                     }
-                    let c = &mut *conn;
+                    let c = &mut **c;
                     let kept = look_up!(c, guarded)?;
                     Ok(found(guarded, kept))
                 }
-                .await;
-                match opened {
-                    Ok(None) => AmbientConn::Postgres(conn),
-                    Ok(Some(answer)) => {
-                        rollback_pg(&mut conn).await;
-                        return Ok(answer);
-                    }
-                    Err(error) => {
-                        rollback_pg(&mut conn).await;
-                        return Err(error.into());
-                    }
-                }
-            }
-            Pools::Sqlite(pool) => {
-                use crate::schema::sqlite::*;
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                // The write lock up front, as every SQLite unit of work takes it: two
-                // requests with one key take turns, and the second finds the answer.
-                conn.spawn_blocking(|c| {
-                    diesel::connection::AnsiTransactionManager::begin_transaction_sql(
-                        c,
-                        "BEGIN IMMEDIATE",
-                    )
-                })
                 .await
-                .map_err(DbError::from)?;
-                let c = &mut *conn;
-                match look_up!(c, guarded) {
-                    Ok(kept) => match found(guarded, kept) {
-                        None => AmbientConn::Sqlite(conn),
-                        Some(answer) => {
-                            rollback_sqlite(&mut conn).await;
-                            return Ok(answer);
-                        }
-                    },
-                    Err(error) => {
-                        rollback_sqlite(&mut conn).await;
-                        return Err(error.into());
-                    }
-                }
+            }
+            AmbientConn::Sqlite(c) => {
+                use crate::schema::sqlite::*;
+                // The write lock was taken at BEGIN IMMEDIATE: two requests with one
+                // key take turns, and the second finds the answer.
+                let c = &mut **c;
+                look_up!(c, guarded).map(|kept| found(guarded, kept))
             }
         };
-        Ok(Begun::Fresh(Box::new(Unit {
-            conn: Arc::new(tokio::sync::Mutex::new(conn)),
-            guarded: guarded.clone(),
-        })))
-    }
-}
-
-async fn rollback_pg(conn: &mut AsyncPgConnection) {
-    if let Err(error) =
-        <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(conn).await
-    {
-        tracing::warn!(%error, "could not roll back an idempotent request's transaction");
-    }
-}
-
-async fn rollback_sqlite(conn: &mut SqliteConn) {
-    if let Err(error) =
-        <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(conn).await
-    {
-        tracing::warn!(%error, "could not roll back an idempotent request's transaction");
+        match opened {
+            Ok(None) => Ok(Begun::Fresh(Box::new(Unit {
+                conn: Arc::new(tokio::sync::Mutex::new(conn)),
+                guarded: guarded.clone(),
+            }))),
+            Ok(Some(answer)) => {
+                conn.rollback().await;
+                Ok(answer)
+            }
+            Err(error) => {
+                conn.rollback().await;
+                Err(error.into())
+            }
+        }
     }
 }
 
@@ -214,44 +243,22 @@ impl UnitOfWork for Unit {
         let guarded = &self.guarded;
         let status = i32::from(response.status);
         let mut conn = self.conn.lock().await;
-        let kept: Result<(), DbError> =
-            match &mut *conn {
-                AmbientConn::Postgres(c) => async {
-                    insert_kept(c, guarded, status, response).await?;
-                    <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
-                        &mut **c,
-                    )
-                    .await?;
-                    Ok(())
-                }
-                .await,
-                AmbientConn::Sqlite(c) => {
-                    async {
-                        insert_kept_sqlite(c, guarded, status, response).await?;
-                        <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(
-                            &mut **c,
-                        )
-                        .await?;
-                        Ok(())
-                    }
-                    .await
-                }
-            };
+        let inserted = match &mut *conn {
+            AmbientConn::Postgres(c) => insert_kept(c, guarded, status, response).await,
+            AmbientConn::Sqlite(c) => insert_kept_sqlite(c, guarded, status, response).await,
+        };
+        let kept = match inserted {
+            Ok(()) => conn.commit().await,
+            Err(error) => Err(error),
+        };
         if kept.is_err() {
-            match &mut *conn {
-                AmbientConn::Postgres(c) => rollback_pg(c).await,
-                AmbientConn::Sqlite(c) => rollback_sqlite(c).await,
-            }
+            conn.rollback().await;
         }
         Ok(kept?)
     }
 
     async fn rollback(self: Box<Self>) {
-        let mut conn = self.conn.lock().await;
-        match &mut *conn {
-            AmbientConn::Postgres(c) => rollback_pg(c).await,
-            AmbientConn::Sqlite(c) => rollback_sqlite(c).await,
-        }
+        self.conn.lock().await.rollback().await;
     }
 }
 

@@ -16,13 +16,20 @@ use crate::session::{self, SessionLimits};
 
 pub(crate) use crate::session::SqliteConn;
 
-/// The pool, and the bound every query on it runs under.
+/// The pool, and the bound every query on it runs under. Cloning shares the pool.
+#[derive(Clone)]
 pub(crate) struct Backend {
     pub(crate) pools: Pools,
     pub(crate) statement_timeout: Duration,
+    /// The runtime the store was built on (the service's own, not an HTTP
+    /// worker's): PostgreSQL connections are driven there, and group commit's
+    /// batches run there, so a batch's round trips never wait behind request
+    /// handling on a busy worker.
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
 /// One pool of whichever backend the URL named.
+#[derive(Clone)]
 pub(crate) enum Pools {
     Postgres(Pool<AsyncPgConnection>),
     Sqlite(Pool<SqliteConn>),
@@ -111,6 +118,7 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
     };
     let pool_error =
         |e: diesel_async::pooled_connection::deadpool::BuildError| ConnectError::Pool(Box::new(e));
+    let runtime = tokio::runtime::Handle::try_current().ok();
     match BackendKind::of_url(&config.url)? {
         BackendKind::Postgres => {
             // `Fast` recycling: no `SELECT 1` round trip on every checkout (it was
@@ -119,8 +127,21 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
             // on a connection that died since is reported as unavailable (503).
             let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
             manager_config.recycling_method = RecyclingMethod::Fast;
-            manager_config.custom_setup =
-                Box::new(move |url| Box::pin(session::establish_postgres(url.to_owned(), limits)));
+            let driven_on = runtime.clone();
+            manager_config.custom_setup = Box::new(move |url| {
+                let establish = session::establish_postgres(url.to_owned(), limits);
+                let driven_on = driven_on.clone();
+                Box::pin(async move {
+                    // The connection's I/O task is spawned where it is established.
+                    match driven_on {
+                        Some(runtime) => runtime
+                            .spawn(establish)
+                            .await
+                            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?,
+                        None => establish.await,
+                    }
+                })
+            });
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
                 config.url.clone(),
                 manager_config,
@@ -136,6 +157,7 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
             Ok(Backend {
                 pools: Pools::Postgres(pool),
                 statement_timeout: config.statement_timeout,
+                runtime,
             })
         }
         BackendKind::Sqlite => {
@@ -172,6 +194,7 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
             Ok(Backend {
                 pools: Pools::Sqlite(pool),
                 statement_timeout: config.statement_timeout,
+                runtime,
             })
         }
     }
@@ -463,7 +486,13 @@ macro_rules! in_transaction {
                         _ => {
                             let mut pooled =
                                 pool.get().await.map_err($crate::backend::pool_error)?;
-                            pooled.immediate_transaction(work).await
+                            match $crate::session::begin_immediate(&mut pooled).await {
+                                Ok(()) => {
+                                    let result = work(&mut pooled).await;
+                                    $crate::session::finish(&mut pooled, result).await
+                                }
+                                Err(error) => Err(error),
+                            }
                         }
                     };
                     result.map_err(|e| {

@@ -14,163 +14,165 @@ use domain_core::ports::store::{
 };
 use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
-use crate::Store;
-use crate::backend::{DbError, in_transaction, is_retryable, with_conn};
+use crate::backend::{Backend, DbError, in_transaction, is_retryable, with_conn};
 use crate::events::record_events;
+use crate::group_commit::MAX_ATTEMPTS;
 use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
 use crate::ownership::{admit, register_error};
 use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
+use crate::{BackendKind, Store, ambient};
 
-/// Attempts of the unit of work when a concurrent one got in the way (a unique index
-/// tripped by a racing insert, a serialization failure or a deadlock).
-const MAX_ATTEMPTS: u32 = 8;
-
-impl Store {
-    async fn register_once(&self, reg: &SenderRegistration) -> Result<Registered, DbError> {
-        let name = reg.email.domain().as_ascii();
-        let org = reg.organization.as_str();
-        let email = reg.email.canonical();
-        let reply_to = reg.reply_to.as_ref().map(ToString::to_string);
-        // The name creations take turns on: the registrable domain (the first
-        // ancestor), or the domain itself when it is registrable.
-        let registrable = <[DomainName]>::first(&reg.creation.ancestors)
-            .map_or(name, DomainName::as_ascii)
-            .to_owned();
-        in_transaction!(&self.backend, |c| {
-            let now = Utc::now();
-            // The organization's row first: switching the active sender is a
-            // read-modify-write, so one organization's registrations take turns.
-            let org_exists = lock_organization!(c, org)?;
-            if org_exists == 0 {
-                return Err(DbError::Corrupt(format!(
-                    "organization {org} does not exist"
-                )));
-            }
-            let mut created = false;
-            if let Some(key) = &reg.new_key {
-                // Creations under one registrable domain take turns, so no two
-                // organizations both pass the ancestor check; this organization's
-                // row lock (above) makes the quota counts exact.
-                c.lock_registrable(&registrable).await?;
-                let exists: i64 = domains::table
-                    .filter(domains::name.eq(name))
-                    .count()
-                    .get_result(c)
-                    .await?;
-                if exists == 0 {
-                    admit!(c, org, &reg.creation, now)?;
-                }
-                // A racing creator of the same name makes this a no-op; we then
-                // read and use the winner's row (and key) below.
-                let inserted: Option<i64> = diesel::insert_into(domains::table)
-                    .values((
-                        domains::organization_id.eq(org),
-                        domains::name.eq(name),
-                        domains::inbound_enabled.eq(false),
-                        domains::created_at.eq(now),
-                        domains::updated_at.eq(now),
-                        domains::next_check_at.eq(Some(reg.creation.first_check_at)),
-                    ))
-                    .on_conflict(domains::name)
-                    .do_nothing()
-                    .returning(domains::id)
-                    .get_result(c)
-                    .await
-                    .optional()?;
-                if let Some(domain_id) = inserted {
-                    insert_active_key!(c, domain_id, key, now)?;
-                    created = true;
-                }
-            }
-            let owner: Option<(i64, String)> = domains::table
+/// The register-sender unit of work, once: in its own transaction, or in a savepoint
+/// of the ambient one (a batch of `group_commit`, an idempotent request). With
+/// `org_locked` the enclosing transaction holds the organization's row lock already.
+///
+/// Round trips on the reuse path: lock, read the domain with its key, switch the
+/// active sender (two statements: the partial unique index needs the old one off
+/// first), record the events. A taken email is found by the insert itself.
+pub(crate) async fn register_once(
+    backend: &Backend,
+    reg: &SenderRegistration,
+    org_locked: bool,
+) -> Result<Registered, DbError> {
+    let name = reg.email.domain().as_ascii();
+    let org = reg.organization.as_str();
+    let email = reg.email.canonical();
+    let reply_to = reg.reply_to.as_ref().map(ToString::to_string);
+    // The name creations take turns on: the registrable domain (the first
+    // ancestor), or the domain itself when it is registrable.
+    let registrable = <[DomainName]>::first(&reg.creation.ancestors)
+        .map_or(name, DomainName::as_ascii)
+        .to_owned();
+    in_transaction!(backend, |c| {
+        let now = Utc::now();
+        // The organization's row first: switching the active sender is a
+        // read-modify-write, so one organization's registrations take turns.
+        if !org_locked && lock_organization!(c, org)? == 0 {
+            return Err(DbError::Corrupt(format!(
+                "organization {org} does not exist"
+            )));
+        }
+        let mut created = false;
+        if let Some(key) = &reg.new_key {
+            // Creations under one registrable domain take turns, so no two
+            // organizations both pass the ancestor check; this organization's
+            // row lock (above) makes the quota counts exact.
+            c.lock_registrable(&registrable).await?;
+            let exists: i64 = domains::table
                 .filter(domains::name.eq(name))
-                .select((domains::id, domains::organization_id))
-                .first(c)
-                .await
-                .optional()?;
-            let Some((domain_id, owner)) = owner else {
-                // With a key, the domain existed when we tried to create it and was
-                // deleted since: a fresh attempt creates it.
-                return Err(if reg.new_key.is_some() {
-                    DbError::Raced
-                } else {
-                    DbError::KeyRequired
-                });
-            };
-            if owner != org {
-                return Err(DbError::DomainTaken);
-            }
-            let taken: i64 = senders::table
-                .filter(senders::email.eq(&email))
                 .count()
                 .get_result(c)
                 .await?;
-            if taken > 0 {
-                return Err(DbError::EmailTaken);
+            if exists == 0 {
+                admit!(c, org, &reg.creation, now)?;
             }
-            diesel::update(senders::table)
-                .filter(senders::organization_id.eq(org))
-                .filter(senders::active.eq(true))
-                .set(senders::active.eq(false))
-                .execute(c)
-                .await?;
-            diesel::insert_into(senders::table)
+            // A racing creator of the same name makes this a no-op; we then
+            // read and use the winner's row (and key) below.
+            let inserted: Option<i64> = diesel::insert_into(domains::table)
                 .values((
-                    senders::organization_id.eq(org),
-                    senders::domain_id.eq(domain_id),
-                    senders::email.eq(&email),
-                    senders::reply_to.eq(&reply_to),
-                    senders::active.eq(true),
-                    senders::created_at.eq(now),
-                ))
-                .execute(c)
-                .await?;
-            // Only a change of state is an event: inbound already on stays quiet.
-            let inbound_enabled = reg.enable_inbound
-                && diesel::update(
-                    domains::table
-                        .find(domain_id)
-                        .filter(domains::inbound_enabled.eq(false)),
-                )
-                .set((
-                    domains::inbound_enabled.eq(true),
+                    domains::organization_id.eq(org),
+                    domains::name.eq(name),
+                    domains::inbound_enabled.eq(false),
+                    domains::created_at.eq(now),
                     domains::updated_at.eq(now),
+                    domains::next_check_at.eq(Some(reg.creation.first_check_at)),
                 ))
-                .execute(c)
-                .await?
-                    == 1;
-            let domain = reg.email.domain();
-            let mut events = Vec::with_capacity(4);
-            if created {
-                events.push(NewEvent::domain(
-                    &reg.organization,
-                    EventType::DomainCreated,
-                    domain,
-                ));
+                .on_conflict(domains::name)
+                .do_nothing()
+                .returning(domains::id)
+                .get_result(c)
+                .await
+                .optional()?;
+            if let Some(domain_id) = inserted {
+                insert_active_key!(c, domain_id, key, now)?;
+                created = true;
             }
-            for kind in [EventType::SenderRegistered, EventType::SenderActivated] {
-                events.push(NewEvent::sender(&reg.organization, kind, domain, &email));
-            }
-            if inbound_enabled {
-                events.push(NewEvent::domain(
-                    &reg.organization,
-                    EventType::DomainInboundEnabled,
-                    domain,
-                ));
-            }
-            record_events!(c, &events, now)?;
-            let row: DomainRow = domains_with_active_key!()
-                .filter(domains::id.eq(domain_id))
-                .select(domain_columns!())
-                .first(c)
-                .await?;
-            Ok(Registered {
-                domain: row.into_domain()?,
-                domain_created: created,
-            })
+        }
+        let row: Option<DomainRow> = domains_with_active_key!()
+            .filter(domains::name.eq(name))
+            .select(domain_columns!())
+            .first(c)
+            .await
+            .optional()?;
+        let Some(mut row) = row else {
+            // With a key, the domain existed when we tried to create it and was
+            // deleted since: a fresh attempt creates it.
+            return Err(if reg.new_key.is_some() {
+                DbError::Raced
+            } else {
+                DbError::KeyRequired
+            });
+        };
+        if row.organization != org {
+            return Err(DbError::DomainTaken);
+        }
+        diesel::update(senders::table)
+            .filter(senders::organization_id.eq(org))
+            .filter(senders::active.eq(true))
+            .set(senders::active.eq(false))
+            .execute(c)
+            .await?;
+        // A taken email inserts nothing; the error rolls the switch back.
+        let inserted: Option<i64> = diesel::insert_into(senders::table)
+            .values((
+                senders::organization_id.eq(org),
+                senders::domain_id.eq(row.id),
+                senders::email.eq(&email),
+                senders::reply_to.eq(&reply_to),
+                senders::active.eq(true),
+                senders::created_at.eq(now),
+            ))
+            .on_conflict(senders::email)
+            .do_nothing()
+            .returning(senders::id)
+            .get_result(c)
+            .await
+            .optional()?;
+        if inserted.is_none() {
+            return Err(DbError::EmailTaken);
+        }
+        // Only a change of state is an event: inbound already on stays quiet.
+        let inbound_enabled = reg.enable_inbound
+            && !row.inbound_enabled
+            && diesel::update(
+                domains::table
+                    .find(row.id)
+                    .filter(domains::inbound_enabled.eq(false)),
+            )
+            .set((
+                domains::inbound_enabled.eq(true),
+                domains::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await?
+                == 1;
+        row.inbound_enabled |= inbound_enabled;
+        let domain = reg.email.domain();
+        let mut events = Vec::with_capacity(4);
+        if created {
+            events.push(NewEvent::domain(
+                &reg.organization,
+                EventType::DomainCreated,
+                domain,
+            ));
+        }
+        for kind in [EventType::SenderRegistered, EventType::SenderActivated] {
+            events.push(NewEvent::sender(&reg.organization, kind, domain, &email));
+        }
+        if inbound_enabled {
+            events.push(NewEvent::domain(
+                &reg.organization,
+                EventType::DomainInboundEnabled,
+                domain,
+            ));
+        }
+        record_events!(c, &events, now)?;
+        Ok(Registered {
+            domain: row.into_domain()?,
+            domain_created: created,
         })
-    }
+    })
 }
 
 #[async_trait]
@@ -193,27 +195,21 @@ impl DomainStore for Store {
         &self,
         registration: SenderRegistration,
     ) -> Result<Registered, RegisterError> {
-        // Wait for this organization's other registrations without a connection;
-        // bounded like a wait for the row lock would be.
-        let _turn = self
-            .gate
-            .enter(
-                registration.organization.as_str(),
-                self.backend.statement_timeout,
-            )
-            .await
-            .map_err(|e| RegisterError::Infra(StoreError::Unavailable(Box::new(e))))?;
-        let mut attempt = 1;
-        loop {
-            match self.register_once(&registration).await {
-                Err(error) if is_retryable(&error) && attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(attempt, %error, "register-sender raced another unit of work; retrying");
-                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
-                    attempt += 1;
-                }
-                result => return result.map_err(register_error),
-            }
+        if ambient::current().is_some() {
+            // An idempotent request: the registration belongs to the request's own
+            // transaction, which commits with the key's record.
+            return self.register_alone(&registration).await;
         }
+        // Registrations of one turn (PostgreSQL: the organization; SQLite: the one
+        // writer) that arrive while one is in the database share its next commit.
+        let turn = match self.kind() {
+            BackendKind::Postgres => registration.organization.as_str().to_owned(),
+            BackendKind::Sqlite => String::new(),
+        };
+        self.group_commit
+            .register(&self.backend, &turn, registration)
+            .await
+            .map_err(register_error)
     }
 
     async fn admit_creation(
@@ -325,6 +321,22 @@ impl DomainStore for Store {
 }
 
 impl Store {
+    /// Runs register-sender in the ambient unit of work, again (boundedly) when a
+    /// concurrent unit of work got in the way.
+    async fn register_alone(&self, reg: &SenderRegistration) -> Result<Registered, RegisterError> {
+        let mut attempt = 1;
+        loop {
+            match register_once(&self.backend, reg, false).await {
+                Err(error) if is_retryable(&error) && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, %error, "register-sender raced another unit of work; retrying");
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                    attempt += 1;
+                }
+                result => return result.map_err(register_error),
+            }
+        }
+    }
+
     /// The selector and sealed private key of the domain's active key (the one mail
     /// is signed with); `None` for an unknown domain.
     pub(crate) async fn active_key(

@@ -95,35 +95,78 @@ impl RecordEvents for AsyncPgConnection {
 }
 
 impl RecordEvents for SqliteConn {
-    /// An insert per event (in process: no round trips to save), then one
-    /// `INSERT … SELECT` for the deliveries.
+    /// An insert per event, then one `INSERT … SELECT` for the deliveries, all in
+    /// one trip to the connection's thread: each statement of the async wrapper is a
+    /// hop to the blocking pool and back, which under load costs more than SQLite's
+    /// work, and a batch of registrations runs these one after another.
     async fn record_events(
         &mut self,
         events: &[&NewEvent],
         at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        use crate::schema::sqlite::*;
-        use diesel::dsl::sql;
-        use diesel::sql_types::{Nullable, Text};
-        let mut ids: Vec<i64> = Vec::with_capacity(events.len());
-        for event in events {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let owned: Vec<sqlite_sync::Owned> = events
+            .iter()
+            .map(|event| {
+                (
+                    event.organization.as_str().to_owned(),
+                    event.kind.as_str(),
+                    event.domain.as_ref().map(|d| d.as_ascii().to_owned()),
+                    event.selector.as_ref().map(|s| s.as_str().to_owned()),
+                    event.email.clone(),
+                )
+            })
+            .collect();
+        self.spawn_blocking(move |c| sqlite_sync::record_events(c, &owned, at))
+            .await?;
+        Ok(())
+    }
+}
+
+pub(crate) use record_events;
+
+/// SQLite's statements run synchronously on the connection's thread.
+mod sqlite_sync {
+    use chrono::{DateTime, Utc};
+    use diesel::dsl::sql;
+    use diesel::prelude::*;
+    use diesel::sql_types::{Nullable, Text};
+    use diesel::sqlite::SqliteConnection;
+
+    use crate::schema::sqlite::*;
+
+    /// An event's organization, type, domain, selector and email.
+    pub(super) type Owned = (
+        String,
+        &'static str,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+
+    /// The events in order, then their deliveries.
+    pub(super) fn record_events(
+        c: &mut SqliteConnection,
+        owned: &[Owned],
+        at: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        let mut ids: Vec<i64> = Vec::with_capacity(owned.len());
+        for (organization, kind, domain, selector, email) in owned {
             ids.push(
                 diesel::insert_into(events::table)
                     .values((
-                        events::organization_id.eq(event.organization.as_str()),
-                        events::kind.eq(event.kind.as_str()),
-                        events::domain.eq(event.domain.as_ref().map(|d| d.as_ascii())),
-                        events::selector.eq(event.selector.as_ref().map(|s| s.as_str())),
-                        events::email.eq(event.email.as_deref()),
+                        events::organization_id.eq(organization),
+                        events::kind.eq(kind),
+                        events::domain.eq(domain),
+                        events::selector.eq(selector),
+                        events::email.eq(email),
                         events::created_at.eq(at),
                     ))
                     .returning(events::id)
-                    .get_result(&mut *self)
-                    .await?,
+                    .get_result(c)?,
             );
-        }
-        if ids.is_empty() {
-            return Ok(());
         }
         // As in the PostgreSQL statement: `,a,b,` matched with LIKE.
         let takes_type = webhook_endpoints::events
@@ -139,8 +182,8 @@ impl RecordEvents for SqliteConn {
                     )
                     .filter(events::id.eq_any(&ids))
                     .filter(takes_type)
-                    // Deliveries numbered in their events' order, so the deliveries
-                    // list reads like the events list.
+                    // Deliveries numbered in their events' order, so the
+                    // deliveries list reads like the events list.
                     .order((events::id.asc(), webhook_endpoints::id.asc()))
                     .select((
                         webhook_endpoints::id,
@@ -159,13 +202,10 @@ impl RecordEvents for SqliteConn {
                 webhook_deliveries::next_attempt_at,
                 webhook_deliveries::created_at,
             ))
-            .execute(&mut *self)
-            .await?;
+            .execute(c)?;
         Ok(())
     }
 }
-
-pub(crate) use record_events;
 
 /// An event as stored: id, type, domain, selector, email, time.
 pub(crate) type EventRow = (

@@ -14,7 +14,7 @@ mod backend;
 mod credentials;
 mod domains;
 mod events;
-mod gate;
+mod group_commit;
 mod keys;
 mod lifecycle;
 mod locks;
@@ -24,6 +24,7 @@ mod schema;
 mod senders;
 mod session;
 mod webhooks;
+mod writer;
 
 use diesel::migration::{MigrationSource, MigrationVersion};
 use diesel::prelude::*;
@@ -34,6 +35,7 @@ use domain_core::ports::store::StoreError;
 
 use backend::{Backend, DbError, Pools, with_conn};
 pub use backend::{BackendKind, ConnectError, StoreConfig};
+pub use group_commit::GroupCommitStats;
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -44,8 +46,8 @@ pub struct Store {
     url: String,
     /// The access-token tag key, read from the database at first use.
     token_key: std::sync::OnceLock<credentials::TokenKey>,
-    /// One registration per organization in the database at a time (this process).
-    gate: gate::OrgGate,
+    /// Registrations that queue up share one transaction and one commit.
+    group_commit: group_commit::GroupCommit,
 }
 
 /// Connection pool gauges.
@@ -75,7 +77,7 @@ impl Store {
             backend: backend::build(config)?,
             url: config.url.clone(),
             token_key: std::sync::OnceLock::new(),
-            gate: gate::OrgGate::default(),
+            group_commit: group_commit::GroupCommit::new(),
         })
     }
 
@@ -135,6 +137,12 @@ impl Store {
                 .map_err(DbError::from)
         })?;
         Ok(())
+    }
+
+    /// What group commit has done since start, for metrics.
+    #[must_use]
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.group_commit.stats()
     }
 
     /// The connection pool's state now, for metrics.

@@ -45,6 +45,10 @@ pub struct DbPoolGauges {
     pub in_use: usize,
     /// Requests waiting for a connection.
     pub waiting: usize,
+    /// Group commit: transactions that ran registrations, and the registrations
+    /// they ran (their ratio is the mean batch size).
+    pub register_batches: u64,
+    pub registrations_batched: u64,
 }
 
 /// Registers `gauges` as constant metrics in `registry` (one scrape's registry:
@@ -107,6 +111,16 @@ pub(super) fn register(registry: &mut Registry, gauges: Gauges) {
             "domain_api_db_pool_waiting",
             "Requests waiting for a connection",
             ConstGauge::new(db.waiting),
+        );
+        registry.register(
+            "domain_api_register_batches",
+            "Transactions that ran registrations (group commit)",
+            ConstCounter::new(db.register_batches),
+        );
+        registry.register(
+            "domain_api_register_batched",
+            "Registrations run in those transactions",
+            ConstCounter::new(db.registrations_batched),
         );
     }
     if let Some(outbox) = gauges.outbox {

@@ -1,0 +1,383 @@
+//! Group commit for register-sender: the registrations that queue up while one is in
+//! the database run next as **one** transaction, one savepoint each, so one commit
+//! (and one WAL flush, or one SQLite journal sync) serves the whole batch.
+//!
+//! Registrations of one organization take turns on its row lock anyway (see `locks`),
+//! and that lock is held through the commit's flush, which on an ordinary disk costs
+//! milliseconds: one at a time, an organization could do a few hundred a second
+//! however many arrive. Batched, the flush is paid once per batch.
+//!
+//! - **A queue per turn.** PostgreSQL: one per organization (organizations run in
+//!   parallel, each on its own connection). SQLite: one for the whole process, since
+//!   the database has a single writer anyway; writes reach it in arrival order
+//!   instead of racing for the lock in the busy handler.
+//! - **The first to arrive leads.** It spawns a task that runs batches (at most
+//!   [`MAX_BATCH`] each, in arrival order) until the queue is empty. The task is
+//!   detached from the request, so a client that hangs up does not cancel the others'
+//!   work; a member whose caller is gone is skipped before it starts.
+//! - **As if one by one.** Members run in order, each in its own savepoint: one that
+//!   fails (email taken, domain of another organization) is rolled back alone, the
+//!   others see the batch's earlier members, and the last one activated is the active
+//!   sender. A member that lost a race with another instance (a retryable conflict)
+//!   is rolled back and runs again at the head of the next batch.
+//! - **Answers after the commit.** Nobody hears anything before the batch commits; if
+//!   the commit (or the connection) fails, every member is told the store was
+//!   unavailable — exactly what each would have been told alone. The database still
+//!   holds every invariant, across instances.
+//! - A batch of one runs in its own transaction, without a savepoint.
+//!
+//! Waiting in the queue holds no connection, and is bounded: a member not started
+//! within the statement timeout is answered unavailable without running.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use domain_core::ports::store::{Registered, SenderRegistration};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use crate::ambient::{self, AmbientConn};
+use crate::backend::{Backend, DbError, Pools, is_retryable};
+use crate::domains::register_once;
+use crate::locks::lock_organization;
+use crate::writer::Writer;
+
+/// Members of one transaction at most: bounds how long the first waits for the last.
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// Attempts of one registration when a concurrent unit of work got in the way (a
+/// unique index tripped by a racing insert, a serialization failure or a deadlock).
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
+
+/// What the queues have done, for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Transactions committed or attempted.
+    pub batches: u64,
+    /// Registrations run in them (a retried one counts once per run).
+    pub registrations: u64,
+}
+
+type Reply = oneshot::Sender<Result<Registered, DbError>>;
+
+struct Member {
+    registration: SenderRegistration,
+    attempt: u32,
+    queued: Instant,
+    reply: Reply,
+}
+
+/// The queues, one per turn; a queue exists while its leader runs.
+#[derive(Default)]
+struct Queues {
+    waiting: Mutex<HashMap<String, VecDeque<Member>>>,
+    batches: AtomicU64,
+    registrations: AtomicU64,
+}
+
+pub(crate) struct GroupCommit {
+    queues: Arc<Queues>,
+    /// SQLite's writer thread, started with the first registration (`None` if the
+    /// thread could not be started: batches then run on the runtime).
+    writer: OnceLock<Option<Writer>>,
+}
+
+impl GroupCommit {
+    pub(crate) fn new() -> Self {
+        Self {
+            queues: Arc::default(),
+            writer: OnceLock::new(),
+        }
+    }
+
+    /// Where a turn's batches run: SQLite's on its writer thread; PostgreSQL's on the
+    /// runtime the store was built on (where its connections are driven).
+    fn runtime(&self, backend: &Backend) -> Option<Handle> {
+        if let Pools::Sqlite(_) = backend.pools {
+            let writer = self.writer.get_or_init(|| {
+                Writer::start()
+                    .inspect_err(|error| {
+                        tracing::warn!(%error, "could not start the SQLite writer thread");
+                    })
+                    .ok()
+            });
+            if let Some(writer) = writer {
+                return Some(writer.handle().clone());
+            }
+        }
+        backend.runtime.clone()
+    }
+
+    pub(crate) fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            batches: self.queues.batches.load(Ordering::Relaxed),
+            registrations: self.queues.registrations.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queues `registration` behind the others of its `turn` and waits for the batch
+    /// it runs in to commit.
+    pub(crate) async fn register(
+        &self,
+        backend: &Backend,
+        turn: &str,
+        registration: SenderRegistration,
+    ) -> Result<Registered, DbError> {
+        let (reply, answer) = oneshot::channel();
+        let member = Member {
+            registration,
+            attempt: 1,
+            queued: Instant::now(),
+            reply,
+        };
+        let lead = {
+            let mut waiting = self.queues.lock();
+            if let Some(queue) = waiting.get_mut(turn) {
+                queue.push_back(member);
+                false
+            } else {
+                waiting.insert(turn.to_owned(), VecDeque::from([member]));
+                true
+            }
+        };
+        if lead {
+            let leader = Leader {
+                queues: Arc::clone(&self.queues),
+                turn: turn.to_owned(),
+                backend: backend.clone(),
+            };
+            match self.runtime(backend) {
+                Some(runtime) => runtime.spawn(leader.run()),
+                None => tokio::spawn(leader.run()),
+            };
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(DbError::Unavailable(
+                "the registration's batch was abandoned".into(),
+            ))
+        })
+    }
+}
+
+impl Queues {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Member>>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runs one turn's batches until its queue is empty.
+struct Leader {
+    queues: Arc<Queues>,
+    turn: String,
+    backend: Backend,
+}
+
+impl Leader {
+    async fn run(self) {
+        loop {
+            let batch: Vec<Member> = {
+                let mut waiting = self.queues.lock();
+                let Some(queue) = waiting.get_mut(&self.turn) else {
+                    return;
+                };
+                if queue.is_empty() {
+                    waiting.remove(&self.turn);
+                    return;
+                }
+                let take = queue.len().min(MAX_BATCH);
+                queue.drain(..take).collect()
+            };
+            let (size, started) = (batch.len(), Instant::now());
+            let retry = self.run_batch(batch).await;
+            tracing::warn!(
+                size,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "GCBATCH"
+            );
+            if let Some(attempt) = retry.iter().map(|m| m.attempt).max() {
+                // Give the unit of work that won the race time to finish.
+                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                let mut waiting = self.queues.lock();
+                let queue = waiting.entry(self.turn.clone()).or_default();
+                for member in retry.into_iter().rev() {
+                    queue.push_front(member);
+                }
+            }
+        }
+    }
+
+    /// Runs one batch; returns the members to run again.
+    async fn run_batch(&self, batch: Vec<Member>) -> Vec<Member> {
+        let bound = self.backend.statement_timeout;
+        let mut members = Vec::with_capacity(batch.len());
+        for member in batch {
+            if member.reply.is_closed() {
+                continue;
+            }
+            if member.queued.elapsed() > bound {
+                let _ = member.reply.send(Err(DbError::Unavailable(
+                    format!(
+                        "waited longer than {bound:?} for the organization's other registrations"
+                    )
+                    .into(),
+                )));
+                continue;
+            }
+            members.push(member);
+        }
+        if members.is_empty() {
+            return Vec::new();
+        }
+        self.queues.batches.fetch_add(1, Ordering::Relaxed);
+        self.queues
+            .registrations
+            .fetch_add(members.len() as u64, Ordering::Relaxed);
+        if let [_] = members.as_slice() {
+            let member = members.pop().expect("one member");
+            let outcome = register_once(&self.backend, &member.registration, false).await;
+            return settle(member, outcome).into_iter().collect();
+        }
+
+        let opened = async {
+            let mut conn = AmbientConn::open(&self.backend).await?;
+            let locked = lock_turn(&mut conn, &self.turn).await;
+            Ok::<_, DbError>((conn, locked))
+        };
+        let (mut conn, org_locked) = match opened.await {
+            Ok((conn, Ok(locked))) => (conn, locked),
+            Ok((mut conn, Err(error))) => {
+                conn.rollback().await;
+                fail_all(members, &error);
+                return Vec::new();
+            }
+            Err(error) => {
+                fail_all(members, &error);
+                return Vec::new();
+            }
+        };
+        let shared = Arc::new(tokio::sync::Mutex::new(conn));
+        let mut done = Vec::with_capacity(members.len());
+        let mut retry = Vec::new();
+        let mut unfinished = Vec::new();
+        let mut failed = None;
+        let mut members = members.into_iter();
+        for member in members.by_ref() {
+            let outcome = ambient::scope(
+                Arc::clone(&shared),
+                register_once(&self.backend, &member.registration, org_locked),
+            )
+            .await;
+            match outcome {
+                // The connection or the transaction is gone: nothing of the batch
+                // can commit.
+                Err(error @ DbError::Unavailable(_)) => {
+                    unfinished.push(member);
+                    failed = Some(error);
+                    break;
+                }
+                outcome => retry.extend(settle_later(member, outcome, &mut done)),
+            }
+        }
+        conn = Arc::into_inner(shared)
+            .expect("the batch's store calls have returned")
+            .into_inner();
+        let committed = match failed {
+            Some(error) => Err(error),
+            None => conn.commit().await,
+        };
+        match committed {
+            Ok(()) => {
+                for (member, outcome) in done {
+                    let _ = member.reply.send(outcome);
+                }
+                retry
+            }
+            Err(error) => {
+                conn.rollback().await;
+                let everyone = done.into_iter().map(|(member, _)| member);
+                fail_all(
+                    everyone.chain(unfinished).chain(members).chain(retry),
+                    &error,
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Takes the turn's lock for the whole batch, once: PostgreSQL's organization row
+/// (the turn is the organization). SQLite's `BEGIN IMMEDIATE` already holds the only
+/// write lock, so its members need no row of their own. Whether the batch holds the
+/// lock.
+async fn lock_turn(conn: &mut AmbientConn, turn: &str) -> Result<bool, DbError> {
+    match conn {
+        AmbientConn::Postgres(c) => {
+            use crate::schema::pg::organizations;
+            use diesel::{ExpressionMethods as _, QueryDsl as _};
+            use diesel_async::RunQueryDsl as _;
+            let c = &mut **c;
+            Ok(lock_organization!(c, turn)? == 1)
+        }
+        AmbientConn::Sqlite(_) => Ok(true),
+    }
+}
+
+/// The member again, for another run, when `outcome` is a conflict with a
+/// concurrent unit of work and attempts remain.
+fn again(member: &Member, outcome: &Result<Registered, DbError>) -> bool {
+    match outcome {
+        Err(error) if is_retryable(error) && member.attempt < MAX_ATTEMPTS => {
+            tracing::debug!(attempt = member.attempt, %error, "registration raced another unit of work; running it again");
+            true
+        }
+        _ => false,
+    }
+}
+
+fn next_attempt(member: Member) -> Member {
+    Member {
+        attempt: member.attempt + 1,
+        ..member
+    }
+}
+
+/// A batch member's outcome: kept in `done` for after the commit, or the member
+/// back to run again.
+fn settle_later(
+    member: Member,
+    outcome: Result<Registered, DbError>,
+    done: &mut Vec<(Member, Result<Registered, DbError>)>,
+) -> Option<Member> {
+    if again(&member, &outcome) {
+        return Some(next_attempt(member));
+    }
+    done.push((member, outcome));
+    None
+}
+
+/// The answer to a member that ran alone, or the member back when it should run
+/// again.
+fn settle(member: Member, outcome: Result<Registered, DbError>) -> Option<Member> {
+    if again(&member, &outcome) {
+        return Some(next_attempt(member));
+    }
+    let _ = member.reply.send(outcome);
+    None
+}
+
+/// Tells every member that the batch did not commit.
+fn fail_all(members: impl IntoIterator<Item = Member>, error: &DbError) {
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        reason = format!("{reason}: {cause}");
+        source = cause.source();
+    }
+    for member in members {
+        let _ = member.reply.send(Err(DbError::Unavailable(
+            format!("the registration's batch did not commit: {reason}").into(),
+        )));
+    }
+}

@@ -1,0 +1,151 @@
+//! Group commit of register-sender, on every backend: registrations that queue up
+//! share one transaction, and the outcome is the one they would have had one by one.
+#![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{key, org, registration};
+use domain_core::DomainName;
+use domain_core::ports::store::{DomainStore, RegisterError};
+use store_diesel::Store;
+
+/// Registers every email of `emails` for `org` at once, from as many tasks, spread
+/// over the given stores; the outcomes in the order of `emails`.
+async fn all_at_once(
+    stores: &[Arc<Store>],
+    org: &domain_core::OrganizationId,
+    emails: &[String],
+) -> Vec<Result<bool, RegisterError>> {
+    let tasks: Vec<_> = emails
+        .iter()
+        .enumerate()
+        .map(|(i, email)| {
+            let store = Arc::clone(&stores[i % stores.len()]);
+            let reg = registration(org, email, None);
+            tokio::spawn(async move { store.register_sender(reg).await.map(|r| r.domain_created) })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_registrations_share_commits_and_end_as_if_run_one_by_one() {
+    on_every_backend!(|store, kind| {
+        let acme = org(&store, "Acme").await;
+        let other = org(&store, "Other").await;
+        store
+            .register_sender(registration(&acme, "first@example.com", Some(key("k1"))))
+            .await
+            .unwrap();
+        store
+            .register_sender(registration(&other, "first@other.example", Some(key("k2"))))
+            .await
+            .unwrap();
+        let before = store.group_commit_stats();
+
+        // 60 fresh senders, one email twice, one domain of another organization.
+        let mut emails: Vec<String> = (0..60).map(|i| format!("s{i}@example.com")).collect();
+        emails.insert(20, "twice@example.com".to_owned());
+        emails.insert(40, "twice@example.com".to_owned());
+        emails.insert(30, "intruder@other.example".to_owned());
+        let outcomes = all_at_once(std::slice::from_ref(&store), &acme, &emails).await;
+
+        let mut twice = Vec::new();
+        for (email, outcome) in emails.iter().zip(&outcomes) {
+            match email.as_str() {
+                "twice@example.com" => twice.push(outcome),
+                "intruder@other.example" => assert!(
+                    matches!(outcome, Err(RegisterError::DomainTaken)),
+                    "{kind:?}: {outcome:?}"
+                ),
+                _ => assert!(
+                    matches!(outcome, Ok(false)),
+                    "{kind:?}: {email}: {outcome:?}"
+                ),
+            }
+        }
+        assert_eq!(
+            twice.iter().filter(|o| o.is_ok()).count(),
+            1,
+            "{kind:?}: {twice:?}"
+        );
+        assert!(
+            twice
+                .iter()
+                .any(|o| matches!(o, Err(RegisterError::EmailTaken))),
+            "{kind:?}: {twice:?}"
+        );
+
+        // As if one by one: one active sender, the last one registered.
+        let detail = store
+            .domain_detail(&acme, &DomainName::parse("example.com").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(detail.senders.len(), 62, "{kind:?}");
+        let active: Vec<_> = detail.senders.iter().filter(|s| s.active).collect();
+        assert_eq!(active.len(), 1, "{kind:?}");
+        assert_eq!(
+            active[0].email,
+            detail.senders.last().unwrap().email,
+            "{kind:?}: the last one registered is the active one"
+        );
+        let intruded = store
+            .domain_detail(&other, &DomainName::parse("other.example").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(intruded.senders.len(), 1, "{kind:?}");
+
+        // They shared transactions: far fewer commits than registrations.
+        let after = store.group_commit_stats();
+        let registrations = after.registrations - before.registrations;
+        let batches = after.batches - before.batches;
+        assert_eq!(registrations, emails.len() as u64, "{kind:?}");
+        assert!(
+            batches * 2 <= registrations,
+            "{kind:?}: {batches} batches for {registrations} registrations"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_batching_one_organization_keep_one_active_sender() {
+    on_every_backend!(|store, kind, db| {
+        let second = Arc::new(db.store().await);
+        let acme = org(&store, "Acme").await;
+        store
+            .register_sender(registration(&acme, "first@example.com", Some(key("k1"))))
+            .await
+            .unwrap();
+
+        let emails: Vec<String> = (0..80).map(|i| format!("s{i}@example.com")).collect();
+        let outcomes = all_at_once(&[Arc::clone(&store), second], &acme, &emails).await;
+
+        for (email, outcome) in emails.iter().zip(&outcomes) {
+            assert!(
+                matches!(outcome, Ok(false)),
+                "{kind:?}: {email}: {outcome:?}"
+            );
+        }
+        let detail = store
+            .domain_detail(&acme, &DomainName::parse("example.com").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(detail.senders.len(), 81, "{kind:?}");
+        let active: Vec<_> = detail.senders.iter().filter(|s| s.active).collect();
+        assert_eq!(active.len(), 1, "{kind:?}");
+        assert_eq!(
+            active[0].email,
+            detail.senders.last().unwrap().email,
+            "{kind:?}: the last one registered is the active one"
+        );
+    });
+}
