@@ -191,11 +191,7 @@ impl Leader {
             };
             let (size, started) = (batch.len(), Instant::now());
             let retry = self.run_batch(batch).await;
-            tracing::warn!(
-                size,
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "GCBATCH"
-            );
+            tracing::debug!(size, elapsed = ?started.elapsed(), "ran a batch of registrations");
             if let Some(attempt) = retry.iter().map(|m| m.attempt).max() {
                 // Give the unit of work that won the race time to finish.
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
