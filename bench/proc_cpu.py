@@ -2,6 +2,9 @@
 """CPU used by processes that are not part of the benchmark, for scripts/bench.sh.
 
   proc_cpu.py snap FILE          record every process's CPU time (user+system)
+  proc_cpu.py watch COMM PID     "SECONDS": CPU used by processes named COMM while PID
+                                 runs, including ones that start and exit meanwhile
+                                 (pgbench's backends), sampled every 100 ms
   proc_cpu.py foreign FILE PID   "SECONDS PERCENT": CPU used since FILE by processes
                                  other than PID (the server), postgres, wrk and this
                                  script, and its share of the machine over that
@@ -39,7 +42,27 @@ def snapshot():
     return procs
 
 
+def watch(comm, pid):
+    """CPU seconds of processes named `comm` while `pid` lives: per process, the last
+    sample minus the first (zero for one that started after the first sample). A
+    process's last 100 ms before it exits can be missed."""
+    first = {p: v[1] for p, v in snapshot().items() if v[0] == comm}
+    last = dict(first)
+    while os.path.exists(f"/proc/{pid}"):
+        for p, v in snapshot().items():
+            if v[0] == comm:
+                last[p] = v[1]
+        time.sleep(0.1)
+    for p, v in snapshot().items():
+        if v[0] == comm:
+            last[p] = v[1]
+    return sum(ticks - first.get(p, 0) for p, ticks in last.items()) / TCK
+
+
 def main():
+    if sys.argv[1] == "watch":
+        print(f"{watch(sys.argv[2], sys.argv[3]):.3f}")
+        return
     if sys.argv[1] == "snap":
         json.dump({"at": time.monotonic(), "procs": snapshot()}, open(sys.argv[2], "w"))
     else:

@@ -32,7 +32,7 @@
 # new-domain requests at 1 connection, 100), BENCH_NOPOOL_BURST (200),
 # BENCH_NOPOOL_SERIAL (20), BENCH_MULTI_ORGS (organizations in the reuse-orgs
 # variant, 32), BENCH_SKIP_MICRO=1, BENCH_SKIP_FLOOD=1, BENCH_SKIP_WORKERS=1,
-# BENCH_BACKENDS ("sqlite postgres").
+# BENCH_BACKENDS ("sqlite postgres"), BENCH_BIN (a prebuilt binary to measure).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,7 +66,9 @@ OUT="$ROOT/bench/results/$STAMP"
 mkdir -p "$OUT"
 SCENARIOS="$OUT/scenarios.jsonl"
 : >"$SCENARIOS"
-BIN="$ROOT/target/release/domain-api"
+# BENCH_BIN: benchmark another build of the service (an earlier commit's, for a
+# before/after in one session) instead of building this tree's.
+BIN="${BENCH_BIN:-$ROOT/target/release/domain-api}"
 BENCH_TARGET="$ROOT/bench/target"
 LUA="$ROOT/bench/wrk/scenario.lua"
 CLK_TCK=$(getconf CLK_TCK)
@@ -179,7 +181,7 @@ start_server() {
     DOMAIN_API_DATABASE_URL="$DB_URL" \
     DOMAIN_API_MASTER_KEY="$MASTER_KEY" \
     DOMAIN_API_DNS_SERVERS=127.0.0.1:9 \
-    DOMAIN_API_NEW_DOMAINS_PER_MINUTE=1000000 \
+    DOMAIN_API_NEW_DOMAINS_PER_MINUTE=100000 \
     DOMAIN_API_MAX_DOMAINS_PER_ORG=10000000 \
     "${pool_env[@]}" \
     "$BIN" serve 2>"$OUT/server-$name.log" &
@@ -277,8 +279,10 @@ jq -n \
   | tee "$OUT/machine.json" >&2
 
 # ---------------------------------------------------------------- build
-log "build: cargo build --release -p domain-api"
-cargo build --release -p domain-api
+if [[ -z "${BENCH_BIN:-}" ]]; then
+  log "build: cargo build --release -p domain-api"
+  cargo build --release -p domain-api
+fi
 log "build: bench crate (CARGO_TARGET_DIR=bench/target)"
 CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release --manifest-path bench/Cargo.toml --bin empty-actix
 if [[ "${BENCH_SKIP_MICRO:-0}" != 1 ]]; then
@@ -349,19 +353,20 @@ new_pg_db() {
 pgbench_run() { # NAME SCRIPT CLIENTS URL
   local name=$1 script=$2 clients=$3 url=$4
   python3 bench/proc_cpu.py snap "$OUT/.procs.json"
-  local pg_before pg_after
-  pg_before=$(pg_ticks)
-  # `times` ends the report with the subshell's and pgbench's own CPU time.
+  # `times` ends the report with the subshell's and pgbench's own CPU time; the
+  # PostgreSQL backends pgbench opens exit with it, so their CPU is sampled meanwhile.
   ( pgbench -n -M prepared -c "$clients" -j "$THREADS" -T "$DURATION" -f "$script" \
-      -l --log-prefix="$OUT/pgbench-$name" "$url"; times ) >"$OUT/pgbench-$name.txt" 2>&1
-  pg_after=$(pg_ticks)
+      -l --log-prefix="$OUT/pgbench-$name" "$url"; times ) >"$OUT/pgbench-$name.txt" 2>&1 &
+  local pgbench_pid=$! pg_cpu_s
+  pg_cpu_s=$(python3 bench/proc_cpu.py watch postgres "$pgbench_pid")
+  wait "$pgbench_pid"
   local foreign foreign_pct
   read -r foreign foreign_pct < <(python3 bench/proc_cpu.py foreign "$OUT/.procs.json" 0 2>/dev/null)
-  python3 - "$name" "$clients" "$foreign" "$foreign_pct" "$(( pg_after - pg_before ))" "$CLK_TCK" "$OUT/pgbench-$name.txt" "$OUT"/pgbench-"$name".* >>"$SCENARIOS" <<'PY'
+  python3 - "$name" "$clients" "$foreign" "$foreign_pct" "$pg_cpu_s" "$OUT/pgbench-$name.txt" "$OUT"/pgbench-"$name".* >>"$SCENARIOS" <<'PY'
 import json, re, sys
 name, clients, foreign, foreign_pct = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-pg_ticks, clk_tck = int(sys.argv[5]), int(sys.argv[6])
-report, logs = sys.argv[7], [p for p in sys.argv[8:] if not p.endswith(".txt")]
+pg_cpu_s = float(sys.argv[5])
+report, logs = sys.argv[6], [p for p in sys.argv[7:] if not p.endswith(".txt")]
 text = open(report).read()
 # `times`: the last line is the children's (pgbench's) user and system time.
 m = re.findall(r"(\d+)m([0-9.]+)s (\d+)m([0-9.]+)s", text)
@@ -378,7 +383,7 @@ pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else None
 print(json.dumps({"scenario": "pgbench-" + name, "backend": "postgres", "mode": "pgbench", "connections": clients,
                   "requests": len(lat), "rps": tps, "failed": int(failed.group(1)) if failed else None,
                   "foreign_cpu_s": foreign, "foreign_cpu_pct": foreign_pct,
-                  "pg_cpu_ms_per_tx": 1000.0 * pg_ticks / clk_tck / len(lat) if lat else None,
+                  "pg_cpu_ms_per_tx": 1000.0 * pg_cpu_s / len(lat) if lat else None,
                   "client_cpu_ms_per_tx": 1000.0 * client_cpu_s / len(lat) if lat and client_cpu_s is not None else None,
                   "latency_ms": {"mean": sum(lat) / len(lat) if lat else None, "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": lat[-1] if lat else None}}))
 PY

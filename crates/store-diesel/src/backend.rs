@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
+use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 use domain_core::ports::BoxError;
 
 use crate::session::{self, SessionLimits};
@@ -345,6 +345,10 @@ pub(crate) fn unique_violation(error: &DbError) -> Option<UniqueTarget> {
     })
 }
 
+/// Attempts of a unit of work when a concurrent one got in the way (a unique index
+/// tripped by a racing insert, a serialization failure or a deadlock).
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
+
 /// Conflicts between concurrent units of work that a fresh attempt resolves: also a
 /// foreign key whose target a concurrent delete just removed, and [`DbError::Raced`].
 pub(crate) fn is_retryable(error: &DbError) -> bool {
@@ -365,6 +369,41 @@ pub(crate) fn is_retryable(error: &DbError) -> bool {
             unique_violation(error),
             Some(UniqueTarget::OneActiveSender | UniqueTarget::DomainName)
         ),
+    }
+}
+
+/// Opens a `BEGIN IMMEDIATE` transaction on `conn` (the write lock up front).
+pub(crate) async fn begin_immediate(conn: &mut SqliteConn) -> Result<(), DbError> {
+    conn.spawn_blocking(|c| {
+        diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+    })
+    .await?;
+    Ok(())
+}
+
+/// Ends the transaction [`begin_immediate`] opened: commits it after `result` is
+/// `Ok` (an error of the commit is the result then), rolls it back otherwise.
+pub(crate) async fn finish<R>(
+    conn: &mut SqliteConn,
+    result: Result<R, DbError>,
+) -> Result<R, DbError> {
+    type Manager = <SqliteConn as AsyncConnection>::TransactionManager;
+    match result {
+        Ok(value) => match Manager::commit_transaction(conn).await {
+            Ok(()) => Ok(value),
+            Err(error) => {
+                // A commit that failed leaves the transaction open (SQLITE_BUSY):
+                // roll it back so the pooled connection is clean.
+                let _ = Manager::rollback_transaction(conn).await;
+                Err(error.into())
+            }
+        },
+        Err(error) => {
+            if let Err(rollback) = Manager::rollback_transaction(conn).await {
+                tracing::warn!(%rollback, "could not roll back a SQLite transaction");
+            }
+            Err(error)
+        }
     }
 }
 
@@ -486,10 +525,10 @@ macro_rules! in_transaction {
                         _ => {
                             let mut pooled =
                                 pool.get().await.map_err($crate::backend::pool_error)?;
-                            match $crate::session::begin_immediate(&mut pooled).await {
+                            match $crate::backend::begin_immediate(&mut pooled).await {
                                 Ok(()) => {
                                     let result = work(&mut pooled).await;
-                                    $crate::session::finish(&mut pooled, result).await
+                                    $crate::backend::finish(&mut pooled, result).await
                                 }
                                 Err(error) => Err(error),
                             }

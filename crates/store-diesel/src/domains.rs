@@ -14,9 +14,8 @@ use domain_core::ports::store::{
 };
 use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
-use crate::backend::{Backend, DbError, in_transaction, is_retryable, with_conn};
+use crate::backend::{Backend, DbError, MAX_ATTEMPTS, in_transaction, is_retryable, with_conn};
 use crate::events::record_events;
-use crate::group_commit::MAX_ATTEMPTS;
 use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
 use crate::ownership::{admit, register_error};

@@ -39,17 +39,13 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::ambient::{self, AmbientConn};
-use crate::backend::{Backend, DbError, Pools, is_retryable};
+use crate::backend::{Backend, DbError, MAX_ATTEMPTS, Pools, is_retryable};
 use crate::domains::register_once;
 use crate::locks::lock_organization;
 use crate::writer::Writer;
 
 /// Members of one transaction at most: bounds how long the first waits for the last.
 pub(crate) const MAX_BATCH: usize = 64;
-
-/// Attempts of one registration when a concurrent unit of work got in the way (a
-/// unique index tripped by a racing insert, a serialization failure or a deadlock).
-pub(crate) const MAX_ATTEMPTS: u32 = 8;
 
 /// What the queues have done, for metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -14,9 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use diesel::ConnectionError;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
-
-use crate::backend::DbError;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 use diesel::SqliteConnection;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -24,41 +22,6 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 /// A SQLite connection driven from async code (diesel-async's blocking wrapper; its
 /// statements run in place on the writer's thread, `crate::writer`).
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection, crate::writer::Spawner>;
-
-/// Opens a `BEGIN IMMEDIATE` transaction on `conn` (the write lock up front).
-pub(crate) async fn begin_immediate(conn: &mut SqliteConn) -> Result<(), DbError> {
-    conn.spawn_blocking(|c| {
-        diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-    })
-    .await?;
-    Ok(())
-}
-
-/// Ends the transaction [`begin_immediate`] opened: commits it after `result` is
-/// `Ok` (an error of the commit is the result then), rolls it back otherwise.
-pub(crate) async fn finish<R>(
-    conn: &mut SqliteConn,
-    result: Result<R, DbError>,
-) -> Result<R, DbError> {
-    type Manager = <SqliteConn as AsyncConnection>::TransactionManager;
-    match result {
-        Ok(value) => match Manager::commit_transaction(conn).await {
-            Ok(()) => Ok(value),
-            Err(error) => {
-                // A commit that failed leaves the transaction open (SQLITE_BUSY):
-                // roll it back so the pooled connection is clean.
-                let _ = Manager::rollback_transaction(conn).await;
-                Err(error.into())
-            }
-        },
-        Err(error) => {
-            if let Err(rollback) = Manager::rollback_transaction(conn).await {
-                tracing::warn!(%rollback, "could not roll back a SQLite transaction");
-            }
-            Err(error)
-        }
-    }
-}
 
 /// Keepalive probes: after `idle` without traffic, one probe a second, three
 /// unanswered ones and the connection is dead.

@@ -34,6 +34,29 @@ async fn all_at_once(
     outcomes
 }
 
+/// `org` has `senders` senders on example.com, and the one registered last (by time,
+/// then id) is its only active sender: the outcome of running them one by one.
+async fn assert_last_registered_is_active(
+    store: &Store,
+    org: &domain_core::OrganizationId,
+    senders: usize,
+    kind: store_diesel::BackendKind,
+) {
+    let detail = store
+        .domain_detail(org, &DomainName::parse("example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.senders.len(), senders, "{kind:?}");
+    let active: Vec<_> = detail.senders.iter().filter(|s| s.active).collect();
+    assert_eq!(active.len(), 1, "{kind:?}");
+    assert_eq!(
+        active[0].email,
+        detail.senders.last().unwrap().email,
+        "{kind:?}: the last one registered is the active one"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn queued_registrations_share_commits_and_end_as_if_run_one_by_one() {
     on_every_backend!(|store, kind| {
@@ -83,19 +106,7 @@ async fn queued_registrations_share_commits_and_end_as_if_run_one_by_one() {
         );
 
         // As if one by one: one active sender, the last one registered.
-        let detail = store
-            .domain_detail(&acme, &DomainName::parse("example.com").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(detail.senders.len(), 62, "{kind:?}");
-        let active: Vec<_> = detail.senders.iter().filter(|s| s.active).collect();
-        assert_eq!(active.len(), 1, "{kind:?}");
-        assert_eq!(
-            active[0].email,
-            detail.senders.last().unwrap().email,
-            "{kind:?}: the last one registered is the active one"
-        );
+        assert_last_registered_is_active(&store, &acme, 62, kind).await;
         let intruded = store
             .domain_detail(&other, &DomainName::parse("other.example").unwrap())
             .await
@@ -134,18 +145,6 @@ async fn two_instances_batching_one_organization_keep_one_active_sender() {
                 "{kind:?}: {email}: {outcome:?}"
             );
         }
-        let detail = store
-            .domain_detail(&acme, &DomainName::parse("example.com").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(detail.senders.len(), 81, "{kind:?}");
-        let active: Vec<_> = detail.senders.iter().filter(|s| s.active).collect();
-        assert_eq!(active.len(), 1, "{kind:?}");
-        assert_eq!(
-            active[0].email,
-            detail.senders.last().unwrap().email,
-            "{kind:?}: the last one registered is the active one"
-        );
+        assert_last_registered_is_active(&store, &acme, 81, kind).await;
     });
 }
