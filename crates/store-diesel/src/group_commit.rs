@@ -140,8 +140,11 @@ impl GroupCommit {
         };
         if lead {
             let leader = Leader {
-                queues: Arc::clone(&self.queues),
-                turn: turn.to_owned(),
+                turn: Turn {
+                    queues: Arc::clone(&self.queues),
+                    name: turn.to_owned(),
+                    finished: false,
+                },
                 backend: backend.clone(),
             };
             match self.runtime(backend) {
@@ -165,21 +168,43 @@ impl Queues {
 
 /// Runs one turn's batches until its queue is empty.
 struct Leader {
-    queues: Arc<Queues>,
-    turn: String,
+    turn: Turn,
     backend: Backend,
 }
 
+/// A turn's queue, held by its leader. A leader that stops before its queue is empty
+/// (a panic in a batch, its runtime shutting down) takes the queue with it: the
+/// members still queued are answered "abandoned" (their reply channels close), and
+/// the next registration of the turn leads afresh. Otherwise they, and every later
+/// registration of the turn, would wait behind a leader that no longer runs.
+struct Turn {
+    queues: Arc<Queues>,
+    name: String,
+    /// The leader emptied the queue and removed it itself.
+    finished: bool,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.queues.lock().remove(&self.name);
+        }
+    }
+}
+
 impl Leader {
-    async fn run(self) {
+    async fn run(mut self) {
         loop {
             let batch: Vec<Member> = {
-                let mut waiting = self.queues.lock();
-                let Some(queue) = waiting.get_mut(&self.turn) else {
+                let turn = &mut self.turn;
+                let mut waiting = turn.queues.lock();
+                let Some(queue) = waiting.get_mut(&turn.name) else {
+                    turn.finished = true;
                     return;
                 };
                 if queue.is_empty() {
-                    waiting.remove(&self.turn);
+                    waiting.remove(&turn.name);
+                    turn.finished = true;
                     return;
                 }
                 let take = queue.len().min(MAX_BATCH);
@@ -191,8 +216,8 @@ impl Leader {
             if let Some(attempt) = retry.iter().map(|m| m.attempt).max() {
                 // Give the unit of work that won the race time to finish.
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
-                let mut waiting = self.queues.lock();
-                let queue = waiting.entry(self.turn.clone()).or_default();
+                let mut waiting = self.turn.queues.lock();
+                let queue = waiting.entry(self.turn.name.clone()).or_default();
                 for member in retry.into_iter().rev() {
                     queue.push_front(member);
                 }
@@ -222,8 +247,9 @@ impl Leader {
         if members.is_empty() {
             return Vec::new();
         }
-        self.queues.batches.fetch_add(1, Ordering::Relaxed);
-        self.queues
+        self.turn.queues.batches.fetch_add(1, Ordering::Relaxed);
+        self.turn
+            .queues
             .registrations
             .fetch_add(members.len() as u64, Ordering::Relaxed);
         if let [_] = members.as_slice() {
@@ -234,7 +260,7 @@ impl Leader {
 
         let opened = async {
             let mut conn = AmbientConn::open(&self.backend).await?;
-            let locked = lock_turn(&mut conn, &self.turn).await;
+            let locked = lock_turn(&mut conn, &self.turn.name).await;
             Ok::<_, DbError>((conn, locked))
         };
         let (mut conn, org_locked) = match opened.await {
@@ -371,5 +397,72 @@ fn fail_all(members: impl IntoIterator<Item = Member>, error: &DbError) {
         let _ = member.reply.send(Err(DbError::Unavailable(
             format!("the registration's batch did not commit: {reason}").into(),
         )));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain_core::ownership::{CreationLimits, ancestors};
+    use domain_core::ports::store::CreationRules;
+    use domain_core::{EmailAddress, OrganizationId};
+
+    use super::*;
+
+    fn member(reply: Reply) -> Member {
+        let email = EmailAddress::parse("a@example.com").expect("a valid address");
+        Member {
+            registration: SenderRegistration {
+                organization: OrganizationId::new("org"),
+                creation: CreationRules {
+                    ancestors: ancestors(email.domain()),
+                    limits: CreationLimits {
+                        max_domains: 1,
+                        per_minute: 1,
+                    },
+                    first_check_at: chrono::Utc::now(),
+                },
+                email,
+                reply_to: None,
+                new_key: None,
+                enable_inbound: false,
+            },
+            attempt: 1,
+            queued: Instant::now(),
+            reply,
+        }
+    }
+
+    #[test]
+    fn a_leader_that_stops_early_answers_its_queue_and_frees_the_turn() {
+        let queues = Arc::new(Queues::default());
+        let (reply, mut answer) = oneshot::channel();
+        queues
+            .lock()
+            .insert("org".to_owned(), VecDeque::from([member(reply)]));
+
+        // A leader unwinding (a panic in a batch) drops its turn unfinished.
+        drop(Turn {
+            queues: Arc::clone(&queues),
+            name: "org".to_owned(),
+            finished: false,
+        });
+
+        assert!(
+            matches!(answer.try_recv(), Err(oneshot::error::TryRecvError::Closed)),
+            "the queued member is answered (its reply channel is closed)"
+        );
+        assert!(
+            queues.lock().is_empty(),
+            "the next registration leads afresh"
+        );
+
+        // A leader that emptied its queue leaves the next leader's queue alone.
+        queues.lock().insert("org".to_owned(), VecDeque::new());
+        drop(Turn {
+            queues: Arc::clone(&queues),
+            name: "org".to_owned(),
+            finished: true,
+        });
+        assert!(queues.lock().contains_key("org"));
     }
 }
