@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use common::{key, org, registration};
 use domain_core::DomainName;
+use domain_core::lifecycle::EventType;
+use domain_core::ports::lifecycle::EventStore;
 use domain_core::ports::store::{DomainStore, RegisterError};
 use store_diesel::Store;
 
@@ -107,6 +109,23 @@ async fn queued_registrations_share_commits_and_end_as_if_run_one_by_one() {
 
         // As if one by one: one active sender, the last one registered.
         assert_last_registered_is_active(&store, &acme, 62, kind).await;
+        // A refused registration leaves no event behind; each of the 62 left two.
+        let events = store
+            .list_events(&acme, &common::all())
+            .await
+            .unwrap()
+            .items;
+        let registered = events
+            .iter()
+            .filter(|e| e.kind == EventType::SenderRegistered)
+            .count();
+        assert_eq!(registered, 62, "{kind:?}");
+        assert!(
+            events
+                .iter()
+                .all(|e| e.email.as_deref() != Some("intruder@other.example")),
+            "{kind:?}"
+        );
         let intruded = store
             .domain_detail(&other, &DomainName::parse("other.example").unwrap())
             .await
