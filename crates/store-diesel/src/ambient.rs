@@ -17,7 +17,7 @@ use domain_core::ports::idempotency::{
 };
 
 use crate::Store;
-use crate::backend::{Backend, DbError, Pools, SqliteConn, pool_error};
+use crate::backend::{Backend, DbError, Pools, SqliteConn, begin_immediate, pool_error};
 
 /// The connection of an ambient unit of work: one per idempotent request in flight,
 /// held in place (boxing the larger one buys nothing).
@@ -40,6 +40,15 @@ tokio::task_local! {
 /// The ambient unit of work of the running request, if any.
 pub(crate) fn current() -> Option<Ambient> {
     AMBIENT.try_with(Arc::clone).ok()
+}
+
+/// The ambient unit of work's connection, locked for one store call (`with_conn!`,
+/// `in_transaction!`); `None` outside one.
+pub(crate) async fn joined() -> Option<tokio::sync::OwnedMutexGuard<AmbientConn>> {
+    match current() {
+        Some(ambient) => Some(ambient.lock_owned().await),
+        None => None,
+    }
 }
 
 /// How many expired records one `begin` removes at most.
@@ -114,13 +123,7 @@ impl AmbientConn {
             }
             Pools::Sqlite(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
-                conn.spawn_blocking(|c| {
-                    diesel::connection::AnsiTransactionManager::begin_transaction_sql(
-                        c,
-                        "BEGIN IMMEDIATE",
-                    )
-                })
-                .await?;
+                begin_immediate(&mut conn).await?;
                 Ok(Self::Sqlite(conn))
             }
         }
@@ -236,7 +239,7 @@ struct Unit {
 #[async_trait(?Send)]
 impl UnitOfWork for Unit {
     async fn run<'a>(&'a mut self, work: Work<'a>) {
-        AMBIENT.scope(Arc::clone(&self.conn), work).await;
+        scope(Arc::clone(&self.conn), work).await;
     }
 
     async fn commit(self: Box<Self>, response: &StoredResponse) -> Result<(), InfraError> {

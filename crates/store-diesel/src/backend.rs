@@ -347,7 +347,19 @@ pub(crate) fn unique_violation(error: &DbError) -> Option<UniqueTarget> {
 
 /// Attempts of a unit of work when a concurrent one got in the way (a unique index
 /// tripped by a racing insert, a serialization failure or a deadlock).
-pub(crate) const MAX_ATTEMPTS: u32 = 8;
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Whether a unit of work that failed with `error` on its `attempt`-th run (from 1)
+/// runs again: a conflict with a concurrent one, and attempts left.
+pub(crate) fn runs_again(error: &DbError, attempt: u32) -> bool {
+    is_retryable(error) && attempt < MAX_ATTEMPTS
+}
+
+/// The pause before run `attempt + 1`: time for the unit of work that won the race
+/// to finish.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(u64::from(attempt) * 2)
+}
 
 /// Conflicts between concurrent units of work that a fresh attempt resolves: also a
 /// foreign key whose target a concurrent delete just removed, and [`DbError::Raced`].
@@ -415,16 +427,12 @@ pub(crate) async fn finish<R>(
 macro_rules! with_conn {
     ($backend:expr, |$conn:ident| $body:expr) => {{
         let backend: &$crate::backend::Backend = $backend;
-        let ambient = $crate::ambient::current();
         match &backend.pools {
             $crate::backend::Pools::Postgres(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::pg::*;
                 async {
-                    let mut joined = match &ambient {
-                        Some(ambient) => Some(ambient.lock().await),
-                        None => None,
-                    };
+                    let mut joined = $crate::ambient::joined().await;
                     let mut pooled;
                     let started = std::time::Instant::now();
                     let $conn: &mut diesel_async::AsyncPgConnection = match joined.as_deref_mut() {
@@ -445,10 +453,7 @@ macro_rules! with_conn {
                 #[allow(unused_imports)]
                 use $crate::schema::sqlite::*;
                 async {
-                    let mut joined = match &ambient {
-                        Some(ambient) => Some(ambient.lock().await),
-                        None => None,
-                    };
+                    let mut joined = $crate::ambient::joined().await;
                     let mut pooled;
                     let started = std::time::Instant::now();
                     let $conn: &mut $crate::backend::SqliteConn = match joined.as_deref_mut() {
@@ -477,16 +482,12 @@ macro_rules! with_conn {
 macro_rules! in_transaction {
     ($backend:expr, |$conn:ident| $body:expr) => {{
         let backend: &$crate::backend::Backend = $backend;
-        let ambient = $crate::ambient::current();
         match &backend.pools {
             $crate::backend::Pools::Postgres(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::pg::*;
                 async {
-                    let mut joined = match &ambient {
-                        Some(ambient) => Some(ambient.lock().await),
-                        None => None,
-                    };
+                    let mut joined = $crate::ambient::joined().await;
                     let mut pooled;
                     let started = std::time::Instant::now();
                     let conn: &mut diesel_async::AsyncPgConnection = match joined.as_deref_mut()
@@ -512,10 +513,7 @@ macro_rules! in_transaction {
                 #[allow(unused_imports)]
                 use $crate::schema::sqlite::*;
                 async {
-                    let mut joined = match &ambient {
-                        Some(ambient) => Some(ambient.lock().await),
-                        None => None,
-                    };
+                    let mut joined = $crate::ambient::joined().await;
                     let started = std::time::Instant::now();
                     let work = async |$conn: &mut $crate::backend::SqliteConn| -> Result<_, $crate::backend::DbError> { $body };
                     let result = match joined.as_deref_mut() {

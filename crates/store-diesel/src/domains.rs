@@ -1,8 +1,6 @@
 //! DomainStore port: domain reads (always with the active key) and the
 //! register-sender unit of work, which records its events in the same transaction.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -14,7 +12,7 @@ use domain_core::ports::store::{
 };
 use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
-use crate::backend::{Backend, DbError, MAX_ATTEMPTS, in_transaction, is_retryable, with_conn};
+use crate::backend::{Backend, DbError, backoff, in_transaction, runs_again, with_conn};
 use crate::events::record_events;
 use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
@@ -326,9 +324,9 @@ impl Store {
         let mut attempt = 1;
         loop {
             match register_once(&self.backend, reg, false).await {
-                Err(error) if is_retryable(&error) && attempt < MAX_ATTEMPTS => {
+                Err(error) if runs_again(&error, attempt) => {
                     tracing::debug!(attempt, %error, "register-sender raced another unit of work; retrying");
-                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                    tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
                 }
                 result => return result.map_err(register_error),

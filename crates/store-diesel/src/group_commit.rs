@@ -32,14 +32,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use domain_core::ports::store::{Registered, SenderRegistration};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::ambient::{self, AmbientConn};
-use crate::backend::{Backend, DbError, MAX_ATTEMPTS, Pools, is_retryable};
+use crate::backend::{Backend, DbError, Pools, backoff, runs_again};
 use crate::domains::register_once;
 use crate::locks::lock_organization;
 use crate::writer::Writer;
@@ -215,7 +215,7 @@ impl Leader {
             tracing::debug!(size, elapsed = ?started.elapsed(), "ran a batch of registrations");
             if let Some(attempt) = retry.iter().map(|m| m.attempt).max() {
                 // Give the unit of work that won the race time to finish.
-                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                tokio::time::sleep(backoff(attempt)).await;
                 let mut waiting = self.turn.queues.lock();
                 let queue = waiting.entry(self.turn.name.clone()).or_default();
                 for member in retry.into_iter().rev() {
@@ -258,19 +258,17 @@ impl Leader {
             return settle(member, outcome).into_iter().collect();
         }
 
-        let opened = async {
-            let mut conn = AmbientConn::open(&self.backend).await?;
-            let locked = lock_turn(&mut conn, &self.turn.name).await;
-            Ok::<_, DbError>((conn, locked))
-        };
-        let (mut conn, org_locked) = match opened.await {
-            Ok((conn, Ok(locked))) => (conn, locked),
-            Ok((mut conn, Err(error))) => {
-                conn.rollback().await;
+        let mut conn = match AmbientConn::open(&self.backend).await {
+            Ok(conn) => conn,
+            Err(error) => {
                 fail_all(members, &error);
                 return Vec::new();
             }
+        };
+        let org_locked = match lock_turn(&mut conn, &self.turn.name).await {
+            Ok(locked) => locked,
             Err(error) => {
+                conn.rollback().await;
                 fail_all(members, &error);
                 return Vec::new();
             }
@@ -346,7 +344,7 @@ async fn lock_turn(conn: &mut AmbientConn, turn: &str) -> Result<bool, DbError> 
 /// concurrent unit of work and attempts remain.
 fn again(member: &Member, outcome: &Result<Registered, DbError>) -> bool {
     match outcome {
-        Err(error) if is_retryable(error) && member.attempt < MAX_ATTEMPTS => {
+        Err(error) if runs_again(error, member.attempt) => {
             tracing::debug!(attempt = member.attempt, %error, "registration raced another unit of work; running it again");
             true
         }
