@@ -7,7 +7,7 @@ use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, dev::Payload, web};
 use domain_core::OrganizationId;
 
 use crate::AppState;
@@ -51,12 +51,18 @@ fn record_org(organization: &OrganizationId) {
 
 type OrgFuture = Pin<Box<dyn Future<Output = Result<OrganizationId, ApiError>>>>;
 
-/// The organization of the request's API token headers (a lookup).
+/// The organization of the request's API token headers: a lookup the first time,
+/// then kept on the request, so the idempotency middleware, which needs the caller
+/// before the handler runs, and the handler's extractor share one lookup.
 pub(crate) fn token_org(req: &HttpRequest) -> OrgFuture {
+    if let Some(AuthenticatedOrg(organization)) = req.extensions().get::<AuthenticatedOrg>() {
+        return Box::pin(ready(Ok(organization.clone())));
+    }
     let state = state(req);
     let operation = operation(req);
     let access = header(req, ACCESS_TOKEN_HEADER);
     let secret = header(req, SECRET_TOKEN_HEADER);
+    let req = req.clone();
     Box::pin(async move {
         let organization = state?
             .authenticate
@@ -64,6 +70,8 @@ pub(crate) fn token_org(req: &HttpRequest) -> OrgFuture {
             .await
             .map_err(|error| ApiError::Auth(error, operation))?;
         record_org(&organization);
+        req.extensions_mut()
+            .insert(AuthenticatedOrg(organization.clone()));
         Ok(organization)
     })
 }
@@ -150,5 +158,40 @@ impl FromRequest for OrgOrDashboard {
         }
         let organization = token_org(req);
         Box::pin(async move { organization.await.map(Self) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::test::TestRequest;
+    use domain_core::ports::credentials::MockCredentials;
+    use domain_core::usecases::authenticate::Authenticate;
+
+    use super::*;
+    use crate::routes::test_app::Mocks;
+
+    #[tokio::test]
+    async fn a_request_looks_its_tokens_up_once() {
+        let mut credentials = MockCredentials::new();
+        credentials
+            .expect_organization_for()
+            .times(1)
+            .returning(|_| Ok(Some(OrganizationId::new("org-a"))));
+        let mut state = Mocks::new().state();
+        state.authenticate = Authenticate::new(Arc::new(credentials));
+        let req = TestRequest::default()
+            .insert_header((ACCESS_TOKEN_HEADER, "acc-a"))
+            .insert_header((SECRET_TOKEN_HEADER, "sec-a"))
+            .app_data(web::Data::new(state))
+            .to_http_request();
+
+        // The idempotency middleware asks first, the handler's extractor after it.
+        let first = token_org(&req).await.expect("authenticated");
+        let again = token_org(&req).await.expect("authenticated");
+
+        assert_eq!(first, again);
+        assert_eq!(first.as_str(), "org-a");
     }
 }

@@ -194,7 +194,7 @@ pub(crate) fn method_not_allowed(
 }
 
 #[cfg(test)]
-mod test_app;
+pub(crate) mod test_app;
 
 #[cfg(test)]
 mod domain_tests;
