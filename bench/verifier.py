@@ -60,6 +60,17 @@ class Zone(BaseResolver):
         return reply
 
 
+def serve(zone):
+    """Serves `zone` on 127.0.0.1, UDP and TCP, at a free port: (port, servers)."""
+    port = free_port()
+    quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
+    servers = [DNSServer(zone, address="127.0.0.1", port=port, tcp=tcp, logger=quiet)
+               for tcp in (False, True)]
+    for server in servers:
+        server.start_thread()
+    return port, servers
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,12 +103,7 @@ def main():
     args = parser.parse_args()
 
     zone = Zone()
-    dns_port = free_port()
-    quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-    servers = [DNSServer(zone, address="127.0.0.1", port=dns_port, tcp=tcp, logger=quiet)
-               for tcp in (False, True)]
-    for server in servers:
-        server.start_thread()
+    dns_port, servers = serve(zone)
 
     tmp = tempfile.mkdtemp(prefix="verifier-bench-")
     addr_file = os.path.join(tmp, "addr")

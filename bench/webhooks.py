@@ -37,10 +37,8 @@ import tempfile
 import threading
 import time
 
-from dnslib.server import DNSLogger, DNSServer
-
 import flood  # bench/flood.py: postgres_database, start_server
-from verifier import MASTER_KEY, Zone, free_port
+from verifier import MASTER_KEY, Zone, serve
 from verifier import http as api
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -224,12 +222,7 @@ def main():
     args = parser.parse_args()
 
     zone = Zone()
-    dns_port = free_port()
-    quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-    servers = [DNSServer(zone, address="127.0.0.1", port=dns_port, tcp=tcp, logger=quiet)
-               for tcp in (False, True)]
-    for server in servers:
-        server.start_thread()
+    dns_port, servers = serve(zone)
     try:
         result = {
             "backend": args.backend,
