@@ -24,9 +24,21 @@ use crate::config::SenderSettings;
 const OUTBOX_REFRESH: Duration = Duration::from_secs(5);
 
 /// How often finished deliveries past their retention are pruned, and how many at
-/// most each time (short transactions; a backlog goes in a few rounds).
+/// most each time (short transactions). A batch that comes back full means more are
+/// due: the next round of the dispatcher prunes again, so a backlog goes at up to a
+/// batch a round instead of a batch every ten minutes.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 const PRUNE_BATCH: usize = 1000;
+
+/// When to prune again after a round that pruned `pruned` deliveries at `now`: at
+/// once after a full batch (more are due), else after [`PRUNE_EVERY`].
+fn next_prune_after(pruned: usize, now: Instant) -> Instant {
+    if pruned >= PRUNE_BATCH {
+        now
+    } else {
+        now + PRUNE_EVERY
+    }
+}
 
 /// The outbox as last read, for the metrics scrape.
 #[derive(Debug, Default)]
@@ -68,7 +80,7 @@ impl Sender {
             settings,
             in_flight: HashMap::new(),
             backlog: HashMap::new(),
-            last_prune: None,
+            next_prune: Instant::now(),
             tasks: JoinSet::new(),
             owners: HashMap::new(),
             last_reading: None,
@@ -104,7 +116,8 @@ struct Dispatcher {
     in_flight: HashMap<OrganizationId, usize>,
     /// Leased deliveries of organizations that had no free slot: sent as theirs free.
     backlog: HashMap<OrganizationId, VecDeque<DueDelivery>>,
-    last_prune: Option<Instant>,
+    /// When to prune next ([`next_prune_after`]).
+    next_prune: Instant,
     tasks: JoinSet<()>,
     /// Whose delivery each task sends, so a slot is given back even if a task panics.
     owners: HashMap<tokio::task::Id, OrganizationId>,
@@ -228,19 +241,26 @@ impl Dispatcher {
     }
 
     async fn prune(&mut self) {
-        if self.last_prune.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+        let now = Instant::now();
+        if now < self.next_prune {
             return;
         }
-        self.last_prune = Some(Instant::now());
-        match self
+        let pruned = match self
             .deliver
             .prune(self.settings.retention, PRUNE_BATCH)
             .await
         {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "pruned finished webhook deliveries"),
-            Err(error) => tracing::warn!(%error, "could not prune webhook deliveries"),
-        }
+            Ok(0) => 0,
+            Ok(pruned) => {
+                tracing::info!(pruned, "pruned finished webhook deliveries");
+                pruned
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not prune webhook deliveries");
+                0
+            }
+        };
+        self.next_prune = next_prune_after(pruned, now);
     }
 
     async fn refresh_outbox(&mut self) {
@@ -255,5 +275,18 @@ impl Dispatcher {
             Ok(stats) => self.outbox.set(stats),
             Err(error) => tracing::warn!(%error, "could not read the webhook outbox"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_prune_batch_prunes_again_on_the_next_round() {
+        let now = Instant::now();
+        assert_eq!(next_prune_after(PRUNE_BATCH, now), now);
+        assert_eq!(next_prune_after(PRUNE_BATCH - 1, now), now + PRUNE_EVERY);
+        assert_eq!(next_prune_after(0, now), now + PRUNE_EVERY);
     }
 }
