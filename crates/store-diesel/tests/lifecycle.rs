@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use chrono::{DateTime, TimeZone as _, Utc};
+use chrono::{DateTime, Days, TimeDelta, Utc};
 use common::{all, key, registration};
 use domain_core::lifecycle::{DomainStatus, Event, EventType, KeyState, NewEvent, Page};
 use domain_core::ports::admin::Administration;
@@ -26,9 +26,16 @@ fn selector(value: &str) -> Selector {
     Selector::new(value).unwrap()
 }
 
-/// A whole-second time (both backends store it exactly).
+/// A whole-second time (both backends store it exactly), `hour` hours after midnight
+/// of the day after tomorrow. The store stamps a domain's first key with the real
+/// time, so the times a test passes must come after it on any date the suite runs:
+/// a fixed calendar date stops being "later" once the calendar passes it.
 fn at(hour: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0).unwrap()
+    static BASE: LazyLock<DateTime<Utc>> = LazyLock::new(|| {
+        let day = Utc::now().date_naive() + Days::new(2);
+        day.and_hms_opt(0, 0, 0).unwrap().and_utc()
+    });
+    *BASE + TimeDelta::hours(i64::from(hour))
 }
 
 /// A check at `hour` that changes no key and leaves the domain pending.
