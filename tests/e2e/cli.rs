@@ -222,7 +222,10 @@ async fn master_key_rotation_reseals_every_key_under_the_new_key() {
         ]);
 
         assert!(ok, "{kind:?}: {stderr}");
-        assert_eq!(stdout.trim(), r#"{"resealed":2,"webhookSecrets":1}"#);
+        assert_eq!(
+            stdout.trim(),
+            r#"{"resealed":2,"webhookSecrets":1,"answers":0}"#
+        );
         assert!(
             !stderr.contains(&new_key) && !stderr.contains(&old_key),
             "no key is printed"

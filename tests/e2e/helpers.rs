@@ -2,13 +2,15 @@
 //! driven over real HTTP. Logs go to a file in the app's temp dir (echoed when
 //! `TEST_LOG` is set) so tests can also check what the server wrote.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use store_diesel::BackendKind;
 use store_diesel::test_support::TestDatabase;
+
+use crate::fault_proxy::FaultProxy;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_domain-api");
 
@@ -24,7 +26,7 @@ pub struct TestApp {
 }
 
 /// An HTTP answer: status, content type, body.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
     pub content_type: String,
@@ -86,6 +88,63 @@ pub async fn spawn_app_with(kind: BackendKind, options: Options) -> TestApp {
     app
 }
 
+/// Starts the binary on a fresh PostgreSQL database whose link goes through a
+/// [`FaultProxy`]: `DOMAIN_API_DATABASE_URL` names the proxy's 127.0.0.1 port instead
+/// of the server's host and port. The schema is migrated over a direct connection
+/// first, so no fault can catch a migration half-way; faults are the test's to
+/// inject once this returns (the app is healthy, nothing is faulted yet).
+///
+/// # Panics
+/// When `DOMAIN_API_TEST_POSTGRES_URL` is not set, or its host and port cannot be
+/// read (a Unix socket, say).
+pub async fn spawn_app_through_proxy(options: Options) -> (TestApp, FaultProxy) {
+    let db = TestDatabase::new(BackendKind::Postgres).await;
+    drop(db.store().await);
+    let (target, _) = host_port(&db.url);
+    let target = target
+        .to_socket_addrs()
+        .unwrap_or_else(|e| panic!("resolve the PostgreSQL server {target}: {e}"))
+        .find(SocketAddr::is_ipv4)
+        .unwrap_or_else(|| panic!("no IPv4 address for the PostgreSQL server {target}"));
+    let proxy = FaultProxy::start(target);
+    let url = with_host_port(&db.url, proxy.addr());
+    let mut app = start(BackendKind::Postgres, &url, options, Some(db));
+    app.wait_healthy();
+    (app, proxy)
+}
+
+/// The `host:port` of a `postgres://user:password@host:port/db?…` URL (port 5432
+/// when none is given) and the byte range it spans in `url`.
+fn host_port(url: &str) -> (String, std::ops::Range<usize>) {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
+    let start = url[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    let authority = &url[start..end];
+    assert!(
+        !authority.is_empty() && !authority.contains(','),
+        "the PostgreSQL URL must name one host (not a socket or a list): {authority:?}"
+    );
+    // `[::1]:5432`, `[::1]`, `host:5432`, `host`
+    let has_port = match authority.rfind(']') {
+        Some(bracket) => authority[bracket..].contains(':'),
+        None => authority.contains(':'),
+    };
+    let host_port = if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:5432")
+    };
+    (host_port, start..end)
+}
+
+/// `url` with its `host:port` replaced by `addr`.
+fn with_host_port(url: &str, addr: SocketAddr) -> String {
+    let (_, range) = host_port(url);
+    format!("{}{addr}{}", &url[..range.start], &url[range.end..])
+}
+
 /// A second process on the same database as `other` (same master key).
 pub fn spawn_sibling(other: &TestApp) -> TestApp {
     spawn_sibling_with(other, &[])
@@ -94,6 +153,17 @@ pub fn spawn_sibling(other: &TestApp) -> TestApp {
 /// A second process on the same database as `other`, with `overrides` on top of its
 /// settings.
 pub fn spawn_sibling_with(other: &TestApp, overrides: &[(&str, &str)]) -> TestApp {
+    spawn_sibling_under(other, overrides, &[])
+}
+
+/// Like [`spawn_sibling_with`], with the binary started under `wrapper`: a command
+/// and its arguments that ends by running the command line it is given last (the
+/// binary), e.g. `prlimit --fsize=N --` or `unshare --mount -- sh -c '…; exec "$@"' sh`.
+pub fn spawn_sibling_under(
+    other: &TestApp,
+    overrides: &[(&str, &str)],
+    wrapper: &[&str],
+) -> TestApp {
     let mut env: Vec<(String, String)> = other
         .env
         .iter()
@@ -108,12 +178,22 @@ pub fn spawn_sibling_with(other: &TestApp, overrides: &[(&str, &str)]) -> TestAp
     );
     let options = Options { env };
     let url = other.env_value("DOMAIN_API_DATABASE_URL").to_owned();
-    let mut app = start(other.kind, &url, options, None);
+    let mut app = start_under(other.kind, &url, options, None, wrapper);
     app.wait_healthy();
     app
 }
 
 fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase>) -> TestApp {
+    start_under(kind, url, options, db, &[])
+}
+
+fn start_under(
+    kind: BackendKind,
+    url: &str,
+    options: Options,
+    db: Option<TestDatabase>,
+    wrapper: &[&str],
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let addr_file = dir.path().join("addr");
     // Port 0: the kernel picks a free port and the server reports it in the file, so
@@ -158,7 +238,7 @@ fn start(kind: BackendKind, url: &str, options: Options, db: Option<TestDatabase
         env.push((k, v));
     }
     let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-    let mut child = command(&env, dir.path().to_path_buf())
+    let mut child = command_under(wrapper, &env, dir.path().to_path_buf())
         .stdout(Stdio::null())
         .stderr(if std::env::var_os("TEST_LOG").is_some() {
             Stdio::inherit()
@@ -207,7 +287,19 @@ pub fn bound_addr(child: &mut Child, addr_file: &Path, dir: &Path) -> SocketAddr
 }
 
 fn command(env: &[(String, String)], cwd: PathBuf) -> Command {
-    let mut command = Command::new(BIN);
+    command_under(&[], env, cwd)
+}
+
+/// The binary's command line, under `wrapper` when it is not empty.
+fn command_under(wrapper: &[&str], env: &[(String, String)], cwd: PathBuf) -> Command {
+    let mut command = match wrapper {
+        [] => Command::new(BIN),
+        [program, args @ ..] => {
+            let mut command = Command::new(program);
+            command.args(args).arg(BIN);
+            command
+        }
+    };
     command.current_dir(cwd).env_clear();
     if let Some(path) = std::env::var_os("PATH") {
         command.env("PATH", path);
@@ -368,7 +460,8 @@ impl TestApp {
     }
 }
 
-fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
+/// Reads `response` whole into an [`Answer`].
+pub fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
     let status = response.status().as_u16();
     let headers: Vec<(String, String)> = response
         .headers()
@@ -436,4 +529,29 @@ pub fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).unwrap();
     (head, String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn the_proxied_url_keeps_everything_but_host_and_port() {
+    let proxy: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+    for (url, host, proxied) in [
+        (
+            "postgres://u:p@127.0.0.1:5432/db?sslmode=disable",
+            "127.0.0.1:5432",
+            "postgres://u:p@127.0.0.1:40001/db?sslmode=disable",
+        ),
+        (
+            "postgres://u:p%40x@localhost/db",
+            "localhost:5432",
+            "postgres://u:p%40x@127.0.0.1:40001/db",
+        ),
+        (
+            "postgresql://[::1]:6543/db",
+            "[::1]:6543",
+            "postgresql://127.0.0.1:40001/db",
+        ),
+    ] {
+        assert_eq!(host_port(url).0, host, "{url}");
+        assert_eq!(with_host_port(url, proxy), proxied, "{url}");
+    }
 }

@@ -1,17 +1,18 @@
 //! `Idempotency-Key` on every `POST`, `PATCH` and `DELETE` under `/api/v1`: the same
 //! key with the same request replays the first answer (`Idempotent-Replayed: true`),
 //! with another request answers 422, while the first runs answers 409. A new request
-//! runs inside the store's unit of work for the key, which keeps the answer in the
-//! same transaction as the change; a 5xx keeps nothing. Without the header nothing
-//! changes.
+//! takes its key first (a request that cannot is answered 503 and does not run),
+//! runs inside the store's unit of work for the key, whose first write opens the
+//! transaction that keeps the answer with the change; a 5xx keeps nothing and frees
+//! the key. Without the header nothing changes.
 
 use actix_web::body::{BoxBody, MessageBody, to_bytes};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage as _, HttpResponse, ResponseError, web};
 use domain_core::OrganizationId;
-use domain_core::ports::idempotency::{Begun, IdempotencyKey, StoredResponse};
+use domain_core::ports::idempotency::{Begun, IdempotencyKey, RegistrationAnswer, StoredResponse};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -50,9 +51,12 @@ pub async fn guard(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    // A request nobody can be found for is not guarded: its route answers 401.
-    let Some(organization) = caller(&req, &state).await else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+    // A request nobody can be found for is not guarded: its route answers 401. One
+    // whose caller cannot be looked up now cannot take its key, and does not run.
+    let organization = match caller(&req, &state).await {
+        Ok(Some(organization)) => organization,
+        Ok(None) => return Ok(next.call(req).await?.map_into_boxed_body()),
+        Err(failure) => return Ok(req.into_response(failure.error_response())),
     };
     let body = match tokio::time::timeout(state.body_timeout, req.extract::<web::Bytes>()).await {
         Ok(Ok(body)) => body,
@@ -94,10 +98,15 @@ pub async fn guard(
             Ok(req.into_response(ApiError::IdempotencyInProgress.error_response()))
         }
         Begun::Fresh(mut unit) => {
+            let answer = RegistrationAnswer::default();
+            req.extensions_mut().insert(answer.clone());
             let mut outcome = None;
-            unit.run(Box::pin(async {
-                outcome = Some(next.call(req).await);
-            }))
+            unit.run(
+                answer,
+                Box::pin(async {
+                    outcome = Some(next.call(req).await);
+                }),
+            )
             .await;
             let response = match outcome {
                 Some(Ok(response)) => response,
@@ -152,8 +161,15 @@ pub async fn guard(
 }
 
 /// The caller of a guarded request: API tokens, or on `PATCH` (the inbound toggle,
-/// which takes it) a dashboard JWT alone.
-async fn caller(req: &ServiceRequest, state: &AppState) -> Option<OrganizationId> {
+/// which takes it) a dashboard JWT alone; `None` for credentials that name nobody.
+///
+/// # Errors
+/// The route's answer when the tokens could not be looked up (the store is
+/// unavailable): the key cannot be taken, so the request must not run.
+async fn caller(
+    req: &ServiceRequest,
+    state: &AppState,
+) -> Result<Option<OrganizationId>, ApiError> {
     let http = req.request();
     let has_tokens = http
         .headers()
@@ -162,14 +178,42 @@ async fn caller(req: &ServiceRequest, state: &AppState) -> Option<OrganizationId
             .headers()
             .contains_key(crate::auth::SECRET_TOKEN_HEADER);
     if has_tokens {
-        return crate::auth::token_org(http).await.ok();
+        return match crate::auth::token_org(http).await {
+            Ok(organization) => Ok(Some(organization)),
+            Err(failure) if failure.status_code().is_server_error() => Err(failure),
+            Err(_) => Ok(None),
+        };
     }
     if *req.method() == Method::PATCH {
-        let secret = state.jwt.as_ref()?;
-        let token = crate::auth::bearer(http)?;
-        return crate::auth::verify_bearer(secret, token).ok();
+        let verified = state
+            .jwt
+            .as_ref()
+            .zip(crate::auth::bearer(http))
+            .and_then(|(secret, token)| crate::auth::verify_bearer(secret, token).ok());
+        return Ok(verified);
     }
-    None
+    Ok(None)
+}
+
+/// A response as kept for replay, when it is whole in memory and not a 5xx (which
+/// is never kept).
+pub(crate) fn stored(response: HttpResponse) -> Option<StoredResponse> {
+    if response.status().is_server_error() {
+        return None;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let status = response.status().as_u16();
+    let body = response.into_body().try_into_bytes().ok()?;
+    Some(StoredResponse {
+        status,
+        content_type,
+        body: body.to_vec(),
+    })
 }
 
 /// SHA-256 of method, path with query, and body, each length-prefixed.
@@ -181,4 +225,62 @@ fn fingerprint(req: &ServiceRequest, body: &[u8]) -> Vec<u8> {
         context.update(part);
     }
     context.finish().as_ref().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::test::{TestRequest, call_service, init_service};
+    use actix_web::{App, middleware};
+    use domain_core::ports::InfraError;
+    use domain_core::ports::credentials::MockCredentials;
+    use domain_core::usecases::authenticate::Authenticate;
+
+    use super::*;
+    use crate::routes::test_app::{Mocks, as_org_a, org_a};
+
+    /// A keyed request whose caller cannot be looked up (the pool is exhausted, the
+    /// database resets) cannot take its key, so it must not run: before, it ran
+    /// unguarded, its handler's own lookup succeeded a moment later, and a retry of
+    /// the same key ran it a second time.
+    #[tokio::test]
+    async fn a_keyed_request_that_cannot_take_its_key_does_not_run() {
+        let mut credentials = MockCredentials::new();
+        credentials
+            .expect_organization_for()
+            .times(1)
+            .returning(|_| Err(InfraError::Unavailable("pool timed out".into())));
+        credentials
+            .expect_organization_for()
+            .returning(|_| Ok(Some(org_a())));
+        // The store has no expectation: any call of generate's fails the test.
+        let mut state = Mocks::new().state();
+        state.authenticate = Authenticate::new(Arc::new(credentials));
+        let app = init_service(
+            App::new()
+                .app_data(web::Data::new(state))
+                .configure(crate::routes::configure)
+                .wrap(middleware::from_fn(guard)),
+        )
+        .await;
+
+        let request = as_org_a(
+            TestRequest::post()
+                .uri("/api/v1/emails/domains/generate")
+                .insert_header(("Content-Type", "application/json"))
+                .insert_header((KEY_HEADER, "order-1"))
+                .set_payload(r#"{"email":"x@example.com"}"#),
+        );
+        let response = call_service(&app, request.to_request()).await;
+
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap_or_default()),
+            Some("1")
+        );
+    }
 }

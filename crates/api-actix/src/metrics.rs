@@ -20,7 +20,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub use dns::MeteredDns;
-pub use gauges::{DbPoolGauges, Gauges, KeyPoolGauges, OutboxGauges};
+pub use gauges::{DbErrorCounters, DbPoolGauges, Gauges, KeyPoolGauges, OutboxGauges};
 use labels::{DnsLabels, DnsTypeLabels, MethodLabel, OutcomeLabels, RequestLabels, RouteLabels};
 
 /// Upper bounds (seconds) of the latency buckets.
@@ -238,6 +238,7 @@ mod tests {
             key_pool: Some(KeyPoolGauges::default()),
             db_pool: Some(DbPoolGauges::default()),
             outbox: Some(OutboxGauges::default()),
+            db_errors: Some(DbErrorCounters::default()),
         });
         for (name, kind) in [
             ("domain_api_http_requests_total", "counter"),
@@ -255,6 +256,7 @@ mod tests {
             ("domain_api_db_pool_waiting", "gauge"),
             ("domain_api_register_batches_total", "counter"),
             ("domain_api_register_batched_total", "counter"),
+            ("domain_api_db_errors_total", "counter"),
             ("domain_api_webhook_outbox_depth", "gauge"),
             ("domain_api_webhook_outbox_oldest_age_seconds", "gauge"),
             ("domain_api_webhook_deliveries_total", "counter"),
@@ -290,6 +292,7 @@ mod tests {
                 pending: 12,
                 oldest_age_seconds: 7.5,
             }),
+            db_errors: None,
         });
         assert!(text.contains("domain_api_key_pool_depth 3"));
         assert!(text.contains("domain_api_webhook_outbox_depth 12"));
@@ -297,5 +300,42 @@ mod tests {
         assert!(text.contains("domain_api_db_pool_connections{state=\"in_use\"} 1"));
         assert!(text.contains("domain_api_db_pool_connections{state=\"idle\"} 3"));
         assert!(text.contains("domain_api_register_batched_total 9"));
+    }
+
+    #[test]
+    fn renders_every_kind_of_database_error_zeros_included() {
+        let text = Metrics::default().render(Gauges {
+            db_errors: Some(DbErrorCounters {
+                disk_full: 3,
+                connection: 1,
+                ..DbErrorCounters::default()
+            }),
+            ..Gauges::default()
+        });
+
+        assert!(
+            text.contains("# HELP domain_api_db_errors_total "),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE domain_api_db_errors_total counter\n"),
+            "{text}"
+        );
+        for (kind, count) in [
+            ("connection", 1),
+            ("timeout", 0),
+            ("shutdown", 0),
+            ("disk_full", 3),
+            ("io", 0),
+            ("resources", 0),
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "domain_api_db_errors_total{{kind=\"{kind}\"}} {count}\n"
+                )),
+                "{kind} in:\n{text}"
+            );
+        }
+        assert_eq!(text.matches("domain_api_db_errors_total{").count(), 6);
     }
 }

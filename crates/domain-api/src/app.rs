@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use api_actix::metrics::{DbPoolGauges, Gauges, KeyPoolGauges, MeteredDns, Metrics, OutboxGauges};
+use api_actix::metrics::{
+    DbErrorCounters, DbPoolGauges, Gauges, KeyPoolGauges, MeteredDns, Metrics, OutboxGauges,
+};
 use api_actix::{AppState, Probes};
 use async_trait::async_trait;
 use dns_hickory::{DnsConfig, HickoryDns};
@@ -21,7 +23,7 @@ use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::background::CheckDueDomains;
 use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
-use domain_core::usecases::idempotency::GuardRetries;
+use domain_core::usecases::idempotency::{GuardRetries, PruneExpiredAnswers};
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
@@ -29,10 +31,13 @@ use domain_core::usecases::sign::SignMessage;
 use domain_core::usecases::validate::ValidateDomain;
 use domain_core::usecases::verify::VerifyDomain;
 use domain_core::usecases::webhooks::{DeliverWebhooks, DeliverySettings, ManageWebhooks};
-use keys_rsa::{KeyPool, RingWebhookSecrets, RsaDkimSigner, RsaKeyGenerator, Sealer};
+use keys_rsa::{
+    KeyPool, RingAnswerSealer, RingWebhookSecrets, RsaDkimSigner, RsaKeyGenerator, Sealer,
+};
 use store_diesel::{Store, StoreConfig};
 
 use crate::config::Config;
+use crate::janitor::Janitor;
 use crate::verifier::Verifier;
 use crate::webhook_sender::{OutboxReading, Sender};
 
@@ -45,15 +50,24 @@ struct AdapterProbes {
     clock: Arc<dyn Clock>,
 }
 
+/// How long `/readyz` waits for the database: a probe must answer in time even
+/// while the database does not.
+const READY_WITHIN: Duration = Duration::from_secs(1);
+
 #[async_trait]
 impl Probes for AdapterProbes {
     async fn ready(&self) -> Result<(), BoxError> {
-        self.store.ping().await.map_err(Into::into)
+        // A probe answers within its own second, whatever the store's deadlines.
+        match tokio::time::timeout(READY_WITHIN, self.store.ping()).await {
+            Ok(pinged) => pinged.map_err(Into::into),
+            Err(_) => Err(format!("the database did not answer within {READY_WITHIN:?}").into()),
+        }
     }
 
     fn gauges(&self) -> Gauges {
         let db = self.store.pool_status();
         let batched = self.store.group_commit_stats();
+        let errors = self.store.db_error_counts();
         Gauges {
             key_pool: self.key_pool.as_ref().map(|pool| {
                 let stats = pool.stats();
@@ -79,6 +93,14 @@ impl Probes for AdapterProbes {
                 oldest_age_seconds: stats.oldest.map_or(0.0, |oldest| {
                     (self.clock.now() - oldest).as_seconds_f64().max(0.0)
                 }),
+            }),
+            db_errors: Some(DbErrorCounters {
+                connection: errors.connection,
+                timeout: errors.timeout,
+                shutdown: errors.shutdown,
+                disk_full: errors.disk_full,
+                io: errors.io,
+                resources: errors.resources,
             }),
         }
     }
@@ -135,7 +157,8 @@ pub async fn keys(config: &Config) -> anyhow::Result<ManageKeys> {
     Ok(ManageKeys::new(
         store,
         sealer.clone(),
-        Arc::new(RingWebhookSecrets::new(sealer)),
+        Arc::new(RingWebhookSecrets::new(sealer.clone())),
+        Arc::new(RingAnswerSealer::new(sealer)),
     ))
 }
 
@@ -162,6 +185,7 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         .context("Failed to load the master key")?;
     let sealer = Arc::new(Sealer::new(&master_key));
     let webhook_secrets = Arc::new(RingWebhookSecrets::new(Arc::clone(&sealer)));
+    let answer_sealer = Arc::new(RingAnswerSealer::new(Arc::clone(&sealer)));
     let dns = HickoryDns::new(&DnsConfig {
         servers: config.dns_servers.clone(),
         timeout: config.dns_timeout,
@@ -231,7 +255,13 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
     let outbox = Arc::new(OutboxReading::default());
     let state = AppState {
         authenticate: Authenticate::new(store.clone()),
-        idempotency: GuardRetries::new(store.clone(), clock.clone(), config.idempotency_ttl),
+        idempotency: GuardRetries::new(
+            store.clone(),
+            answer_sealer,
+            clock.clone(),
+            config.idempotency_ttl,
+            config.idempotency_lease,
+        ),
         webhooks: ManageWebhooks::new(
             store.clone(),
             webhook_secrets,
@@ -287,6 +317,7 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         key_pool,
         checks,
         deliveries,
+        prune_answers: PruneExpiredAnswers::new(store.clone(), clock),
         queue: store,
         outbox,
     })
@@ -301,6 +332,8 @@ pub struct Built {
     pub deliveries: DeliverWebhooks,
     pub queue: Arc<Store>,
     pub outbox: Arc<OutboxReading>,
+    /// Expired Idempotency-Key answers, removed by the janitor.
+    pub prune_answers: PruneExpiredAnswers,
 }
 
 /// Migrates, then serves HTTP until SIGINT/SIGTERM.
@@ -316,6 +349,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         deliveries,
         queue,
         outbox,
+        prune_answers,
     } = build_state(&config, store)?;
     if let Some(pool) = &key_pool {
         // Ends with the runtime; never holds up shutdown (see main).
@@ -335,6 +369,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let verifier = config
         .verifier
         .map(|settings| Verifier::start(checks, Arc::clone(&state.metrics), settings));
+    let janitor = Janitor::start(prune_answers);
     let sender = config.webhooks.sender.map(|settings| {
         Sender::start(
             deliveries,
@@ -350,6 +385,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("Failed to start the HTTP server")?
         .await
         .context("HTTP server failed");
+    janitor.stop().await;
     if let Some(verifier) = verifier {
         verifier.stop(Duration::from_secs(10)).await;
     }

@@ -273,11 +273,12 @@ async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> a
     let count = keys
         .reseal_all(
             new_sealer.clone(),
-            Arc::new(keys_rsa::RingWebhookSecrets::new(new_sealer)),
+            Arc::new(keys_rsa::RingWebhookSecrets::new(new_sealer.clone())),
+            Arc::new(keys_rsa::RingAnswerSealer::new(new_sealer)),
         )
         .await
-        .context("Failed to re-seal the DKIM keys and webhook secrets; nothing was changed")?;
-    let (keys_count, secrets) = (count.keys, count.webhook_secrets);
+        .context("Failed to re-seal the DKIM keys, webhook secrets and kept answers; nothing was changed")?;
+    let (keys_count, secrets, answers) = (count.keys, count.webhook_secrets, count.answers);
     match staged {
         Some((staged, path)) => {
             std::fs::rename(&staged, &path).with_context(|| {
@@ -288,16 +289,16 @@ async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> a
                 )
             })?;
             eprintln!(
-                "domain-api: re-sealed {keys_count} DKIM key(s) and {secrets} webhook secret(s); {} now holds the new master key",
+                "domain-api: re-sealed {keys_count} DKIM key(s), {secrets} webhook secret(s) and {answers} kept answer(s); {} now holds the new master key",
                 path.display()
             );
         }
         None => eprintln!(
-            "domain-api: re-sealed {keys_count} DKIM key(s) and {secrets} webhook secret(s). Set DOMAIN_API_MASTER_KEY to the new key before starting any instance."
+            "domain-api: re-sealed {keys_count} DKIM key(s), {secrets} webhook secret(s) and {answers} kept answer(s). Set DOMAIN_API_MASTER_KEY to the new key before starting any instance."
         ),
     }
     print_line(&format!(
-        r#"{{"resealed":{keys_count},"webhookSecrets":{secrets}}}"#
+        r#"{{"resealed":{keys_count},"webhookSecrets":{secrets},"answers":{answers}}}"#
     ))
 }
 

@@ -107,6 +107,10 @@ pub struct Config {
     /// How long an `Idempotency-Key`'s answer is replayed (`DOMAIN_API_IDEMPOTENCY_TTL`,
     /// default `24h`).
     pub idempotency_ttl: Duration,
+    /// How long a running keyed request holds its key before a retry may take it
+    /// over (`DOMAIN_API_IDEMPOTENCY_LEASE`, default `30s`): what a crashed
+    /// instance's keys wait.
+    pub idempotency_lease: Duration,
 }
 
 /// Where the master key comes from.
@@ -386,6 +390,17 @@ impl Config {
             "DOMAIN_API_IDEMPOTENCY_TTL",
             domain_core::usecases::idempotency::DEFAULT_TTL,
         )?;
+        let idempotency_lease = std_duration(
+            &get,
+            "DOMAIN_API_IDEMPOTENCY_LEASE",
+            domain_core::usecases::idempotency::DEFAULT_LEASE,
+        )?;
+        if idempotency_lease < Duration::from_secs(1) {
+            return Err(invalid(
+                "DOMAIN_API_IDEMPOTENCY_LEASE",
+                "must be at least 1s",
+            ));
+        }
 
         Ok(Self {
             bind,
@@ -412,6 +427,7 @@ impl Config {
             dkim_keys,
             webhooks,
             idempotency_ttl,
+            idempotency_lease,
         })
     }
 

@@ -6,6 +6,7 @@ mod app;
 mod cli;
 mod config;
 mod durations;
+mod janitor;
 mod logging;
 mod verifier;
 mod webhook_sender;

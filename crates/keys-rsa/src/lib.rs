@@ -2,6 +2,7 @@
 //! master key by AES-256-GCM (`ring`), each bound to its domain; DkimSigner port on
 //! `mail-auth`, opening those keys to sign messages.
 
+mod answers;
 mod generator;
 mod master_key;
 mod pool;
@@ -11,6 +12,7 @@ mod signer;
 mod vault;
 mod webhook_secrets;
 
+pub use answers::RingAnswerSealer;
 pub use generator::{RsaKeyGenerator, generate_key_blocking};
 pub use master_key::{MasterKey, MasterKeyError};
 pub use pool::{KeyPool, PoolStats};

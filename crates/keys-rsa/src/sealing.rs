@@ -153,6 +153,40 @@ impl Sealer {
     }
 }
 
+/// Associated data of a kept Idempotency-Key answer: bound to its organization and
+/// key, so a sealed answer copied to another key's row does not open.
+fn answer_aad(organization: &str, key: &str) -> Vec<u8> {
+    format!("domain-api idempotency v1 {organization}\0{key}").into_bytes()
+}
+
+impl Sealer {
+    /// Seals the body of a kept Idempotency-Key answer.
+    ///
+    /// # Errors
+    /// [`SealError::Seal`] when the RNG or the cipher fails.
+    pub fn seal_answer(
+        &self,
+        organization: &str,
+        key: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        Ok(self.seal_with(&answer_aad(organization, key), body)?.0)
+    }
+
+    /// Opens the body of a kept Idempotency-Key answer.
+    ///
+    /// # Errors
+    /// As [`Sealer::open`].
+    pub fn open_answer(
+        &self,
+        organization: &str,
+        key: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        self.open_with(&answer_aad(organization, key), &SealedKey(sealed.to_vec()))
+    }
+}
+
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Sealer(<redacted>)")

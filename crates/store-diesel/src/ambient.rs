@@ -1,116 +1,137 @@
-//! The ambient unit of work of an idempotent request (IdempotencyStore port): one
-//! pooled connection holding an open transaction, set in a task-local while the
-//! request runs. Every `with_conn!`/`in_transaction!` made by the request joins it
-//! (nested transactions become savepoints), and the key's answer is written in the
-//! same transaction before it commits: a change and the record that replays it
-//! commit together or not at all.
+//! The ambient unit of work (IdempotencyStore port), and Idempotency-Key in phases.
+//!
+//! An ambient unit of work is a transaction that the store calls of one task join
+//! (`with_conn!`, `in_transaction!`; nested transactions become savepoints), set in a
+//! task-local: a batch of registrations (`group_commit`), open from the start; or a
+//! keyed request, opened by its **first write**, so that the reads and the network
+//! work before it (DNS, a webhook's address) hold no transaction, no connection and
+//! no SQLite write lock.
+//!
+//! A keyed request's life:
+//! 1. **take** — one statement of its own (an upsert) records the key as running,
+//!    with a lease and a random holder; or finds an answer to replay, another
+//!    request's answer, or a holder still running. A key whose answer expired, or
+//!    whose holder's lease ran out (it crashed), is taken afresh.
+//! 2. **run** — with no transaction open until the request writes.
+//! 3. **keep** — the answer is written over the running record, checked against the
+//!    holder, in the transaction of the change, which then commits: a change that
+//!    commits is always replayable, one that does not never is. A registration keeps
+//!    it in its own savepoint of a group-commit batch instead (`domains`). A 5xx
+//!    rolls the change back and frees the key.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use domain_core::ports::InfraError;
 use domain_core::ports::idempotency::{
-    Begun, Guarded, IdempotencyStore, StoredResponse, UnitOfWork, Work,
+    Begun, Guarded, IdempotencyStore, KeptAnswers, RegistrationAnswer, StoredResponse, UnitOfWork,
+    Work,
 };
+use ring::rand::SecureRandom as _;
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::Store;
-use crate::backend::{Backend, DbError, Pools, SqliteConn, begin_immediate, pool_error};
+use crate::backend::{
+    Backend, DbError, Pools, SqliteConn, begin_immediate, bounded, pool_error, with_conn,
+};
 
-/// The connection of an ambient unit of work: one per idempotent request in flight,
-/// held in place (boxing the larger one buys nothing).
+/// The connection of an ambient unit of work, held in place (boxing the larger one
+/// buys nothing).
 #[expect(
     clippy::large_enum_variant,
-    reason = "one per request, never moved around"
+    reason = "one per unit of work, never moved around"
 )]
 pub(crate) enum AmbientConn {
     Postgres(Object<AsyncPgConnection>),
     Sqlite(Object<SqliteConn>),
 }
 
-/// Shared by the request's store calls, one at a time.
-pub(crate) type Ambient = Arc<tokio::sync::Mutex<AmbientConn>>;
-
-tokio::task_local! {
-    static AMBIENT: Ambient;
+/// A unit of work that store calls join.
+pub(crate) struct Ambient {
+    conn: Arc<Mutex<Option<AmbientConn>>>,
+    /// Opens the transaction at the first write (a keyed request); `None`: it was
+    /// open from the start (a batch).
+    opens: Option<Backend>,
+    /// A call on the connection ran past its deadline: the connection is in an
+    /// unknown state and is dropped, never committed or returned to the pool.
+    poisoned: AtomicBool,
+    /// The keyed request this unit of work belongs to.
+    pub(crate) claim: Option<Arc<KeyClaim>>,
 }
 
-/// The ambient unit of work of the running request, if any.
-pub(crate) fn current() -> Option<Ambient> {
+tokio::task_local! {
+    static AMBIENT: Arc<Ambient>;
+}
+
+/// The ambient unit of work of the running task, if any.
+pub(crate) fn current() -> Option<Arc<Ambient>> {
     AMBIENT.try_with(Arc::clone).ok()
 }
 
-/// The ambient unit of work's connection, locked for one store call (`with_conn!`,
-/// `in_transaction!`); `None` outside one.
-pub(crate) async fn joined() -> Option<tokio::sync::OwnedMutexGuard<AmbientConn>> {
-    match current() {
-        Some(ambient) => Some(ambient.lock_owned().await),
-        None => None,
+/// The ambient connection, locked for one store call.
+pub(crate) type Joined = OwnedMappedMutexGuard<Option<AmbientConn>, AmbientConn>;
+
+/// The ambient unit of work's connection, locked for one store call: `None` outside
+/// one, and for a read (`write` false) of a keyed request that has not written yet,
+/// which goes to the pool. A keyed request's first write opens its transaction.
+///
+/// # Errors
+/// [`DbError`] when the transaction cannot be opened.
+pub(crate) async fn joined(write: bool) -> Result<Option<Joined>, DbError> {
+    let Some(ambient) = current() else {
+        return Ok(None);
+    };
+    let mut conn = Arc::clone(&ambient.conn).lock_owned().await;
+    if conn.is_none() {
+        match (&ambient.opens, write) {
+            (Some(backend), true) => *conn = Some(AmbientConn::open(backend).await?),
+            _ => return Ok(None),
+        }
+    }
+    Ok(OwnedMutexGuard::try_map(conn, Option::as_mut).ok())
+}
+
+/// Marks the running task's unit of work as poisoned (a call on it overran its
+/// deadline).
+pub(crate) fn poison_current() {
+    if let Some(ambient) = current() {
+        AtomicBool::store(&ambient.poisoned, true, Ordering::Relaxed);
     }
 }
 
-/// How many expired records one `begin` removes at most.
-const PRUNE_BATCH: i64 = 16;
-
-/// A kept answer: fingerprint, status, content type, body.
-type KeptRow = (Vec<u8>, i32, String, Vec<u8>);
-
-/// Looks the key up on `$conn` (inside the opened transaction) and removes a few
-/// expired records; evaluates to `Result<Option<KeptRow>, DbError>`.
-macro_rules! look_up {
-    ($conn:ident, $guarded:expr) => {
-        async {
-            let guarded: &Guarded = $guarded;
-            let org = guarded.organization.as_str();
-            let expired: Vec<(String, String)> = idempotency_keys::table
-                .filter(idempotency_keys::expires_at.le(guarded.now))
-                .select((idempotency_keys::organization_id, idempotency_keys::key))
-                .limit(PRUNE_BATCH)
-                .load(&mut *$conn)
-                .await?;
-            for (organization, key) in &expired {
-                diesel::delete(idempotency_keys::table.find((organization, key)))
-                    .execute(&mut *$conn)
-                    .await?;
-            }
-            Ok::<_, DbError>(
-                idempotency_keys::table
-                    .find((org, guarded.key.as_str()))
-                    .filter(idempotency_keys::expires_at.gt(guarded.now))
-                    .select((
-                        idempotency_keys::fingerprint,
-                        idempotency_keys::status,
-                        idempotency_keys::content_type,
-                        idempotency_keys::body,
-                    ))
-                    .first::<KeptRow>(&mut *$conn)
-                    .await
-                    .optional()?,
-            )
-        }
-        .await
-    };
-}
-
-fn found(guarded: &Guarded, kept: Option<KeptRow>) -> Option<Begun> {
-    let (fingerprint, status, content_type, body) = kept?;
-    Some(if fingerprint == guarded.fingerprint {
-        Begun::Replay(StoredResponse {
-            status: u16::try_from(status).unwrap_or(500),
-            content_type,
-            body,
+impl Ambient {
+    /// A batch's unit of work, on a connection whose transaction is open.
+    pub(crate) fn open_now(conn: AmbientConn) -> Arc<Self> {
+        Arc::new(Self {
+            conn: Arc::new(Mutex::new(Some(conn))),
+            opens: None,
+            poisoned: AtomicBool::new(false),
+            claim: None,
         })
-    } else {
-        Begun::Mismatch
-    })
+    }
+
+    /// The connection back, once the unit's store calls have returned: `None` when
+    /// none was opened, or when a call overran its deadline (the connection is then
+    /// dropped here, not returned to the pool).
+    pub(crate) async fn take(&self) -> Option<AmbientConn> {
+        let conn = self.conn.lock().await.take()?;
+        if AtomicBool::load(&self.poisoned, Ordering::Relaxed) {
+            conn.discard();
+            return None;
+        }
+        Some(conn)
+    }
 }
 
 impl AmbientConn {
     /// A pooled connection with a transaction opened on it: PostgreSQL's `BEGIN`,
     /// SQLite's `BEGIN IMMEDIATE` (the write lock up front, as every SQLite unit of
-    /// work takes it).
+    /// work takes it). Bounded by the store call that opens it.
     pub(crate) async fn open(backend: &Backend) -> Result<Self, DbError> {
         match &backend.pools {
             Pools::Postgres(pool) => {
@@ -129,170 +150,419 @@ impl AmbientConn {
         }
     }
 
-    /// Commits the transaction.
-    pub(crate) async fn commit(&mut self) -> Result<(), DbError> {
-        match self {
-            Self::Postgres(c) => {
-                <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
-                    &mut **c,
-                )
-                .await?;
-            }
-            Self::Sqlite(c) => {
-                <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(&mut **c)
+    /// Commits the transaction within `backend`'s deadline; on failure rolls it
+    /// back, and drops a connection that did not answer.
+    pub(crate) async fn commit(mut self, backend: &Backend) -> Result<(), DbError> {
+        let committed = bounded(backend.deadline(), async {
+            match &mut self {
+                Self::Postgres(c) => {
+                    <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
+                        &mut **c,
+                    )
                     .await?;
+                }
+                Self::Sqlite(c) => {
+                    <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(
+                        &mut **c,
+                    )
+                    .await?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match committed {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.rollback(backend).await;
+                Err(error)
             }
         }
-        Ok(())
     }
 
-    /// Rolls the transaction back; a failure is logged (the pool then discards a
-    /// connection whose transaction manager is broken).
-    pub(crate) async fn rollback(&mut self) {
-        let rolled_back = match self {
-            Self::Postgres(c) => {
-                <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(
-                    &mut **c,
-                )
-                .await
+    /// Rolls the transaction back within `backend`'s deadline; a connection that
+    /// fails to (or does not answer) is dropped, not returned to the pool.
+    pub(crate) async fn rollback(mut self, backend: &Backend) {
+        let rolled_back = bounded(backend.deadline(), async {
+            match &mut self {
+                Self::Postgres(c) => {
+                    <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(
+                        &mut **c,
+                    )
+                    .await?;
+                }
+                Self::Sqlite(c) => {
+                    <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(
+                        &mut **c,
+                    )
+                    .await?;
+                }
             }
-            Self::Sqlite(c) => {
-                <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(&mut **c)
-                    .await
-            }
-        };
+            Ok(())
+        })
+        .await;
         if let Err(error) = rolled_back {
-            tracing::warn!(%error, "could not roll back a unit of work's transaction");
+            tracing::warn!(%error, "could not roll back a unit of work's transaction; its connection is dropped");
+            self.discard();
+        }
+    }
+
+    /// Drops the connection without a word to the server (its transaction ends
+    /// with it), never returning it to the pool.
+    pub(crate) fn discard(self) {
+        match self {
+            Self::Postgres(c) => drop(Object::take(c)),
+            Self::Sqlite(c) => drop(Object::take(c)),
         }
     }
 }
 
-/// Runs `work` with `conn` as the ambient unit of work: every store call in it joins
-/// that transaction.
-pub(crate) async fn scope<F: Future>(conn: Ambient, work: F) -> F::Output {
-    AMBIENT.scope(conn, work).await
+/// Runs `work` with `ambient` as the task's unit of work: every store call in it
+/// joins that transaction.
+pub(crate) async fn scope<F: Future>(ambient: Arc<Ambient>, work: F) -> F::Output {
+    AMBIENT.scope(ambient, work).await
+}
+
+/// A keyed request's hold on its key.
+pub(crate) struct KeyClaim {
+    pub(crate) organization: String,
+    pub(crate) key: String,
+    /// Random, per take: only this holder can keep an answer or free the key.
+    pub(crate) holder: Vec<u8>,
+    /// How the request answers a registration, for a batch that keeps it.
+    pub(crate) answer: RegistrationAnswer,
+    /// A registration of the request kept the answer already, and its batch
+    /// committed.
+    pub(crate) kept: AtomicBool,
+}
+
+impl KeyClaim {
+    pub(crate) fn mark_kept(&self) {
+        AtomicBool::store(&self.kept, true, Ordering::Relaxed);
+    }
+}
+
+/// The keyed request running in this task, if any.
+pub(crate) fn claim() -> Option<Arc<KeyClaim>> {
+    current().and_then(|ambient| ambient.claim.clone())
+}
+
+/// Whether this task's keyed request has opened its transaction (written).
+pub(crate) async fn has_written() -> bool {
+    match current() {
+        Some(ambient) => ambient.conn.lock().await.is_some(),
+        None => false,
+    }
+}
+
+/// Writes `$response` over the running record of `$claim` on `$conn`; evaluates to
+/// `Result<(), DbError>`, [`DbError::LeaseLost`] when another request took the key
+/// meanwhile (its lease ran out). Expands inside a `with_conn!`/`in_transaction!`
+/// body.
+macro_rules! keep_answer {
+    ($conn:ident, $claim:expr, $response:expr) => {
+        async {
+            let claim: &$crate::ambient::KeyClaim = $claim;
+            let response: &domain_core::ports::idempotency::StoredResponse = $response;
+            let kept = diesel::update(
+                idempotency_keys::table
+                    .find((claim.organization.as_str(), claim.key.as_str()))
+                    .filter(idempotency_keys::holder.eq(&claim.holder))
+                    .filter(idempotency_keys::status.is_null()),
+            )
+            .set((
+                idempotency_keys::status.eq(Some(i32::from(response.status))),
+                idempotency_keys::content_type.eq(Some(&response.content_type)),
+                idempotency_keys::body.eq(Some(&response.body)),
+                idempotency_keys::holder.eq(None::<Vec<u8>>),
+                idempotency_keys::lease_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+            ))
+            .execute(&mut *$conn)
+            .await?;
+            if kept == 1 {
+                Ok::<(), $crate::backend::DbError>(())
+            } else {
+                Err($crate::backend::DbError::LeaseLost)
+            }
+        }
+        .await
+    };
+}
+pub(crate) use keep_answer;
+
+/// A kept or running record: fingerprint, status (none while running), content
+/// type, body.
+type Found = (Vec<u8>, Option<i32>, Option<String>, Option<Vec<u8>>);
+
+fn found(guarded: &Guarded, row: Found) -> Begun {
+    let (fingerprint, status, content_type, body) = row;
+    if fingerprint != guarded.fingerprint {
+        return Begun::Mismatch;
+    }
+    match (status, content_type, body) {
+        (Some(status), Some(content_type), Some(body)) => Begun::Replay(StoredResponse {
+            status: u16::try_from(status).unwrap_or(500),
+            content_type,
+            body,
+        }),
+        _ => Begun::InProgress,
+    }
+}
+
+/// Takes the key (an upsert that succeeds only on a new key, an expired answer or a
+/// lapsed lease), else reads what holds it; evaluates to
+/// `Result<Option<Begun>, DbError>`, `None` when taken. Expands inside a
+/// `with_conn!` body.
+macro_rules! take_key {
+    ($conn:ident, $guarded:expr, $holder:expr) => {
+        async {
+            let guarded: &Guarded = $guarded;
+            let org = guarded.organization.as_str();
+            let key = guarded.key.as_str();
+            let now = guarded.now;
+            let upsert = diesel::insert_into(idempotency_keys::table)
+                .values((
+                    idempotency_keys::organization_id.eq(org),
+                    idempotency_keys::key.eq(key),
+                    idempotency_keys::fingerprint.eq(&guarded.fingerprint),
+                    idempotency_keys::holder.eq(Some($holder)),
+                    idempotency_keys::lease_until.eq(Some(guarded.lease_until)),
+                    idempotency_keys::created_at.eq(now),
+                    idempotency_keys::expires_at.eq(guarded.expires_at),
+                ))
+                .on_conflict((idempotency_keys::organization_id, idempotency_keys::key))
+                .do_update()
+                .set((
+                    idempotency_keys::fingerprint.eq(&guarded.fingerprint),
+                    idempotency_keys::holder.eq(Some($holder)),
+                    idempotency_keys::lease_until.eq(Some(guarded.lease_until)),
+                    idempotency_keys::status.eq(None::<i32>),
+                    idempotency_keys::content_type.eq(None::<String>),
+                    idempotency_keys::body.eq(None::<Vec<u8>>),
+                    idempotency_keys::created_at.eq(now),
+                    idempotency_keys::expires_at.eq(guarded.expires_at),
+                ));
+            // `ON CONFLICT … DO UPDATE … WHERE`: only an expired answer or a lapsed
+            // lease is taken over.
+            let taken: Option<Vec<u8>> = diesel::query_dsl::methods::FilterDsl::filter(
+                upsert,
+                idempotency_keys::expires_at
+                    .le(now)
+                    .or(idempotency_keys::status
+                        .is_null()
+                        .and(idempotency_keys::lease_until.le(now))),
+            )
+            .returning(idempotency_keys::fingerprint)
+            .get_result(&mut *$conn)
+            .await
+            .optional()?;
+            if taken.is_some() {
+                return Ok::<_, DbError>(None);
+            }
+            let row: Option<Found> = idempotency_keys::table
+                .find((org, key))
+                .select((
+                    idempotency_keys::fingerprint,
+                    idempotency_keys::status,
+                    idempotency_keys::content_type,
+                    idempotency_keys::body,
+                ))
+                .first(&mut *$conn)
+                .await
+                .optional()?;
+            // Gone between the two statements (pruned): another take decides.
+            Ok(Some(
+                row.map_or(Begun::InProgress, |row| found(guarded, row)),
+            ))
+        }
+        .await
+    };
+}
+
+/// A random holder id for one take.
+fn new_holder() -> Result<Vec<u8>, DbError> {
+    let mut holder = vec![0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut holder)
+        .map_err(|_| DbError::Aborted("the system random number generator failed".into()))?;
+    Ok(holder)
 }
 
 #[async_trait(?Send)]
 impl IdempotencyStore for Store {
     async fn begin(&self, guarded: &Guarded) -> Result<Begun, InfraError> {
-        let mut conn = AmbientConn::open(&self.backend).await?;
-        let opened: Result<Option<Begun>, DbError> = match &mut conn {
-            AmbientConn::Postgres(c) => {
-                use crate::schema::pg::*;
-                async {
-                    // A concurrent request with the same key holds this lock until it
-                    // commits: answer "in progress" rather than wait for it.
-                    let free: bool = diesel::select(
-                        diesel::dsl::sql::<diesel::sql_types::Bool>(
-                            "pg_try_advisory_xact_lock(hashtextextended(",
-                        )
-                        .bind::<diesel::sql_types::Text, _>(format!(
-                            "idempotency:{}:{}",
-                            guarded.organization.as_str(),
-                            guarded.key.as_str()
-                        ))
-                        .sql(", 7))"),
-                    )
-                    .get_result(&mut **c)
-                    .await?;
-                    if !free {
-                        return Ok(Some(Begun::InProgress));
-                    }
-                    let c = &mut **c;
-                    let kept = look_up!(c, guarded)?;
-                    Ok(found(guarded, kept))
-                }
-                .await
-            }
-            AmbientConn::Sqlite(c) => {
-                use crate::schema::sqlite::*;
-                // The write lock was taken at BEGIN IMMEDIATE: two requests with one
-                // key take turns, and the second finds the answer.
-                let c = &mut **c;
-                look_up!(c, guarded).map(|kept| found(guarded, kept))
-            }
-        };
-        match opened {
-            Ok(None) => Ok(Begun::Fresh(Box::new(Unit {
-                conn: Arc::new(tokio::sync::Mutex::new(conn)),
-                guarded: guarded.clone(),
-            }))),
-            Ok(Some(answer)) => {
-                conn.rollback().await;
-                Ok(answer)
-            }
-            Err(error) => {
-                conn.rollback().await;
-                Err(error.into())
-            }
+        let holder = new_holder()?;
+        let seen: Option<Begun> =
+            with_conn!(&self.backend, |c| { take_key!(c, guarded, &holder) })?;
+        if let Some(answer) = seen {
+            return Ok(answer);
         }
+        let claim = Arc::new(KeyClaim {
+            organization: guarded.organization.as_str().to_owned(),
+            key: guarded.key.as_str().to_owned(),
+            holder,
+            answer: RegistrationAnswer::default(),
+            kept: AtomicBool::new(false),
+        });
+        Ok(Begun::Fresh(Box::new(Unit {
+            backend: self.backend.clone(),
+            claim,
+            ambient: None,
+        })))
     }
 }
 
-/// An open ambient unit of work.
+#[async_trait]
+impl KeptAnswers for Store {
+    async fn prune_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize, InfraError> {
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        let pruned = with_conn!(&self.backend, |c| {
+            // One batch by primary key: neither backend deletes with LIMIT.
+            let expired: Vec<(String, String)> = idempotency_keys::table
+                .filter(idempotency_keys::expires_at.le(now))
+                .select((idempotency_keys::organization_id, idempotency_keys::key))
+                .limit(batch)
+                .load(c)
+                .await?;
+            let mut pruned = 0;
+            for (organization, key) in &expired {
+                pruned += diesel::delete(
+                    idempotency_keys::table
+                        .find((organization, key))
+                        .filter(idempotency_keys::expires_at.le(now)),
+                )
+                .execute(c)
+                .await?;
+            }
+            Ok(pruned)
+        })?;
+        Ok(pruned)
+    }
+}
+
+/// A keyed request's unit of work.
 struct Unit {
-    conn: Ambient,
-    guarded: Guarded,
+    backend: Backend,
+    claim: Arc<KeyClaim>,
+    /// Set by `run`.
+    ambient: Option<Arc<Ambient>>,
+}
+
+impl Unit {
+    /// The transaction the request's writes opened, if any (dropped if a call on it
+    /// overran its deadline).
+    async fn opened(&self) -> Option<AmbientConn> {
+        match &self.ambient {
+            Some(ambient) => ambient.take().await,
+            None => None,
+        }
+    }
+
+    fn poisoned(&self) -> bool {
+        self.ambient
+            .as_ref()
+            .is_some_and(|a| AtomicBool::load(&a.poisoned, Ordering::Relaxed))
+    }
+
+    /// Frees the key for a retry, unless an answer was kept meanwhile (a batch that
+    /// committed after the request gave up on it).
+    async fn release(&self) {
+        let claim = &self.claim;
+        let released: Result<usize, DbError> = with_conn!(&self.backend, |c| {
+            diesel::delete(
+                idempotency_keys::table
+                    .find((claim.organization.as_str(), claim.key.as_str()))
+                    .filter(idempotency_keys::holder.eq(&claim.holder))
+                    .filter(idempotency_keys::status.is_null()),
+            )
+            .execute(c)
+            .await
+            .map_err(DbError::from)
+        });
+        if let Err(error) = released {
+            tracing::warn!(%error, "could not free an Idempotency-Key; it frees when its lease runs out");
+        }
+    }
 }
 
 #[async_trait(?Send)]
 impl UnitOfWork for Unit {
-    async fn run<'a>(&'a mut self, work: Work<'a>) {
-        scope(Arc::clone(&self.conn), work).await;
+    async fn run<'a>(&'a mut self, answer: RegistrationAnswer, work: Work<'a>) {
+        let claim = Arc::new(KeyClaim {
+            organization: self.claim.organization.clone(),
+            key: self.claim.key.clone(),
+            holder: self.claim.holder.clone(),
+            answer,
+            kept: AtomicBool::new(false),
+        });
+        self.claim = Arc::clone(&claim);
+        let ambient = Arc::new(Ambient {
+            conn: Arc::new(Mutex::new(None)),
+            opens: Some(self.backend.clone()),
+            poisoned: AtomicBool::new(false),
+            claim: Some(claim),
+        });
+        self.ambient = Some(Arc::clone(&ambient));
+        scope(ambient, work).await;
     }
 
     async fn commit(self: Box<Self>, response: &StoredResponse) -> Result<(), InfraError> {
-        let guarded = &self.guarded;
-        let status = i32::from(response.status);
-        let mut conn = self.conn.lock().await;
-        let inserted = match &mut *conn {
-            AmbientConn::Postgres(c) => insert_kept(c, guarded, status, response).await,
-            AmbientConn::Sqlite(c) => insert_kept_sqlite(c, guarded, status, response).await,
-        };
-        let kept = match inserted {
-            Ok(()) => conn.commit().await,
-            Err(error) => Err(error),
-        };
-        if kept.is_err() {
-            conn.rollback().await;
+        let poisoned = self.poisoned();
+        let opened = self.opened().await;
+        if poisoned {
+            // A call of the request overran its deadline: whatever it wrote is
+            // unknown, so nothing of it is kept.
+            self.release().await;
+            return Err(
+                DbError::Unavailable("a call of the request overran its deadline".into()).into(),
+            );
         }
-        Ok(kept?)
+        let claim = &self.claim;
+        if AtomicBool::load(&claim.kept, Ordering::Relaxed) {
+            // A registration's batch kept the answer with the change.
+            if let Some(conn) = opened {
+                tracing::error!(
+                    "a keyed request wrote besides its kept registration; its other writes are rolled back"
+                );
+                conn.rollback(&self.backend).await;
+            }
+            return Ok(());
+        }
+        let Some(mut conn) = opened else {
+            // The request changed nothing: its answer alone.
+            let kept: Result<(), DbError> =
+                with_conn!(&self.backend, |c| { keep_answer!(c, claim, response) });
+            return Ok(kept?);
+        };
+        let backend = &self.backend;
+        let kept = bounded(backend.deadline(), async {
+            match &mut conn {
+                AmbientConn::Postgres(c) => {
+                    use crate::schema::pg::*;
+                    let c = &mut **c;
+                    keep_answer!(c, claim, response)
+                }
+                AmbientConn::Sqlite(c) => {
+                    use crate::schema::sqlite::*;
+                    let c = &mut **c;
+                    keep_answer!(c, claim, response)
+                }
+            }
+        })
+        .await;
+        match kept {
+            Ok(()) => Ok(conn.commit(backend).await?),
+            Err(error) => {
+                conn.rollback(backend).await;
+                Err(error.into())
+            }
+        }
     }
 
     async fn rollback(self: Box<Self>) {
-        self.conn.lock().await.rollback().await;
+        if let Some(conn) = self.opened().await {
+            conn.rollback(&self.backend).await;
+        }
+        self.release().await;
     }
 }
-
-/// Inserts the kept answer; expands per backend.
-macro_rules! insert_kept_fn {
-    ($name:ident, $conn:ty, $schema:ident) => {
-        async fn $name(
-            conn: &mut $conn,
-            guarded: &Guarded,
-            status: i32,
-            response: &StoredResponse,
-        ) -> Result<(), DbError> {
-            use crate::schema::$schema::idempotency_keys;
-            let at = guarded.now;
-            diesel::insert_into(idempotency_keys::table)
-                .values((
-                    idempotency_keys::organization_id.eq(guarded.organization.as_str()),
-                    idempotency_keys::key.eq(guarded.key.as_str()),
-                    idempotency_keys::fingerprint.eq(&guarded.fingerprint),
-                    idempotency_keys::status.eq(status),
-                    idempotency_keys::content_type.eq(&response.content_type),
-                    idempotency_keys::body.eq(&response.body),
-                    idempotency_keys::created_at.eq(at),
-                    idempotency_keys::expires_at.eq(guarded.expires_at),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(())
-        }
-    };
-}
-
-insert_kept_fn!(insert_kept, AsyncPgConnection, pg);
-insert_kept_fn!(insert_kept_sqlite, SqliteConn, sqlite);

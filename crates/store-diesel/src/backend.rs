@@ -1,6 +1,6 @@
 //! The two backends behind one pool enum, building the pools, and the translation
 //! of driver errors into what the domain understands. How one connection is opened
-//! is in `session`.
+//! is in `session`; which driver failures are the infrastructure's, in `faults`.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 use domain_core::ports::BoxError;
 
+use crate::faults;
 use crate::session::{self, SessionLimits};
 
 pub(crate) use crate::session::SqliteConn;
@@ -33,6 +34,72 @@ pub(crate) struct Backend {
 pub(crate) enum Pools {
     Postgres(Pool<AsyncPgConnection>),
     Sqlite(Pool<SqliteConn>),
+}
+
+/// What the service adds to the statement timeout for its own deadline on a store
+/// call: the server's `statement_timeout` fires first while the server answers (and
+/// says why); the service's deadline is for a server or a link that has stopped.
+pub(crate) const CLIENT_GRACE: Duration = Duration::from_millis(500);
+
+impl Backend {
+    /// The deadline the service itself puts on one store call (a connection taken,
+    /// its statements, its commit): a stalled server cannot hold a request longer.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.statement_timeout + CLIENT_GRACE
+    }
+}
+
+/// Runs `call` within `limit`; past it, the call is abandoned (its pooled
+/// connection is dropped, see [`Leased`], and the task's unit of work poisoned) and
+/// the database is reported unavailable.
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, DbError>>,
+) -> Result<T, DbError> {
+    if let Ok(result) = tokio::time::timeout(limit, call).await {
+        result
+    } else {
+        crate::ambient::poison_current();
+        faults::record(faults::Fault::Timeout);
+        Err(DbError::Unavailable(
+            format!("the database did not answer within {limit:?}").into(),
+        ))
+    }
+}
+
+/// A pooled connection for one store call. Returned to the pool when the call
+/// settles; dropped before that (the call was abandoned at its deadline, its future
+/// dropped mid-statement), it is detached and closed, never handed to another call
+/// in an unknown state.
+pub(crate) struct Leased<M: deadpool::managed::Manager> {
+    object: Option<deadpool::managed::Object<M>>,
+    settled: bool,
+}
+
+impl<M: deadpool::managed::Manager> Leased<M> {
+    pub(crate) fn new(object: deadpool::managed::Object<M>) -> Self {
+        Self {
+            object: Some(object),
+            settled: false,
+        }
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut M::Type {
+        self.object.as_deref_mut().expect("held until dropped")
+    }
+
+    /// The call finished: the connection may go back to the pool.
+    pub(crate) fn settle(&mut self) {
+        self.settled = true;
+    }
+}
+
+impl<M: deadpool::managed::Manager> Drop for Leased<M> {
+    fn drop(&mut self) {
+        if let (false, Some(object)) = (self.settled, self.object.take()) {
+            drop(deadpool::managed::Object::take(object));
+        }
+    }
 }
 
 /// How to reach the database and how big a pool to keep.
@@ -226,54 +293,25 @@ pub(crate) enum DbError {
     /// or in another state); the transaction was rolled back.
     #[error("a concurrent change won")]
     Raced,
+    /// A keyed request's lease on its Idempotency-Key ran out and another request
+    /// took the key: this one's change is rolled back.
+    #[error("the Idempotency-Key was taken by another request")]
+    LeaseLost,
 }
 
 impl From<DieselError> for DbError {
+    /// A failure of the infrastructure (`crate::faults`: a lost link, a server
+    /// shutting down, a full disk, an I/O error, a bound running out) is
+    /// unavailable, and counted; any other stays the query's.
     fn from(error: DieselError) -> Self {
-        match &error {
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | DieselError::BrokenTransactionManager => Self::Unavailable(Box::new(error)),
-            DieselError::DatabaseError(_, info)
-                if is_connection_loss(info.message()) || is_timed_out(info.message()) =>
-            {
+        match faults::classify(&error) {
+            Some(fault) => {
+                faults::record(fault);
                 Self::Unavailable(Box::new(error))
             }
-            _ => Self::Query(error),
+            None => Self::Query(error),
         }
     }
-}
-
-/// tokio-postgres reports a dropped server as an "unknown" error with these words.
-fn is_connection_loss(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    [
-        "connection closed",
-        "connection reset",
-        "broken pipe",
-        "terminating connection",
-        "unexpected eof",
-        // The kernel gave up on a silent peer (keepalives, TCP user timeout).
-        "timed out",
-    ]
-    .iter()
-    .any(|needle| message.contains(needle))
-}
-
-/// A session bound ran out. PostgreSQL: SQLSTATE 57014 query_canceled
-/// (`statement_timeout`, a cancel request) and 55P03 lock_not_available
-/// (`lock_timeout`, `NOWAIT`). SQLite: SQLITE_BUSY and SQLITE_LOCKED once
-/// `busy_timeout` has run out. diesel-async hands over a PostgreSQL error's message
-/// but not its SQLSTATE, so these are the server's English texts; a server that
-/// translates them (`lc_messages`) is caught by [`overdue`] instead.
-fn is_timed_out(message: &str) -> bool {
-    [
-        "canceling statement due to",
-        "could not obtain lock",
-        "database is locked",
-        "database table is locked",
-    ]
-    .iter()
-    .any(|needle| message.contains(needle))
 }
 
 /// A unit of work that failed with an error the driver could not classify, after
@@ -282,12 +320,13 @@ fn is_timed_out(message: &str) -> bool {
 /// allowed, which is what unavailable means. (PostgreSQL cancels no statement for a
 /// timeout before the timeout has passed, so none of its timeouts escapes this;
 /// SQLite's messages are never translated, and its busy handler may give up a
-/// little before the bound, so SQLite relies on [`is_timed_out`].)
+/// little before the bound, so SQLite relies on the texts `crate::faults` knows.)
 pub(crate) fn overdue(error: DbError, elapsed: Duration, limit: Duration) -> DbError {
     match error {
         DbError::Query(error @ DieselError::DatabaseError(DatabaseErrorKind::Unknown, _))
             if elapsed >= limit =>
         {
+            faults::record(faults::Fault::Timeout);
             DbError::Unavailable(Box::new(error))
         }
         other => other,
@@ -297,6 +336,7 @@ pub(crate) fn overdue(error: DbError, elapsed: Duration, limit: Duration) -> DbE
 pub(crate) fn pool_error(error: PoolError) -> DbError {
     // Every pool failure (wait timeout, refused connection, failed setup) means the
     // database cannot serve us right now.
+    faults::record(faults::of_pool(&error));
     DbError::Unavailable(Box::new(error))
 }
 
@@ -422,8 +462,10 @@ pub(crate) async fn finish<R>(
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever backend is
 /// configured and that backend's schema in scope, and evaluates to
 /// `Result<_, DbError>`. The same query text compiles once per backend: one code
-/// path, two connection types. Inside an ambient unit of work (an idempotent
-/// request, `crate::ambient`) `$conn` is that unit's connection instead.
+/// path, two connection types. Inside an ambient unit of work whose transaction is
+/// open (a batch, a keyed request that has written, `crate::ambient`) `$conn` is that
+/// unit's connection instead. The whole call (taking the connection, the body) runs
+/// within the backend's deadline ([`bounded`]).
 macro_rules! with_conn {
     ($backend:expr, |$conn:ident| $body:expr) => {{
         let backend: &$crate::backend::Backend = $backend;
@@ -431,43 +473,53 @@ macro_rules! with_conn {
             $crate::backend::Pools::Postgres(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::pg::*;
-                async {
-                    let mut joined = $crate::ambient::joined().await;
-                    let mut pooled;
+                $crate::backend::bounded(backend.deadline(), async {
+                    let mut joined = $crate::ambient::joined(false).await?;
+                    let mut pooled = None;
                     let started = std::time::Instant::now();
                     let $conn: &mut diesel_async::AsyncPgConnection = match joined.as_deref_mut() {
                         Some($crate::ambient::AmbientConn::Postgres(conn)) => &mut **conn,
-                        _ => {
-                            pooled = pool.get().await.map_err($crate::backend::pool_error)?;
-                            &mut *pooled
-                        }
+                        _ => pooled
+                            .insert($crate::backend::Leased::new(
+                                pool.get().await.map_err($crate::backend::pool_error)?,
+                            ))
+                            .conn(),
                     };
-                    let result: Result<_, $crate::backend::DbError> = $body;
+                    #[allow(unused_braces)]
+                    let result: Result<_, $crate::backend::DbError> = async { $body }.await;
+                    if let Some(pooled) = pooled.as_mut() {
+                        pooled.settle();
+                    }
                     result.map_err(|e| {
                         $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
                     })
-                }
+                })
                 .await
             }
             $crate::backend::Pools::Sqlite(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::sqlite::*;
-                async {
-                    let mut joined = $crate::ambient::joined().await;
-                    let mut pooled;
+                $crate::backend::bounded(backend.deadline(), async {
+                    let mut joined = $crate::ambient::joined(false).await?;
+                    let mut pooled = None;
                     let started = std::time::Instant::now();
                     let $conn: &mut $crate::backend::SqliteConn = match joined.as_deref_mut() {
                         Some($crate::ambient::AmbientConn::Sqlite(conn)) => &mut **conn,
-                        _ => {
-                            pooled = pool.get().await.map_err($crate::backend::pool_error)?;
-                            &mut *pooled
-                        }
+                        _ => pooled
+                            .insert($crate::backend::Leased::new(
+                                pool.get().await.map_err($crate::backend::pool_error)?,
+                            ))
+                            .conn(),
                     };
-                    let result: Result<_, $crate::backend::DbError> = $body;
+                    #[allow(unused_braces)]
+                    let result: Result<_, $crate::backend::DbError> = async { $body }.await;
+                    if let Some(pooled) = pooled.as_mut() {
+                        pooled.settle();
+                    }
                     result.map_err(|e| {
                         $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
                     })
-                }
+                })
                 .await
             }
         }
@@ -478,7 +530,7 @@ macro_rules! with_conn {
 /// `BEGIN IMMEDIATE` so that read-then-write units take the write lock up front
 /// instead of failing with "database is locked" when they upgrade. Inside an ambient
 /// unit of work the transaction is a savepoint of it (its outer transaction already
-/// holds SQLite's write lock).
+/// holds SQLite's write lock); a keyed request's first one opens that transaction.
 macro_rules! in_transaction {
     ($backend:expr, |$conn:ident| $body:expr) => {{
         let backend: &$crate::backend::Backend = $backend;
@@ -486,34 +538,38 @@ macro_rules! in_transaction {
             $crate::backend::Pools::Postgres(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::pg::*;
-                async {
-                    let mut joined = $crate::ambient::joined().await;
-                    let mut pooled;
+                $crate::backend::bounded(backend.deadline(), async {
+                    let mut joined = $crate::ambient::joined(true).await?;
+                    let mut pooled = None;
                     let started = std::time::Instant::now();
                     let conn: &mut diesel_async::AsyncPgConnection = match joined.as_deref_mut()
                     {
                         Some($crate::ambient::AmbientConn::Postgres(conn)) => &mut **conn,
-                        _ => {
-                            pooled = pool.get().await.map_err($crate::backend::pool_error)?;
-                            &mut *pooled
-                        }
+                        _ => pooled
+                            .insert($crate::backend::Leased::new(
+                                pool.get().await.map_err($crate::backend::pool_error)?,
+                            ))
+                            .conn(),
                     };
-                    diesel_async::AsyncConnection::transaction(
+                    let result = diesel_async::AsyncConnection::transaction(
                         conn,
                         async |$conn| -> Result<_, $crate::backend::DbError> { $body },
                     )
-                    .await
-                    .map_err(|e| {
+                    .await;
+                    if let Some(pooled) = pooled.as_mut() {
+                        pooled.settle();
+                    }
+                    result.map_err(|e| {
                         $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
                     })
-                }
+                })
                 .await
             }
             $crate::backend::Pools::Sqlite(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema::sqlite::*;
-                async {
-                    let mut joined = $crate::ambient::joined().await;
+                $crate::backend::bounded(backend.deadline(), async {
+                    let mut joined = $crate::ambient::joined(true).await?;
                     let started = std::time::Instant::now();
                     let work = async |$conn: &mut $crate::backend::SqliteConn| -> Result<_, $crate::backend::DbError> { $body };
                     let result = match joined.as_deref_mut() {
@@ -521,21 +577,24 @@ macro_rules! in_transaction {
                             diesel_async::AsyncConnection::transaction(&mut **conn, work).await
                         }
                         _ => {
-                            let mut pooled =
-                                pool.get().await.map_err($crate::backend::pool_error)?;
-                            match $crate::backend::begin_immediate(&mut pooled).await {
+                            let mut pooled = $crate::backend::Leased::new(
+                                pool.get().await.map_err($crate::backend::pool_error)?,
+                            );
+                            let result = match $crate::backend::begin_immediate(pooled.conn()).await {
                                 Ok(()) => {
-                                    let result = work(&mut pooled).await;
-                                    $crate::backend::finish(&mut pooled, result).await
+                                    let result = work(pooled.conn()).await;
+                                    $crate::backend::finish(pooled.conn(), result).await
                                 }
                                 Err(error) => Err(error),
-                            }
+                            };
+                            pooled.settle();
+                            result
                         }
                     };
                     result.map_err(|e| {
                         $crate::backend::overdue(e, started.elapsed(), backend.statement_timeout)
                     })
-                }
+                })
                 .await
             }
         }
@@ -568,6 +627,43 @@ mod tests {
     }
 
     #[test]
+    fn failures_of_the_infrastructure_are_unavailable_and_counted_by_kind() {
+        type Kind = fn(&faults::DbErrorCounts) -> u64;
+        let cases: [(DatabaseErrorKind, &str, Kind); 5] = [
+            // What diesel-async makes of tokio-postgres' `Kind::Io` (a reset link):
+            // it used to answer 500.
+            (
+                DatabaseErrorKind::UnableToSendCommand,
+                "error communicating with the server",
+                |c| c.connection,
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+                |c| c.shutdown,
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "database or disk is full",
+                |c| c.disk_full,
+            ),
+            (DatabaseErrorKind::Unknown, "disk I/O error", |c| c.io),
+            (DatabaseErrorKind::Unknown, "database is locked", |c| {
+                c.timeout
+            }),
+        ];
+        for (kind, message, count) in cases {
+            // Process-wide counts: other tests may add to them, never take away.
+            let before = count(&faults::counts());
+
+            let error = DbError::from(server_error(kind, message));
+
+            assert!(matches!(error, DbError::Unavailable(_)), "{message}");
+            assert!(count(&faults::counts()) > before, "{message} is counted");
+        }
+    }
+
+    #[test]
     fn an_unclassified_failure_after_the_whole_timeout_is_unavailable_in_any_language() {
         let limit = Duration::from_millis(300);
         let translated = || {
@@ -576,6 +672,7 @@ mod tests {
                 "Abbruch der Anweisung wegen Zeitüberschreitung",
             ))
         };
+        let timeouts = faults::counts().timeout;
 
         let overdue_error = overdue(translated(), limit, limit);
         let early_error = overdue(translated(), limit / 2, limit);
@@ -589,6 +686,7 @@ mod tests {
         );
 
         assert!(matches!(overdue_error, DbError::Unavailable(_)));
+        assert!(faults::counts().timeout > timeouts, "counted as a timeout");
         assert!(matches!(early_error, DbError::Query(_)));
         assert!(
             unique_violation(&conflict).is_some(),

@@ -18,9 +18,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain_core::ports::InfraError;
 use domain_core::ports::admin::{
-    Administration, ResealCount, ResealError, Resealer, SecretResealer,
+    Administration, AnswerResealer, ResealCount, ResealError, Resealer, SecretResealer,
 };
 use domain_core::ports::credentials::{Credentials, CredentialsError};
+use domain_core::ports::idempotency::IdempotencyKey;
 use domain_core::token_format::{RANDOM_BYTES, TAG_BYTES};
 use domain_core::webhooks::WebhookId;
 use domain_core::{
@@ -288,6 +289,7 @@ impl Administration for Store {
         &self,
         reseal: &Resealer,
         reseal_secret: &SecretResealer,
+        reseal_answer: &AnswerResealer,
     ) -> Result<ResealCount, ResealError> {
         // Every key whose private half still exists: active, pending, retiring, and
         // revoked ones not yet destroyed.
@@ -333,9 +335,40 @@ impl Administration for Store {
                     .execute(c)
                     .await?;
             }
+            // Kept Idempotency-Key answers (running keys have none yet).
+            let answers: Vec<(String, String, Option<Vec<u8>>)> = idempotency_keys::table
+                .filter(idempotency_keys::body.is_not_null())
+                .select((
+                    idempotency_keys::organization_id,
+                    idempotency_keys::key,
+                    idempotency_keys::body,
+                ))
+                .order((
+                    idempotency_keys::organization_id.asc(),
+                    idempotency_keys::key.asc(),
+                ))
+                .load(c)
+                .await?;
+            for (organization, key, kept) in &answers {
+                let Some(kept) = kept else { continue };
+                let parsed = IdempotencyKey::parse(key.as_bytes())
+                    .ok_or_else(|| DbError::Corrupt(format!("Idempotency-Key {key:?}")))?;
+                let resealed = reseal_answer(&OrganizationId::new(organization), &parsed, kept)
+                    .map_err(|source| {
+                        DbError::Aborted(Box::new(ResealError::Answer {
+                            organization: organization.clone(),
+                            source,
+                        }))
+                    })?;
+                diesel::update(idempotency_keys::table.find((organization, key)))
+                    .set(idempotency_keys::body.eq(Some(resealed)))
+                    .execute(c)
+                    .await?;
+            }
             Ok::<_, DbError>(ResealCount {
                 keys: rows.len(),
                 webhook_secrets: secrets.len(),
+                answers: answers.len(),
             })
         });
         outcome.map_err(|error| match error {

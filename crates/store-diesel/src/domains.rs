@@ -12,17 +12,46 @@ use domain_core::ports::store::{
 };
 use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
+use crate::ambient::{KeyClaim, keep_answer};
 use crate::backend::{Backend, DbError, backoff, in_transaction, runs_again, with_conn};
 use crate::events::record_events;
 use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
-use crate::ownership::{admit, register_error};
+use crate::ownership::{admit, refusal, register_error};
 use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
 use crate::{BackendKind, Store, ambient};
+
+/// [`register_once`], and a keyed request's answer kept with the outcome: in the
+/// registration's own transaction (or savepoint) when it succeeded, right after it
+/// rolled back when it was refused. Also whether the answer was kept.
+pub(crate) async fn register_keeping(
+    backend: &Backend,
+    reg: &SenderRegistration,
+    org_locked: bool,
+    claim: Option<&KeyClaim>,
+) -> (Result<Registered, DbError>, bool) {
+    let error = match register_once(backend, reg, org_locked, claim).await {
+        Ok((registered, kept)) => return (Ok(registered), kept),
+        Err(error) => error,
+    };
+    let (Some(claim), Some(refused)) = (claim, refusal(&error)) else {
+        return (Err(error), false);
+    };
+    let Some(answer) = claim.answer.render(&Err(refused)) else {
+        return (Err(error), false);
+    };
+    let kept: Result<(), DbError> = with_conn!(backend, |c| { keep_answer!(c, claim, &answer) });
+    if let Err(keep_error) = &kept {
+        tracing::warn!(%keep_error, "could not keep a refused registration's answer");
+    }
+    (Err(error), kept.is_ok())
+}
 
 /// The register-sender unit of work, once: in its own transaction, or in a savepoint
 /// of the ambient one (a batch of `group_commit`, an idempotent request). With
 /// `org_locked` the enclosing transaction holds the organization's row lock already.
+/// With `claim`, a success keeps the keyed request's answer in the same transaction
+/// (and says so); a lost lease rolls the registration back.
 ///
 /// Round trips on the reuse path: lock, read the domain with its key, switch the
 /// active sender (two statements: the partial unique index needs the old one off
@@ -31,7 +60,8 @@ pub(crate) async fn register_once(
     backend: &Backend,
     reg: &SenderRegistration,
     org_locked: bool,
-) -> Result<Registered, DbError> {
+    claim: Option<&KeyClaim>,
+) -> Result<(Registered, bool), DbError> {
     let name = reg.email.domain().as_ascii();
     let org = reg.organization.as_str();
     let email = reg.email.canonical();
@@ -165,10 +195,16 @@ pub(crate) async fn register_once(
             ));
         }
         record_events!(c, &events, now)?;
-        Ok(Registered {
+        let registered = Registered {
             domain: row.into_domain()?,
             domain_created: created,
-        })
+        };
+        let answer =
+            claim.and_then(|claim| Some((claim, claim.answer.render(&Ok(registered.clone()))?)));
+        if let Some((claim, answer)) = &answer {
+            keep_answer!(c, claim, answer)?;
+        }
+        Ok((registered, answer.is_some()))
     })
 }
 
@@ -192,11 +228,14 @@ impl DomainStore for Store {
         &self,
         registration: SenderRegistration,
     ) -> Result<Registered, RegisterError> {
-        if ambient::current().is_some() {
-            // An idempotent request: the registration belongs to the request's own
-            // transaction, which commits with the key's record.
-            return self.register_alone(&registration).await;
-        }
+        // A keyed request joins the batch, which keeps its answer with the change;
+        // one that wrote already (or cannot say how it answers) registers in its own
+        // transaction, which commits with the answer.
+        let claim = match ambient::claim() {
+            Some(claim) if claim.answer.is_set() && !ambient::has_written().await => Some(claim),
+            Some(_) => return self.register_alone(&registration).await,
+            None => None,
+        };
         // Registrations of one turn (PostgreSQL: the organization; SQLite: the one
         // writer) that arrive while one is in the database share its next commit.
         let turn = match self.kind() {
@@ -204,7 +243,7 @@ impl DomainStore for Store {
             BackendKind::Sqlite => String::new(),
         };
         self.group_commit
-            .register(&self.backend, &turn, registration)
+            .register(&self.backend, &turn, registration, claim)
             .await
             .map_err(register_error)
     }
@@ -323,7 +362,10 @@ impl Store {
     async fn register_alone(&self, reg: &SenderRegistration) -> Result<Registered, RegisterError> {
         let mut attempt = 1;
         loop {
-            match register_once(&self.backend, reg, false).await {
+            match register_once(&self.backend, reg, false, None)
+                .await
+                .map(|(registered, _)| registered)
+            {
                 Err(error) if runs_again(&error, attempt) => {
                     tracing::debug!(attempt, %error, "register-sender raced another unit of work; retrying");
                     tokio::time::sleep(backoff(attempt)).await;
@@ -365,6 +407,7 @@ impl From<DbError> for StoreError {
     fn from(error: DbError) -> Self {
         match error {
             DbError::Unavailable(e) => Self::Unavailable(e),
+            lost @ DbError::LeaseLost => Self::Unavailable(Box::new(lost)),
             other => Self::Unexpected(Box::new(other)),
         }
     }

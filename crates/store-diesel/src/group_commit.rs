@@ -26,8 +26,16 @@
 //!   holds every invariant, across instances.
 //! - A batch of one runs in its own transaction, without a savepoint.
 //!
+//! - **Keyed members.** A registration of a request made with an Idempotency-Key
+//!   keeps the request's answer over its key's record in its own savepoint (a
+//!   refusal's answer right after the savepoint rolled back), so the answer commits
+//!   with the change, in the batch's one transaction.
+//!
 //! Waiting in the queue holds no connection, and is bounded: a member not started
-//! within the statement timeout is answered unavailable without running.
+//! within the statement timeout is answered unavailable without running, and a
+//! caller waits no longer than the store's deadline for its answer (a batch stuck
+//! on a stalled database is given up on; whether it commits later is what a keyed
+//! retry finds out).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,9 +46,9 @@ use domain_core::ports::store::{Registered, SenderRegistration};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::ambient::{self, AmbientConn};
-use crate::backend::{Backend, DbError, Pools, backoff, runs_again};
-use crate::domains::register_once;
+use crate::ambient::{self, Ambient, AmbientConn, KeyClaim};
+use crate::backend::{Backend, DbError, Pools, backoff, bounded, runs_again};
+use crate::domains::register_keeping;
 use crate::locks::lock_organization;
 use crate::writer::Writer;
 
@@ -60,6 +68,8 @@ type Reply = oneshot::Sender<Result<Registered, DbError>>;
 
 struct Member {
     registration: SenderRegistration,
+    /// The keyed request whose answer the member keeps.
+    claim: Option<Arc<KeyClaim>>,
     attempt: u32,
     queued: Instant,
     reply: Reply,
@@ -114,16 +124,19 @@ impl GroupCommit {
     }
 
     /// Queues `registration` behind the others of its `turn` and waits for the batch
-    /// it runs in to commit.
+    /// it runs in to commit, within the store's deadline. With `claim`, the member
+    /// keeps the keyed request's answer with its change.
     pub(crate) async fn register(
         &self,
         backend: &Backend,
         turn: &str,
         registration: SenderRegistration,
+        claim: Option<Arc<KeyClaim>>,
     ) -> Result<Registered, DbError> {
         let (reply, answer) = oneshot::channel();
         let member = Member {
             registration,
+            claim,
             attempt: 1,
             queued: Instant::now(),
             reply,
@@ -152,11 +165,16 @@ impl GroupCommit {
                 None => tokio::spawn(leader.run()),
             };
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(DbError::Unavailable(
+        let deadline = backend.deadline();
+        match tokio::time::timeout(deadline, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(DbError::Unavailable(
                 "the registration's batch was abandoned".into(),
-            ))
-        })
+            )),
+            Err(_) => Err(DbError::Unavailable(
+                format!("the registration's batch did not answer within {deadline:?}").into(),
+            )),
+        }
     }
 }
 
@@ -254,35 +272,51 @@ impl Leader {
             .fetch_add(members.len() as u64, Ordering::Relaxed);
         if let [_] = members.as_slice() {
             let member = members.pop().expect("one member");
-            let outcome = register_once(&self.backend, &member.registration, false).await;
+            let (outcome, kept) = register_keeping(
+                &self.backend,
+                &member.registration,
+                false,
+                member.claim.as_deref(),
+            )
+            .await;
+            if kept && let Some(claim) = &member.claim {
+                claim.mark_kept();
+            }
             return settle(member, outcome).into_iter().collect();
         }
 
-        let mut conn = match AmbientConn::open(&self.backend).await {
+        let backend = &self.backend;
+        let mut conn = match bounded(backend.deadline(), AmbientConn::open(backend)).await {
             Ok(conn) => conn,
             Err(error) => {
                 fail_all(members, &error);
                 return Vec::new();
             }
         };
-        let org_locked = match lock_turn(&mut conn, &self.turn.name).await {
-            Ok(locked) => locked,
-            Err(error) => {
-                conn.rollback().await;
-                fail_all(members, &error);
-                return Vec::new();
-            }
-        };
-        let shared = Arc::new(tokio::sync::Mutex::new(conn));
+        let org_locked =
+            match bounded(backend.deadline(), lock_turn(&mut conn, &self.turn.name)).await {
+                Ok(locked) => locked,
+                Err(error) => {
+                    conn.discard();
+                    fail_all(members, &error);
+                    return Vec::new();
+                }
+            };
+        let shared = Ambient::open_now(conn);
         let mut done = Vec::with_capacity(members.len());
         let mut retry = Vec::new();
         let mut unfinished = Vec::new();
         let mut failed = None;
         let mut members = members.into_iter();
         for member in members.by_ref() {
-            let outcome = ambient::scope(
+            let (outcome, kept) = ambient::scope(
                 Arc::clone(&shared),
-                register_once(&self.backend, &member.registration, org_locked),
+                register_keeping(
+                    backend,
+                    &member.registration,
+                    org_locked,
+                    member.claim.as_deref(),
+                ),
             )
             .await;
             match outcome {
@@ -293,26 +327,32 @@ impl Leader {
                     failed = Some(error);
                     break;
                 }
-                outcome => retry.extend(settle_later(member, outcome, &mut done)),
+                outcome => retry.extend(settle_later(member, outcome, kept, &mut done)),
             }
         }
-        conn = Arc::into_inner(shared)
-            .expect("the batch's store calls have returned")
-            .into_inner();
-        let committed = match failed {
-            Some(error) => Err(error),
-            None => conn.commit().await,
+        let committed = match (shared.take().await, failed) {
+            (Some(conn), Some(error)) => {
+                conn.rollback(backend).await;
+                Err(error)
+            }
+            (None, Some(error)) => Err(error),
+            (Some(conn), None) => conn.commit(backend).await,
+            (None, None) => Err(DbError::Unavailable(
+                "a call of the batch overran its deadline".into(),
+            )),
         };
         match committed {
             Ok(()) => {
-                for (member, outcome) in done {
+                for (member, outcome, kept) in done {
+                    if kept && let Some(claim) = &member.claim {
+                        claim.mark_kept();
+                    }
                     let _ = member.reply.send(outcome);
                 }
                 retry
             }
             Err(error) => {
-                conn.rollback().await;
-                let everyone = done.into_iter().map(|(member, _)| member);
+                let everyone = done.into_iter().map(|(member, _, _)| member);
                 fail_all(
                     everyone.chain(unfinished).chain(members).chain(retry),
                     &error,
@@ -359,17 +399,18 @@ fn next_attempt(member: Member) -> Member {
     }
 }
 
-/// A batch member's outcome: kept in `done` for after the commit, or the member
-/// back to run again.
+/// A batch member's outcome (and whether it kept its keyed request's answer):
+/// kept in `done` for after the commit, or the member back to run again.
 fn settle_later(
     member: Member,
     outcome: Result<Registered, DbError>,
-    done: &mut Vec<(Member, Result<Registered, DbError>)>,
+    kept: bool,
+    done: &mut Vec<(Member, Result<Registered, DbError>, bool)>,
 ) -> Option<Member> {
     if again(&member, &outcome) {
         return Some(next_attempt(member));
     }
-    done.push((member, outcome));
+    done.push((member, outcome, kept));
     None
 }
 
@@ -424,6 +465,7 @@ mod tests {
                 new_key: None,
                 enable_inbound: false,
             },
+            claim: None,
             attempt: 1,
             queued: Instant::now(),
             reply,

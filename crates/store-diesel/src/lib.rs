@@ -14,6 +14,7 @@ mod backend;
 mod credentials;
 mod domains;
 mod events;
+mod faults;
 mod group_commit;
 mod keys;
 mod lifecycle;
@@ -35,6 +36,7 @@ use domain_core::ports::store::StoreError;
 
 use backend::{Backend, DbError, Pools, with_conn};
 pub use backend::{BackendKind, ConnectError, StoreConfig};
+pub use faults::DbErrorCounts;
 pub use group_commit::GroupCommitStats;
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -143,6 +145,14 @@ impl Store {
     #[must_use]
     pub fn group_commit_stats(&self) -> GroupCommitStats {
         self.group_commit.stats()
+    }
+
+    /// Database failures classified as the infrastructure's (each answered 503) since
+    /// the process started, by kind, for metrics. The counts are process-wide: every
+    /// `Store` in the process adds to the same ones (the binary has one store).
+    #[must_use]
+    pub fn db_error_counts(&self) -> DbErrorCounts {
+        faults::counts()
     }
 
     /// The connection pool's state now, for metrics.

@@ -73,17 +73,24 @@ pub(crate) use admit;
 
 /// A registration's failure in the port's terms.
 pub(crate) fn register_error(error: DbError) -> RegisterError {
-    if unique_violation(&error) == Some(UniqueTarget::SenderEmail) {
-        return RegisterError::EmailTaken;
+    refusal(&error).unwrap_or_else(|| RegisterError::Infra(error.into()))
+}
+
+/// The refusal a failed registration comes to, if it was refused (and did not fail).
+pub(crate) fn refusal(error: &DbError) -> Option<RegisterError> {
+    if unique_violation(error) == Some(UniqueTarget::SenderEmail) {
+        return Some(RegisterError::EmailTaken);
     }
-    match error {
+    Some(match error {
         DbError::DomainTaken => RegisterError::DomainTaken,
         DbError::EmailTaken => RegisterError::EmailTaken,
         DbError::KeyRequired => RegisterError::KeyRequired,
         DbError::DomainLimit => RegisterError::DomainLimit,
-        DbError::RateLimited(retry_after) => RegisterError::RateLimited { retry_after },
-        other => RegisterError::Infra(other.into()),
-    }
+        DbError::RateLimited(retry_after) => RegisterError::RateLimited {
+            retry_after: *retry_after,
+        },
+        _ => return None,
+    })
 }
 
 impl Store {

@@ -178,11 +178,13 @@ macro_rules! tables {
                 organization_id -> Text,
                 key -> Text,
                 fingerprint -> Binary,
-                status -> Integer,
-                content_type -> Text,
-                body -> Binary,
+                status -> Nullable<Integer>,
+                content_type -> Nullable<Text>,
+                body -> Nullable<Binary>,
                 created_at -> Moment,
                 expires_at -> Moment,
+                holder -> Nullable<Binary>,
+                lease_until -> Nullable<Moment>,
             }
         }
 

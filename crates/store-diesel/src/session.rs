@@ -69,7 +69,7 @@ pub(crate) async fn establish_postgres(
     let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+        .map_err(|e| ConnectionError::BadConnection(connect_failure(&e)))?;
     let mut conn = AsyncPgConnection::try_from_client_and_connection(client, connection).await?;
     // A statement waiting on a row lock is cancelled by whichever comes first; both
     // are set so that a lock wait is reported as one, and so that an operator who
@@ -81,6 +81,16 @@ pub(crate) async fn establish_postgres(
     .await
     .map_err(ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
+}
+
+/// Why a connection could not be opened: the server's own reason when it refused
+/// the login ("the database system is starting up", "sorry, too many clients
+/// already"; the store classifies by it, `crate::faults`), else the driver's
+/// (tokio-postgres says only "db error" for the former).
+fn connect_failure(error: &tokio_postgres::Error) -> String {
+    error
+        .as_db_error()
+        .map_or_else(|| error.to_string(), |db| db.message().to_owned())
 }
 
 /// Opens one SQLite connection with the session's bounds and the store's pragmas.

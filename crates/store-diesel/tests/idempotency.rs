@@ -1,17 +1,22 @@
-//! The IdempotencyStore port on both backends: the store calls a request makes inside
-//! its unit of work join that unit's transaction, so the change and the kept answer
-//! commit together, and a rollback leaves neither.
+//! The IdempotencyStore port on both backends: a key is taken with a lease in a
+//! statement of its own; the store calls a request makes inside its unit of work
+//! join the transaction its first write opens (reads before it hold nothing), so the
+//! change and the kept answer commit together, and a rollback leaves neither; a
+//! registration keeps the answer in its group-commit batch.
 #![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 #[macro_use]
 mod common;
+
+use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use common::{key, registration};
 use domain_core::DomainName;
 use domain_core::OrganizationId;
 use domain_core::ports::idempotency::{
-    Begun, Guarded, IdempotencyKey, IdempotencyStore, StoredResponse,
+    Begun, Guarded, IdempotencyKey, IdempotencyStore, KeptAnswers, RegistrationAnswer,
+    StoredResponse,
 };
 use domain_core::ports::store::DomainStore;
 use store_diesel::Store;
@@ -23,6 +28,7 @@ fn guarded(organization: &OrganizationId, key: &str, fingerprint: u8) -> Guarded
         key: IdempotencyKey::parse(key.as_bytes()).unwrap(),
         fingerprint: vec![fingerprint; 32],
         now,
+        lease_until: now + Duration::seconds(30),
         expires_at: now + Duration::hours(24),
     }
 }
@@ -52,14 +58,17 @@ async fn a_rolled_back_unit_of_work_leaves_nothing_and_a_committed_one_replays()
         let Begun::Fresh(mut unit) = store.begin(&guarded(&org, "k1", 1)).await.unwrap() else {
             panic!("{kind:?}: a new key is fresh");
         };
-        let worker = std::sync::Arc::clone(&store);
+        let worker = Arc::clone(&store);
         let inside = org.clone();
-        unit.run(Box::pin(async move {
-            worker
-                .register_sender(registration(&inside, "x@rolled.example", Some(key("k1"))))
-                .await
-                .unwrap();
-        }))
+        unit.run(
+            RegistrationAnswer::default(),
+            Box::pin(async move {
+                worker
+                    .register_sender(registration(&inside, "x@rolled.example", Some(key("k1"))))
+                    .await
+                    .unwrap();
+            }),
+        )
         .await;
         unit.rollback().await;
         assert!(!exists(&store, &org, "rolled.example").await, "{kind:?}");
@@ -72,14 +81,17 @@ async fn a_rolled_back_unit_of_work_leaves_nothing_and_a_committed_one_replays()
         let Begun::Fresh(mut unit) = store.begin(&guarded(&org, "k2", 2)).await.unwrap() else {
             panic!("{kind:?}: a new key is fresh");
         };
-        let worker = std::sync::Arc::clone(&store);
+        let worker = Arc::clone(&store);
         let inside = org.clone();
-        unit.run(Box::pin(async move {
-            worker
-                .register_sender(registration(&inside, "x@kept.example", Some(key("k2"))))
-                .await
-                .unwrap();
-        }))
+        unit.run(
+            RegistrationAnswer::default(),
+            Box::pin(async move {
+                worker
+                    .register_sender(registration(&inside, "x@kept.example", Some(key("k2"))))
+                    .await
+                    .unwrap();
+            }),
+        )
         .await;
         unit.commit(&answer()).await.unwrap();
         assert!(exists(&store, &org, "kept.example").await, "{kind:?}");
@@ -117,6 +129,192 @@ async fn an_expired_answer_is_forgotten() {
         assert!(
             matches!(store.begin(&later).await.unwrap(), Begun::Fresh(_)),
             "{kind:?}"
+        );
+    });
+}
+
+/// A unit of work whose answer to a registration is `answer()` with the email's
+/// domain in the body (what the generate route sets).
+fn rendering() -> RegistrationAnswer {
+    let rendering = RegistrationAnswer::default();
+    rendering.set(Arc::new(|outcome| {
+        let registered = outcome.as_ref().ok()?;
+        Some(StoredResponse {
+            body: registered.domain.name.as_ascii().as_bytes().to_vec(),
+            ..answer()
+        })
+    }));
+    rendering
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registration_keeps_the_answer_in_its_batch_and_the_commit_adds_nothing() {
+    on_every_backend!(|store, kind| {
+        let org = common::org(&store, "acme").await;
+        let Begun::Fresh(mut unit) = store.begin(&guarded(&org, "k", 1)).await.unwrap() else {
+            panic!("{kind:?}: a new key is fresh");
+        };
+        let (worker, inside) = (Arc::clone(&store), org.clone());
+        unit.run(
+            rendering(),
+            Box::pin(async move {
+                worker
+                    .register_sender(registration(&inside, "x@batched.example", Some(key("k1"))))
+                    .await
+                    .unwrap();
+            }),
+        )
+        .await;
+
+        // Kept by the batch already: the answer replays before the request's commit.
+        match store.begin(&guarded(&org, "k", 1)).await.unwrap() {
+            Begun::Replay(stored) => assert_eq!(stored.body, b"batched.example", "{kind:?}"),
+            other => panic!("{kind:?}: {other:?}"),
+        }
+        // What the request then answers is not written again.
+        unit.commit(&answer()).await.unwrap();
+        match store.begin(&guarded(&org, "k", 1)).await.unwrap() {
+            Begun::Replay(stored) => assert_eq!(stored.body, b"batched.example", "{kind:?}"),
+            other => panic!("{kind:?}: {other:?}"),
+        }
+        assert_eq!(store.group_commit_stats().registrations, 1, "{kind:?}");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_key_answers_in_progress_until_its_lease_runs_out() {
+    on_every_backend!(|store, kind| {
+        let org = common::org(&store, "acme").await;
+        let first = guarded(&org, "k", 1);
+        let Begun::Fresh(mut slow) = store.begin(&first).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        let retry = Guarded {
+            now: first.lease_until,
+            lease_until: first.lease_until + Duration::seconds(30),
+            ..first.clone()
+        };
+        let (worker, inside, seen) = (Arc::clone(&store), org.clone(), first.clone());
+        slow.run(
+            RegistrationAnswer::default(),
+            Box::pin(async move {
+                // While it waits on the network, the key is in progress to anyone else.
+                // (Called from inside the holder's unit, these go to the pool: it has not
+                // written, so there is no transaction for them to join.)
+                assert!(
+                    matches!(worker.begin(&seen).await.unwrap(), Begun::InProgress),
+                    "the same request"
+                );
+                let another = guarded(&seen.organization, "k", 2);
+                assert!(
+                    matches!(worker.begin(&another).await.unwrap(), Begun::Mismatch),
+                    "another request"
+                );
+
+                // It outlives its lease: a retry takes the key over and finishes.
+                let Begun::Fresh(taken) = worker.begin(&retry).await.unwrap() else {
+                    panic!("a lapsed lease is taken over");
+                };
+                taken.commit(&answer()).await.unwrap();
+
+                // Then the slow one writes: its change cannot be kept.
+                worker
+                    .register_sender(registration(&inside, "x@slow.example", Some(key("k1"))))
+                    .await
+                    .unwrap();
+            }),
+        )
+        .await;
+
+        assert!(
+            slow.commit(&answer()).await.is_err(),
+            "{kind:?}: the lease was lost"
+        );
+        assert!(
+            !exists(&store, &org, "slow.example").await,
+            "{kind:?}: the lost holder's change is rolled back"
+        );
+        assert!(
+            matches!(store.begin(&first).await.unwrap(), Begun::Replay(_)),
+            "{kind:?}"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyed_request_holds_nothing_until_it_writes() {
+    on_every_backend!(|store, kind| {
+        let (org, other) = (
+            common::org(&store, "acme").await,
+            common::org(&store, "other").await,
+        );
+        let Begun::Fresh(mut unit) = store.begin(&guarded(&org, "k", 1)).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        let (worker, inside) = (Arc::clone(&store), org.clone());
+        unit.run(
+            RegistrationAnswer::default(),
+            Box::pin(async move {
+                // A read, then a wait on the network: another organization's write
+                // goes through meanwhile (on SQLite the write lock is free).
+                let name = DomainName::parse("held.example").unwrap();
+                assert!(worker.find_domain(&name).await.unwrap().is_none());
+                let neighbour = Arc::clone(&worker);
+                let elsewhere = tokio::spawn(async move {
+                    neighbour
+                        .register_sender(registration(
+                            &other,
+                            "x@neighbour.example",
+                            Some(key("n1")),
+                        ))
+                        .await
+                });
+                let done = tokio::time::timeout(std::time::Duration::from_secs(2), elsewhere).await;
+                assert!(
+                    matches!(done, Ok(Ok(Ok(_)))),
+                    "another organization's write waits for no keyed request"
+                );
+                worker
+                    .register_sender(registration(&inside, "x@held.example", Some(key("k1"))))
+                    .await
+                    .unwrap();
+            }),
+        )
+        .await;
+        unit.commit(&answer()).await.unwrap();
+        assert!(exists(&store, &org, "held.example").await, "{kind:?}");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_answers_are_pruned_in_batches_and_live_ones_kept() {
+    on_every_backend!(|store, kind| {
+        let org = common::org(&store, "acme").await;
+        for name in ["a", "b", "c"] {
+            let Begun::Fresh(unit) = store.begin(&guarded(&org, name, 1)).await.unwrap() else {
+                panic!("{kind:?}");
+            };
+            unit.commit(&answer()).await.unwrap();
+        }
+        let later = Utc::now() + Duration::hours(25);
+
+        assert_eq!(
+            store.prune_expired(Utc::now(), 10).await.unwrap(),
+            0,
+            "{kind:?}: none expired yet"
+        );
+        assert_eq!(
+            store.prune_expired(later, 2).await.unwrap(),
+            2,
+            "{kind:?}: one batch"
+        );
+        assert_eq!(store.prune_expired(later, 2).await.unwrap(), 1, "{kind:?}");
+        assert!(
+            matches!(
+                store.begin(&guarded(&org, "a", 1)).await.unwrap(),
+                Begun::Fresh(_)
+            ),
+            "{kind:?}: a pruned key is new again"
         );
     });
 }

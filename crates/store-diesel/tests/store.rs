@@ -583,6 +583,7 @@ async fn resealing_replaces_every_key_in_one_transaction() {
                     Ok(SealedKey(next))
                 },
                 &|_, sealed| Ok(sealed.to_vec()),
+                &|_, _, kept| Ok(kept.to_vec()),
             )
             .await
             .unwrap();
@@ -617,6 +618,7 @@ async fn a_failed_reseal_changes_nothing() {
                     Ok(SealedKey([sealed.0.as_slice(), b"!"].concat()))
                 },
                 &|_, sealed| Ok(sealed.to_vec()),
+                &|_, _, kept| Ok(kept.to_vec()),
             )
             .await
             .unwrap_err();

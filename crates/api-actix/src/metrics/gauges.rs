@@ -1,12 +1,12 @@
 //! Gauges the binary reads from its adapters at scrape time (through
 //! `Probes::gauges`), and their registration in a scrape's registry.
 
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
-use super::labels::StateLabels;
+use super::labels::{KindLabels, StateLabels};
 
 /// Gauges read at scrape time, filled by the composition root from its adapters.
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,6 +14,26 @@ pub struct Gauges {
     pub key_pool: Option<KeyPoolGauges>,
     pub db_pool: Option<DbPoolGauges>,
     pub outbox: Option<OutboxGauges>,
+    pub db_errors: Option<DbErrorCounters>,
+}
+
+/// Database failures the store classified as the infrastructure's since the
+/// process started (each answered 503, never 500), by kind: the `kind` label's
+/// closed set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DbErrorCounters {
+    /// The link was lost or closed, or no connection could be opened.
+    pub connection: u64,
+    /// A statement, lock, busy or pool-wait bound ran out.
+    pub timeout: u64,
+    /// The server is shutting down, starting up, recovering or takes no writes.
+    pub shutdown: u64,
+    /// No space left for the database's files.
+    pub disk_full: u64,
+    /// An I/O error, or the database file cannot be opened or written.
+    pub io: u64,
+    /// Out of memory, or too many connections on the server.
+    pub resources: u64,
 }
 
 /// The webhook outbox as last read by this instance's sender.
@@ -121,6 +141,26 @@ pub(super) fn register(registry: &mut Registry, gauges: Gauges) {
             "domain_api_register_batched",
             "Registrations run in those transactions",
             ConstCounter::new(db.registrations_batched),
+        );
+    }
+    if let Some(errors) = gauges.db_errors {
+        // Every kind, 0 included: a rate over a series that appears only at its first
+        // failure misses that failure.
+        let family = Family::<KindLabels, Counter>::default();
+        for (kind, count) in [
+            ("connection", errors.connection),
+            ("timeout", errors.timeout),
+            ("shutdown", errors.shutdown),
+            ("disk_full", errors.disk_full),
+            ("io", errors.io),
+            ("resources", errors.resources),
+        ] {
+            family.get_or_create(&KindLabels { kind }).inc_by(count);
+        }
+        registry.register(
+            "domain_api_db_errors",
+            "Database failures of the infrastructure, answered 503, by kind (connection, timeout, shutdown, disk_full, io, resources)",
+            family,
         );
     }
     if let Some(outbox) = gauges.outbox {

@@ -101,6 +101,11 @@ pub(super) struct StateLabels {
     pub state: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct KindLabels {
+    pub kind: &'static str,
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use std::sync::Arc;
+
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _, web};
 use domain_core::RecordSet;
+use domain_core::ports::idempotency::RegistrationAnswer;
 use domain_core::usecases::generate::{GenerateError, GenerateInput};
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
@@ -12,6 +15,7 @@ use crate::AppState;
 use crate::auth::AuthenticatedOrg;
 use crate::body::authenticated_json;
 use crate::error::{ApiError, Operation};
+use crate::idempotency::stored;
 
 /// Bodies are small JSON objects; anything larger is refused unread.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -93,13 +97,28 @@ pub async fn generate(
     let (AuthenticatedOrg(organization), bytes) =
         authenticated_json(auth, &req, payload, MAX_BODY_BYTES, state.body_timeout).await?;
     let input = parse_body(&bytes)?;
+    if let Some(answer) = req.extensions().get::<RegistrationAnswer>() {
+        // A keyed request: the registration's batch keeps this answer with it.
+        let state = state.clone();
+        answer.set(Arc::new(move |outcome| {
+            let answer = match outcome {
+                Ok(registered) => created(&state.generate.records(registered)),
+                Err(error) => Err(GenerateError::refused(error)?.into()),
+            };
+            stored(answer.unwrap_or_else(|error| error.error_response()))
+        }));
+    }
 
     let records = match state.generate.execute(&organization, input).await {
         Err(GenerateError::RateLimited(wait)) => return Err(tarpit(wait).await),
         other => other?,
     };
+    created(&records)
+}
 
-    let json = serde_json::to_string(&RecordMap(&records))
+/// The 201 of a generate call: the record map.
+fn created(records: &RecordSet) -> Result<HttpResponse, ApiError> {
+    let json = serde_json::to_string(&RecordMap(records))
         .map_err(|e| ApiError::Unexpected(Box::new(e), Operation::Generate))?;
     Ok(HttpResponse::Created()
         .content_type("application/json")

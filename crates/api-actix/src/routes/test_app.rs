@@ -19,7 +19,7 @@ use domain_core::ports::claims::MockClaimStore;
 use domain_core::ports::clock::Clock;
 use domain_core::ports::credentials::MockCredentials;
 use domain_core::ports::dns::{DnsError, MockDns};
-use domain_core::ports::idempotency::{Begun, Guarded, IdempotencyStore};
+use domain_core::ports::idempotency::{Begun, Guarded, IdempotencyStore, MockAnswerSealer};
 use domain_core::ports::keys::MockKeyGenerator;
 use domain_core::ports::lifecycle::{MockEventStore, MockKeyLifecycleStore, MockSenderStore};
 use domain_core::ports::store::{DomainDetail, MockDomainStore, SenderRecord, StoredDomain};
@@ -27,7 +27,7 @@ use domain_core::ports::webhooks::{IssuedSecret, MockWebhookSecrets, MockWebhook
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
-use domain_core::usecases::idempotency::{DEFAULT_TTL, GuardRetries};
+use domain_core::usecases::idempotency::{DEFAULT_LEASE, DEFAULT_TTL, GuardRetries};
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
@@ -183,7 +183,13 @@ impl Mocks {
                 Arc::new(AddressPolicy::default()),
                 DEFAULT_MAX_ENDPOINTS,
             ),
-            idempotency: GuardRetries::new(Arc::new(NoIdempotency), clock.clone(), DEFAULT_TTL),
+            idempotency: GuardRetries::new(
+                Arc::new(NoIdempotency),
+                Arc::new(MockAnswerSealer::new()),
+                clock.clone(),
+                DEFAULT_TTL,
+                DEFAULT_LEASE,
+            ),
             generate: GenerateRecords::new(
                 store.clone(),
                 keys.clone(),

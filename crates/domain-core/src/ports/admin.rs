@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use super::idempotency::IdempotencyKey;
 use super::{BoxError, InfraError};
 use crate::webhooks::WebhookId;
 use crate::{DomainName, IssuedToken, OrganizationId, OrganizationName, SealedKey};
@@ -15,6 +16,11 @@ pub type Resealer = dyn Fn(&DomainName, &SealedKey) -> Result<SealedKey, BoxErro
 /// again`, or why it could not.
 pub type SecretResealer = dyn Fn(&WebhookId, &[u8]) -> Result<Vec<u8>, BoxError> + Send + Sync;
 
+/// Re-seals the body of one kept Idempotency-Key answer: `(organization, key, kept)
+/// -> kept again`, or why it could not.
+pub type AnswerResealer =
+    dyn Fn(&OrganizationId, &IdempotencyKey, &[u8]) -> Result<Vec<u8>, BoxError> + Send + Sync;
+
 /// What a re-sealing changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ResealCount {
@@ -22,6 +28,8 @@ pub struct ResealCount {
     pub keys: usize,
     /// Webhook signing secrets.
     pub webhook_secrets: usize,
+    /// Kept Idempotency-Key answers.
+    pub answers: usize,
 }
 
 /// Organizations, tokens and sealed keys, for operators.
@@ -64,17 +72,20 @@ pub trait Administration: Send + Sync {
     /// [`InfraError`] when the store fails.
     async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError>;
 
-    /// Replaces every stored sealed key with `reseal(domain, sealed)` and every
-    /// webhook secret with `reseal_secret(endpoint, sealed)` in one unit of work:
-    /// everything is re-sealed, or nothing is. Returns how many of each.
+    /// Replaces every stored sealed key with `reseal(domain, sealed)`, every
+    /// webhook secret with `reseal_secret(endpoint, sealed)` and every kept
+    /// Idempotency-Key answer with `reseal_answer(organization, key, kept)` in one
+    /// unit of work: everything is re-sealed, or nothing is. Returns how many of each.
     ///
     /// # Errors
-    /// [`ResealError::Key`] or [`ResealError::WebhookSecret`] naming the first that
-    /// could not be re-sealed (nothing changed), or [`ResealError::Infra`].
+    /// [`ResealError::Key`], [`ResealError::WebhookSecret`] or
+    /// [`ResealError::Answer`] naming the first that could not be re-sealed (nothing
+    /// changed), or [`ResealError::Infra`].
     async fn reseal_keys(
         &self,
         reseal: &Resealer,
         reseal_secret: &SecretResealer,
+        reseal_answer: &AnswerResealer,
     ) -> Result<ResealCount, ResealError>;
 }
 
@@ -95,6 +106,15 @@ pub enum ResealError {
     WebhookSecret {
         /// The endpoint whose secret failed.
         endpoint: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// One kept Idempotency-Key answer could not be opened or sealed again.
+    #[error("re-sealing a kept Idempotency-Key answer of organization {organization} failed")]
+    Answer {
+        /// The organization whose answer failed.
+        organization: String,
         /// Why.
         #[source]
         source: BoxError,

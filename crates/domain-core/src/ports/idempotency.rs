@@ -1,11 +1,17 @@
-//! Idempotency port: a request made with an `Idempotency-Key` runs as one unit of
-//! work with the record of its answer, so a retry replays what committed and re-runs
-//! what did not.
+//! Idempotency port: a request made with an `Idempotency-Key` lives in phases. The
+//! key is taken first, with a lease, in a short write of its own; the request then
+//! runs with no transaction open while it waits on the network; its change and its
+//! answer commit together at the end. So a change that commits is always replayable,
+//! one that does not never is, and no lock is held across DNS or a webhook.
+
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::InfraError;
+use super::keys::KeyError;
+use super::store::{RegisterError, Registered};
 use crate::OrganizationId;
 
 /// An `Idempotency-Key` header value: 1–255 printable ASCII characters.
@@ -50,6 +56,9 @@ pub struct Guarded {
     pub fingerprint: Vec<u8>,
     /// Now.
     pub now: DateTime<Utc>,
+    /// Until when the request holds the key while it runs: a holder that crashed
+    /// frees it when the lease runs out.
+    pub lease_until: DateTime<Utc>,
     /// Until when a kept answer is replayed.
     pub expires_at: DateTime<Utc>,
 }
@@ -60,9 +69,9 @@ pub enum Begun {
     Replay(StoredResponse),
     /// An unexpired answer for another request.
     Mismatch,
-    /// A request with this key is running now.
+    /// A request with this key is running now (its lease has not run out).
     InProgress,
-    /// Nothing yet: run the request in this unit of work.
+    /// The key is taken for this request: run it in this unit of work.
     Fresh(Box<dyn UnitOfWork>),
 }
 
@@ -80,31 +89,133 @@ impl std::fmt::Debug for Begun {
 /// The request's work, run inside a unit of work.
 pub type Work<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>;
 
-/// An open unit of work (a database transaction) that every store call made by the
-/// work passed to [`UnitOfWork::run`] joins.
+/// How a keyed request answers the outcome of a sender registration: `None` when
+/// the outcome is not an answer that is kept (a failure of the store, a registration
+/// that must run again).
+pub type RenderRegistration =
+    Arc<dyn Fn(&Result<Registered, RegisterError>) -> Option<StoredResponse> + Send + Sync>;
+
+/// Where a keyed request leaves how it answers a registration, so that a batch of
+/// registrations (group commit) keeps the answer with the change, in the member's
+/// own savepoint, instead of the request holding a transaction of its own. Set by
+/// the handler while the request runs; read by the store when the registration runs.
+#[derive(Clone, Default)]
+pub struct RegistrationAnswer(Arc<OnceLock<RenderRegistration>>);
+
+impl RegistrationAnswer {
+    /// Sets how the request answers (the first call wins).
+    pub fn set(&self, render: RenderRegistration) {
+        let _ = self.0.set(render);
+    }
+
+    /// Whether the request said how it answers.
+    #[must_use]
+    pub fn is_set(&self) -> bool {
+        self.0.get().is_some()
+    }
+
+    /// The answer to `outcome`, if the request said how it answers and the outcome
+    /// is kept.
+    #[must_use]
+    pub fn render(&self, outcome: &Result<Registered, RegisterError>) -> Option<StoredResponse> {
+        self.0.get().and_then(|render| render(outcome))
+    }
+
+    /// An answer that passes what this one renders through `then` (sealing), read
+    /// when it renders: this one may be set later.
+    #[must_use]
+    pub fn then(
+        &self,
+        then: impl Fn(StoredResponse) -> Option<StoredResponse> + Send + Sync + 'static,
+    ) -> Self {
+        let first = self.clone();
+        let chained = Self::default();
+        chained.set(Arc::new(move |outcome| {
+            first.render(outcome).and_then(&then)
+        }));
+        chained
+    }
+}
+
+impl std::fmt::Debug for RegistrationAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RegistrationAnswer")
+            .field(&self.is_set())
+            .finish()
+    }
+}
+
+/// A keyed request's unit of work. While [`UnitOfWork::run`] runs, the store calls
+/// of the work join it: reads go to the pool as usual; the first write opens the
+/// unit's transaction, which later writes join (as savepoints) and which
+/// [`UnitOfWork::commit`] commits with the answer. A registration may instead join a
+/// batch that keeps the answer with it ([`RegistrationAnswer`]).
 #[async_trait(?Send)]
 pub trait UnitOfWork {
-    /// Runs `work`; the store calls it makes join this unit of work.
-    async fn run<'a>(&'a mut self, work: Work<'a>);
+    /// Runs `work`; the store calls it makes join this unit of work, and a
+    /// registration it makes answers as `answer` says.
+    async fn run<'a>(&'a mut self, answer: RegistrationAnswer, work: Work<'a>);
 
-    /// Keeps `response` for the key and commits everything.
+    /// Keeps `response` for the key and commits the change with it (nothing to write
+    /// when a batch kept the answer already).
     ///
     /// # Errors
-    /// [`InfraError`] when the commit failed: nothing was kept or changed (or, if the
-    /// database could not say, a retry finds out).
+    /// [`InfraError`] when the commit failed or the key's lease was lost to another
+    /// request: nothing was kept or changed (or, if the database could not say, a
+    /// retry finds out).
     async fn commit(self: Box<Self>, response: &StoredResponse) -> Result<(), InfraError>;
 
-    /// Undoes everything (a 5xx is not kept).
+    /// Undoes the change and frees the key (a 5xx is not kept).
     async fn rollback(self: Box<Self>);
 }
 
 /// Idempotency records.
 #[async_trait(?Send)]
 pub trait IdempotencyStore: Send + Sync {
-    /// Looks the key up and, when it is new, opens the unit of work that will keep
-    /// the answer. Expired records are removed on the way (a few per call).
+    /// Takes the key for this request in a short write of its own, with a lease, or
+    /// says what it found: an answer to replay, another request's answer, a request
+    /// still running. A key whose answer expired, or whose holder's lease ran out,
+    /// is taken afresh.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails: the request must not run.
+    async fn begin(&self, guarded: &Guarded) -> Result<Begun, InfraError>;
+}
+
+/// Kept answers, for the background task that removes the expired ones.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait KeptAnswers: Send + Sync {
+    /// Removes up to `batch` answers that expired by `now`; how many it removed.
     ///
     /// # Errors
     /// [`InfraError`] when the store fails.
-    async fn begin(&self, guarded: &Guarded) -> Result<Begun, InfraError>;
+    async fn prune_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize, InfraError>;
+}
+
+/// Kept answers are sealed under the master key, bound to their organization and
+/// key: an answer may hold a secret shown once (a webhook's signing secret).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait AnswerSealer: Send + Sync {
+    /// Seals `body` for `key` of `organization`.
+    ///
+    /// # Errors
+    /// [`KeyError`] when the random source or the cipher fails.
+    fn seal(
+        &self,
+        organization: &OrganizationId,
+        key: &IdempotencyKey,
+        body: &[u8],
+    ) -> Result<Vec<u8>, KeyError>;
+
+    /// Opens a body sealed for `key` of `organization`.
+    ///
+    /// # Errors
+    /// [`KeyError`] when it does not open (another master key, key or organization).
+    fn open(
+        &self,
+        organization: &OrganizationId,
+        key: &IdempotencyKey,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, KeyError>;
 }

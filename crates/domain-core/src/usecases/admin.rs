@@ -8,8 +8,10 @@ use zeroize::Zeroizing;
 
 use crate::ports::InfraError;
 use crate::ports::admin::{Administration, ResealCount, ResealError};
+use crate::ports::idempotency::AnswerSealer;
 use crate::ports::keys::{KeyError, KeyVault};
 use crate::ports::webhooks::WebhookSecrets;
+use crate::usecases::idempotency;
 use crate::{DomainName, IssuedToken, OrganizationId, OrganizationName};
 
 /// Why an administrative command did nothing.
@@ -125,6 +127,7 @@ pub struct ManageKeys {
     admin: Arc<dyn Administration>,
     vault: Arc<dyn KeyVault>,
     secrets: Arc<dyn WebhookSecrets>,
+    answers: Arc<dyn AnswerSealer>,
 }
 
 impl ManageKeys {
@@ -135,11 +138,13 @@ impl ManageKeys {
         admin: Arc<dyn Administration>,
         vault: Arc<dyn KeyVault>,
         secrets: Arc<dyn WebhookSecrets>,
+        answers: Arc<dyn AnswerSealer>,
     ) -> Self {
         Self {
             admin,
             vault,
             secrets,
+            answers,
         }
     }
 
@@ -163,9 +168,10 @@ impl ManageKeys {
         pem.map_err(|source| AdminError::Key { domain, source })
     }
 
-    /// Re-seals every stored key and webhook secret under the new master key (`new`,
-    /// `new_secrets`), proving each new blob opens before it replaces the old one.
-    /// All or nothing; returns how many of each.
+    /// Re-seals every stored key, webhook secret and kept Idempotency-Key answer under
+    /// the new master key (`new`, `new_secrets`, `new_answers`), proving each new blob
+    /// opens before it replaces the old one; an answer kept before answers were
+    /// sealed is sealed now. All or nothing; returns how many of each.
     ///
     /// # Errors
     /// [`AdminError::Reseal`] naming the first that failed (nothing changed), or a
@@ -174,9 +180,11 @@ impl ManageKeys {
         &self,
         new: Arc<dyn KeyVault>,
         new_secrets: Arc<dyn WebhookSecrets>,
+        new_answers: Arc<dyn AnswerSealer>,
     ) -> Result<ResealCount, AdminError> {
         let old = Arc::clone(&self.vault);
         let old_secrets = Arc::clone(&self.secrets);
+        let old_answers = Arc::clone(&self.answers);
         let count = self
             .admin
             .reseal_keys(
@@ -190,6 +198,12 @@ impl ManageKeys {
                     let secret = old_secrets.open(endpoint, sealed)?;
                     let resealed = new_secrets.seal(endpoint, &secret)?;
                     new_secrets.open(endpoint, &resealed)?;
+                    Ok(resealed)
+                },
+                &move |organization, key, kept| {
+                    let body = idempotency::open_kept(&*old_answers, organization, key, kept)?;
+                    let resealed = idempotency::seal(&*new_answers, organization, key, &body)?;
+                    idempotency::open_kept(&*new_answers, organization, key, &resealed)?;
                     Ok(resealed)
                 },
             )

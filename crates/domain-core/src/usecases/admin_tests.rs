@@ -6,9 +6,11 @@ use zeroize::Zeroizing;
 use super::*;
 use crate::SealedKey;
 use crate::ports::admin::MockAdministration;
+use crate::ports::idempotency::{IdempotencyKey, MockAnswerSealer};
 use crate::ports::keys::{MockKeyVault, PrivateKey};
 use crate::ports::webhooks::MockWebhookSecrets;
 use crate::usecases::fixtures::org;
+use crate::usecases::idempotency::SEALED_MAGIC;
 use crate::webhooks::{WebhookId, WebhookSecret};
 
 fn token() -> IssuedToken {
@@ -91,7 +93,7 @@ async fn exports_the_opened_key_as_pem() {
         .expect_to_pem()
         .returning(|_| Ok(Zeroizing::new("-----BEGIN PRIVATE KEY-----".into())));
 
-    let pem = ManageKeys::new(Arc::new(admin), Arc::new(vault), no_secrets())
+    let pem = ManageKeys::new(Arc::new(admin), Arc::new(vault), no_secrets(), no_answers())
         .export("Example.COM")
         .await
         .unwrap();
@@ -111,7 +113,7 @@ async fn reports_a_key_that_does_not_open_under_this_master_key() {
         .returning(|_, _| Err(KeyError("wrong key".into())));
     vault.expect_to_pem().never();
 
-    let error = ManageKeys::new(Arc::new(admin), Arc::new(vault), no_secrets())
+    let error = ManageKeys::new(Arc::new(admin), Arc::new(vault), no_secrets(), no_answers())
         .export("example.com")
         .await
         .unwrap_err();
@@ -124,10 +126,15 @@ async fn answers_unknown_domain_for_a_domain_with_no_key() {
     let mut admin = MockAdministration::new();
     admin.expect_sealed_key().returning(|_| Ok(None));
 
-    let error = ManageKeys::new(Arc::new(admin), Arc::new(MockKeyVault::new()), no_secrets())
-        .export("example.com")
-        .await
-        .unwrap_err();
+    let error = ManageKeys::new(
+        Arc::new(admin),
+        Arc::new(MockKeyVault::new()),
+        no_secrets(),
+        no_answers(),
+    )
+    .export("example.com")
+    .await
+    .unwrap_err();
 
     assert!(matches!(error, AdminError::UnknownDomain(_)), "{error:?}");
 }
@@ -138,7 +145,7 @@ async fn reseals_with_the_new_vault_and_proves_the_new_blob_opens() {
     admin
         .expect_reseal_keys()
         .times(1)
-        .returning(|reseal, reseal_secret| {
+        .returning(|reseal, reseal_secret, reseal_answer| {
             let domain = DomainName::parse("example.com").unwrap();
             let resealed =
                 reseal(&domain, &SealedKey(vec![1])).map_err(|source| ResealError::Key {
@@ -153,9 +160,21 @@ async fn reseals_with_the_new_vault_and_proves_the_new_blob_opens() {
                     source,
                 })?;
             assert_eq!(secret, vec![5]);
+            // A sealed answer, and one kept before answers were sealed.
+            let key = IdempotencyKey::parse(b"order-1").unwrap();
+            let fail = |source| ResealError::Answer {
+                organization: org().to_string(),
+                source,
+            };
+            let sealed =
+                reseal_answer(&org(), &key, &[SEALED_MAGIC, &[6]].concat()).map_err(fail)?;
+            assert_eq!(sealed, [SEALED_MAGIC, &[8]].concat());
+            let plain = reseal_answer(&org(), &key, b"{}").map_err(fail)?;
+            assert_eq!(plain, [SEALED_MAGIC, &[10]].concat());
             Ok(ResealCount {
                 keys: 1,
                 webhook_secrets: 1,
+                answers: 2,
             })
         });
     let mut old = MockKeyVault::new();
@@ -191,20 +210,52 @@ async fn reseals_with_the_new_vault_and_proves_the_new_blob_opens() {
         .times(1)
         .returning(|_, _| Ok(WebhookSecret(Zeroizing::new(vec![9]))));
 
-    let count = ManageKeys::new(Arc::new(admin), Arc::new(old), Arc::new(old_secrets))
-        .reseal_all(Arc::new(new), Arc::new(new_secrets))
-        .await
-        .unwrap();
+    let mut old_answers = MockAnswerSealer::new();
+    old_answers
+        .expect_open()
+        .withf(|_, _, sealed| sealed == [6])
+        .times(1)
+        .returning(|_, _, _| Ok(b"{\"secret\":1}".to_vec()));
+    let mut new_answers = MockAnswerSealer::new();
+    new_answers
+        .expect_seal()
+        .withf(|_, _, body| body == b"{\"secret\":1}")
+        .times(1)
+        .returning(|_, _, _| Ok(vec![8]));
+    new_answers
+        .expect_seal()
+        .withf(|_, _, body| body == b"{}")
+        .times(1)
+        .returning(|_, _, _| Ok(vec![10]));
+    new_answers
+        .expect_open()
+        .times(2)
+        .returning(|_, _, _| Ok(Vec::new()));
+
+    let count = ManageKeys::new(
+        Arc::new(admin),
+        Arc::new(old),
+        Arc::new(old_secrets),
+        Arc::new(old_answers),
+    )
+    .reseal_all(Arc::new(new), Arc::new(new_secrets), Arc::new(new_answers))
+    .await
+    .unwrap();
 
     assert_eq!(
         count,
         ResealCount {
             keys: 1,
-            webhook_secrets: 1
+            webhook_secrets: 1,
+            answers: 2,
         }
     );
 }
 
 fn no_secrets() -> Arc<MockWebhookSecrets> {
     Arc::new(MockWebhookSecrets::new())
+}
+
+fn no_answers() -> Arc<MockAnswerSealer> {
+    Arc::new(MockAnswerSealer::new())
 }

@@ -13,7 +13,9 @@ use crate::ports::InfraError;
 use crate::ports::clock::Clock;
 use crate::ports::dns::Dns;
 use crate::ports::keys::KeyGenerator;
-use crate::ports::store::{CreationRules, DomainStore, RegisterError, SenderRegistration};
+use crate::ports::store::{
+    CreationRules, DomainStore, RegisterError, Registered, SenderRegistration,
+};
 use crate::usecases::verify::VerifySchedule;
 use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, RecordPolicy, RecordSet};
 
@@ -215,13 +217,21 @@ impl GenerateRecords {
         .map_err(|error| self.refused(organization, self.clock.now(), error))?;
 
         // 8. Records from the stored domain, so racing callers all see the winning key.
-        let stored = registered.domain;
-        Ok(RecordSet::render(
+        Ok(self.records(&registered))
+    }
+
+    /// The records of a registration's outcome: what [`Self::execute`] answers once
+    /// the store registered the sender (a keyed request's answer is kept from it in
+    /// the registration's own unit of work).
+    #[must_use]
+    pub fn records(&self, registered: &Registered) -> RecordSet {
+        let stored = &registered.domain;
+        RecordSet::render(
             &self.policy,
             &stored.name,
             &stored.selector,
             &stored.public_key,
-        ))
+        )
     }
 
     /// The store's refusal in the use case's terms, remembering a rate limit.
@@ -262,16 +272,27 @@ impl GenerateRecords {
 }
 
 impl GenerateError {
-    fn from_register(error: RegisterError) -> Self {
-        match error {
+    /// What [`GenerateRecords::execute`] answers when the store refused the
+    /// registration; `None` when it failed instead, or wants a key (the use case
+    /// then goes on).
+    #[must_use]
+    pub fn refused(error: &RegisterError) -> Option<Self> {
+        Some(match error {
             RegisterError::DomainTaken => Self::DomainTaken,
             RegisterError::EmailTaken => Self::EmailTaken,
             RegisterError::DomainLimit => Self::DomainLimit,
-            RegisterError::RateLimited { retry_after } => Self::RateLimited(retry_after),
-            RegisterError::KeyRequired => {
-                InfraError::unexpected("store demanded a key it was given").into()
-            }
+            RegisterError::RateLimited { retry_after } => Self::RateLimited(*retry_after),
+            RegisterError::KeyRequired | RegisterError::Infra(_) => return None,
+        })
+    }
+
+    fn from_register(error: RegisterError) -> Self {
+        if let Some(refused) = Self::refused(&error) {
+            return refused;
+        }
+        match error {
             RegisterError::Infra(e) => Self::Infra(e),
+            _ => InfraError::unexpected("store demanded a key it was given").into(),
         }
     }
 }

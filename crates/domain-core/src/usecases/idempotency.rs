@@ -1,37 +1,69 @@
-//! Safe retries: a request made with an `Idempotency-Key` is looked up first; a new
-//! one runs in a unit of work that also keeps its answer until the key expires.
+//! Safe retries: a request made with an `Idempotency-Key` takes its key first (with
+//! a lease, in a short write of its own), runs, and keeps its answer with its change
+//! until the key expires. Kept answers are sealed under the master key.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use crate::OrganizationId;
 use crate::ports::InfraError;
 use crate::ports::clock::Clock;
-use crate::ports::idempotency::{Begun, Guarded, IdempotencyKey, IdempotencyStore};
+use crate::ports::idempotency::{
+    AnswerSealer, Begun, Guarded, IdempotencyKey, IdempotencyStore, KeptAnswers,
+    RegistrationAnswer, StoredResponse, UnitOfWork, Work,
+};
 
 /// The default time a key's answer is kept (`DOMAIN_API_IDEMPOTENCY_TTL`).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The default lease of a running request on its key
+/// (`DOMAIN_API_IDEMPOTENCY_LEASE`): longer than any request runs, so only a holder
+/// that crashed loses its key to a retry.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// The first bytes of a sealed body. Answers kept before sealing began (plain JSON
+/// or text, which never starts with a NUL) are replayed as they are until they
+/// expire; `master-key rotate` seals them.
+pub const SEALED_MAGIC: &[u8] = b"\0das1";
 
 /// Looks keys up and opens the units of work of new ones.
 #[derive(Clone)]
 pub struct GuardRetries {
     store: Arc<dyn IdempotencyStore>,
+    sealer: Arc<dyn AnswerSealer>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
+    lease: Duration,
 }
 
 impl GuardRetries {
-    /// The use case; an answer is replayed for `ttl` after it was kept.
+    /// The use case; an answer is replayed for `ttl` after it was kept, and a running
+    /// request holds its key for at most `lease`.
     #[must_use]
-    pub fn new(store: Arc<dyn IdempotencyStore>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
-        Self { store, clock, ttl }
+    pub fn new(
+        store: Arc<dyn IdempotencyStore>,
+        sealer: Arc<dyn AnswerSealer>,
+        clock: Arc<dyn Clock>,
+        ttl: Duration,
+        lease: Duration,
+    ) -> Self {
+        Self {
+            store,
+            sealer,
+            clock,
+            ttl,
+            lease,
+        }
     }
 
     /// What `key` found for this request of `organization` (`fingerprint`: SHA-256 of
-    /// method, path and body).
+    /// method, path and body). A fresh key is taken, with a lease, before this
+    /// returns: a request that cannot take its key must not run.
     ///
     /// # Errors
-    /// [`InfraError`] when the store fails.
+    /// [`InfraError`] when the store fails or a kept answer does not open.
     pub async fn begin(
         &self,
         organization: &OrganizationId,
@@ -40,15 +72,151 @@ impl GuardRetries {
     ) -> Result<Begun, InfraError> {
         let now = self.clock.now();
         let ttl = chrono::Duration::from_std(self.ttl).map_err(InfraError::unexpected)?;
-        self.store
-            .begin(&Guarded {
-                organization: organization.clone(),
-                key,
-                fingerprint,
-                now,
-                expires_at: now + ttl,
-            })
-            .await
+        let lease = chrono::Duration::from_std(self.lease).map_err(InfraError::unexpected)?;
+        let guarded = Guarded {
+            organization: organization.clone(),
+            key,
+            fingerprint,
+            now,
+            lease_until: now + lease,
+            expires_at: now + ttl,
+        };
+        Ok(match self.store.begin(&guarded).await? {
+            Begun::Replay(mut kept) => {
+                kept.body = open_kept(
+                    &*self.sealer,
+                    &guarded.organization,
+                    &guarded.key,
+                    &kept.body,
+                )?;
+                Begun::Replay(kept)
+            }
+            Begun::Fresh(unit) => Begun::Fresh(Box::new(SealingUnit {
+                unit,
+                sealer: Arc::clone(&self.sealer),
+                guarded,
+            })),
+            other => other,
+        })
+    }
+}
+
+/// Removes expired answers, in batches: run in the background, so an answer (and any
+/// secret in it) does not outlive its expiry by more than a round.
+#[derive(Clone)]
+pub struct PruneExpiredAnswers {
+    store: Arc<dyn KeptAnswers>,
+    clock: Arc<dyn Clock>,
+}
+
+impl PruneExpiredAnswers {
+    /// The use case.
+    #[must_use]
+    pub fn new(store: Arc<dyn KeptAnswers>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// Removes up to `batch` answers that have expired; how many it removed.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    pub async fn execute(&self, batch: usize) -> Result<usize, InfraError> {
+        self.store.prune_expired(self.clock.now(), batch).await
+    }
+}
+
+impl std::fmt::Debug for PruneExpiredAnswers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PruneExpiredAnswers")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A body as kept: sealed, bound to the organization and the key.
+///
+/// # Errors
+/// [`InfraError`] when the cipher fails.
+pub fn seal(
+    sealer: &dyn AnswerSealer,
+    organization: &OrganizationId,
+    key: &IdempotencyKey,
+    body: &[u8],
+) -> Result<Vec<u8>, InfraError> {
+    let sealed = sealer
+        .seal(organization, key, body)
+        .map_err(InfraError::unexpected)?;
+    Ok([SEALED_MAGIC, &sealed].concat())
+}
+
+/// A kept body, opened (one kept before sealing began, as it is).
+///
+/// # Errors
+/// [`InfraError`] when it does not open (another master key, another key).
+pub fn open_kept(
+    sealer: &dyn AnswerSealer,
+    organization: &OrganizationId,
+    key: &IdempotencyKey,
+    kept: &[u8],
+) -> Result<Vec<u8>, InfraError> {
+    match kept.strip_prefix(SEALED_MAGIC) {
+        Some(sealed) => sealer
+            .open(organization, key, sealed)
+            .map_err(InfraError::unexpected),
+        None => Ok(kept.to_vec()),
+    }
+}
+
+/// The store's unit of work, with every answer sealed before the store sees it.
+struct SealingUnit {
+    unit: Box<dyn UnitOfWork>,
+    sealer: Arc<dyn AnswerSealer>,
+    guarded: Guarded,
+}
+
+impl SealingUnit {
+    fn sealed(&self, mut response: StoredResponse) -> Result<StoredResponse, InfraError> {
+        response.body = seal(
+            &*self.sealer,
+            &self.guarded.organization,
+            &self.guarded.key,
+            &response.body,
+        )?;
+        Ok(response)
+    }
+}
+
+#[async_trait(?Send)]
+impl UnitOfWork for SealingUnit {
+    async fn run<'a>(&'a mut self, answer: RegistrationAnswer, work: Work<'a>) {
+        let (sealer, guarded) = (Arc::clone(&self.sealer), self.guarded.clone());
+        let sealed = answer.then(move |mut response| {
+            // A body that cannot be sealed is not kept by the batch: the request
+            // then keeps its answer itself, or fails with the store unavailable.
+            response.body = seal(
+                &*sealer,
+                &guarded.organization,
+                &guarded.key,
+                &response.body,
+            )
+            .inspect_err(|error| tracing::error!(%error, "could not seal a kept answer"))
+            .ok()?;
+            Some(response)
+        });
+        self.unit.run(sealed, work).await;
+    }
+
+    async fn commit(self: Box<Self>, response: &StoredResponse) -> Result<(), InfraError> {
+        match self.sealed(response.clone()) {
+            Ok(sealed) => self.unit.commit(&sealed).await,
+            Err(error) => {
+                self.unit.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn rollback(self: Box<Self>) {
+        self.unit.rollback().await;
     }
 }
 
@@ -56,6 +224,7 @@ impl std::fmt::Debug for GuardRetries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardRetries")
             .field("ttl", &self.ttl)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
