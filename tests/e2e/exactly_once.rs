@@ -11,19 +11,8 @@ use serde_json::json;
 use store_diesel::BackendKind;
 use store_diesel::test_support::backends;
 
-use crate::helpers::{Answer, Options, Org, TestApp, spawn_app_with};
-
-fn keyed(app: &TestApp, org: &Org, method: &str, path: &str, key: &str, body: &str) -> Answer {
-    let mut headers = vec![
-        ("X-Api-Access-Token", org.access.as_str()),
-        ("X-Api-Secret-Token", org.secret.as_str()),
-        ("Idempotency-Key", key),
-    ];
-    if !body.is_empty() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    app.request(method, path, &headers, body.as_bytes())
-}
+use crate::helpers::{Options, Org, TestApp, spawn_app_with};
+use crate::idempotency::send as keyed;
 
 /// A domain of `org` whose record names never answer on `dns`: a verify of it waits
 /// out the DNS timeout on each.

@@ -14,7 +14,15 @@ use crate::helpers::{Answer, Org, TestApp, spawn_sibling};
 use crate::lifecycle::{all_events, app_with};
 use crate::verifier::TestClock;
 
-fn send(app: &TestApp, org: &Org, method: &str, path: &str, key: &str, body: &str) -> Answer {
+/// A request of `org` with `Idempotency-Key: key` (and a JSON body when one is given).
+pub(crate) fn send(
+    app: &TestApp,
+    org: &Org,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> Answer {
     let mut headers = vec![
         ("X-Api-Access-Token", org.access.as_str()),
         ("X-Api-Secret-Token", org.secret.as_str()),

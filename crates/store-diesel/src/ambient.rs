@@ -153,25 +153,7 @@ impl AmbientConn {
     /// Commits the transaction within `backend`'s deadline; on failure rolls it
     /// back, and drops a connection that did not answer.
     pub(crate) async fn commit(mut self, backend: &Backend) -> Result<(), DbError> {
-        let committed = bounded(backend.deadline(), async {
-            match &mut self {
-                Self::Postgres(c) => {
-                    <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
-                        &mut **c,
-                    )
-                    .await?;
-                }
-                Self::Sqlite(c) => {
-                    <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(
-                        &mut **c,
-                    )
-                    .await?;
-                }
-            }
-            Ok(())
-        })
-        .await;
-        match committed {
+        match self.end(backend, true).await {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.rollback(backend).await;
@@ -183,28 +165,26 @@ impl AmbientConn {
     /// Rolls the transaction back within `backend`'s deadline; a connection that
     /// fails to (or does not answer) is dropped, not returned to the pool.
     pub(crate) async fn rollback(mut self, backend: &Backend) {
-        let rolled_back = bounded(backend.deadline(), async {
-            match &mut self {
-                Self::Postgres(c) => {
-                    <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(
-                        &mut **c,
-                    )
-                    .await?;
-                }
-                Self::Sqlite(c) => {
-                    <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(
-                        &mut **c,
-                    )
-                    .await?;
-                }
-            }
-            Ok(())
-        })
-        .await;
-        if let Err(error) = rolled_back {
+        if let Err(error) = self.end(backend, false).await {
             tracing::warn!(%error, "could not roll back a unit of work's transaction; its connection is dropped");
             self.discard();
         }
+    }
+
+    /// Commits (`commit`) or rolls back the transaction, within the deadline.
+    async fn end(&mut self, backend: &Backend, commit: bool) -> Result<(), DbError> {
+        type Pg = <AsyncPgConnection as AsyncConnection>::TransactionManager;
+        type Lite = <SqliteConn as AsyncConnection>::TransactionManager;
+        bounded(backend.deadline(), async {
+            match (self, commit) {
+                (Self::Postgres(c), true) => Pg::commit_transaction(&mut **c).await?,
+                (Self::Postgres(c), false) => Pg::rollback_transaction(&mut **c).await?,
+                (Self::Sqlite(c), true) => Lite::commit_transaction(&mut **c).await?,
+                (Self::Sqlite(c), false) => Lite::rollback_transaction(&mut **c).await?,
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Drops the connection without a word to the server (its transaction ends
