@@ -11,6 +11,7 @@ mod disk_full;
 mod dns;
 mod exactly_once;
 mod fault_proxy;
+mod faults;
 mod generate;
 mod hardening;
 mod helpers;

@@ -35,10 +35,10 @@ use domain_core::ports::idempotency::{
 use ring::rand::SecureRandom as _;
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
-use crate::Store;
 use crate::backend::{
     Backend, DbError, Pools, SqliteConn, begin_immediate, bounded, pool_error, with_conn,
 };
+use crate::{BackendKind, Store};
 
 /// The connection of an ambient unit of work, held in place (boxing the larger one
 /// buys nothing).
@@ -150,16 +150,15 @@ impl AmbientConn {
         }
     }
 
-    /// Commits the transaction within `backend`'s deadline; on failure rolls it
-    /// back, and drops a connection that did not answer.
+    /// Commits the transaction within `backend`'s deadline. A connection whose
+    /// commit failed is dropped (the server rolls back what it has not committed
+    /// when the connection closes): no further wait on a database that just failed.
     pub(crate) async fn commit(mut self, backend: &Backend) -> Result<(), DbError> {
-        match self.end(backend, true).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.rollback(backend).await;
-                Err(error)
-            }
+        let committed = self.end(backend, true).await;
+        if committed.is_err() {
+            self.discard();
         }
+        committed
     }
 
     /// Rolls the transaction back within `backend`'s deadline; a connection that
@@ -274,18 +273,35 @@ pub(crate) use keep_answer;
 /// type, body.
 type Found = (Vec<u8>, Option<i32>, Option<String>, Option<Vec<u8>>);
 
-fn found(guarded: &Guarded, row: Found) -> Begun {
+/// What holds a key that could not be taken.
+pub(crate) enum Seen {
+    Replay(StoredResponse),
+    Mismatch,
+    InProgress,
+}
+
+impl From<Seen> for Begun {
+    fn from(seen: Seen) -> Self {
+        match seen {
+            Seen::Replay(kept) => Self::Replay(kept),
+            Seen::Mismatch => Self::Mismatch,
+            Seen::InProgress => Self::InProgress,
+        }
+    }
+}
+
+fn found(guarded: &Guarded, row: Found) -> Seen {
     let (fingerprint, status, content_type, body) = row;
     if fingerprint != guarded.fingerprint {
-        return Begun::Mismatch;
+        return Seen::Mismatch;
     }
     match (status, content_type, body) {
-        (Some(status), Some(content_type), Some(body)) => Begun::Replay(StoredResponse {
+        (Some(status), Some(content_type), Some(body)) => Seen::Replay(StoredResponse {
             status: u16::try_from(status).unwrap_or(500),
             content_type,
             body,
         }),
-        _ => Begun::InProgress,
+        _ => Seen::InProgress,
     }
 }
 
@@ -352,11 +368,22 @@ macro_rules! take_key {
                 .optional()?;
             // Gone between the two statements (pruned): another take decides.
             Ok(Some(
-                row.map_or(Begun::InProgress, |row| found(guarded, row)),
+                row.map_or(Seen::InProgress, |row| found(guarded, row)),
             ))
         }
         .await
     };
+}
+
+/// Takes `guarded`'s key for `holder` once (in the task's unit of work when one is
+/// open: a batch's): `None` when taken, else what holds it.
+pub(crate) async fn take_key_once(
+    backend: &Backend,
+    guarded: &Guarded,
+    holder: &[u8],
+) -> Result<Option<Seen>, DbError> {
+    let holder = holder.to_vec();
+    with_conn!(backend, |c| { take_key!(c, guarded, &holder) })
 }
 
 /// A random holder id for one take.
@@ -372,10 +399,20 @@ fn new_holder() -> Result<Vec<u8>, DbError> {
 impl IdempotencyStore for Store {
     async fn begin(&self, guarded: &Guarded) -> Result<Begun, InfraError> {
         let holder = new_holder()?;
-        let seen: Option<Begun> =
-            with_conn!(&self.backend, |c| { take_key!(c, guarded, &holder) })?;
-        if let Some(answer) = seen {
-            return Ok(answer);
+        // In the next group-commit batch of takes: a shared commit, not one of its
+        // own. PostgreSQL: the organization's takes have a queue of their own, beside
+        // its registrations' (a take needs no organization lock, and must not wait for
+        // a batch of registrations to finish); SQLite: the one writer's queue.
+        let turn = match self.kind() {
+            BackendKind::Postgres => format!("take:{}", guarded.organization.as_str()),
+            BackendKind::Sqlite => self.turn(&guarded.organization),
+        };
+        let seen = self
+            .group_commit
+            .take(&self.backend, &turn, guarded.clone(), holder.clone())
+            .await?;
+        if let Some(seen) = seen {
+            return Ok(seen.into());
         }
         let claim = Arc::new(KeyClaim {
             organization: guarded.organization.as_str().to_owned(),
@@ -444,24 +481,42 @@ impl Unit {
             .is_some_and(|a| AtomicBool::load(&a.poisoned, Ordering::Relaxed))
     }
 
-    /// Frees the key for a retry, unless an answer was kept meanwhile (a batch that
-    /// committed after the request gave up on it).
-    async fn release(&self) {
-        let claim = &self.claim;
-        let released: Result<usize, DbError> = with_conn!(&self.backend, |c| {
-            diesel::delete(
-                idempotency_keys::table
-                    .find((claim.organization.as_str(), claim.key.as_str()))
-                    .filter(idempotency_keys::holder.eq(&claim.holder))
-                    .filter(idempotency_keys::status.is_null()),
-            )
-            .execute(c)
-            .await
-            .map_err(DbError::from)
-        });
-        if let Err(error) = released {
-            tracing::warn!(%error, "could not free an Idempotency-Key; it frees when its lease runs out");
+    /// Undoes the request's change (`opened`) and frees the key for a retry. When a
+    /// call of the request overran its deadline (the database is stalled or gone),
+    /// that happens in the background: the request's 503 answers now, not after two
+    /// more round trips to the database that is the reason for it.
+    async fn abandon(&self, opened: Option<AmbientConn>) {
+        let (backend, claim) = (self.backend.clone(), Arc::clone(&self.claim));
+        let undo = async move {
+            if let Some(conn) = opened {
+                conn.rollback(&backend).await;
+            }
+            release(&backend, &claim).await;
+        };
+        if self.poisoned() {
+            tokio::spawn(undo);
+        } else {
+            undo.await;
         }
+    }
+}
+
+/// Frees `claim`'s key for a retry, unless an answer was kept meanwhile (a batch that
+/// committed after the request gave up on it).
+async fn release(backend: &Backend, claim: &KeyClaim) {
+    let released: Result<usize, DbError> = with_conn!(backend, |c| {
+        diesel::delete(
+            idempotency_keys::table
+                .find((claim.organization.as_str(), claim.key.as_str()))
+                .filter(idempotency_keys::holder.eq(&claim.holder))
+                .filter(idempotency_keys::status.is_null()),
+        )
+        .execute(c)
+        .await
+        .map_err(DbError::from)
+    });
+    if let Err(error) = released {
+        tracing::warn!(%error, "could not free an Idempotency-Key; it frees when its lease runs out");
     }
 }
 
@@ -492,7 +547,7 @@ impl UnitOfWork for Unit {
         if poisoned {
             // A call of the request overran its deadline: whatever it wrote is
             // unknown, so nothing of it is kept.
-            self.release().await;
+            self.abandon(None).await;
             return Err(
                 DbError::Unavailable("a call of the request overran its deadline".into()).into(),
             );
@@ -533,16 +588,14 @@ impl UnitOfWork for Unit {
         match kept {
             Ok(()) => Ok(conn.commit(backend).await?),
             Err(error) => {
-                conn.rollback(backend).await;
+                self.abandon(Some(conn)).await;
                 Err(error.into())
             }
         }
     }
 
     async fn rollback(self: Box<Self>) {
-        if let Some(conn) = self.opened().await {
-            conn.rollback(&self.backend).await;
-        }
-        self.release().await;
+        let opened = self.opened().await;
+        self.abandon(opened).await;
     }
 }

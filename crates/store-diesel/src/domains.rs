@@ -238,10 +238,7 @@ impl DomainStore for Store {
         };
         // Registrations of one turn (PostgreSQL: the organization; SQLite: the one
         // writer) that arrive while one is in the database share its next commit.
-        let turn = match self.kind() {
-            BackendKind::Postgres => registration.organization.as_str().to_owned(),
-            BackendKind::Sqlite => String::new(),
-        };
+        let turn = self.turn(&registration.organization);
         self.group_commit
             .register(&self.backend, &turn, registration, claim)
             .await
@@ -357,6 +354,15 @@ impl DomainStore for Store {
 }
 
 impl Store {
+    /// The group-commit turn of `organization`'s writes: the organization on
+    /// PostgreSQL (organizations run in parallel), the one writer on SQLite.
+    pub(crate) fn turn(&self, organization: &OrganizationId) -> String {
+        match self.kind() {
+            BackendKind::Postgres => organization.as_str().to_owned(),
+            BackendKind::Sqlite => String::new(),
+        }
+    }
+
     /// Runs register-sender in the ambient unit of work, again (boundedly) when a
     /// concurrent unit of work got in the way.
     async fn register_alone(&self, reg: &SenderRegistration) -> Result<Registered, RegisterError> {

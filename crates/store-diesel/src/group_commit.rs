@@ -30,6 +30,10 @@
 //!   keeps the request's answer over its key's record in its own savepoint (a
 //!   refusal's answer right after the savepoint rolled back), so the answer commits
 //!   with the change, in the batch's one transaction.
+//! - **Key takes.** Taking an Idempotency-Key (the short write a keyed request makes
+//!   before it runs) is a member too: one upsert in the batch, so a keyed request
+//!   adds a statement to a shared transaction instead of a transaction (and a flush,
+//!   and on SQLite a turn on the write lock) of its own.
 //!
 //! Waiting in the queue holds no connection, and is bounded: a member not started
 //! within the statement timeout is answered unavailable without running, and a
@@ -42,11 +46,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
+use domain_core::ports::idempotency::Guarded;
 use domain_core::ports::store::{Registered, SenderRegistration};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::ambient::{self, Ambient, AmbientConn, KeyClaim};
+use crate::ambient::{self, Ambient, AmbientConn, KeyClaim, Seen, take_key_once};
 use crate::backend::{Backend, DbError, Pools, backoff, bounded, runs_again};
 use crate::domains::register_keeping;
 use crate::locks::lock_organization;
@@ -64,15 +69,61 @@ pub struct GroupCommitStats {
     pub registrations: u64,
 }
 
-type Reply = oneshot::Sender<Result<Registered, DbError>>;
+type Reply = oneshot::Sender<Result<Done, DbError>>;
+
+/// What a member does in its batch.
+pub(crate) enum Work {
+    /// Register a sender; with a claim, keep the keyed request's answer with it.
+    Register {
+        registration: SenderRegistration,
+        claim: Option<Arc<KeyClaim>>,
+    },
+    /// Take an Idempotency-Key for `holder`.
+    Take { guarded: Guarded, holder: Vec<u8> },
+}
+
+/// What a member came to.
+pub(crate) enum Done {
+    Registered(Registered),
+    /// `None`: the key is the holder's now.
+    Taken(Option<Seen>),
+}
 
 struct Member {
-    registration: SenderRegistration,
-    /// The keyed request whose answer the member keeps.
-    claim: Option<Arc<KeyClaim>>,
+    work: Work,
     attempt: u32,
     queued: Instant,
     reply: Reply,
+}
+
+impl Member {
+    fn claim(&self) -> Option<&KeyClaim> {
+        match &self.work {
+            Work::Register { claim, .. } => claim.as_deref(),
+            Work::Take { .. } => None,
+        }
+    }
+
+    /// Runs the member's work once (in the task's ambient unit of work, if any);
+    /// also whether it kept a keyed request's answer.
+    async fn run(&self, backend: &Backend, org_locked: bool) -> (Result<Done, DbError>, bool) {
+        match &self.work {
+            Work::Register {
+                registration,
+                claim,
+            } => {
+                let (outcome, kept) =
+                    register_keeping(backend, registration, org_locked, claim.as_deref()).await;
+                (outcome.map(Done::Registered), kept)
+            }
+            Work::Take { guarded, holder } => (
+                take_key_once(backend, guarded, holder)
+                    .await
+                    .map(Done::Taken),
+                false,
+            ),
+        }
+    }
 }
 
 /// The queues, one per turn; a queue exists while its leader runs.
@@ -133,10 +184,42 @@ impl GroupCommit {
         registration: SenderRegistration,
         claim: Option<Arc<KeyClaim>>,
     ) -> Result<Registered, DbError> {
-        let (reply, answer) = oneshot::channel();
-        let member = Member {
+        let work = Work::Register {
             registration,
             claim,
+        };
+        match self.submit(backend, turn, work).await? {
+            Done::Registered(registered) => Ok(registered),
+            Done::Taken(_) => Err(DbError::Corrupt("a registration answered as a take".into())),
+        }
+    }
+
+    /// Takes `guarded`'s key for `holder` in the next batch of its `turn`: `None`
+    /// once it is the holder's, else what holds it.
+    pub(crate) async fn take(
+        &self,
+        backend: &Backend,
+        turn: &str,
+        guarded: Guarded,
+        holder: Vec<u8>,
+    ) -> Result<Option<Seen>, DbError> {
+        match self
+            .submit(backend, turn, Work::Take { guarded, holder })
+            .await?
+        {
+            Done::Taken(seen) => Ok(seen),
+            Done::Registered(_) => {
+                Err(DbError::Corrupt("a take answered as a registration".into()))
+            }
+        }
+    }
+
+    /// Queues `work` behind the others of its `turn` and waits for the batch it runs
+    /// in to commit, within the store's deadline.
+    async fn submit(&self, backend: &Backend, turn: &str, work: Work) -> Result<Done, DbError> {
+        let (reply, answer) = oneshot::channel();
+        let member = Member {
+            work,
             attempt: 1,
             queued: Instant::now(),
             reply,
@@ -171,9 +254,15 @@ impl GroupCommit {
             Ok(Err(_)) => Err(DbError::Unavailable(
                 "the registration's batch was abandoned".into(),
             )),
-            Err(_) => Err(DbError::Unavailable(
-                format!("the registration's batch did not answer within {deadline:?}").into(),
-            )),
+            Err(_) => {
+                // As a store call past its deadline: the caller's unit of work (a keyed
+                // request) is given up on without another wait on the database.
+                ambient::poison_current();
+                crate::faults::record(crate::faults::Fault::Timeout);
+                Err(DbError::Unavailable(
+                    format!("the batch did not answer within {deadline:?}").into(),
+                ))
+            }
         }
     }
 }
@@ -266,20 +355,18 @@ impl Leader {
             return Vec::new();
         }
         self.turn.queues.batches.fetch_add(1, Ordering::Relaxed);
+        let registrations = members
+            .iter()
+            .filter(|m| matches!(m.work, Work::Register { .. }))
+            .count();
         self.turn
             .queues
             .registrations
-            .fetch_add(members.len() as u64, Ordering::Relaxed);
+            .fetch_add(registrations as u64, Ordering::Relaxed);
         if let [_] = members.as_slice() {
             let member = members.pop().expect("one member");
-            let (outcome, kept) = register_keeping(
-                &self.backend,
-                &member.registration,
-                false,
-                member.claim.as_deref(),
-            )
-            .await;
-            if kept && let Some(claim) = &member.claim {
+            let (outcome, kept) = member.run(&self.backend, false).await;
+            if kept && let Some(claim) = member.claim() {
                 claim.mark_kept();
             }
             return settle(member, outcome).into_iter().collect();
@@ -293,15 +380,21 @@ impl Leader {
                 return Vec::new();
             }
         };
-        let org_locked =
-            match bounded(backend.deadline(), lock_turn(&mut conn, &self.turn.name)).await {
-                Ok(locked) => locked,
-                Err(error) => {
-                    conn.discard();
-                    fail_all(members, &error);
-                    return Vec::new();
-                }
-            };
+        // Takes alone need no organization lock.
+        let lock = registrations > 0;
+        let org_locked = match bounded(
+            backend.deadline(),
+            lock_turn(&mut conn, &self.turn.name, lock),
+        )
+        .await
+        {
+            Ok(locked) => locked,
+            Err(error) => {
+                conn.discard();
+                fail_all(members, &error);
+                return Vec::new();
+            }
+        };
         let shared = Ambient::open_now(conn);
         let mut done = Vec::with_capacity(members.len());
         let mut retry = Vec::new();
@@ -309,16 +402,8 @@ impl Leader {
         let mut failed = None;
         let mut members = members.into_iter();
         for member in members.by_ref() {
-            let (outcome, kept) = ambient::scope(
-                Arc::clone(&shared),
-                register_keeping(
-                    backend,
-                    &member.registration,
-                    org_locked,
-                    member.claim.as_deref(),
-                ),
-            )
-            .await;
+            let (outcome, kept) =
+                ambient::scope(Arc::clone(&shared), member.run(backend, org_locked)).await;
             match outcome {
                 // The connection or the transaction is gone: nothing of the batch
                 // can commit.
@@ -330,9 +415,12 @@ impl Leader {
                 outcome => retry.extend(settle_later(member, outcome, kept, &mut done)),
             }
         }
+        // A batch that failed is answered before its transaction is rolled back: a
+        // database that just failed may take the whole deadline again to say so.
+        let mut to_roll_back = None;
         let committed = match (shared.take().await, failed) {
             (Some(conn), Some(error)) => {
-                conn.rollback(backend).await;
+                to_roll_back = Some(conn);
                 Err(error)
             }
             (None, Some(error)) => Err(error),
@@ -344,7 +432,7 @@ impl Leader {
         match committed {
             Ok(()) => {
                 for (member, outcome, kept) in done {
-                    if kept && let Some(claim) = &member.claim {
+                    if kept && let Some(claim) = member.claim() {
                         claim.mark_kept();
                     }
                     let _ = member.reply.send(outcome);
@@ -357,18 +445,22 @@ impl Leader {
                     everyone.chain(unfinished).chain(members).chain(retry),
                     &error,
                 );
+                if let Some(conn) = to_roll_back {
+                    conn.rollback(backend).await;
+                }
                 Vec::new()
             }
         }
     }
 }
 
-/// Takes the turn's lock for the whole batch, once: PostgreSQL's organization row
-/// (the turn is the organization). SQLite's `BEGIN IMMEDIATE` already holds the only
-/// write lock, so its members need no row of their own. Whether the batch holds the
-/// lock.
-async fn lock_turn(conn: &mut AmbientConn, turn: &str) -> Result<bool, DbError> {
+/// Takes the turn's lock for the whole batch, once (when `lock`: the batch
+/// registers): PostgreSQL's organization row (the turn is the organization).
+/// SQLite's `BEGIN IMMEDIATE` already holds the only write lock, so its members need
+/// no row of their own. Whether the batch holds the lock.
+async fn lock_turn(conn: &mut AmbientConn, turn: &str, lock: bool) -> Result<bool, DbError> {
     match conn {
+        AmbientConn::Postgres(_) if !lock => Ok(false),
         AmbientConn::Postgres(c) => {
             use crate::schema::pg::organizations;
             use diesel::{ExpressionMethods as _, QueryDsl as _};
@@ -382,7 +474,7 @@ async fn lock_turn(conn: &mut AmbientConn, turn: &str) -> Result<bool, DbError> 
 
 /// The member again, for another run, when `outcome` is a conflict with a
 /// concurrent unit of work and attempts remain.
-fn again(member: &Member, outcome: &Result<Registered, DbError>) -> bool {
+fn again(member: &Member, outcome: &Result<Done, DbError>) -> bool {
     match outcome {
         Err(error) if runs_again(error, member.attempt) => {
             tracing::debug!(attempt = member.attempt, %error, "registration raced another unit of work; running it again");
@@ -403,9 +495,9 @@ fn next_attempt(member: Member) -> Member {
 /// kept in `done` for after the commit, or the member back to run again.
 fn settle_later(
     member: Member,
-    outcome: Result<Registered, DbError>,
+    outcome: Result<Done, DbError>,
     kept: bool,
-    done: &mut Vec<(Member, Result<Registered, DbError>, bool)>,
+    done: &mut Vec<(Member, Result<Done, DbError>, bool)>,
 ) -> Option<Member> {
     if again(&member, &outcome) {
         return Some(next_attempt(member));
@@ -416,7 +508,7 @@ fn settle_later(
 
 /// The answer to a member that ran alone, or the member back when it should run
 /// again.
-fn settle(member: Member, outcome: Result<Registered, DbError>) -> Option<Member> {
+fn settle(member: Member, outcome: Result<Done, DbError>) -> Option<Member> {
     if again(&member, &outcome) {
         return Some(next_attempt(member));
     }
@@ -450,22 +542,24 @@ mod tests {
     fn member(reply: Reply) -> Member {
         let email = EmailAddress::parse("a@example.com").expect("a valid address");
         Member {
-            registration: SenderRegistration {
-                organization: OrganizationId::new("org"),
-                creation: CreationRules {
-                    ancestors: ancestors(email.domain()),
-                    limits: CreationLimits {
-                        max_domains: 1,
-                        per_minute: 1,
+            work: Work::Register {
+                registration: SenderRegistration {
+                    organization: OrganizationId::new("org"),
+                    creation: CreationRules {
+                        ancestors: ancestors(email.domain()),
+                        limits: CreationLimits {
+                            max_domains: 1,
+                            per_minute: 1,
+                        },
+                        first_check_at: chrono::Utc::now(),
                     },
-                    first_check_at: chrono::Utc::now(),
+                    email,
+                    reply_to: None,
+                    new_key: None,
+                    enable_inbound: false,
                 },
-                email,
-                reply_to: None,
-                new_key: None,
-                enable_inbound: false,
+                claim: None,
             },
-            claim: None,
             attempt: 1,
             queued: Instant::now(),
             reply,
