@@ -91,10 +91,13 @@ impl Browser {
                 // Keep draining, so chromedriver never blocks on a full pipe.
             }
         });
-        let Ok(port) = receiver.recv_timeout(Duration::from_secs(20)) else {
+        // Generous: chromedriver starts in well under a second, but the end-to-end
+        // suite runs its fault bursts (64 request threads) beside the browser tests
+        // on two cores.
+        let Ok(port) = receiver.recv_timeout(Duration::from_secs(60)) else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("chromedriver did not report its port within 20 s");
+            panic!("chromedriver did not report its port within 60 s");
         };
         let base = format!("http://127.0.0.1:{port}");
         let agent: ureq::Agent = ureq::Agent::config_builder()

@@ -36,6 +36,9 @@ const STATEMENT_TIMEOUT_MS: u64 = 1000;
 /// Still well inside the stall ([`STALL`]): a request held until the thaw, as
 /// before, cannot pass.
 const BOUND: Duration = Duration::from_millis(STATEMENT_TIMEOUT_MS + 1000 + 2500);
+/// How long `/readyz` may take while the database does not answer: its own 1 s, plus
+/// scheduling.
+const READY_BOUND: Duration = Duration::from_millis(1000 + 1500);
 /// How long the stall lasts: twice [`BOUND`].
 const STALL: Duration = Duration::from_secs(9);
 /// How long a client waits for an answer before counting it lost.
@@ -600,6 +603,7 @@ async fn link_fault(fault: LinkFault) {
     let work = Workload::prepare(&app, |i| i % 2 == 0);
     let client = Client::of(&app);
 
+    let mut ready_in_stall = None;
     let (outcomes, (in_flight, links)) = burst(&client, &work, |progress| {
         progress.wait_for_answers(1);
         let at_fault = (progress.in_flight(), proxy.connections());
@@ -613,7 +617,12 @@ async fn link_fault(fault: LinkFault) {
             }
             LinkFault::Stall => {
                 proxy.stall();
-                std::thread::sleep(STALL);
+                // A probe during the stall: a load balancer must hear 503 in time.
+                std::thread::sleep(Duration::from_secs(2));
+                let asked = Instant::now();
+                let status = app.get("/readyz").map_or(0, |a| a.status);
+                ready_in_stall = Some((status, asked.elapsed()));
+                std::thread::sleep(STALL.saturating_sub(asked.elapsed() + Duration::from_secs(2)));
                 proxy.thaw();
             }
         }
@@ -630,6 +639,13 @@ async fn link_fault(fault: LinkFault) {
     let mut violations = Violations::default();
     for (call, outcome) in work.calls.iter().zip(&outcomes) {
         violations.check_outcome(&call.email, outcome, Some(BOUND));
+    }
+    if let Some((status, took)) = ready_in_stall {
+        // 1 s by the service, plus scheduling (as in BOUND); held to the thaw it
+        // would take the rest of the stall.
+        violations.check('r', status == 503 && took < READY_BOUND, || {
+            format!("/readyz during the stall answered {status} after {took:.2?} (bound {READY_BOUND:?})")
+        });
     }
     let (finals, succeeded) = settle_keyed(&client, &work, &outcomes, Some(BOUND), &mut violations);
     check_keyed_finals(&work, &finals, &mut violations);
