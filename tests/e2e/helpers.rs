@@ -301,8 +301,17 @@ fn command_under(wrapper: &[&str], env: &[(String, String)], cwd: PathBuf) -> Co
         }
     };
     command.current_dir(cwd).env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        command.env("PATH", path);
+    // PATH, and the clock of a calendar sweep (scripts/calendar-sweep.sh runs the
+    // tests under libfaketime): the binary must see the test's own time.
+    for kept in [
+        "PATH",
+        "LD_PRELOAD",
+        "FAKETIME",
+        "FAKETIME_DONT_FAKE_MONOTONIC",
+    ] {
+        if let Some(value) = std::env::var_os(kept) {
+            command.env(kept, value);
+        }
     }
     command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     command
