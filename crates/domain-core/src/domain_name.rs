@@ -206,6 +206,11 @@ mod tests {
     proptest! {
         #[test]
         fn parsing_is_idempotent_and_lower_cases(input in "[a-zA-Z0-9]{1,20}(\\.[a-zA-Z][a-zA-Z0-9-]{0,10}[a-zA-Z0-9]){1,3}") {
+            // Hyphens in the third and fourth places are reserved (RFC 5891 §4.2.3.1):
+            // `xn--` starts an A-label, which must decode (`a.xN--0` does not and is
+            // refused, as rejects_what_is_not_a_sender_domain shows); the generator
+            // drew one about once in a few hundred runs.
+            prop_assume!(!input.split('.').any(|label| label.get(2..4) == Some("--")));
             let once = DomainName::parse(&input).unwrap();
             let twice = DomainName::parse(once.as_ascii()).unwrap();
             prop_assert_eq!(&once, &twice);
