@@ -1,8 +1,7 @@
 //! `POST /api/v1/emails/domains/generate` — the seed endpoint.
 
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _, web};
 use domain_core::RecordSet;
