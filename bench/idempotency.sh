@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput of the reuse path with and without an Idempotency-Key on every request
-# (issue 14's "within 15 %"), on SQLite and PostgreSQL, one organization, 64
-# connections, 8 s each, release build. Everything on 127.0.0.1.
+# (keyed within 0.85x the throughput and 1.15x the p99), on SQLite and PostgreSQL,
+# one organization, 64 connections, 8 s each, release build, with the CPU each
+# request cost the server and (PostgreSQL) the database. Everything on 127.0.0.1.
 #
 #   bench/idempotency.sh [BIN]      (needs wrk, curl, jq; PostgreSQL via scripts/dev-postgres.sh)
 set -euo pipefail
@@ -11,6 +12,9 @@ CONNS="${BENCH_CONNS:-64}"
 DURATION="${BENCH_DURATION:-8}"
 eval "$("$ROOT/scripts/dev-postgres.sh")"
 PG_BASE="${DOMAIN_API_DATABASE_URL%/*}"
+
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run() { # backend keyed
   local backend=$1 keyed=$2 work db url port pid org access secret tag
@@ -38,10 +42,21 @@ run() { # backend keyed
   curl -fsS -o /dev/null -X POST "http://$port/api/v1/emails/domains/generate" \
     -H "X-Api-Access-Token: $access" -H "X-Api-Secret-Token: $secret" -H "Content-Type: application/json" \
     -d "{\"email\":\"seed@d0.$tag.example\"}"
+  local cpu_before cpu_after wrk_pid db_cpu=0
+  cpu_before=$(cpu_ticks "$pid")
   BENCH_ACCESS=$access BENCH_SECRET=$secret REUSE_TAG=$tag BENCH_IDEMPOTENCY=$keyed \
     wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/wrk/scenario.lua" "http://$port" -- reuse "$tag" 0 1 \
-    | sed -n 's/^BENCH_JSON //p' | jq -c --arg backend "$backend" --arg keyed "$keyed" \
-      '{backend:$backend, idempotency_key:($keyed=="1"), rps, p50:.latency_ms.p50, p99:.latency_ms.p99, status}'
+    >"$work/wrk.out" & wrk_pid=$!
+  # PostgreSQL's CPU while wrk runs (its backends), beside the server's own.
+  [[ $backend == postgres ]] && db_cpu=$(python3 "$ROOT/bench/proc_cpu.py" watch postgres "$wrk_pid")
+  wait "$wrk_pid"
+  cpu_after=$(cpu_ticks "$pid")
+  sed -n 's/^BENCH_JSON //p' "$work/wrk.out" | jq -c --arg backend "$backend" --arg keyed "$keyed" \
+      --argjson server_s "$(awk -v a="$cpu_before" -v b="$cpu_after" -v t="$(getconf CLK_TCK)" 'BEGIN{print (b-a)/t}')" \
+      --argjson db_s "$db_cpu" \
+      '{backend:$backend, idempotency_key:($keyed=="1"), rps, p50:.latency_ms.p50, p99:.latency_ms.p99,
+        cpu_ms_per_request:{server:(1000*$server_s/(.status."2xx"+0.0001)*100|round/100),
+                            database:(1000*$db_s/(.status."2xx"+0.0001)*100|round/100)}, status}'
   kill "$pid"; wait "$pid" 2>/dev/null || true
   [[ $backend == postgres ]] && psql -q "$PG_BASE/postgres" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
   [[ -n "${BENCH_KEEP_LOG:-}" ]] || rm -rf "$work"

@@ -12,7 +12,9 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, HttpResponse, ResponseError, web};
 use domain_core::OrganizationId;
-use domain_core::ports::idempotency::{Begun, IdempotencyKey, RegistrationAnswer, StoredResponse};
+use domain_core::ports::idempotency::{
+    Begun, Held, IdempotencyKey, RegistrationAnswer, StoredResponse, Taking,
+};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -72,9 +74,10 @@ pub async fn guard(
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let fingerprint = fingerprint(&req, &body);
+    let taking = taking(&req);
     let begun = match state
         .idempotency
-        .begin(&organization, key, fingerprint)
+        .begin(&organization, key, fingerprint, taking)
         .await
     {
         Ok(begun) => begun,
@@ -84,19 +87,9 @@ pub async fn guard(
         }
     };
     match begun {
-        Begun::Replay(stored) => Ok(req.into_response(
-            HttpResponse::build(
-                actix_web::http::StatusCode::from_u16(stored.status)
-                    .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
-            )
-            .content_type(stored.content_type)
-            .insert_header((REPLAYED_HEADER, "true"))
-            .body(stored.body),
-        )),
-        Begun::Mismatch => Ok(req.into_response(ApiError::IdempotencyMismatch.error_response())),
-        Begun::InProgress => {
-            Ok(req.into_response(ApiError::IdempotencyInProgress.error_response()))
-        }
+        Begun::Replay(stored) => Ok(req.into_response(held_response(Held::Replay(stored)))),
+        Begun::Mismatch => Ok(req.into_response(held_response(Held::Mismatch))),
+        Begun::InProgress => Ok(req.into_response(held_response(Held::InProgress))),
         Begun::Fresh(mut unit) => {
             let answer = RegistrationAnswer::default();
             req.extensions_mut().insert(answer.clone());
@@ -108,6 +101,21 @@ pub async fn guard(
                 }),
             )
             .await;
+            if let Some(held) = unit.superseded() {
+                // Another request with the key kept its answer first (a key taken
+                // with the change): this one's write was refused; it answers that.
+                unit.rollback().await;
+                return match outcome {
+                    Some(Ok(response)) => {
+                        let (request, _) = response.into_parts();
+                        Ok(ServiceResponse::new(request, held_response(held)))
+                    }
+                    Some(Err(error)) => Err(error),
+                    None => Err(actix_web::error::ErrorInternalServerError(
+                        "request not run",
+                    )),
+                };
+            }
             let response = match outcome {
                 Some(Ok(response)) => response,
                 Some(Err(error)) => {
@@ -146,17 +154,51 @@ pub async fn guard(
                     .to_owned(),
                 body: body.to_vec(),
             };
-            if let Err(error) = unit.commit(&stored).await {
-                // Neither the change nor the answer is kept (or, if the database
-                // could not say, a retry finds out which).
-                let failure = ApiError::Unavailable(Box::new(error));
-                return Ok(ServiceResponse::new(request, failure.error_response()));
+            match unit.commit(&stored).await {
+                Ok(None) => Ok(ServiceResponse::new(
+                    request,
+                    response.set_body(BoxBody::new(body)),
+                )),
+                // Another request with the key kept its answer first.
+                Ok(Some(held)) => Ok(ServiceResponse::new(request, held_response(held))),
+                Err(error) => {
+                    // Neither the change nor the answer is kept (or, if the database
+                    // could not say, a retry finds out which).
+                    let failure = ApiError::Unavailable(Box::new(error));
+                    Ok(ServiceResponse::new(request, failure.error_response()))
+                }
             }
-            Ok(ServiceResponse::new(
-                request,
-                response.set_body(BoxBody::new(body)),
-            ))
         }
+    }
+}
+
+/// The answer to a request whose key another request holds: the kept answer again
+/// (`Idempotent-Replayed: true`), 422 for another request's key, 409 while it runs.
+fn held_response(held: Held) -> HttpResponse {
+    match held {
+        Held::Replay(stored) => HttpResponse::build(
+            actix_web::http::StatusCode::from_u16(stored.status)
+                .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+        )
+        .content_type(stored.content_type)
+        .insert_header((REPLAYED_HEADER, "true"))
+        .body(stored.body),
+        Held::Mismatch => ApiError::IdempotencyMismatch.error_response(),
+        Held::InProgress => ApiError::IdempotencyInProgress.error_response(),
+    }
+}
+
+/// When a request's fresh key is taken. generate, whose work before its one write
+/// (the registration) is short — at most one MX lookup — takes its key with the
+/// change, in its registration's group-commit member, so a keyed generate costs one
+/// read and one statement more than an unkeyed one. Every other route waits on the
+/// network before it writes (a DNS check, a webhook's address) and takes its key up
+/// front, so a retry made while it runs answers 409 at once.
+fn taking(req: &ServiceRequest) -> Taking {
+    if *req.method() == Method::POST && req.path() == crate::routes::GENERATE_PATH {
+        Taking::WithChange
+    } else {
+        Taking::UpFront
     }
 }
 

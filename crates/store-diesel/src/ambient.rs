@@ -29,8 +29,8 @@ use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use domain_core::ports::InfraError;
 use domain_core::ports::idempotency::{
-    Begun, Guarded, IdempotencyStore, KeptAnswers, RegistrationAnswer, StoredResponse, UnitOfWork,
-    Work,
+    Begun, Guarded, Held, IdempotencyStore, KeptAnswers, RegistrationAnswer, StoredResponse,
+    Taking, UnitOfWork, Work,
 };
 use ring::rand::SecureRandom as _;
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
@@ -89,11 +89,46 @@ pub(crate) async fn joined(write: bool) -> Result<Option<Joined>, DbError> {
     let mut conn = Arc::clone(&ambient.conn).lock_owned().await;
     if conn.is_none() {
         match (&ambient.opens, write) {
-            (Some(backend), true) => *conn = Some(AmbientConn::open(backend).await?),
+            (Some(backend), true) => {
+                let opened = conn.insert(AmbientConn::open(backend).await?);
+                // A key taken with the change is taken first thing in its
+                // transaction (the row is this request's until it commits).
+                if let Some(claim) = ambient.claim.as_deref().filter(|c| !c.is_taken()) {
+                    take_in(opened, claim).await?;
+                }
+            }
             _ => return Ok(None),
         }
     }
     Ok(OwnedMutexGuard::try_map(conn, Option::as_mut).ok())
+}
+
+/// Takes `claim`'s key in the transaction open on `conn`, for its holder:
+/// [`DbError::Superseded`] (and the claim says so) when another request kept it.
+async fn take_in(conn: &mut AmbientConn, claim: &KeyClaim) -> Result<(), DbError> {
+    let held = match conn {
+        AmbientConn::Postgres(c) => {
+            use crate::schema::pg::*;
+            let c = &mut **c;
+            take_key!(c, &claim.guarded, &claim.holder, None)?
+        }
+        AmbientConn::Sqlite(c) => {
+            use crate::schema::sqlite::*;
+            let c = &mut **c;
+            take_key!(c, &claim.guarded, &claim.holder, None)?
+        }
+    };
+    match held {
+        None => {
+            claim.mark_taken();
+            Ok(())
+        }
+        Some(held) => {
+            // Read from a committed row: the other request's answer stands.
+            claim.supersede(held.clone());
+            Err(DbError::Superseded(held))
+        }
+    }
 }
 
 /// Marks the running task's unit of work as poisoned (a call on it overran its
@@ -206,18 +241,67 @@ pub(crate) async fn scope<F: Future>(ambient: Arc<Ambient>, work: F) -> F::Outpu
 pub(crate) struct KeyClaim {
     pub(crate) organization: String,
     pub(crate) key: String,
+    /// The request the key guards, and when it is taken.
+    pub(crate) guarded: Guarded,
     /// Random, per take: only this holder can keep an answer or free the key.
     pub(crate) holder: Vec<u8>,
     /// How the request answers a registration, for a batch that keeps it.
     pub(crate) answer: RegistrationAnswer,
+    /// The key is this holder's: taken up front, or taken with the change in the
+    /// transaction now open.
+    taken: AtomicBool,
     /// A registration of the request kept the answer already, and its batch
     /// committed.
-    pub(crate) kept: AtomicBool,
+    kept: AtomicBool,
+    /// Another request with the key kept its answer first (a key taken with the
+    /// change), and this is what it holds.
+    superseded: std::sync::Mutex<Option<Held>>,
 }
 
 impl KeyClaim {
+    fn new(guarded: &Guarded, holder: Vec<u8>, answer: RegistrationAnswer) -> Self {
+        Self {
+            organization: guarded.organization.as_str().to_owned(),
+            key: guarded.key.as_str().to_owned(),
+            guarded: guarded.clone(),
+            holder,
+            answer,
+            taken: AtomicBool::new(guarded.taking == Taking::UpFront),
+            kept: AtomicBool::new(false),
+            superseded: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn is_taken(&self) -> bool {
+        AtomicBool::load(&self.taken, Ordering::Relaxed)
+    }
+
+    fn mark_taken(&self) {
+        AtomicBool::store(&self.taken, true, Ordering::Relaxed);
+    }
+
     pub(crate) fn mark_kept(&self) {
         AtomicBool::store(&self.kept, true, Ordering::Relaxed);
+    }
+
+    fn is_kept(&self) -> bool {
+        AtomicBool::load(&self.kept, Ordering::Relaxed)
+    }
+
+    /// Records what holds the key, once the write that found it is known to stand
+    /// (its batch committed, or the row it read was committed).
+    pub(crate) fn supersede(&self, held: Held) {
+        *self
+            .superseded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(held);
+    }
+
+    fn superseded(&self) -> Option<Held> {
+        self.superseded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -234,15 +318,28 @@ pub(crate) async fn has_written() -> bool {
     }
 }
 
-/// Writes `$response` over the running record of `$claim` on `$conn`; evaluates to
-/// `Result<(), DbError>`, [`DbError::LeaseLost`] when another request took the key
-/// meanwhile (its lease ran out). Expands inside a `with_conn!`/`in_transaction!`
-/// body.
+/// Keeps `$response` as `$claim`'s answer on `$conn`: written over the running
+/// record (checked against the holder) when the key is taken, or, for a key taken
+/// with the change, written whole in one upsert that takes it. Evaluates to
+/// `Result<(), DbError>`: [`DbError::LeaseLost`] when another request took the key
+/// meanwhile (its lease ran out), [`DbError::Superseded`] when another request kept
+/// it first. Expands inside a `with_conn!`/`in_transaction!` body.
 macro_rules! keep_answer {
     ($conn:ident, $claim:expr, $response:expr) => {
         async {
             let claim: &$crate::ambient::KeyClaim = $claim;
             let response: &domain_core::ports::idempotency::StoredResponse = $response;
+            if !claim.is_taken() {
+                return match $crate::ambient::take_key!(
+                    $conn,
+                    &claim.guarded,
+                    &claim.holder,
+                    Some(response)
+                )? {
+                    None => Ok(()),
+                    Some(held) => Err($crate::backend::DbError::Superseded(held)),
+                };
+            }
             let kept = diesel::update(
                 idempotency_keys::table
                     .find((claim.organization.as_str(), claim.key.as_str()))
@@ -270,49 +367,76 @@ macro_rules! keep_answer {
 pub(crate) use keep_answer;
 
 /// A kept or running record: fingerprint, status (none while running), content
-/// type, body.
-type Found = (Vec<u8>, Option<i32>, Option<String>, Option<Vec<u8>>);
+/// type, body, expiry, lease.
+pub(crate) type Found = (
+    Vec<u8>,
+    Option<i32>,
+    Option<String>,
+    Option<Vec<u8>>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
 
-/// What holds a key that could not be taken.
-pub(crate) enum Seen {
-    Replay(StoredResponse),
-    Mismatch,
-    InProgress,
-}
-
-impl From<Seen> for Begun {
-    fn from(seen: Seen) -> Self {
-        match seen {
-            Seen::Replay(kept) => Self::Replay(kept),
-            Seen::Mismatch => Self::Mismatch,
-            Seen::InProgress => Self::InProgress,
-        }
+/// What holds the key in `row`, for `guarded`: `None` when nothing does (the answer
+/// expired, or the holder's lease ran out).
+pub(crate) fn held(guarded: &Guarded, row: Found) -> Option<Held> {
+    let (fingerprint, status, content_type, body, expires_at, lease_until) = row;
+    let now = guarded.now;
+    let lapsed = status.is_none() && lease_until.is_none_or(|until| until <= now);
+    if expires_at <= now || lapsed {
+        return None;
     }
-}
-
-fn found(guarded: &Guarded, row: Found) -> Seen {
-    let (fingerprint, status, content_type, body) = row;
     if fingerprint != guarded.fingerprint {
-        return Seen::Mismatch;
+        return Some(Held::Mismatch);
     }
-    match (status, content_type, body) {
-        (Some(status), Some(content_type), Some(body)) => Seen::Replay(StoredResponse {
+    Some(match (status, content_type, body) {
+        (Some(status), Some(content_type), Some(body)) => Held::Replay(StoredResponse {
             status: u16::try_from(status).unwrap_or(500),
             content_type,
             body,
         }),
-        _ => Seen::InProgress,
-    }
+        _ => Held::InProgress,
+    })
 }
+
+/// Reads `$guarded`'s key; evaluates to `Result<Option<Found>, DbError>`. Expands
+/// inside a `with_conn!` body.
+macro_rules! read_key {
+    ($conn:ident, $guarded:expr) => {
+        idempotency_keys::table
+            .find(($guarded.organization.as_str(), $guarded.key.as_str()))
+            .select((
+                idempotency_keys::fingerprint,
+                idempotency_keys::status,
+                idempotency_keys::content_type,
+                idempotency_keys::body,
+                idempotency_keys::expires_at,
+                idempotency_keys::lease_until,
+            ))
+            .first::<$crate::ambient::Found>(&mut *$conn)
+            .await
+            .optional()
+            .map_err($crate::backend::DbError::from)
+    };
+}
+pub(crate) use read_key;
 
 /// Takes the key (an upsert that succeeds only on a new key, an expired answer or a
 /// lapsed lease), else reads what holds it; evaluates to
-/// `Result<Option<Begun>, DbError>`, `None` when taken. Expands inside a
-/// `with_conn!` body.
+/// `Result<Option<Held>, DbError>`, `None` when taken. Without `$answer` the key is
+/// recorded as running, for `$holder`, with a lease; with it, the answer is written
+/// whole (a key taken with the change, in the change's transaction). Expands inside
+/// a `with_conn!` body.
 macro_rules! take_key {
-    ($conn:ident, $guarded:expr, $holder:expr) => {
+    ($conn:ident, $guarded:expr, $holder:expr, $answer:expr) => {
         async {
-            let guarded: &Guarded = $guarded;
+            let guarded: &domain_core::ports::idempotency::Guarded = $guarded;
+            let answer: Option<&domain_core::ports::idempotency::StoredResponse> = $answer;
+            let holder: Option<&[u8]> = answer.is_none().then_some($holder);
+            let lease_until = answer.is_none().then_some(guarded.lease_until);
+            let status = answer.map(|a| i32::from(a.status));
+            let content_type = answer.map(|a| a.content_type.as_str());
+            let body = answer.map(|a| a.body.as_slice());
             let org = guarded.organization.as_str();
             let key = guarded.key.as_str();
             let now = guarded.now;
@@ -321,8 +445,11 @@ macro_rules! take_key {
                     idempotency_keys::organization_id.eq(org),
                     idempotency_keys::key.eq(key),
                     idempotency_keys::fingerprint.eq(&guarded.fingerprint),
-                    idempotency_keys::holder.eq(Some($holder)),
-                    idempotency_keys::lease_until.eq(Some(guarded.lease_until)),
+                    idempotency_keys::holder.eq(holder),
+                    idempotency_keys::lease_until.eq(lease_until),
+                    idempotency_keys::status.eq(status),
+                    idempotency_keys::content_type.eq(content_type),
+                    idempotency_keys::body.eq(body),
                     idempotency_keys::created_at.eq(now),
                     idempotency_keys::expires_at.eq(guarded.expires_at),
                 ))
@@ -330,11 +457,11 @@ macro_rules! take_key {
                 .do_update()
                 .set((
                     idempotency_keys::fingerprint.eq(&guarded.fingerprint),
-                    idempotency_keys::holder.eq(Some($holder)),
-                    idempotency_keys::lease_until.eq(Some(guarded.lease_until)),
-                    idempotency_keys::status.eq(None::<i32>),
-                    idempotency_keys::content_type.eq(None::<String>),
-                    idempotency_keys::body.eq(None::<Vec<u8>>),
+                    idempotency_keys::holder.eq(holder),
+                    idempotency_keys::lease_until.eq(lease_until),
+                    idempotency_keys::status.eq(status),
+                    idempotency_keys::content_type.eq(content_type),
+                    idempotency_keys::body.eq(body),
                     idempotency_keys::created_at.eq(now),
                     idempotency_keys::expires_at.eq(guarded.expires_at),
                 ));
@@ -353,27 +480,19 @@ macro_rules! take_key {
             .await
             .optional()?;
             if taken.is_some() {
-                return Ok::<_, DbError>(None);
+                return Ok::<_, $crate::backend::DbError>(None);
             }
-            let row: Option<Found> = idempotency_keys::table
-                .find((org, key))
-                .select((
-                    idempotency_keys::fingerprint,
-                    idempotency_keys::status,
-                    idempotency_keys::content_type,
-                    idempotency_keys::body,
-                ))
-                .first(&mut *$conn)
-                .await
-                .optional()?;
+            let row = $crate::ambient::read_key!($conn, guarded)?;
             // Gone between the two statements (pruned): another take decides.
             Ok(Some(
-                row.map_or(Seen::InProgress, |row| found(guarded, row)),
+                row.and_then(|row| $crate::ambient::held(guarded, row))
+                    .unwrap_or(domain_core::ports::idempotency::Held::InProgress),
             ))
         }
         .await
     };
 }
+pub(crate) use take_key;
 
 /// Takes `guarded`'s key for `holder` once (in the task's unit of work when one is
 /// open: a batch's): `None` when taken, else what holds it.
@@ -381,9 +500,8 @@ pub(crate) async fn take_key_once(
     backend: &Backend,
     guarded: &Guarded,
     holder: &[u8],
-) -> Result<Option<Seen>, DbError> {
-    let holder = holder.to_vec();
-    with_conn!(backend, |c| { take_key!(c, guarded, &holder) })
+) -> Result<Option<Held>, DbError> {
+    with_conn!(backend, |c| { take_key!(c, guarded, holder, None) })
 }
 
 /// A random holder id for one take.
@@ -399,31 +517,37 @@ fn new_holder() -> Result<Vec<u8>, DbError> {
 impl IdempotencyStore for Store {
     async fn begin(&self, guarded: &Guarded) -> Result<Begun, InfraError> {
         let holder = new_holder()?;
-        // In the next group-commit batch of takes: a shared commit, not one of its
-        // own. PostgreSQL: the organization's takes have a queue of their own, beside
-        // its registrations' (a take needs no organization lock, and must not wait for
-        // a batch of registrations to finish); SQLite: the one writer's queue.
-        let turn = match self.kind() {
-            BackendKind::Postgres => format!("take:{}", guarded.organization.as_str()),
-            BackendKind::Sqlite => self.turn(&guarded.organization),
+        let held = match guarded.taking {
+            Taking::UpFront => {
+                // In the next group-commit batch of takes: a shared commit, not one
+                // of its own. PostgreSQL: the organization's takes have a queue of
+                // their own, beside its registrations' (a take needs no organization
+                // lock, and must not wait for a batch of registrations to finish);
+                // SQLite: the one writer's queue.
+                let turn = match self.kind() {
+                    BackendKind::Postgres => format!("take:{}", guarded.organization.as_str()),
+                    BackendKind::Sqlite => self.turn(&guarded.organization),
+                };
+                self.group_commit
+                    .take(&self.backend, &turn, guarded.clone(), holder.clone())
+                    .await?
+            }
+            // A read; the key is taken by the change's own write.
+            Taking::WithChange => {
+                let row = with_conn!(&self.backend, |c| { read_key!(c, guarded) })?;
+                row.and_then(|row| held(guarded, row))
+            }
         };
-        let seen = self
-            .group_commit
-            .take(&self.backend, &turn, guarded.clone(), holder.clone())
-            .await?;
-        if let Some(seen) = seen {
-            return Ok(seen.into());
+        if let Some(held) = held {
+            return Ok(held.into());
         }
-        let claim = Arc::new(KeyClaim {
-            organization: guarded.organization.as_str().to_owned(),
-            key: guarded.key.as_str().to_owned(),
-            holder,
-            answer: RegistrationAnswer::default(),
-            kept: AtomicBool::new(false),
-        });
         Ok(Begun::Fresh(Box::new(Unit {
             backend: self.backend.clone(),
-            claim,
+            claim: Arc::new(KeyClaim::new(
+                guarded,
+                holder,
+                RegistrationAnswer::default(),
+            )),
             ambient: None,
         })))
     }
@@ -502,8 +626,12 @@ impl Unit {
 }
 
 /// Frees `claim`'s key for a retry, unless an answer was kept meanwhile (a batch that
-/// committed after the request gave up on it).
+/// committed after the request gave up on it). A key taken with the change is freed
+/// by the change's rollback.
 async fn release(backend: &Backend, claim: &KeyClaim) {
+    if claim.guarded.taking == Taking::WithChange {
+        return;
+    }
     let released: Result<usize, DbError> = with_conn!(backend, |c| {
         diesel::delete(
             idempotency_keys::table
@@ -523,13 +651,11 @@ async fn release(backend: &Backend, claim: &KeyClaim) {
 #[async_trait(?Send)]
 impl UnitOfWork for Unit {
     async fn run<'a>(&'a mut self, answer: RegistrationAnswer, work: Work<'a>) {
-        let claim = Arc::new(KeyClaim {
-            organization: self.claim.organization.clone(),
-            key: self.claim.key.clone(),
-            holder: self.claim.holder.clone(),
+        let claim = Arc::new(KeyClaim::new(
+            &self.claim.guarded,
+            self.claim.holder.clone(),
             answer,
-            kept: AtomicBool::new(false),
-        });
+        ));
         self.claim = Arc::clone(&claim);
         let ambient = Arc::new(Ambient {
             conn: Arc::new(Mutex::new(None)),
@@ -541,7 +667,14 @@ impl UnitOfWork for Unit {
         scope(ambient, work).await;
     }
 
-    async fn commit(self: Box<Self>, response: &StoredResponse) -> Result<(), InfraError> {
+    fn superseded(&self) -> Option<Held> {
+        self.claim.superseded()
+    }
+
+    async fn commit(
+        self: Box<Self>,
+        response: &StoredResponse,
+    ) -> Result<Option<Held>, InfraError> {
         let poisoned = self.poisoned();
         let opened = self.opened().await;
         if poisoned {
@@ -553,7 +686,7 @@ impl UnitOfWork for Unit {
             );
         }
         let claim = &self.claim;
-        if AtomicBool::load(&claim.kept, Ordering::Relaxed) {
+        if claim.is_kept() {
             // A registration's batch kept the answer with the change.
             if let Some(conn) = opened {
                 tracing::error!(
@@ -561,13 +694,17 @@ impl UnitOfWork for Unit {
                 );
                 conn.rollback(&self.backend).await;
             }
-            return Ok(());
+            return Ok(None);
         }
         let Some(mut conn) = opened else {
             // The request changed nothing: its answer alone.
             let kept: Result<(), DbError> =
                 with_conn!(&self.backend, |c| { keep_answer!(c, claim, response) });
-            return Ok(kept?);
+            return match kept {
+                Ok(()) => Ok(None),
+                Err(DbError::Superseded(held)) => Ok(Some(held)),
+                Err(error) => Err(error.into()),
+            };
         };
         let backend = &self.backend;
         let kept = bounded(backend.deadline(), async {
@@ -586,7 +723,11 @@ impl UnitOfWork for Unit {
         })
         .await;
         match kept {
-            Ok(()) => Ok(conn.commit(backend).await?),
+            Ok(()) => Ok(conn.commit(backend).await.map(|()| None)?),
+            Err(DbError::Superseded(held)) => {
+                self.abandon(Some(conn)).await;
+                Ok(Some(held))
+            }
             Err(error) => {
                 self.abandon(Some(conn)).await;
                 Err(error.into())

@@ -297,6 +297,11 @@ pub(crate) enum DbError {
     /// took the key: this one's change is rolled back.
     #[error("the Idempotency-Key was taken by another request")]
     LeaseLost,
+    /// A keyed request whose key is taken with its change found the key kept by
+    /// another request: this one's change is rolled back, and it answers what the
+    /// key holds.
+    #[error("the Idempotency-Key is held by another request")]
+    Superseded(domain_core::ports::idempotency::Held),
 }
 
 impl From<DieselError> for DbError {

@@ -14,7 +14,7 @@ use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
 use crate::ambient::{KeyClaim, keep_answer};
 use crate::backend::{Backend, DbError, backoff, in_transaction, runs_again, with_conn};
-use crate::events::record_events;
+use crate::events::{record_events, record_events_keeping};
 use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
 use crate::ownership::{admit, refusal, register_error};
@@ -41,10 +41,15 @@ pub(crate) async fn register_keeping(
         return (Err(error), false);
     };
     let kept: Result<(), DbError> = with_conn!(backend, |c| { keep_answer!(c, claim, &answer) });
-    if let Err(keep_error) = &kept {
-        tracing::warn!(%keep_error, "could not keep a refused registration's answer");
+    match kept {
+        Ok(()) => (Err(error), true),
+        // Another request with the key kept its answer first: that one stands.
+        Err(superseded @ DbError::Superseded(_)) => (Err(superseded), false),
+        Err(keep_error) => {
+            tracing::warn!(%keep_error, "could not keep a refused registration's answer");
+            (Err(error), false)
+        }
     }
-    (Err(error), kept.is_ok())
 }
 
 /// The register-sender unit of work, once: in its own transaction, or in a savepoint
@@ -194,15 +199,22 @@ pub(crate) async fn register_once(
                 domain,
             ));
         }
-        record_events!(c, &events, now)?;
         let registered = Registered {
             domain: row.into_domain()?,
             domain_created: created,
         };
         let answer =
             claim.and_then(|claim| Some((claim, claim.answer.render(&Ok(registered.clone()))?)));
-        if let Some((claim, answer)) = &answer {
-            keep_answer!(c, claim, answer)?;
+        match &answer {
+            // A key taken with the change: kept with the events, in their statement.
+            Some((claim, answer)) if !claim.is_taken() => {
+                record_events_keeping!(c, &events, now, claim, answer)?;
+            }
+            Some((claim, answer)) => {
+                record_events!(c, &events, now)?;
+                keep_answer!(c, claim, answer)?;
+            }
+            None => record_events!(c, &events, now)?,
         }
         Ok((registered, answer.is_some()))
     })
@@ -413,7 +425,9 @@ impl From<DbError> for StoreError {
     fn from(error: DbError) -> Self {
         match error {
             DbError::Unavailable(e) => Self::Unavailable(e),
-            lost @ DbError::LeaseLost => Self::Unavailable(Box::new(lost)),
+            lost @ (DbError::LeaseLost | DbError::Superseded(_)) => {
+                Self::Unavailable(Box::new(lost))
+            }
             other => Self::Unexpected(Box::new(other)),
         }
     }

@@ -3,11 +3,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use domain_core::OrganizationId;
 use domain_core::lifecycle::{Event, EventType, NewEvent, Page, Paged};
 use domain_core::ports::InfraError;
+use domain_core::ports::idempotency::{Guarded, Held, StoredResponse};
 use domain_core::ports::lifecycle::EventStore;
 
 use crate::Store;
@@ -34,6 +36,16 @@ pub(crate) trait RecordEvents {
         events: &[&NewEvent],
         at: DateTime<Utc>,
     ) -> Result<(), DbError>;
+
+    /// As [`RecordEvents::record_events`], and keeps `keeping`'s answer with its key
+    /// taken: `Some` when another request holds the key (the events are then to be
+    /// rolled back by the caller).
+    async fn record_events_keeping(
+        &mut self,
+        events: &[&NewEvent],
+        at: DateTime<Utc>,
+        keeping: Keeping<'_>,
+    ) -> Result<Option<Held>, DbError>;
 }
 
 impl RecordEvents for AsyncPgConnection {
@@ -46,52 +58,131 @@ impl RecordEvents for AsyncPgConnection {
         events: &[&NewEvent],
         at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        use diesel::sql_types::{Nullable, Text, Timestamptz};
         if events.is_empty() {
             return Ok(());
         }
-        let mut sql = String::from(
-            "WITH e AS (INSERT INTO events (organization_id, type, domain, selector, email, created_at) VALUES ",
-        );
-        for (i, _) in events.iter().enumerate() {
-            let n = i * 6;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6
-            ));
-        }
-        // `events` holds an endpoint's types as `,a,b,`; LIKE's `_` matches any
-        // character, harmless here since no two types differ only there.
-        sql.push_str(
-            " RETURNING id, organization_id, type, created_at) \
-             INSERT INTO webhook_deliveries \
-             (endpoint_id, organization_id, event_id, state, next_attempt_at, created_at) \
-             SELECT w.id, w.organization_id, e.id, 'pending', e.created_at, e.created_at \
-             FROM e JOIN webhook_endpoints w ON w.organization_id = e.organization_id \
-             WHERE w.events IS NULL OR w.events LIKE '%,' || e.type || ',%' \
-             ORDER BY e.id, w.id",
-        );
-        let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
-        for event in events {
-            query = query
-                .bind::<Text, _>(event.organization.as_str())
-                .bind::<Text, _>(event.kind.as_str())
-                .bind::<Nullable<Text>, _>(event.domain.as_ref().map(|d| d.as_ascii()))
-                .bind::<Nullable<Text>, _>(event.selector.as_ref().map(|s| s.as_str()))
-                .bind::<Nullable<Text>, _>(event.email.as_deref())
-                .bind::<Timestamptz, _>(at);
-        }
-        query.execute(self).await?;
+        let (mut sql, n) = (String::from("WITH "), 0);
+        push_events_cte(&mut sql, n, events.len());
+        sql.push_str(DELIVERIES);
+        bind_events(diesel::sql_query(sql).into_boxed::<Pg>(), events, at)
+            .execute(self)
+            .await?;
         Ok(())
     }
+
+    /// Still one statement: the key's upsert is one more data-modifying CTE, and the
+    /// statement answers whether it took the key.
+    async fn record_events_keeping(
+        &mut self,
+        events: &[&NewEvent],
+        at: DateTime<Utc>,
+        keeping: Keeping<'_>,
+    ) -> Result<Option<Held>, DbError> {
+        use diesel::sql_types::{BigInt, Bytea, Integer, Text, Timestamptz};
+        #[derive(QueryableByName)]
+        struct Kept {
+            #[diesel(sql_type = BigInt)]
+            kept: i64,
+        }
+        let Keeping { guarded, response } = keeping;
+        let mut sql = String::from(
+            "WITH k AS (INSERT INTO idempotency_keys (organization_id, key, fingerprint, \
+             status, content_type, body, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (organization_id, key) DO UPDATE SET \
+             fingerprint = EXCLUDED.fingerprint, holder = NULL, lease_until = NULL, \
+             status = EXCLUDED.status, content_type = EXCLUDED.content_type, \
+             body = EXCLUDED.body, created_at = EXCLUDED.created_at, \
+             expires_at = EXCLUDED.expires_at \
+             WHERE idempotency_keys.expires_at <= $7 \
+             OR (idempotency_keys.status IS NULL AND idempotency_keys.lease_until <= $7) \
+             RETURNING 1)",
+        );
+        if !events.is_empty() {
+            sql.push_str(", ");
+            push_events_cte(&mut sql, 8, events.len());
+            sql.push_str(", d AS (");
+            sql.push_str(DELIVERIES);
+            sql.push(')');
+        }
+        sql.push_str(" SELECT count(*) AS kept FROM k");
+        let query = diesel::sql_query(sql)
+            .into_boxed::<Pg>()
+            .bind::<Text, _>(guarded.organization.as_str())
+            .bind::<Text, _>(guarded.key.as_str())
+            .bind::<Bytea, _>(&guarded.fingerprint)
+            .bind::<Integer, _>(i32::from(response.status))
+            .bind::<Text, _>(&response.content_type)
+            .bind::<Bytea, _>(&response.body)
+            .bind::<Timestamptz, _>(guarded.now)
+            .bind::<Timestamptz, _>(guarded.expires_at);
+        let kept: Kept = bind_events(query, events, at).get_result(self).await?;
+        if kept.kept == 1 {
+            return Ok(None);
+        }
+        use crate::schema::pg::*;
+        let conn = self;
+        let row = crate::ambient::read_key!(conn, guarded)?;
+        // Gone between the two statements (pruned): another take decides.
+        Ok(Some(
+            row.and_then(|row| crate::ambient::held(guarded, row))
+                .unwrap_or(Held::InProgress),
+        ))
+    }
+}
+
+/// Fans the events of the CTE `e` out to the webhook outbox: one pending delivery
+/// per event and endpoint that takes its type. `events` holds an endpoint's types as
+/// `,a,b,`; LIKE's `_` matches any character, harmless here since no two types
+/// differ only there.
+const DELIVERIES: &str = "INSERT INTO webhook_deliveries \
+     (endpoint_id, organization_id, event_id, state, next_attempt_at, created_at) \
+     SELECT w.id, w.organization_id, e.id, 'pending', e.created_at, e.created_at \
+     FROM e JOIN webhook_endpoints w ON w.organization_id = e.organization_id \
+     WHERE w.events IS NULL OR w.events LIKE '%,' || e.type || ',%' \
+     ORDER BY e.id, w.id";
+
+/// Appends the CTE `e`, which inserts `count` events from the parameters after the
+/// first `first` (six each, as [`bind_events`] binds them).
+fn push_events_cte(sql: &mut String, first: usize, count: usize) {
+    sql.push_str(
+        "e AS (INSERT INTO events (organization_id, type, domain, selector, email, created_at) VALUES ",
+    );
+    for i in 0..count {
+        let n = first + i * 6;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6
+        ));
+    }
+    sql.push_str(" RETURNING id, organization_id, type, created_at)");
+}
+
+/// Binds the six parameters of each event, in order.
+fn bind_events<'a>(
+    mut query: diesel::query_builder::BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery>,
+    events: &[&'a NewEvent],
+    at: DateTime<Utc>,
+) -> diesel::query_builder::BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery> {
+    use diesel::sql_types::{Nullable, Text, Timestamptz};
+    for event in events {
+        query = query
+            .bind::<Text, _>(event.organization.as_str())
+            .bind::<Text, _>(event.kind.as_str())
+            .bind::<Nullable<Text>, _>(event.domain.as_ref().map(|d| d.as_ascii()))
+            .bind::<Nullable<Text>, _>(event.selector.as_ref().map(|s| s.as_str()))
+            .bind::<Nullable<Text>, _>(event.email.as_deref())
+            .bind::<Timestamptz, _>(at);
+    }
+    query
 }
 
 impl RecordEvents for SqliteConn {
@@ -123,9 +214,57 @@ impl RecordEvents for SqliteConn {
             .await?;
         Ok(())
     }
+
+    /// The events, then the key's upsert (SQLite's statements cost no round trip).
+    async fn record_events_keeping(
+        &mut self,
+        events: &[&NewEvent],
+        at: DateTime<Utc>,
+        keeping: Keeping<'_>,
+    ) -> Result<Option<Held>, DbError> {
+        use crate::schema::sqlite::*;
+        self.record_events(events, at).await?;
+        let conn = self;
+        crate::ambient::take_key!(conn, keeping.guarded, &[], Some(keeping.response))
+    }
 }
 
 pub(crate) use record_events;
+
+/// Inserts `$events` as [`record_events!`] does and keeps `$claim`'s answer
+/// `$response`, taking its key (a key taken with the change): on PostgreSQL in the
+/// events' own statement, so a keyed registration costs no round trip more than an
+/// unkeyed one inside its batch. Evaluates to `Result<(), DbError>`:
+/// [`DbError::Superseded`] when another request kept the key first (the caller's
+/// transaction or savepoint then rolls the events back with the rest).
+macro_rules! record_events_keeping {
+    ($conn:ident, $events:expr, $at:expr, $claim:expr, $response:expr) => {{
+        let events: Vec<&domain_core::lifecycle::NewEvent> = $events.into_iter().collect();
+        let keeping = $crate::events::Keeping {
+            guarded: &$claim.guarded,
+            response: $response,
+        };
+        match $crate::events::RecordEvents::record_events_keeping(
+            &mut *$conn,
+            &events,
+            $at,
+            keeping,
+        )
+        .await
+        {
+            Ok(None) => Ok(()),
+            Ok(Some(held)) => Err($crate::backend::DbError::Superseded(held)),
+            Err(error) => Err(error),
+        }
+    }};
+}
+pub(crate) use record_events_keeping;
+
+/// A keyed request's answer to keep with the events, taking its key.
+pub(crate) struct Keeping<'a> {
+    pub(crate) guarded: &'a Guarded,
+    pub(crate) response: &'a StoredResponse,
+}
 
 /// SQLite's statements run synchronously on the connection's thread.
 mod sqlite_sync {

@@ -46,12 +46,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
-use domain_core::ports::idempotency::Guarded;
+use domain_core::ports::idempotency::{Guarded, Held};
 use domain_core::ports::store::{Registered, SenderRegistration};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::ambient::{self, Ambient, AmbientConn, KeyClaim, Seen, take_key_once};
+use crate::ambient::{self, Ambient, AmbientConn, KeyClaim, take_key_once};
 use crate::backend::{Backend, DbError, Pools, backoff, bounded, runs_again};
 use crate::domains::register_keeping;
 use crate::locks::lock_organization;
@@ -86,7 +86,7 @@ pub(crate) enum Work {
 pub(crate) enum Done {
     Registered(Registered),
     /// `None`: the key is the holder's now.
-    Taken(Option<Seen>),
+    Taken(Option<Held>),
 }
 
 struct Member {
@@ -101,6 +101,18 @@ impl Member {
         match &self.work {
             Work::Register { claim, .. } => claim.as_deref(),
             Work::Take { .. } => None,
+        }
+    }
+
+    /// Tells the member's keyed request, once its transaction committed, that its
+    /// answer was kept (`kept`), or what another request with the key kept first.
+    fn committed(&self, outcome: &Result<Done, DbError>, kept: bool) {
+        let Some(claim) = self.claim() else { return };
+        if kept {
+            claim.mark_kept();
+        }
+        if let Err(DbError::Superseded(held)) = outcome {
+            claim.supersede(held.clone());
         }
     }
 
@@ -202,7 +214,7 @@ impl GroupCommit {
         turn: &str,
         guarded: Guarded,
         holder: Vec<u8>,
-    ) -> Result<Option<Seen>, DbError> {
+    ) -> Result<Option<Held>, DbError> {
         match self
             .submit(backend, turn, Work::Take { guarded, holder })
             .await?
@@ -366,9 +378,7 @@ impl Leader {
         if let [_] = members.as_slice() {
             let member = members.pop().expect("one member");
             let (outcome, kept) = member.run(&self.backend, false).await;
-            if kept && let Some(claim) = member.claim() {
-                claim.mark_kept();
-            }
+            member.committed(&outcome, kept);
             return settle(member, outcome).into_iter().collect();
         }
 
@@ -432,9 +442,7 @@ impl Leader {
         match committed {
             Ok(()) => {
                 for (member, outcome, kept) in done {
-                    if kept && let Some(claim) = member.claim() {
-                        claim.mark_kept();
-                    }
+                    member.committed(&outcome, kept);
                     let _ = member.reply.send(outcome);
                 }
                 retry

@@ -2,7 +2,9 @@
 //! statement of its own; the store calls a request makes inside its unit of work
 //! join the transaction its first write opens (reads before it hold nothing), so the
 //! change and the kept answer commit together, and a rollback leaves neither; a
-//! registration keeps the answer in its group-commit batch.
+//! registration keeps the answer in its group-commit batch. A key taken with the
+//! change (generate's) is taken by the change's own write: a keyed registration is
+//! one group-commit member, and a duplicate is stopped at its write.
 #![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 #[macro_use]
@@ -15,8 +17,8 @@ use common::{key, registration};
 use domain_core::DomainName;
 use domain_core::OrganizationId;
 use domain_core::ports::idempotency::{
-    Begun, Guarded, IdempotencyKey, IdempotencyStore, KeptAnswers, RegistrationAnswer,
-    StoredResponse,
+    Begun, Guarded, Held, IdempotencyKey, IdempotencyStore, KeptAnswers, RegistrationAnswer,
+    StoredResponse, Taking,
 };
 use domain_core::ports::store::DomainStore;
 use store_diesel::Store;
@@ -30,6 +32,15 @@ fn guarded(organization: &OrganizationId, key: &str, fingerprint: u8) -> Guarded
         now,
         lease_until: now + Duration::seconds(30),
         expires_at: now + Duration::hours(24),
+        taking: Taking::UpFront,
+    }
+}
+
+/// A key taken with the change (generate's).
+fn with_change(organization: &OrganizationId, key: &str, fingerprint: u8) -> Guarded {
+    Guarded {
+        taking: Taking::WithChange,
+        ..guarded(organization, key, fingerprint)
     }
 }
 
@@ -315,6 +326,218 @@ async fn expired_answers_are_pruned_in_batches_and_live_ones_kept() {
                 Begun::Fresh(_)
             ),
             "{kind:?}: a pruned key is new again"
+        );
+    });
+}
+
+/// As [`rendering`], and a refusal answered 409 with its reason (as generate does):
+/// a refused registration keeps its answer too.
+fn answering() -> RegistrationAnswer {
+    let answering = RegistrationAnswer::default();
+    answering.set(Arc::new(|outcome| {
+        Some(match outcome {
+            Ok(registered) => StoredResponse {
+                body: registered.domain.name.as_ascii().as_bytes().to_vec(),
+                ..answer()
+            },
+            Err(refused) => StoredResponse {
+                status: 409,
+                content_type: "text/plain".into(),
+                body: refused.to_string().into_bytes(),
+            },
+        })
+    }));
+    answering
+}
+
+/// Runs a registration of `email` in `unit` (answered as `answer`).
+async fn register_in(
+    unit: &mut Box<dyn domain_core::ports::idempotency::UnitOfWork>,
+    store: &Arc<Store>,
+    org: &OrganizationId,
+    email: &'static str,
+    answer: RegistrationAnswer,
+) -> Result<(), domain_core::ports::store::RegisterError> {
+    let (worker, inside) = (Arc::clone(store), org.clone());
+    let mut outcome = None;
+    unit.run(
+        answer,
+        Box::pin(async {
+            let registration = registration(&inside, email, Some(key("k1")));
+            outcome = Some(worker.register_sender(registration).await.map(|_| ()));
+        }),
+    )
+    .await;
+    outcome.unwrap()
+}
+
+/// The cost of a keyed registration: taken with the change, the key is written in
+/// the registration's own group-commit member — one batch, where a key taken up
+/// front adds a batch (a transaction and a commit) of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_taken_with_the_change_costs_no_batch_of_its_own() {
+    on_every_backend!(|store, kind| {
+        let org = common::org(&store, "acme").await;
+        for (taking, batches) in [(Taking::UpFront, 2), (Taking::WithChange, 1)] {
+            let name = format!("{taking:?}");
+            let before = store.group_commit_stats().batches;
+            let guarded = Guarded {
+                taking,
+                ..guarded(&org, &name, 1)
+            };
+            let Begun::Fresh(mut unit) = store.begin(&guarded).await.unwrap() else {
+                panic!("{kind:?}: a new key is fresh");
+            };
+            let email = match taking {
+                Taking::UpFront => "x@up-front.example",
+                Taking::WithChange => "x@with-change.example",
+            };
+            register_in(&mut unit, &store, &org, email, rendering())
+                .await
+                .unwrap();
+            assert!(unit.superseded().is_none(), "{kind:?} {name}");
+            assert_eq!(
+                unit.commit(&answer()).await.unwrap(),
+                None,
+                "{kind:?} {name}"
+            );
+            assert_eq!(
+                store.group_commit_stats().batches - before,
+                batches,
+                "{kind:?} {name}: batches for one keyed registration"
+            );
+            match store.begin(&guarded).await.unwrap() {
+                Begun::Replay(stored) => {
+                    assert_eq!(stored.body, email.split('@').nth(1).unwrap().as_bytes());
+                }
+                other => panic!("{kind:?} {name}: {other:?}"),
+            }
+        }
+    });
+}
+
+/// Two requests with one key, both past the read before either wrote: the first
+/// registration keeps its answer; the second, in the same batch or a later one, is
+/// refused at its write (its registration rolled back, no event of its own) and
+/// answers the first one's answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_of_a_key_taken_with_the_change_answers_the_first_answer() {
+    on_every_backend!(|store, kind| {
+        let org = common::org(&store, "acme").await;
+        let Begun::Fresh(mut first) = store.begin(&with_change(&org, "k", 1)).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        let Begun::Fresh(mut second) = store.begin(&with_change(&org, "k", 1)).await.unwrap()
+        else {
+            panic!("{kind:?}: nothing is written before the change");
+        };
+        let events_before = common::event_count(&store, &org).await;
+        let (a, b) = tokio::join!(
+            register_in(&mut first, &store, &org, "x@dup.example", answering()),
+            register_in(&mut second, &store, &org, "x@dup.example", answering()),
+        );
+        // One of them ran; which one is the order the batch saw them in.
+        let (winner, loser, lost) = match (a, b) {
+            (Ok(()), Err(lost)) => (first, second, lost),
+            (Err(lost), Ok(())) => (second, first, lost),
+            other => panic!("{kind:?}: {other:?}"),
+        };
+        assert!(
+            matches!(lost, domain_core::ports::store::RegisterError::Infra(_)),
+            "{kind:?}: the loser's store call fails ({lost:?}); the middleware answers for it"
+        );
+        assert!(winner.superseded().is_none(), "{kind:?}");
+        let expected = StoredResponse {
+            body: b"dup.example".to_vec(),
+            ..answer()
+        };
+        assert_eq!(
+            loser.superseded(),
+            Some(Held::Replay(expected.clone())),
+            "{kind:?}"
+        );
+        loser.rollback().await;
+        assert_eq!(winner.commit(&answer()).await.unwrap(), None, "{kind:?}");
+        assert_eq!(
+            common::event_count(&store, &org).await - events_before,
+            3,
+            "{kind:?}: one registration's events (created, registered, activated)"
+        );
+        match store.begin(&with_change(&org, "k", 1)).await.unwrap() {
+            Begun::Replay(stored) => assert_eq!(stored, expected, "{kind:?}"),
+            other => panic!("{kind:?}: {other:?}"),
+        }
+    });
+}
+
+/// A key taken with the change by a write other than a registration (the first
+/// write opens the request's transaction and takes the key in it), and by a request
+/// that writes nothing (its answer alone, in one upsert): a duplicate that comes
+/// second is refused and told what the first kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_taken_with_the_change_stops_a_duplicate_on_every_path() {
+    on_every_backend!(|store, kind| {
+        let org = common::org(&store, "acme").await;
+
+        // The transaction's first write (a registration outside a batch: the request
+        // did not say how it answers).
+        let Begun::Fresh(mut first) = store.begin(&with_change(&org, "w", 1)).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        let Begun::Fresh(mut second) = store.begin(&with_change(&org, "w", 1)).await.unwrap()
+        else {
+            panic!("{kind:?}");
+        };
+        let default = RegistrationAnswer::default;
+        register_in(&mut first, &store, &org, "x@first.example", default())
+            .await
+            .unwrap();
+        assert_eq!(first.commit(&answer()).await.unwrap(), None, "{kind:?}");
+        assert!(
+            register_in(&mut second, &store, &org, "x@second.example", default())
+                .await
+                .is_err(),
+            "{kind:?}: the duplicate's write is refused"
+        );
+        assert_eq!(
+            second.superseded(),
+            Some(Held::Replay(answer())),
+            "{kind:?}"
+        );
+        second.rollback().await;
+        assert!(exists(&store, &org, "first.example").await, "{kind:?}");
+        assert!(!exists(&store, &org, "second.example").await, "{kind:?}");
+
+        // No write: the answer alone takes the key; the second is told the first's.
+        let Begun::Fresh(first) = store.begin(&with_change(&org, "r", 1)).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        let Begun::Fresh(second) = store.begin(&with_change(&org, "r", 1)).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        let refused = StoredResponse {
+            status: 400,
+            content_type: "text/plain".into(),
+            body: b"Invalid sender address".to_vec(),
+        };
+        assert_eq!(first.commit(&refused).await.unwrap(), None, "{kind:?}");
+        assert_eq!(
+            second.commit(&answer()).await.unwrap(),
+            Some(Held::Replay(refused.clone())),
+            "{kind:?}"
+        );
+        // With another request's body, the same key is another request's.
+        let Begun::Fresh(third) = store.begin(&with_change(&org, "m", 1)).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        let Begun::Fresh(other) = store.begin(&with_change(&org, "m", 2)).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        assert_eq!(third.commit(&refused).await.unwrap(), None, "{kind:?}");
+        assert_eq!(
+            other.commit(&answer()).await.unwrap(),
+            Some(Held::Mismatch),
+            "{kind:?}"
         );
     });
 }

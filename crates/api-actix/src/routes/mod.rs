@@ -16,6 +16,8 @@ use actix_web::{HttpRequest, HttpResponse, guard, web};
 
 use crate::error::{ApiError, Operation};
 
+/// The seed endpoint.
+pub(crate) const GENERATE_PATH: &str = "/api/v1/emails/domains/generate";
 const DOMAIN: &str = "/api/v1/emails/domains/{domain}";
 const SENDER: &str = "/api/v1/emails/senders/{email}";
 
@@ -28,7 +30,7 @@ const SENDER: &str = "/api/v1/emails/senders/{email}";
 /// with its own `Operation`; the last one of a path answers 405 for the rest.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/v1/emails/domains/generate")
+        web::resource(GENERATE_PATH)
             .app_data(Operation::Generate)
             .route(web::post().to(generate::generate))
             .default_service(web::to(method_not_allowed("POST"))),

@@ -61,6 +61,46 @@ pub struct Guarded {
     pub lease_until: DateTime<Utc>,
     /// Until when a kept answer is replayed.
     pub expires_at: DateTime<Utc>,
+    /// When a fresh key is taken.
+    pub taking: Taking,
+}
+
+/// When a fresh key is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taking {
+    /// Up front, in a short write of its own with a lease, before the request runs:
+    /// for a request that waits on the network (DNS, a webhook's address) before it
+    /// writes, so that a retry made meanwhile answers 409 at once instead of doing
+    /// that work a second time.
+    UpFront,
+    /// With the request's change, in its transaction (a registration: in its
+    /// group-commit member), after a read that finds an answer to replay: for a
+    /// request whose work before its write is short. A duplicate that runs meanwhile
+    /// is stopped at its write: its change is rolled back and it answers what the
+    /// first kept ([`UnitOfWork::superseded`]). A keyed request then costs one read
+    /// and one statement more than an unkeyed one, not a transaction of its own.
+    WithChange,
+}
+
+/// What holds a key that this request could not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// An unexpired answer for the same request: replay it.
+    Replay(StoredResponse),
+    /// An unexpired answer for another request.
+    Mismatch,
+    /// A request with this key is running now (its lease has not run out).
+    InProgress,
+}
+
+impl From<Held> for Begun {
+    fn from(held: Held) -> Self {
+        match held {
+            Held::Replay(kept) => Self::Replay(kept),
+            Held::Mismatch => Self::Mismatch,
+            Held::InProgress => Self::InProgress,
+        }
+    }
 }
 
 /// What a key found.
@@ -156,14 +196,23 @@ pub trait UnitOfWork {
     /// registration it makes answers as `answer` says.
     async fn run<'a>(&'a mut self, answer: RegistrationAnswer, work: Work<'a>);
 
+    /// After [`UnitOfWork::run`], for a key taken with the change
+    /// ([`Taking::WithChange`]): another request with the same key kept its answer
+    /// first, so this one's write was refused and whatever it answers is not its
+    /// answer; `Held` is (roll back, then answer it).
+    fn superseded(&self) -> Option<Held>;
+
     /// Keeps `response` for the key and commits the change with it (nothing to write
-    /// when a batch kept the answer already).
+    /// when a batch kept the answer already). `Some` when the key turned out to be
+    /// another request's ([`Taking::WithChange`]): nothing was kept or changed, and
+    /// `Held` is what to answer instead.
     ///
     /// # Errors
     /// [`InfraError`] when the commit failed or the key's lease was lost to another
     /// request: nothing was kept or changed (or, if the database could not say, a
     /// retry finds out).
-    async fn commit(self: Box<Self>, response: &StoredResponse) -> Result<(), InfraError>;
+    async fn commit(self: Box<Self>, response: &StoredResponse)
+    -> Result<Option<Held>, InfraError>;
 
     /// Undoes the change and frees the key (a 5xx is not kept).
     async fn rollback(self: Box<Self>);

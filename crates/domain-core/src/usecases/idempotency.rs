@@ -11,8 +11,8 @@ use crate::OrganizationId;
 use crate::ports::InfraError;
 use crate::ports::clock::Clock;
 use crate::ports::idempotency::{
-    AnswerSealer, Begun, Guarded, IdempotencyKey, IdempotencyStore, KeptAnswers,
-    RegistrationAnswer, StoredResponse, UnitOfWork, Work,
+    AnswerSealer, Begun, Guarded, Held, IdempotencyKey, IdempotencyStore, KeptAnswers,
+    RegistrationAnswer, StoredResponse, Taking, UnitOfWork, Work,
 };
 
 /// The default time a key's answer is kept (`DOMAIN_API_IDEMPOTENCY_TTL`).
@@ -59,16 +59,19 @@ impl GuardRetries {
     }
 
     /// What `key` found for this request of `organization` (`fingerprint`: SHA-256 of
-    /// method, path and body). A fresh key is taken, with a lease, before this
-    /// returns: a request that cannot take its key must not run.
+    /// method, path and body). A fresh key is taken as `taking` says: up front, with
+    /// a lease, before this returns, or with the request's change. Either way a
+    /// request whose key cannot be recorded changes nothing.
     ///
     /// # Errors
-    /// [`InfraError`] when the store fails or a kept answer does not open.
+    /// [`InfraError`] when the store fails or a kept answer does not open: the
+    /// request must not run.
     pub async fn begin(
         &self,
         organization: &OrganizationId,
         key: IdempotencyKey,
         fingerprint: Vec<u8>,
+        taking: Taking,
     ) -> Result<Begun, InfraError> {
         let now = self.clock.now();
         let ttl = chrono::Duration::from_std(self.ttl).map_err(InfraError::unexpected)?;
@@ -80,22 +83,15 @@ impl GuardRetries {
             now,
             lease_until: now + lease,
             expires_at: now + ttl,
+            taking,
         };
-        Ok(match self.store.begin(&guarded).await? {
-            Begun::Replay(mut kept) => {
-                kept.body = open_kept(
-                    &*self.sealer,
-                    &guarded.organization,
-                    &guarded.key,
-                    &kept.body,
-                )?;
-                Begun::Replay(kept)
-            }
-            Begun::Fresh(unit) => Begun::Fresh(Box::new(SealingUnit {
-                unit,
-                sealer: Arc::clone(&self.sealer),
-                guarded,
-            })),
+        let answers = Answers {
+            sealer: Arc::clone(&self.sealer),
+            guarded,
+        };
+        Ok(match self.store.begin(&answers.guarded).await? {
+            Begun::Fresh(unit) => Begun::Fresh(Box::new(SealingUnit { unit, answers })),
+            Begun::Replay(kept) => answers.open(Held::Replay(kept))?.into(),
             other => other,
         })
     }
@@ -169,50 +165,86 @@ pub fn open_kept(
 /// The store's unit of work, with every answer sealed before the store sees it.
 struct SealingUnit {
     unit: Box<dyn UnitOfWork>,
+    answers: Answers,
+}
+
+/// Seals and opens the answers of one key.
+#[derive(Clone)]
+struct Answers {
     sealer: Arc<dyn AnswerSealer>,
     guarded: Guarded,
 }
 
-impl SealingUnit {
-    fn sealed(&self, mut response: StoredResponse) -> Result<StoredResponse, InfraError> {
+impl Answers {
+    fn seal(&self, mut response: StoredResponse) -> Result<StoredResponse, InfraError> {
+        let guarded = &self.guarded;
         response.body = seal(
             &*self.sealer,
-            &self.guarded.organization,
-            &self.guarded.key,
+            &guarded.organization,
+            &guarded.key,
             &response.body,
         )?;
         Ok(response)
+    }
+
+    /// A held answer with its body opened (another request's answer, kept sealed).
+    fn open(&self, held: Held) -> Result<Held, InfraError> {
+        let guarded = &self.guarded;
+        Ok(match held {
+            Held::Replay(mut kept) => {
+                kept.body = open_kept(
+                    &*self.sealer,
+                    &guarded.organization,
+                    &guarded.key,
+                    &kept.body,
+                )?;
+                Held::Replay(kept)
+            }
+            other => other,
+        })
     }
 }
 
 #[async_trait(?Send)]
 impl UnitOfWork for SealingUnit {
     async fn run<'a>(&'a mut self, answer: RegistrationAnswer, work: Work<'a>) {
-        let (sealer, guarded) = (Arc::clone(&self.sealer), self.guarded.clone());
-        let sealed = answer.then(move |mut response| {
+        let answers = self.answers.clone();
+        let sealed = answer.then(move |response| {
             // A body that cannot be sealed is not kept by the batch: the request
             // then keeps its answer itself, or fails with the store unavailable.
-            response.body = seal(
-                &*sealer,
-                &guarded.organization,
-                &guarded.key,
-                &response.body,
-            )
-            .inspect_err(|error| tracing::error!(%error, "could not seal a kept answer"))
-            .ok()?;
-            Some(response)
+            answers
+                .seal(response)
+                .inspect_err(|error| tracing::error!(%error, "could not seal a kept answer"))
+                .ok()
         });
         self.unit.run(sealed, work).await;
     }
 
-    async fn commit(self: Box<Self>, response: &StoredResponse) -> Result<(), InfraError> {
-        match self.sealed(response.clone()) {
-            Ok(sealed) => self.unit.commit(&sealed).await,
+    fn superseded(&self) -> Option<Held> {
+        let held = self.unit.superseded()?;
+        Some(self.answers.open(held).unwrap_or_else(|error| {
+            // Not this request's answer either way; the client retries.
+            tracing::error!(%error, "an answer kept by another request does not open");
+            Held::InProgress
+        }))
+    }
+
+    async fn commit(
+        self: Box<Self>,
+        response: &StoredResponse,
+    ) -> Result<Option<Held>, InfraError> {
+        let Self { unit, answers } = *self;
+        let sealed = match answers.seal(response.clone()) {
+            Ok(sealed) => sealed,
             Err(error) => {
-                self.unit.rollback().await;
-                Err(error)
+                unit.rollback().await;
+                return Err(error);
             }
-        }
+        };
+        unit.commit(&sealed)
+            .await?
+            .map(|held| answers.open(held))
+            .transpose()
     }
 
     async fn rollback(self: Box<Self>) {

@@ -63,6 +63,12 @@ pub fn all<C>() -> Page<C> {
     }
 }
 
+/// How many events the organization has.
+pub async fn event_count(store: &Store, org: &OrganizationId) -> usize {
+    use domain_core::ports::lifecycle::EventStore as _;
+    store.list_events(org, &all()).await.unwrap().items.len()
+}
+
 pub async fn org(store: &Store, name: &str) -> OrganizationId {
     store
         .create_organization(&OrganizationName::parse(name).unwrap())
