@@ -693,6 +693,7 @@ async fn refused_addresses(kind: BackendKind) {
     let org = app.create_org("curious");
     dns.add_address("internal.hooks.example", "127.0.0.1".parse().unwrap());
     dns.add_address("mixed.hooks.example", "10.1.2.3".parse().unwrap());
+    dns.add_address("nat64.hooks.example", "64:ff9b:1::7f00:1".parse().unwrap());
     for url in [
         "http://127.0.0.1/hook",
         "https://127.0.0.1/hook",
@@ -702,6 +703,15 @@ async fn refused_addresses(kind: BackendKind) {
         "https://[::1]/hook",
         "https://[::ffff:127.0.0.1]/hook",
         "https://2130706433/hook",
+        // Accepted before issue 21: local-use NAT64, SIIT and Teredo forms of
+        // 127.0.0.1, a port below 1024 that is not the web's, a name whose only
+        // address is local-use NAT64.
+        "https://[64:ff9b:1::7f00:1]/hook",
+        "https://[::ffff:0:7f00:1]/hook",
+        "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
+        "https://[2001:20::1]/hook",
+        "https://hooks.example.com:22/hook",
+        "https://nat64.hooks.example/hook",
         "https://internal.hooks.example/hook",
         "https://mixed.hooks.example/hook",
         "https://nowhere.hooks.example/hook",

@@ -1,7 +1,10 @@
 //! Who may frame the Domain Setup page (`DOMAIN_API_SETUP_FRAME_ANCESTORS`): the
 //! `frame-ancestors` directive of its Content-Security-Policy and the matching
 //! `X-Frame-Options`. Parsed once at start, so a bad origin stops the server there
-//! instead of producing a policy the browser silently ignores.
+//! instead of producing a policy the browser silently ignores — or one that lets
+//! far more sites frame the page than the operator meant: a wildcard directly under
+//! a public suffix (`https://*.com`, `https://*.co.uk`, `https://*.github.io`) or a
+//! plain-http origin other than loopback (which anyone on the path can impersonate).
 
 use std::fmt;
 
@@ -11,12 +14,25 @@ pub struct FrameAncestors {
     sources: Vec<String>,
 }
 
-/// Why a frame-ancestors list was refused.
+/// Why a frame-ancestors list was refused; each echoes the entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{0:?} is not an origin: expected 'self' or scheme://host[:port] (http or https, no path), e.g. https://dashboard.example.com"
-)]
-pub struct InvalidFrameAncestor(String);
+pub enum InvalidFrameAncestor {
+    /// Not a source expression this setting accepts.
+    #[error(
+        "{0:?} is not an origin: expected 'self' or scheme://host[:port] (http or https, no path), e.g. https://dashboard.example.com"
+    )]
+    NotAnOrigin(String),
+    /// A wildcard over every site under a public suffix.
+    #[error(
+        "{0:?} lets every site under a public suffix frame the page: name the origins (https://dashboard.example.com) or a wildcard under your own domain (https://*.example.com)"
+    )]
+    PublicSuffixWildcard(String),
+    /// Plain http to a host that is not loopback.
+    #[error(
+        "{0:?} is plain http, which anyone on the network path can impersonate: use https (http only for localhost, 127.0.0.0/8 or [::1])"
+    )]
+    PlainHttp(String),
+}
 
 impl FrameAncestors {
     /// No page may frame the Setup page.
@@ -32,12 +48,14 @@ impl FrameAncestors {
     ///
     /// # Errors
     /// [`InvalidFrameAncestor`] echoing the first entry that is not such an origin
-    /// (a bare `*`, a path, a quote or a `;` that would end the directive).
+    /// (a bare `*`, a path, a quote or a `;` that would end the directive), that is a
+    /// wildcard directly under a public suffix or a single label, or that is plain
+    /// `http` to anything but loopback.
     pub fn parse(list: &str) -> Result<Self, InvalidFrameAncestor> {
         let sources = list
             .split(|c: char| c == ',' || c.is_ascii_whitespace())
             .filter(|s| !s.is_empty())
-            .map(|source| normalise(source).ok_or_else(|| InvalidFrameAncestor(source.to_owned())))
+            .map(normalise)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { sources })
     }
@@ -71,22 +89,42 @@ impl fmt::Display for FrameAncestors {
     }
 }
 
-/// The source expression for `source`, lower-cased, or `None` when it is not an
-/// origin this setting accepts.
-fn normalise(source: &str) -> Option<String> {
+/// The source expression for `source`, lower-cased, or why this setting refuses it.
+fn normalise(source: &str) -> Result<String, InvalidFrameAncestor> {
     let lower = source.to_ascii_lowercase();
     if lower == "'self'" {
-        return Some(lower);
+        return Ok(lower);
     }
-    let (scheme, rest) = lower.split_once("://")?;
+    let not_an_origin = || InvalidFrameAncestor::NotAnOrigin(source.to_owned());
+    let (scheme, rest) = lower.split_once("://").ok_or_else(not_an_origin)?;
     if scheme != "https" && scheme != "http" {
-        return None;
+        return Err(not_an_origin());
     }
-    let (host, port) = split_port(rest)?;
+    let (host, port) = split_port(rest).ok_or_else(not_an_origin)?;
     if !(is_host(host) && port.is_none_or(is_port)) {
-        return None;
+        return Err(not_an_origin());
     }
-    Some(lower)
+    if let Some(parent) = host.strip_prefix("*.")
+        && (!parent.contains('.') || domain_core::ownership::is_public_suffix(parent))
+    {
+        return Err(InvalidFrameAncestor::PublicSuffixWildcard(
+            source.to_owned(),
+        ));
+    }
+    if scheme == "http" && !is_loopback(host) {
+        return Err(InvalidFrameAncestor::PlainHttp(source.to_owned()));
+    }
+    Ok(lower)
+}
+
+/// `localhost` (or a name under it), 127.0.0.0/8 or `[::1]`.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `host[:port]` → (host, port); a bracketed IPv6 host keeps its brackets.
@@ -183,8 +221,62 @@ mod tests {
             "data:",
         ] {
             let error = FrameAncestors::parse(&format!("https://ok.example {bad}")).unwrap_err();
-            assert_eq!(error, InvalidFrameAncestor(bad.to_owned()), "{bad}");
+            assert_eq!(
+                error,
+                InvalidFrameAncestor::NotAnOrigin(bad.to_owned()),
+                "{bad}"
+            );
             assert!(error.to_string().contains("is not an origin"), "{error}");
+        }
+    }
+
+    /// `DOMAIN_API_SETUP_FRAME_ANCESTORS=http://*.com` was accepted: every site
+    /// under `.com`, over plain http, could frame the Setup page.
+    #[test]
+    fn refuses_a_wildcard_under_a_public_suffix() {
+        for bad in [
+            "https://*.com",
+            "https://*.co.uk",
+            "https://*.github.io",
+            "https://*.example",
+            "http://*.com",
+        ] {
+            let error = FrameAncestors::parse(bad).unwrap_err();
+            assert_eq!(
+                error,
+                InvalidFrameAncestor::PublicSuffixWildcard(bad.to_owned()),
+                "{bad}"
+            );
+            assert!(error.to_string().contains("public suffix"), "{error}");
+        }
+        for fine in ["https://*.example.com", "https://*.dashboard.example.co.uk"] {
+            assert!(FrameAncestors::parse(fine).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn refuses_plain_http_but_to_loopback() {
+        for bad in [
+            "http://dashboard.example.com",
+            "http://*.example.com",
+            "http://10.0.0.1:3000",
+            "http://[fe80::1]",
+        ] {
+            let error = FrameAncestors::parse(bad).unwrap_err();
+            assert_eq!(
+                error,
+                InvalidFrameAncestor::PlainHttp(bad.to_owned()),
+                "{bad}"
+            );
+        }
+        for fine in [
+            "http://localhost:3000",
+            "http://app.localhost",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:9",
+        ] {
+            assert!(FrameAncestors::parse(fine).is_ok(), "{fine}");
         }
     }
 }

@@ -824,6 +824,12 @@ mod tests {
                 "DOMAIN_API_SETUP_FRAME_ANCESTORS",
                 "https://dash.example.com/app",
             ),
+            ("DOMAIN_API_SETUP_FRAME_ANCESTORS", "http://*.com"),
+            ("DOMAIN_API_SETUP_FRAME_ANCESTORS", "https://*.co.uk"),
+            (
+                "DOMAIN_API_SETUP_FRAME_ANCESTORS",
+                "http://dash.example.com",
+            ),
             ("DOMAIN_API_KEY_POOL_SIZE", "-1"),
             ("DOMAIN_API_BODY_TIMEOUT_MS", "0"),
             ("DOMAIN_API_BODY_TIMEOUT_MS", "10s"),

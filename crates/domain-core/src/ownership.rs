@@ -80,7 +80,8 @@ pub fn is_special_use(name: &str) -> bool {
 /// Whether `name` (A-labels, lower case) is listed as a public suffix. The list's
 /// implicit `*` rule (an unlisted top-level domain is a suffix) is not a listing:
 /// `foo.example` is a sender domain.
-fn is_public_suffix(name: &str) -> bool {
+#[must_use]
+pub fn is_public_suffix(name: &str) -> bool {
     match psl::suffix(name.as_bytes()) {
         // Single labels never get here: a DomainName has two or more.
         Some(suffix) => suffix.is_known() && suffix.as_bytes() == name.as_bytes(),

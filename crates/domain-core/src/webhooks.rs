@@ -121,51 +121,67 @@ pub fn is_special(ip: IpAddr) -> bool {
     }
 }
 
+/// IPv4: every block of the IANA IPv4 Special-Purpose Address Registry whose
+/// "Globally Reachable" is not true, plus multicast. The registry's globally
+/// reachable entries stay permitted: 192.0.0.9 and 192.0.0.10 (PCP and TURN anycast),
+/// 192.31.196.0/24 and 192.175.48.0/24 (AS112), 192.52.193.0/24 (AMT).
 fn is_special_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || a == 0 // "this network"
-        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+    let [a, b, c, d] = ip.octets();
+    a == 0 // "this network"
+        || a == 10 // private
+        || (a == 100 && (64..128).contains(&b)) // shared address space
+        || a == 127 // loopback
+        || (a == 169 && b == 254) // link-local
+        || (a == 172 && (16..32).contains(&b)) // private
+        // IETF protocol assignments (DS-Lite, the dummy address, NAT64 discovery, …)
+        || (a == 192 && b == 0 && c == 0 && d != 9 && d != 10)
+        || (a == 192 && b == 0 && c == 2) // documentation
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast (deprecated)
+        || (a == 192 && b == 168) // private
         || (a == 198 && (18..20).contains(&b)) // benchmarking
-        || a >= 240 // reserved
+        || (a == 198 && b == 51 && c == 100) // documentation
+        || (a == 203 && b == 0 && c == 113) // documentation
+        || (224..240).contains(&a) // multicast
+        || a >= 240 // reserved, limited broadcast
 }
 
+/// IPv6: only global unicast (`2000::/3`) less the registry's blocks that are not
+/// globally reachable, and NAT64's well-known prefix (`64:ff9b::/96`) judged by the
+/// IPv4 address it embeds. Forms that carry an IPv4 address to another IPv4 host are
+/// judged as that address: 6to4 (`2002::/16`) and Teredo (`2001::/32`: its server and
+/// its client, both). Everything else is refused: loopback, unspecified, IPv4-mapped
+/// and -translated (SIIT), IPv4-compatible, local-use NAT64 (`64:ff9b:1::/48`),
+/// discard, unique local, link-local, site-local, multicast, SRv6 SIDs (`5f00::/16`),
+/// and unallocated space.
 fn is_special_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_special_v4(v4);
-    }
-    let segments = ip.segments();
+    let s = ip.segments();
     let embedded = |hi: u16, lo: u16| {
         let [a, b] = hi.to_be_bytes();
         let [c, d] = lo.to_be_bytes();
         Ipv4Addr::new(a, b, c, d)
     };
-    // ::a.b.c.d (deprecated IPv4-compatible), 64:ff9b::a.b.c.d (NAT64).
-    if segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
-        return is_special_v4(embedded(segments[6], segments[7]));
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_special_v4(embedded(s[6], s[7]));
     }
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return is_special_v4(embedded(segments[6], segments[7]));
+    if s[0] & 0xe000 != 0x2000 {
+        return true;
     }
-    // 2002:a.b.c.d::/48 (6to4).
-    if segments[0] == 0x2002 {
-        return is_special_v4(embedded(segments[1], segments[2]));
+    match (s[0], s[1]) {
+        // Teredo: the server's address, and the client's (obfuscated: inverted).
+        (0x2001, 0x0000) => {
+            is_special_v4(embedded(s[2], s[3])) || is_special_v4(embedded(!s[6], !s[7]))
+        }
+        // IETF protocol assignments (2001::/23), but for the globally reachable
+        // entries: PCP, TURN and DNS-SD SRP anycast, AMT, AS112.
+        (0x2001, second) if second < 0x0200 => !matches!(
+            (second, s[2], &s[3..]),
+            (0x0001, 0, [0, 0, 0, 0, 1..=3]) | (0x0003, _, _) | (0x0004, 0x0112, _)
+        ),
+        (0x2001, 0x0db8) => true,                           // documentation
+        (0x2002, _) => is_special_v4(embedded(s[1], s[2])), // 6to4
+        (0x3fff, second) => second < 0x1000,                // documentation (3fff::/20)
+        _ => false,
     }
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (segments[0] & 0xfe00) == 0xfc00 // unique local
-        || (segments[0] & 0xffc0) == 0xfe80 // link-local
-        || (segments[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
-        || segments[0] == 0x0100 && segments[1..4] == [0, 0, 0] // discard
 }
 
 /// Where an endpoint's host points.
@@ -230,6 +246,12 @@ impl WebhookUrl {
         if let WebhookHost::Ip(ip) = host
             && !policy.permits(ip)
         {
+            return Err(InvalidWebhookUrl);
+        }
+        // Below 1024 only the web's own ports: no SSH, SMTP, DNS or database
+        // listener is a webhook receiver.
+        let port = url.port_or_known_default().unwrap_or(0);
+        if port < 1024 && port != 80 && port != 443 {
             return Err(InvalidWebhookUrl);
         }
         Ok(Self { url, host })

@@ -42,6 +42,28 @@ fn special_addresses_are_refused_by_default() {
         "64:ff9b::a9fe:a9fe",
         "2002:7f00:1::1",
         "2001:db8::1",
+        // Accepted before (the hostile-tenant run of issue 21):
+        "64:ff9b:1::7f00:1",  // local-use NAT64 (127.0.0.1 behind it)
+        "64:ff9b:1::808:808", // local-use NAT64, whatever it embeds
+        "::ffff:0:7f00:1",    // SIIT, IPv4-translated 127.0.0.1
+        "::ffff:0:808:808",   // SIIT
+        "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1
+        "2001:0:7f00:1::1",   // Teredo, server 127.0.0.1
+        "2001:2::1",          // benchmarking
+        "3fff::1",            // documentation (RFC 9637)
+        "3fff:fff::1",
+        "2001:10::1",     // ORCHID (deprecated)
+        "2001:20::1",     // ORCHIDv2
+        "5f00::1",        // SRv6 SIDs
+        "100::1",         // discard-only
+        "fec0::1",        // site-local (deprecated)
+        "::ffff:8.8.8.8", // IPv4-mapped: not globally reachable as IPv6
+        "::8.8.8.8",      // IPv4-compatible (deprecated)
+        "4000::1",        // unallocated
+        "192.0.0.170",    // NAT64 discovery
+        "192.88.99.1",    // 6to4 relay anycast (deprecated)
+        "198.51.100.7",
+        "203.0.113.9",
     ] {
         assert!(is_special(ip(text)), "{text} must be special");
         assert!(!strict().permits(ip(text)), "{text} must be refused");
@@ -55,9 +77,22 @@ fn public_addresses_are_permitted() {
         "8.8.8.8",
         "51.79.43.241",
         "2606:4700::1111",
-        "::ffff:8.8.8.8",
         "64:ff9b::808:808",
         "2002:808:808::1",
+        // The registries' globally reachable entries among special blocks.
+        "192.0.0.9",
+        "192.0.0.10",
+        "192.31.196.1",
+        "192.52.193.1",
+        "192.175.48.1",
+        "2001:1::1",
+        "2001:1::3",
+        "2001:3::1",
+        "2001:4:112::1",
+        "2620:4f:8000::1",
+        // Teredo with a public server and a public client (8.8.8.8, inverted).
+        "2001:0:808:808:0:0:f7f7:f7f7",
+        "3fff:1000::1",
     ] {
         assert!(strict().permits(ip(text)), "{text} must be permitted");
     }
@@ -118,6 +153,12 @@ fn urls_must_be_https_with_a_host_and_nothing_hidden() {
         "https://[::ffff:127.0.0.1]/",
         "https://169.254.169.254/latest/meta-data",
         "https://10.0.0.1/",
+        "https://[64:ff9b:1::7f00:1]/",
+        "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+        "https://hooks.example.com:22/",
+        "https://hooks.example.com:25/",
+        "https://hooks.example.com:0/",
+        "https://hooks.example.com:1023/",
     ] {
         assert_eq!(
             WebhookUrl::parse(bad, &strict()),
