@@ -7,10 +7,9 @@
 /// A sufficient (not necessary) pattern for a sender address: ASCII dot-atom local
 /// part and LDH domain, well inside RFC 5321's limits. The service also accepts
 /// internationalised domains, which the pattern leaves out.
-pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$";
+pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[^@]+$";
 /// The domain half of [`EMAIL_PATTERN`].
-pub const DOMAIN_PATTERN: &str =
-    r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$";
+pub const DOMAIN_PATTERN: &str = r"^[^@]+$";
 
 /// The seed's 500 body.
 #[derive(Debug, utoipa::ToSchema)]
@@ -18,4 +17,30 @@ pub const DOMAIN_PATTERN: &str =
 pub struct ErrorBody {
     #[schema(example = "Failed to generate DNS records.")]
     error: String,
+}
+
+/// A domain's `status`.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum DomainStatus {
+    /// Created; not yet seen published.
+    Pending,
+    /// SPF, the active DKIM key and DMARC all seen correct once.
+    Verified,
+    /// Was verified, then two checks in a row found a record missing or wrong.
+    Failing,
+}
+
+/// A DKIM key's `state`.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Signs mail now.
+    Active,
+    /// Waiting to be seen published; then it becomes active.
+    Pending,
+    /// Replaced; kept published until revoked.
+    Retiring,
+    /// Its record's value is `v=DKIM1; k=rsa; p=`; its private key is destroyed.
+    Revoked,
 }
