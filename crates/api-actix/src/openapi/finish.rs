@@ -1,7 +1,8 @@
 //! The parts of the document the handlers' annotations cannot say, or would say 23
 //! times over: the headers every answer carries, the `Idempotency-Key` every
 //! changing request may carry (and the answers it adds), the declared error bodies
-//! with an example produced by [`ApiError`] itself, a description on every response,
+//! (plain and RFC 9457) with an example produced by [`ApiError`] itself, a
+//! description on every response,
 //! `date-time` on every time, and `servers`.
 
 use actix_web::ResponseError as _;
@@ -195,6 +196,18 @@ fn components(doc: &mut Value) {
             "example": "3c5b2c8e-6f1a-4c1e-9a54-2f1d7c0e8b11"
         }
     });
+    components["schemas"]["Problem"] = json!({
+        "type": "object",
+        "description": "RFC 9457 problem details, answered instead of the plain body when the request's `Accept` names `application/problem+json`",
+        "required": ["type", "title", "status", "code"],
+        "properties": {
+            "type": {"type": "string", "format": "uri", "description": "A stable URI per error: `urn:domain-api:problem:` and the code"},
+            "title": {"type": "string", "description": "The sentence of the plain answer"},
+            "status": {"type": "integer", "description": "The HTTP status"},
+            "detail": {"type": "string", "description": "The echoed input, where the sentence carries one"},
+            "code": {"type": "string", "pattern": "^[a-z_]+$", "description": "A stable snake_case identifier (docs/api.md lists every one)"}
+        }
+    });
     components["schemas"]["ErrorText"] = json!({
         "type": "string",
         "description": "One plain sentence (`text/plain; charset=utf-8`); where the input is echoed it is truncated and control characters are escaped",
@@ -289,10 +302,16 @@ fn finish_response(
     if !error {
         return;
     }
-    let example = example_error(id, operation, status).map(|e| answer_example(&e));
+    let error = example_error(id, operation, status);
+    let example = error.as_ref().map(answer_example);
     let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
         return;
     };
+    let mut problem = json!({"schema": {"$ref": "#/components/schemas/Problem"}});
+    if let Some(error) = &error {
+        problem["example"] = error.row().problem();
+    }
+    content.insert(crate::problem::PROBLEM_JSON.to_owned(), problem);
     if let Some(text) = content.get_mut("text/plain") {
         *text = json!({"schema": {"$ref": "#/components/schemas/ErrorText"}});
         if let Some(example) = example.clone().filter(Value::is_string) {
