@@ -97,7 +97,7 @@ pub fn document_text() -> &'static str {
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", operation_id = "getOpenApiDocument", tag = "operations",
-    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
+    responses((status = 200, description = "OpenAPI 3 document", body = Object, content_type = "application/json")))]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
