@@ -4,11 +4,14 @@
 /// Written out again in the handlers' annotations (utoipa takes literals there);
 /// `the_served_document_uses_these_patterns` keeps the copies equal.
 ///
-/// A sufficient (not necessary) pattern for a sender address: ASCII dot-atom local
-/// part and LDH domain, well inside RFC 5321's limits. The service also accepts
-/// internationalised domains, which the pattern leaves out.
+/// A necessary (not sufficient) pattern for a sender address, never stricter than the
+/// service: an ASCII dot-atom local part of at most 64 characters (dots anywhere; the
+/// service checks their places), `@`, and a domain without `@` (Unicode or A-labels,
+/// any number of labels of any length; the service checks UTS #46, label and total
+/// lengths and the Public Suffix List). A generated client must never refuse an
+/// address the service would take (`every_address_the_service_accepts_passes_the_document`).
 pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[^@]+$";
-/// The domain half of [`EMAIL_PATTERN`].
+/// The domain half of [`EMAIL_PATTERN`]: anything without `@`.
 pub const DOMAIN_PATTERN: &str = r"^[^@]+$";
 
 /// The seed's 500 body.
