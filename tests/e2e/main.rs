@@ -6,6 +6,7 @@ mod availability;
 mod browser;
 mod changeset;
 mod cli;
+mod client;
 mod concurrency;
 mod disk_full;
 mod dns;

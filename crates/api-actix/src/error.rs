@@ -177,84 +177,32 @@ impl ApiError {
         }
     }
 
-    /// The plain-text sentence of a 4xx.
-    fn sentence(&self) -> String {
+    /// This failure's row of the error table: status, stable code, sentence, and the
+    /// input the sentence echoes. Both wire forms (the plain sentence, or the seed's
+    /// 500 JSON, and RFC 9457 problem details) are rendered from it.
+    #[must_use]
+    pub fn row(&self) -> Row {
+        use StatusCode as S;
+        let echoed = |code, status, prefix: &str, raw: &str| {
+            let detail = echo(raw);
+            Row::new(status, code, format!("{prefix}: {detail}")).with_detail(detail)
+        };
         match self {
-            Self::Auth(AuthError::Missing, _) => "Missing API credentials".into(),
-            Self::Auth(AuthError::Invalid, _) => "Invalid API credentials".into(),
-            Self::Generate(GenerateError::InvalidSender(raw)) => {
-                format!("Invalid sender address: {}", echo(raw))
-            }
-            Self::Generate(GenerateError::InvalidReplyTo(raw)) => {
-                format!("Invalid reply-to address: {}", echo(raw))
-            }
-            Self::Generate(GenerateError::DomainTaken) => "Domain is already taken".into(),
-            Self::Generate(GenerateError::EmailTaken) => "Email is already taken".into(),
-            Self::Generate(GenerateError::DomainLimit) => "Domain limit reached".into(),
-            Self::Generate(GenerateError::RateLimited(_)) => {
-                "Too many new domains; retry later".into()
-            }
-            Self::Claim(ClaimError::OwnDomain, _) => {
-                "Domain already belongs to this organization".into()
-            }
-            Self::Claim(ClaimError::NoOpenClaim, _) => "No open claim for this domain".into(),
-            Self::Claim(ClaimError::RecordNotFound(name), _) => {
-                format!("Claim record not found at {name}")
-            }
-            Self::Read(ReadError::InvalidDomain(raw))
-            | Self::Validate(ValidateError::InvalidDomain(raw))
-            | Self::Verify(ValidateError::InvalidDomain(raw))
-            | Self::Manage(ManageError::InvalidDomain(raw), _)
-            | Self::Claim(ClaimError::InvalidDomain(raw), _) => {
-                format!("Invalid domain: {}", echo(raw))
-            }
-            Self::Read(ReadError::NotFound)
-            | Self::Claim(ClaimError::NotFound, _)
-            | Self::Validate(ValidateError::NotFound)
-            | Self::Verify(ValidateError::NotFound)
-            | Self::Manage(ManageError::NotFound, _) => "Domain not found".into(),
-            Self::Manage(ManageError::RotationInProgress, _) => {
-                "A DKIM rotation is already in progress".into()
-            }
-            Self::Manage(ManageError::MxNotReady(hosts), _) => {
-                format!(
-                    "Inbound requires an MX record pointing at {}",
-                    or_list(hosts)
-                )
-            }
-            Self::Sender(SenderError::NotFound, _) => "Sender not found".into(),
-            Self::Webhook(WebhookError::InvalidUrl(raw), _) => {
-                format!("Invalid webhook URL: {}", echo(raw))
-            }
-            Self::Webhook(WebhookError::UnknownEvent(raw), _) => {
-                format!("Unknown event type: {}", echo(raw))
-            }
-            Self::Webhook(WebhookError::NoEvents, _) => {
-                "events must name at least one event type".into()
-            }
-            Self::Webhook(WebhookError::LimitReached, _) => "Webhook limit reached".into(),
-            Self::Webhook(WebhookError::NotFound, _) => "Webhook not found".into(),
-            Self::BearerRejected => "Invalid or missing bearer token".into(),
-            Self::BadRequest(reason) => reason.clone(),
-            Self::UnsupportedMediaType => "Content-Type must be application/json".into(),
-            Self::PayloadTooLarge(limit) => format!("Request body is larger than {limit} bytes"),
-            Self::BodyTimeout => "Request body timeout".into(),
-            Self::IdempotencyMismatch => "Idempotency-Key reused with a different request".into(),
-            Self::IdempotencyInProgress => {
-                "A request with this Idempotency-Key is in progress".into()
-            }
-            Self::NotFound => "Not found".into(),
-            _ => self.operation().failure().into(),
-        }
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Auth(AuthError::Missing | AuthError::Invalid, _) | Self::BearerRejected => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Auth(AuthError::Missing, _) => Row::new(
+                S::UNAUTHORIZED,
+                "missing_credentials",
+                "Missing API credentials",
+            ),
+            Self::Auth(AuthError::Invalid, _) => Row::new(
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid API credentials",
+            ),
+            Self::BearerRejected => Row::new(
+                S::UNAUTHORIZED,
+                "invalid_bearer_token",
+                "Invalid or missing bearer token",
+            ),
             Self::Auth(AuthError::Infra(e), _)
             | Self::Generate(GenerateError::Infra(e))
             | Self::Read(ReadError::Infra(e))
@@ -264,82 +212,277 @@ impl ResponseError for ApiError {
             | Self::Sender(SenderError::Infra(e), _)
             | Self::Claim(ClaimError::Infra(e), _)
             | Self::Webhook(WebhookError::Infra(e), _)
-            | Self::Events(e) => infra_status(e),
-            Self::Generate(GenerateError::InvalidSender(_) | GenerateError::InvalidReplyTo(_))
-            | Self::Read(ReadError::InvalidDomain(_))
-            | Self::Validate(ValidateError::InvalidDomain(_))
-            | Self::Verify(ValidateError::InvalidDomain(_))
-            | Self::Manage(ManageError::InvalidDomain(_), _)
-            | Self::Claim(ClaimError::InvalidDomain(_), _)
-            | Self::Webhook(
-                WebhookError::InvalidUrl(_)
-                | WebhookError::UnknownEvent(_)
-                | WebhookError::NoEvents,
-                _,
+            | Self::Events(e) => match infra_status(e) {
+                S::SERVICE_UNAVAILABLE => self.unavailable(),
+                _ => self.failure(),
+            },
+            Self::Generate(GenerateError::InvalidSender(raw)) => echoed(
+                "invalid_sender_address",
+                S::BAD_REQUEST,
+                "Invalid sender address",
+                raw,
+            ),
+            Self::Generate(GenerateError::InvalidReplyTo(raw)) => echoed(
+                "invalid_reply_to_address",
+                S::BAD_REQUEST,
+                "Invalid reply-to address",
+                raw,
+            ),
+            Self::Generate(GenerateError::DomainTaken) => {
+                Row::new(S::CONFLICT, "domain_taken", "Domain is already taken")
+            }
+            Self::Generate(GenerateError::EmailTaken) => {
+                Row::new(S::CONFLICT, "email_taken", "Email is already taken")
+            }
+            Self::Generate(GenerateError::DomainLimit) => {
+                Row::new(S::FORBIDDEN, "domain_limit_reached", "Domain limit reached")
+            }
+            Self::Generate(GenerateError::RateLimited(_)) => Row::new(
+                S::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many new domains; retry later",
+            ),
+            Self::Claim(ClaimError::OwnDomain, _) => Row::new(
+                S::CONFLICT,
+                "domain_already_owned",
+                "Domain already belongs to this organization",
+            ),
+            Self::Claim(ClaimError::NoOpenClaim, _) => Row::new(
+                S::NOT_FOUND,
+                "no_open_claim",
+                "No open claim for this domain",
+            ),
+            Self::Claim(ClaimError::RecordNotFound(name), _) => Row::new(
+                S::CONFLICT,
+                "claim_record_not_found",
+                format!("Claim record not found at {name}"),
             )
-            | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Generate(GenerateError::DomainLimit)
-            | Self::Webhook(WebhookError::LimitReached, _) => StatusCode::FORBIDDEN,
-            Self::Generate(GenerateError::RateLimited(_)) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Generate(GenerateError::DomainTaken | GenerateError::EmailTaken)
-            | Self::Manage(ManageError::RotationInProgress | ManageError::MxNotReady(_), _)
-            | Self::Claim(ClaimError::OwnDomain | ClaimError::RecordNotFound(_), _) => {
-                StatusCode::CONFLICT
+            .with_detail(name.clone()),
+            Self::Read(ReadError::InvalidDomain(raw))
+            | Self::Validate(ValidateError::InvalidDomain(raw))
+            | Self::Verify(ValidateError::InvalidDomain(raw))
+            | Self::Manage(ManageError::InvalidDomain(raw), _)
+            | Self::Claim(ClaimError::InvalidDomain(raw), _) => {
+                echoed("invalid_domain", S::BAD_REQUEST, "Invalid domain", raw)
             }
             Self::Read(ReadError::NotFound)
+            | Self::Claim(ClaimError::NotFound, _)
             | Self::Validate(ValidateError::NotFound)
             | Self::Verify(ValidateError::NotFound)
-            | Self::Manage(ManageError::NotFound, _)
-            | Self::Sender(SenderError::NotFound, _)
-            | Self::Claim(ClaimError::NotFound | ClaimError::NoOpenClaim, _)
-            | Self::Webhook(WebhookError::NotFound, _)
-            | Self::NotFound => StatusCode::NOT_FOUND,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::IdempotencyInProgress => StatusCode::CONFLICT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Unexpected(..) => StatusCode::INTERNAL_SERVER_ERROR,
+            | Self::Manage(ManageError::NotFound, _) => {
+                Row::new(S::NOT_FOUND, "domain_not_found", "Domain not found")
+            }
+            Self::Manage(ManageError::RotationInProgress, _) => Row::new(
+                S::CONFLICT,
+                "rotation_in_progress",
+                "A DKIM rotation is already in progress",
+            ),
+            Self::Manage(ManageError::MxNotReady(hosts), _) => Row::new(
+                S::CONFLICT,
+                "inbound_mx_missing",
+                format!(
+                    "Inbound requires an MX record pointing at {}",
+                    or_list(hosts)
+                ),
+            ),
+            Self::Sender(SenderError::NotFound, _) => {
+                Row::new(S::NOT_FOUND, "sender_not_found", "Sender not found")
+            }
+            Self::Webhook(WebhookError::InvalidUrl(raw), _) => echoed(
+                "invalid_webhook_url",
+                S::BAD_REQUEST,
+                "Invalid webhook URL",
+                raw,
+            ),
+            Self::Webhook(WebhookError::UnknownEvent(raw), _) => echoed(
+                "unknown_event_type",
+                S::BAD_REQUEST,
+                "Unknown event type",
+                raw,
+            ),
+            Self::Webhook(WebhookError::NoEvents, _) => Row::new(
+                S::BAD_REQUEST,
+                "no_event_types",
+                "events must name at least one event type",
+            ),
+            Self::Webhook(WebhookError::LimitReached, _) => Row::new(
+                S::FORBIDDEN,
+                "webhook_limit_reached",
+                "Webhook limit reached",
+            ),
+            Self::Webhook(WebhookError::NotFound, _) => {
+                Row::new(S::NOT_FOUND, "webhook_not_found", "Webhook not found")
+            }
+            Self::BadRequest(reason) => {
+                Row::new(S::BAD_REQUEST, bad_request_code(reason), reason.clone())
+            }
+            Self::UnsupportedMediaType => Row::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Content-Type must be application/json",
+            ),
+            Self::PayloadTooLarge(limit) => Row::new(
+                S::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("Request body is larger than {limit} bytes"),
+            ),
+            Self::BodyTimeout => {
+                Row::new(S::REQUEST_TIMEOUT, "body_timeout", "Request body timeout")
+            }
+            Self::IdempotencyMismatch => Row::new(
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency-Key reused with a different request",
+            ),
+            Self::IdempotencyInProgress => Row::new(
+                S::CONFLICT,
+                "idempotency_key_in_progress",
+                "A request with this Idempotency-Key is in progress",
+            ),
+            Self::NotFound => Row::new(S::NOT_FOUND, "not_found", "Not found"),
+            Self::Unavailable(_) => self.unavailable(),
+            Self::Unexpected(..) => self.failure(),
         }
     }
 
+    /// The 500 row: the sentence of the operation's `{"error": …}` body.
+    fn failure(&self) -> Row {
+        Row::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            self.operation().failure(),
+        )
+    }
+
+    fn unavailable(&self) -> Row {
+        let _ = self;
+        Row::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            UNAVAILABLE,
+        )
+    }
+}
+
+/// The code of a [`ApiError::BadRequest`], from the sentence's fixed beginning (the
+/// rest may echo input).
+fn bad_request_code(reason: &str) -> &'static str {
+    const CODES: &[(&str, &str)] = &[
+        ("Malformed JSON body", "malformed_body"),
+        ("Could not read the request body", "unreadable_body"),
+        ("Invalid query string", "invalid_query"),
+        ("Invalid limit", "invalid_limit"),
+        ("Invalid after", "invalid_after"),
+        ("Invalid Idempotency-Key", "invalid_idempotency_key"),
+        ("Missing inbound flag", "invalid_inbound_flag"),
+        ("Invalid inbound flag", "invalid_inbound_flag"),
+        ("Missing webhook URL", "invalid_webhook_url"),
+        ("url must be", "invalid_webhook_url"),
+        ("events must be", "invalid_event_types"),
+        ("Missing domain parameter", "missing_domain"),
+    ];
+    CODES
+        .iter()
+        .find(|(prefix, _)| reason.starts_with(prefix))
+        .map_or("bad_request", |(_, code)| code)
+}
+
+/// One row of the error table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable `snake_case` identifier (the problem's `code`, the last segment of its
+    /// `type`).
+    pub code: &'static str,
+    /// Today's sentence: the plain-text body (for 500, the JSON's `error`), and the
+    /// problem's `title`.
+    pub sentence: String,
+    /// The input the sentence echoes, if it echoes any (the problem's `detail`).
+    pub detail: Option<String>,
+}
+
+impl Row {
+    /// A row; `detail` unset.
+    pub fn new(status: StatusCode, code: &'static str, sentence: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            sentence: sentence.into(),
+            detail: None,
+        }
+    }
+
+    fn with_detail(mut self, detail: String) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// The problem's `type`: a stable URI per code.
+    #[must_use]
+    pub fn problem_type(&self) -> String {
+        format!("{PROBLEM_TYPE_PREFIX}{}", self.code)
+    }
+
+    /// RFC 9457 problem details (`application/problem+json`).
+    #[must_use]
+    pub fn problem(&self) -> serde_json::Value {
+        let mut problem = serde_json::json!({
+            "type": self.problem_type(),
+            "title": self.sentence,
+            "status": self.status.as_u16(),
+        });
+        if let Some(detail) = &self.detail {
+            problem["detail"] = serde_json::Value::String(detail.clone());
+        }
+        problem["code"] = serde_json::Value::String(self.code.to_owned());
+        problem
+    }
+}
+
+/// Every problem `type` is this followed by the code.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:domain-api:problem:";
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.row().status
+    }
+
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
+        let row = self.row();
+        let status = row.status;
         if status.is_server_error() {
             // The whole cause chain, once, here; the caller gets nothing of it.
             tracing::error!(error = %chain(self), status = status.as_u16(), "request failed");
         }
-        match status {
+        let mut response = HttpResponse::build(status);
+        match self {
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            Self::Generate(GenerateError::RateLimited(wait)) => {
+                response.insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()));
+            }
+            Self::BearerRejected => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            _ => {}
+        }
+        let mut response = if status == StatusCode::INTERNAL_SERVER_ERROR {
             // The seed's shape, `{"error": "<sentence>"}`; for generate exactly
             // `Failed to generate DNS records.`
-            StatusCode::INTERNAL_SERVER_ERROR => HttpResponse::InternalServerError()
+            response
                 .content_type("application/json")
-                .body(serde_json::json!({ "error": self.operation().failure() }).to_string()),
-            StatusCode::SERVICE_UNAVAILABLE => HttpResponse::ServiceUnavailable()
-                .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")))
+                .body(serde_json::json!({ "error": row.sentence }).to_string())
+        } else {
+            response
                 .content_type("text/plain; charset=utf-8")
-                .body(UNAVAILABLE),
-            StatusCode::TOO_MANY_REQUESTS => {
-                let wait = match self {
-                    Self::Generate(GenerateError::RateLimited(wait)) => wait.as_secs().max(1),
-                    _ => 1,
-                };
-                HttpResponse::TooManyRequests()
-                    .insert_header((header::RETRY_AFTER, wait.to_string()))
-                    .content_type("text/plain; charset=utf-8")
-                    .body(self.sentence())
-            }
-            StatusCode::UNAUTHORIZED if matches!(self, Self::BearerRejected) => {
-                HttpResponse::Unauthorized()
-                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
-                    .content_type("text/plain; charset=utf-8")
-                    .body(self.sentence())
-            }
-            _ => HttpResponse::build(status)
-                .content_type("text/plain; charset=utf-8")
-                .body(self.sentence()),
-        }
+                .body(row.sentence.clone())
+        };
+        // For `problem::negotiate`, which answers problem details instead when asked.
+        response.extensions_mut().insert(row);
+        response
     }
 }
 

@@ -339,3 +339,131 @@ fn a_rate_limited_answer_says_when_to_retry_in_whole_seconds() {
     .error_response();
     assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "17");
 }
+
+/// One sample of every row of the table.
+fn every_row() -> Vec<ApiError> {
+    let infra_down = || InfraError::Unavailable("db down".into());
+    vec![
+        ApiError::Auth(AuthError::Missing, Operation::Generate),
+        ApiError::Auth(AuthError::Invalid, Operation::Generate),
+        ApiError::BearerRejected,
+        ApiError::Generate(GenerateError::InvalidSender("bob@".into())),
+        ApiError::Generate(GenerateError::InvalidReplyTo("x".into())),
+        ApiError::Generate(GenerateError::DomainTaken),
+        ApiError::Generate(GenerateError::EmailTaken),
+        ApiError::Generate(GenerateError::DomainLimit),
+        ApiError::Generate(GenerateError::RateLimited(std::time::Duration::from_secs(
+            7,
+        ))),
+        ApiError::Claim(ClaimError::OwnDomain, Operation::OpenClaim),
+        ApiError::Claim(ClaimError::NoOpenClaim, Operation::VerifyClaim),
+        ApiError::Claim(
+            ClaimError::RecordNotFound("_domain-api-claim.example.com".into()),
+            Operation::VerifyClaim,
+        ),
+        ApiError::Read(ReadError::InvalidDomain("exa mple".into())),
+        ApiError::Read(ReadError::NotFound),
+        ApiError::Manage(ManageError::RotationInProgress, Operation::RotateKey),
+        ApiError::Manage(
+            ManageError::MxNotReady(vec!["a.example".into(), "b.example".into()]),
+            Operation::UpdateDomain,
+        ),
+        ApiError::Sender(SenderError::NotFound, Operation::DeleteSender),
+        ApiError::Webhook(
+            WebhookError::InvalidUrl("ftp://x".into()),
+            Operation::CreateWebhook,
+        ),
+        ApiError::Webhook(
+            WebhookError::UnknownEvent("x.y".into()),
+            Operation::CreateWebhook,
+        ),
+        ApiError::Webhook(WebhookError::NoEvents, Operation::CreateWebhook),
+        ApiError::Webhook(WebhookError::LimitReached, Operation::CreateWebhook),
+        ApiError::Webhook(WebhookError::NotFound, Operation::DeleteWebhook),
+        ApiError::BadRequest("Invalid limit: expected a whole number from 1 to 1000".into()),
+        ApiError::BadRequest("Malformed JSON body: the body is not a JSON object".into()),
+        ApiError::UnsupportedMediaType,
+        ApiError::PayloadTooLarge(16384),
+        ApiError::BodyTimeout,
+        ApiError::IdempotencyMismatch,
+        ApiError::IdempotencyInProgress,
+        ApiError::NotFound,
+        ApiError::Generate(GenerateError::Infra(infra_down())),
+        ApiError::Unexpected("boom".into(), Operation::RotateKey),
+    ]
+}
+
+#[tokio::test]
+async fn both_wire_forms_come_from_the_same_row() {
+    for error in every_row() {
+        let row = error.row();
+        let (status, content_type, body) = render(error).await;
+
+        assert_eq!(status, row.status.as_u16(), "{}", row.code);
+        if status == 500 {
+            assert_eq!(content_type, "application/json");
+            assert_eq!(body, format!(r#"{{"error":"{}"}}"#, row.sentence));
+        } else {
+            assert_eq!(
+                (content_type.as_str(), body.as_str()),
+                (TEXT, row.sentence.as_str())
+            );
+        }
+        let problem = row.problem();
+        assert_eq!(problem["title"], row.sentence.as_str());
+        assert_eq!(problem["status"], status);
+        assert_eq!(problem["code"], row.code);
+        assert_eq!(
+            problem["type"],
+            format!("urn:domain-api:problem:{}", row.code)
+        );
+        let code_ok = row
+            .code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_');
+        assert!(code_ok && !row.code.is_empty(), "{}", row.code);
+        match &row.detail {
+            Some(detail) => {
+                assert!(row.sentence.ends_with(detail.as_str()), "{}", row.sentence);
+                assert_eq!(problem["detail"], detail.as_str());
+            }
+            None => assert!(problem.get("detail").is_none(), "{problem}"),
+        }
+    }
+}
+
+#[test]
+fn every_code_is_in_the_table_of_docs_api_md() {
+    let docs = include_str!("../../../docs/api.md");
+    let mut codes: Vec<&str> = every_row().iter().map(|e| e.row().code).collect();
+    codes.extend([
+        "method_not_allowed",
+        "invalid_query",
+        "invalid_after",
+        "invalid_idempotency_key",
+    ]);
+    for code in codes {
+        assert!(
+            docs.contains(&format!("| `{code}` |")),
+            "{code} is not in docs/api.md's table"
+        );
+    }
+}
+
+#[test]
+fn a_bad_request_sentence_has_its_own_code() {
+    for (sentence, code) in [
+        ("Invalid query string", "invalid_query"),
+        ("Invalid after: not a value from next", "invalid_after"),
+        (
+            "Missing inbound flag: expected true or false",
+            "invalid_inbound_flag",
+        ),
+        (
+            "Malformed JSON body: the body ended unexpectedly",
+            "malformed_body",
+        ),
+    ] {
+        assert_eq!(ApiError::BadRequest(sentence.into()).row().code, code);
+    }
+}

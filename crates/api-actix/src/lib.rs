@@ -13,6 +13,7 @@ pub mod jwt;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod problem;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 
-use crate::{AppState, idempotency, openapi, routes, telemetry};
+use crate::{AppState, idempotency, openapi, problem, routes, telemetry};
 
 /// Serves `state` on an already bound listener until SIGINT/SIGTERM. Binding is the
 /// caller's, so it can bind port 0 and report the address it got.
@@ -20,6 +20,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
             // The last one wrapped runs first: telemetry sees the whole request,
             // replays included.
             .wrap(middleware::from_fn(idempotency::guard))
+            .wrap(middleware::from_fn(problem::negotiate))
             .wrap(middleware::from_fn(telemetry::request_span))
             .configure(routes::configure)
             // The document lists the routes' handlers, so it is mounted here rather

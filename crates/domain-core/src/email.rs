@@ -59,6 +59,19 @@ impl EmailAddress {
     /// Parses an address exactly as given: nothing is trimmed, so a padded address is
     /// invalid rather than silently repaired.
     ///
+    /// ```
+    /// use domain_core::{EmailAddress, EmailError};
+    ///
+    /// let address = EmailAddress::parse("first.middle.last@a.b.c.bücher.example")?;
+    /// assert_eq!(address.local_part(), "first.middle.last");
+    /// assert_eq!(address.domain().as_ascii(), "a.b.c.xn--bcher-kva.example");
+    /// assert_eq!(address.to_string(), "first.middle.last@a.b.c.xn--bcher-kva.example");
+    ///
+    /// assert!(matches!(EmailAddress::parse(" padded@example.com"), Err(EmailError::ControlOrSpace)));
+    /// assert!(EmailAddress::parse("no-at-sign.example.com").is_err());
+    /// # Ok::<(), EmailError>(())
+    /// ```
+    ///
     /// # Errors
     /// An [`EmailError`] naming the first rule the input breaks.
     pub fn parse(input: &str) -> Result<Self, EmailError> {

@@ -1,11 +1,57 @@
-//! The domain of sender-domain provisioning, free of any adapter.
+//! The domain of sender-domain provisioning, free of any adapter: the value types,
+//! the rules, the ports (traits) adapters implement, and the use cases that run on
+//! them. Another service can depend on this crate alone and plug in its own adapters.
 //!
-//! Value types are parsed once and valid thereafter ([`EmailAddress`], [`DomainName`],
-//! [`Selector`], [`ApiCredentials`]); [`ports`] are the traits adapters implement;
-//! [`usecases`] hold the ports and run the seed's steps. Another service can depend on
-//! this crate alone and plug in its own adapters (see `docs/architecture.md`).
+//! - Value types are parsed once and valid thereafter: [`EmailAddress`] and
+//!   [`DomainName`] (internationalised names, the Public Suffix List), [`Selector`],
+//!   [`ApiCredentials`].
+//! - [`RecordSet`] renders the SPF, DKIM and DMARC records of a domain;
+//!   [`RecordSet::published`] and [`zone_lines`] give them as DNS records and as
+//!   zone-file lines. None of this needs a port.
+//! - [`ports`] are the traits; with the `mocks` feature, [`ports::mocks`] has a
+//!   mockall double of each, and an example running
+//!   [`GenerateRecords`](usecases::generate::GenerateRecords) on them.
+//! - [`usecases`] hold the ports and run one operation each (generate, verify,
+//!   rotate, claim, sign, deliver webhooks, …).
+//! - [`ownership`] holds who may take which domain; `Ownership::default()` refuses
+//!   the mailbox providers the service refuses (`gmail.com`, `outlook.com`, …).
+//! - Times in the public API are [`chrono`]'s, re-exported here.
+//!
+//! ```
+//! use domain_core::{DomainName, EmailAddress, RecordPolicy, RecordSet, Selector, zone_lines};
+//!
+//! let sender = EmailAddress::parse("first.last@Bücher.example")?;
+//! let domain = sender.domain();
+//! assert_eq!(domain.as_ascii(), "xn--bcher-kva.example");
+//! assert_eq!(domain.to_unicode(), "bücher.example");
+//!
+//! let policy = RecordPolicy::new(vec!["192.0.2.10".parse()?], &["mx1.example.net".into()])?;
+//! let records = RecordSet::render(&policy, domain, &Selector::new("s2026a")?, "MIIBIjANBgkq");
+//! assert_eq!(
+//!     records.entries(),
+//!     [
+//!         ("SPF", "v=spf1 ip4:192.0.2.10 -all"),
+//!         ("s2026a._domainkey.xn--bcher-kva.example", "v=DKIM1; k=rsa; p=MIIBIjANBgkq"),
+//!         ("_dmarc", "v=DMARC1; p=none; rua=mailto:dmarc@xn--bcher-kva.example"),
+//!     ]
+//! );
+//! let published = records.published(domain);
+//! assert_eq!(published[2].name, "_dmarc.xn--bcher-kva.example");
+//! let zone = zone_lines(domain, &published);
+//! assert!(zone.contains("_dmarc.xn--bcher-kva.example. 3600 IN TXT \"v=DMARC1;"));
+//!
+//! // Refused as a sender domain: a public suffix, a special-use name.
+//! assert!(EmailAddress::parse("x@co.uk").is_ok()); // syntax only; ownership refuses it
+//! assert!(!domain_core::ownership::is_sender_domain(&DomainName::parse("co.uk")?));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The time types of the public API (`DateTime<Utc>`, `TimeDelta`), so a consumer
+/// needs no chrono of its own to build or read them.
+pub use chrono;
 
 mod domain_name;
 mod email;

@@ -1,5 +1,6 @@
 //! The states a domain and its DKIM keys move through after `generate`, and the
-//! events those moves produce (see `API-LIFECYCLE.md`).
+//! events those moves produce (the wire contract is in `docs/api.md`, "Domain state" and
+//! "DKIM keys and rotation").
 
 use chrono::{DateTime, Utc};
 
@@ -124,7 +125,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// Every type, in the contract's order.
+    /// Every type, in the order docs/api.md lists them.
     pub const ALL: [Self; 14] = [
         Self::DomainCreated,
         Self::DomainVerified,

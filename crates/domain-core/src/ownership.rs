@@ -122,12 +122,41 @@ pub fn ancestors(domain: &DomainName) -> Vec<DomainName> {
 }
 
 /// Names nobody may take through the API, with all their subdomains.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The default is the service's own default without inbound hosts: the mailbox
+/// providers of [`DEFAULT_RESERVED`], so a consumer who trusts defaults never hands out
+/// keys for `gmail.com`.
+///
+/// ```
+/// use domain_core::DomainName;
+/// use domain_core::ownership::{Ownership, ReservedDomains};
+///
+/// let reserved = Ownership::default().reserved;
+/// assert!(reserved.contains(&DomainName::parse("gmail.com")?));
+/// assert!(reserved.contains(&DomainName::parse("eu.outlook.com")?));
+/// assert!(!reserved.contains(&DomainName::parse("example.com")?));
+/// // Opting out is explicit.
+/// assert!(ReservedDomains::none().names().is_empty());
+/// # Ok::<(), domain_core::DomainNameError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservedDomains {
     names: Vec<String>,
 }
 
+impl Default for ReservedDomains {
+    fn default() -> Self {
+        Self::default_for(&[])
+    }
+}
+
 impl ReservedDomains {
+    /// No reserved name at all.
+    #[must_use]
+    pub fn none() -> Self {
+        Self { names: Vec::new() }
+    }
+
     /// Exactly these names (A-labels).
     #[must_use]
     pub fn new(names: Vec<DomainName>) -> Self {

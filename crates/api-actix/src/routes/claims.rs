@@ -63,8 +63,9 @@ impl From<ClaimChallenge> for ClaimJson {
 #[utoipa::path(
     post,
     path = "/api/v1/emails/domains/{domain}/claim",
+    operation_id = "openClaim",
     tag = "ownership",
-    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels. The service also checks what the pattern leaves out: two labels at least, each of 1 to 63 octets, at most 253 octets in A-label form (UTS #46)", pattern = r"^[^@]+$")),
     responses(
         (status = 201, description = "The claim is open: publish the record", body = ClaimJson, content_type = "application/json"),
         (status = 400, description = "`Invalid domain: <domain>`", body = String, content_type = "text/plain"),
@@ -101,8 +102,9 @@ pub async fn open(
 #[utoipa::path(
     post,
     path = "/api/v1/emails/domains/{domain}/claim/verify",
+    operation_id = "verifyClaim",
     tag = "ownership",
-    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels. The service also checks what the pattern leaves out: two labels at least, each of 1 to 63 octets, at most 253 octets in A-label form (UTS #46)", pattern = r"^[^@]+$")),
     responses(
         (status = 200, description = "Transferred: the domain's detail, now this organization's, with its new key", body = DomainDetailJson, content_type = "application/json"),
         (status = 400, description = "`Invalid domain: <domain>`", body = String, content_type = "text/plain"),

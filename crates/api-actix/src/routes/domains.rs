@@ -27,7 +27,7 @@ pub struct DomainSummaryJson {
     dkim_selector: String,
     inbound_enabled: bool,
     /// `pending`, `verified` or `failing`.
-    #[schema(pattern = "^(pending|verified|failing)$")]
+    #[schema(value_type = crate::wire::DomainStatus)]
     status: &'static str,
     created_at: String,
 }
@@ -45,6 +45,7 @@ pub struct DomainListJson {
 #[utoipa::path(
     get,
     path = "/api/v1/emails/domains",
+    operation_id = "listDomains",
     tag = "domains",
     params(crate::pagination::PageQuery),
     responses(
@@ -131,7 +132,7 @@ pub struct SenderJson {
 pub struct DkimKeyJson {
     selector: String,
     /// `active`, `pending`, `retiring` or `revoked`.
-    #[schema(pattern = "^(active|pending|retiring|revoked)$")]
+    #[schema(value_type = crate::wire::KeyState)]
     state: &'static str,
     /// The record to publish for this key; a revoked key's value is `v=DKIM1; k=rsa; p=`.
     record: RecordJson,
@@ -175,7 +176,7 @@ pub struct DomainDetailJson {
     inbound_enabled: bool,
     created_at: String,
     /// `pending`, `verified` or `failing`.
-    #[schema(pattern = "^(pending|verified|failing)$")]
+    #[schema(value_type = crate::wire::DomainStatus)]
     status: &'static str,
     #[schema(required = true)]
     verified_at: Option<String>,
@@ -224,8 +225,9 @@ impl From<DomainView> for DomainDetailJson {
 #[utoipa::path(
     get,
     path = "/api/v1/emails/domains/{domain}",
+    operation_id = "getDomain",
     tag = "domains",
-    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels. The service also checks what the pattern leaves out: two labels at least, each of 1 to 63 octets, at most 253 octets in A-label form (UTS #46)", pattern = r"^[^@]+$")),
     responses(
         (status = 200, body = DomainDetailJson, content_type = "application/json"),
         (status = 400, description = "Not a valid domain name", body = String, content_type = "text/plain"),
@@ -256,8 +258,9 @@ pub async fn detail(
 #[utoipa::path(
     get,
     path = "/api/v1/emails/domains/{domain}/zone",
+    operation_id = "getDomainZone",
     tag = "domains",
-    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels. The service also checks what the pattern leaves out: two labels at least, each of 1 to 63 octets, at most 253 octets in A-label form (UTS #46)", pattern = r"^[^@]+$")),
     responses(
         (status = 200, description = "Zone-file lines", body = String, content_type = "text/plain"),
         (status = 400, description = "Not a valid domain name", body = String, content_type = "text/plain"),

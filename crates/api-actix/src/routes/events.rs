@@ -88,6 +88,7 @@ pub struct EventListJson {
 #[utoipa::path(
     get,
     path = "/api/v1/events",
+    operation_id = "listEvents",
     tag = "lifecycle",
     params(EventsQuery),
     responses(

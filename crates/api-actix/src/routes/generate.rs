@@ -36,16 +36,14 @@ pub struct GenerateRequestDoc {
     /// Sender address; its domain is the one provisioned.
     #[schema(
         example = "noreply@example.com",
-        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$",
-        max_length = 254
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[^@]+$"
     )]
     email: String,
     /// Optional reply-to address.
     #[schema(
         rename = "replyTo",
         example = "support@example.com",
-        pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$",
-        max_length = 254
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[^@]+$"
     )]
     reply_to: Option<String>,
     /// Enable inbound mail if the domain's MX already points at our relay.
@@ -57,6 +55,7 @@ pub struct GenerateRequestDoc {
 #[utoipa::path(
     post,
     path = "/api/v1/emails/domains/generate",
+    operation_id = "generateDomain",
     tag = "domains",
     summary = "Create or reuse a sender domain, register a sender, return the records to publish",
     request_body(content = GenerateRequestDoc, content_type = "application/json"),

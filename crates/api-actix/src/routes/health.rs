@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", operation_id = "checkHealth", tag = "operations",
     responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
@@ -15,7 +15,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// The process can serve: its database answers now.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", operation_id = "checkReadiness", tag = "operations",
     responses((status = 200, body = String, content_type = "text/plain"),
               (status = 503, body = String, content_type = "text/plain")))]
 #[expect(
@@ -30,7 +30,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "operations",
     responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

@@ -19,8 +19,9 @@ use crate::telemetry::{LOGGED_PATH_CHARS, bounded};
 #[utoipa::path(
     post,
     path = "/api/v1/emails/domains/{domain}/dkim/rotate",
+    operation_id = "rotateDkimKey",
     tag = "lifecycle",
-    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels. The service also checks what the pattern leaves out: two labels at least, each of 1 to 63 octets, at most 253 octets in A-label form (UTS #46)", pattern = r"^[^@]+$")),
     responses(
         (status = 202, description = "Rotation started: the domain's detail with the new pending key", body = DomainDetailJson, content_type = "application/json"),
         (status = 400, description = "`Invalid domain: <domain>`", body = String, content_type = "text/plain"),
@@ -127,8 +128,9 @@ pub fn parse_update(bytes: &[u8]) -> Result<bool, ApiError> {
 #[utoipa::path(
     patch,
     path = "/api/v1/emails/domains/{domain}",
+    operation_id = "updateDomain",
     tag = "lifecycle",
-    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels. The service also checks what the pattern leaves out: two labels at least, each of 1 to 63 octets, at most 253 octets in A-label form (UTS #46)", pattern = r"^[^@]+$")),
     request_body(content = DomainUpdateDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "The domain's detail after the change", body = DomainDetailJson, content_type = "application/json"),
@@ -172,8 +174,9 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/emails/domains/{domain}",
+    operation_id = "deleteDomain",
     tag = "lifecycle",
-    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels. The service also checks what the pattern leaves out: two labels at least, each of 1 to 63 octets, at most 253 octets in A-label form (UTS #46)", pattern = r"^[^@]+$")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`Invalid domain: <domain>`", body = String, content_type = "text/plain"),
@@ -209,8 +212,9 @@ pub async fn delete(
 #[utoipa::path(
     post,
     path = "/api/v1/emails/domains/{domain}/verify",
+    operation_id = "verifyDomain",
     tag = "lifecycle",
-    params(("domain" = String, Path, description = "The domain, Unicode or A-labels", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    params(("domain" = String, Path, description = "The domain, Unicode or A-labels. The service also checks what the pattern leaves out: two labels at least, each of 1 to 63 octets, at most 253 octets in A-label form (UTS #46)", pattern = r"^[^@]+$")),
     responses(
         (status = 200, description = "The live report, judged on the key active after the check", body = ReportJson, content_type = "application/json"),
         (status = 400, description = "`Invalid domain: <domain>`", body = String, content_type = "text/plain"),

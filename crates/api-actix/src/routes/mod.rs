@@ -186,12 +186,17 @@ pub(crate) fn method_not_allowed(
     allow: &'static str,
 ) -> impl Fn(HttpRequest) -> std::future::Ready<HttpResponse> + Clone {
     move |_req| {
-        std::future::ready(
-            HttpResponse::MethodNotAllowed()
-                .insert_header((header::ALLOW, allow))
-                .content_type("text/plain; charset=utf-8")
-                .body("Method not allowed"),
-        )
+        let row = crate::error::Row::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method not allowed",
+        );
+        let mut response = HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, allow))
+            .content_type("text/plain; charset=utf-8")
+            .body(row.sentence.clone());
+        response.extensions_mut().insert(row);
+        std::future::ready(response)
     }
 }
 
@@ -209,3 +214,6 @@ mod generate_tests;
 
 #[cfg(test)]
 mod webhook_tests;
+
+#[cfg(test)]
+mod problem_tests;

@@ -52,6 +52,7 @@ pub struct SenderListJson {
 #[utoipa::path(
     get,
     path = "/api/v1/emails/senders",
+    operation_id = "listSenders",
     tag = "lifecycle",
     params(crate::pagination::PageQuery),
     responses(
@@ -93,8 +94,9 @@ pub async fn list(
 #[utoipa::path(
     post,
     path = "/api/v1/emails/senders/{email}/activate",
+    operation_id = "activateSender",
     tag = "lifecycle",
-    params(("email" = String, Path, description = "The sender address", pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 254)),
+    params(("email" = String, Path, description = "The sender address: an ASCII dot-atom local part of at most 64 octets, `@`, and a domain as in generate", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[^@]+$")),
     responses(
         (status = 200, description = "The sender, now active", body = SenderViewJson, content_type = "application/json"),
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
@@ -125,8 +127,9 @@ pub async fn activate(
 #[utoipa::path(
     delete,
     path = "/api/v1/emails/senders/{email}",
+    operation_id = "deleteSender",
     tag = "lifecycle",
-    params(("email" = String, Path, description = "The sender address", pattern = r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 254)),
+    params(("email" = String, Path, description = "The sender address: an ASCII dot-atom local part of at most 64 octets, `@`, and a domain as in generate", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[^@]+$")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),

@@ -294,6 +294,7 @@ pub(crate) async fn call_shared(state: &web::Data<AppState>, request: TestReques
     let app = init_service(
         App::new()
             .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(crate::problem::negotiate))
             .configure(super::configure)
             .default_service(web::to(super::not_found)),
     )

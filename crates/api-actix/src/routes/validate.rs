@@ -136,8 +136,9 @@ impl From<ValidationReport> for ReportJson {
 #[utoipa::path(
     get,
     path = "/api/v1/domains/validate",
+    operation_id = "validateDomain",
     tag = "dashboard",
-    params(("domain" = String, Query, description = "The domain to check", pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$", max_length = 253)),
+    params(("domain" = String, Query, description = "The domain to check, Unicode or A-labels (two labels at least, each of 1 to 63 octets, at most 253 octets in A-label form)", pattern = r"^[^@]+$")),
     responses(
         (status = 200, body = ReportJson, content_type = "application/json"),
         (status = 400, body = String, content_type = "text/plain"),

@@ -244,6 +244,7 @@ fn parse_create(bytes: &[u8]) -> Result<(String, Option<Vec<String>>), ApiError>
 #[utoipa::path(
     post,
     path = "/api/v1/webhooks",
+    operation_id = "createWebhook",
     tag = "webhooks",
     request_body(content = WebhookCreateDoc, content_type = "application/json"),
     responses(
@@ -292,6 +293,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/webhooks",
+    operation_id = "listWebhooks",
     tag = "webhooks",
     responses(
         (status = 200, body = WebhookListJson, content_type = "application/json"),
@@ -323,6 +325,7 @@ pub async fn list(
 #[utoipa::path(
     delete,
     path = "/api/v1/webhooks/{id}",
+    operation_id = "deleteWebhook",
     tag = "webhooks",
     params(("id" = String, Path, description = "The endpoint's id", pattern = "^wh_[0-9a-f]{32}$")),
     responses(
@@ -368,6 +371,7 @@ pub struct DeliveriesQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/webhooks/{id}/deliveries",
+    operation_id = "listWebhookDeliveries",
     tag = "webhooks",
     params(("id" = String, Path, description = "The endpoint's id", pattern = "^wh_[0-9a-f]{32}$"), DeliveriesQuery),
     responses(

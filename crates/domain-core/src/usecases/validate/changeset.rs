@@ -162,6 +162,19 @@ pub fn dmarc_change(found: &[String], ours: &str) -> ChangeSet {
 /// it lacks; our `ip4:`/`ip6:` mechanisms (those not already there) inserted right
 /// before their `all` (at the end of the mechanisms when there is none), with the
 /// first `all` qualifier found kept; modifiers (`redirect=`, `exp=`) last.
+///
+/// ```
+/// use domain_core::RecordPolicy;
+/// use domain_core::usecases::validate::merge_spf;
+///
+/// let policy = RecordPolicy::new(vec!["192.0.2.10".parse()?], &["mx1.example.net".into()])?;
+/// // The domain already sends through another provider: one merged record.
+/// let merged = merge_spf(&["v=spf1 include:_spf.example.org ~all"], &policy);
+/// assert!(merged.starts_with("v=spf1 "), "{merged}");
+/// assert!(merged.contains("include:_spf.example.org"), "{merged}");
+/// assert!(merged.contains("ip4:192.0.2.10"), "{merged}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use]
 pub fn merge_spf(records: &[&str], policy: &RecordPolicy) -> String {
     let mut mechanisms: Vec<String> = Vec::new();
