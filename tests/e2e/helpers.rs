@@ -221,6 +221,9 @@ fn start_under(
         // organization; the quotas' own tests (ownership.rs) set the defaults back.
         ("DOMAIN_API_NEW_DOMAINS_PER_MINUTE".into(), "100000".into()),
         ("DOMAIN_API_MAX_DOMAINS_PER_ORG".into(), "10000000".into()),
+        // The lifecycle tests rotate one domain several times within seconds; the
+        // interval's own test (lifecycle.rs) sets the default back.
+        ("DOMAIN_API_DKIM_ROTATION_INTERVAL".into(), "0".into()),
         // Background checks would move domains on under tests that drive `verify`
         // themselves; the verifier's own tests (verifier.rs) turn it on.
         ("DOMAIN_API_VERIFIER".into(), "off".into()),

@@ -269,6 +269,70 @@ async fn a_full_rotation(kind: BackendKind) {
     assert_eq!(view["records"].as_array().unwrap().len(), 3, "{kind:?}");
 }
 
+/// 679 RSA keys in 45 s from one organization by looping rotate → publish →
+/// verify: at the default interval a promoted rotation cannot be followed by
+/// another for a day (429 with `Retry-After`, no key generated), and the operator's
+/// `domain-api dkim rotate` still rotates at once (a compromised key).
+async fn rotation_interval(kind: BackendKind) {
+    let dns = TestDnsServer::start_in_thread();
+    let app = app_with(kind, &dns, &[("DOMAIN_API_DKIM_ROTATION_INTERVAL", "24h")]).await;
+    let org = app.create_org("Loop");
+    let first = app.generate(&org, r#"{"email":"a@loop.example"}"#);
+    publish_generated(&dns, "loop.example", &first.json());
+    assert_eq!(verify(&app, &org, "loop.example").json()["verified"], true);
+
+    // The domain's first rotation: its first key was its creation, not a rotation.
+    let rotated = rotate(&app, &org, "loop.example");
+    assert_eq!(rotated.status, 202, "{kind:?}: {}", rotated.body);
+    let rotated = rotated.json();
+    let new = rotated["dkim"][0]["selector"].as_str().unwrap().to_owned();
+    let pending = &key(&rotated, &new)["record"];
+    dns.add_txt_value(
+        pending["name"].as_str().unwrap(),
+        pending["value"].as_str().unwrap(),
+    );
+    assert_eq!(verify(&app, &org, "loop.example").json()["verified"], true);
+    assert_eq!(
+        key(&detail(&app, &org, "loop.example").json(), &new)["state"],
+        "active"
+    );
+
+    let again = rotate(&app, &org, "loop.example");
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (429, "Too many DKIM keys generated; retry later"),
+        "{kind:?}"
+    );
+    let retry_after: u64 = again.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (23 * 3600..=24 * 3600).contains(&retry_after),
+        "{kind:?}: about a day: {retry_after}"
+    );
+    assert_eq!(
+        key_states(&detail(&app, &org, "loop.example").json()).len(),
+        2,
+        "{kind:?}: no key was generated"
+    );
+
+    let (ok, out, err) = app.cli(&["dkim", "rotate", "--domain", "loop.example"]);
+    assert!(ok, "{kind:?}: {err}");
+    let printed: Value = serde_json::from_str(out.trim()).unwrap();
+    let urgent = printed["pendingSelector"].as_str().unwrap().to_owned();
+    assert_eq!(printed["domain"], "loop.example");
+    assert_eq!(
+        key(&detail(&app, &org, "loop.example").json(), &urgent)["state"],
+        "pending",
+        "{kind:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_domain_rotates_once_a_day_but_the_operator_rotates_at_once_on_every_backend() {
+    for kind in backends() {
+        rotation_interval(kind).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotation_runs_pending_active_retiring_revoked_removed_on_every_backend() {
     for kind in backends() {

@@ -277,6 +277,15 @@ impl ApiError {
                 "rotation_in_progress",
                 "A DKIM rotation is already in progress",
             ),
+            Self::Manage(ManageError::TooManyKeys(_), _)
+            | Self::Claim(ClaimError::TooManyKeys(_), _) => Row::new(
+                S::TOO_MANY_REQUESTS,
+                "too_many_dkim_keys",
+                "Too many DKIM keys generated; retry later",
+            ),
+            Self::Claim(ClaimError::DomainLimit, _) => {
+                Row::new(S::FORBIDDEN, "domain_limit_reached", "Domain limit reached")
+            }
             Self::Manage(ManageError::MxNotReady(hosts), _) => Row::new(
                 S::CONFLICT,
                 "inbound_mx_missing",
@@ -460,7 +469,9 @@ impl ResponseError for ApiError {
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
-            Self::Generate(GenerateError::RateLimited(wait)) => {
+            Self::Generate(GenerateError::RateLimited(wait))
+            | Self::Manage(ManageError::TooManyKeys(wait), _)
+            | Self::Claim(ClaimError::TooManyKeys(wait), _) => {
                 response.insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()));
             }
             Self::BearerRejected => {

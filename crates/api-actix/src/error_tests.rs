@@ -365,6 +365,15 @@ fn every_row() -> Vec<ApiError> {
         ApiError::Read(ReadError::NotFound),
         ApiError::Manage(ManageError::RotationInProgress, Operation::RotateKey),
         ApiError::Manage(
+            ManageError::TooManyKeys(std::time::Duration::from_secs(61)),
+            Operation::RotateKey,
+        ),
+        ApiError::Claim(
+            ClaimError::TooManyKeys(std::time::Duration::from_secs(3)),
+            Operation::VerifyClaim,
+        ),
+        ApiError::Claim(ClaimError::DomainLimit, Operation::VerifyClaim),
+        ApiError::Manage(
             ManageError::MxNotReady(vec!["a.example".into(), "b.example".into()]),
             Operation::UpdateDomain,
         ),
@@ -466,4 +475,24 @@ fn a_bad_request_sentence_has_its_own_code() {
     ] {
         assert_eq!(ApiError::BadRequest(sentence.into()).row().code, code);
     }
+}
+
+/// Rotations and claims answer the one key budget's 429 with how long to wait.
+#[tokio::test]
+async fn too_many_keys_is_429_with_retry_after() {
+    let error = ApiError::Manage(
+        ManageError::TooManyKeys(std::time::Duration::from_secs(61)),
+        Operation::RotateKey,
+    );
+    let response = error.error_response();
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(
+        response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+        Some("61")
+    );
+    let (_, _, body) = render(error).await;
+    assert_eq!(body, "Too many DKIM keys generated; retry later");
 }

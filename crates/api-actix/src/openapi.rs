@@ -348,7 +348,9 @@ mod tests {
             (
                 "/api/v1/emails/domains/{domain}/dkim/rotate",
                 "post",
-                &["202", "400", "401", "404", "409", "422", "500", "503"],
+                &[
+                    "202", "400", "401", "404", "409", "422", "429", "500", "503",
+                ],
             ),
             (
                 "/api/v1/emails/domains/{domain}/verify",

@@ -24,6 +24,7 @@ use domain_core::usecases::background::CheckDueDomains;
 use domain_core::usecases::claim::ClaimDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::idempotency::{GuardRetries, PruneExpiredAnswers};
+use domain_core::usecases::key_budget::KeyBudget;
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
@@ -208,6 +209,9 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         Some(path) => Arc::new(FileOffsetClock(path.clone())),
     };
     let schedule = Arc::new(config.verify_schedule.clone());
+    // One key-generation budget: new domains (inside the registration), rotations
+    // and claims (before they generate their key).
+    let key_budget = KeyBudget::new(store.clone(), config.ownership.limits);
     let read = ReadDomains::new(
         store.clone(),
         policy.clone(),
@@ -287,7 +291,8 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
             clock.clone(),
             schedule.clone(),
             config.claim_ttl,
-        ),
+        )
+        .with_key_budget(key_budget.clone()),
         manage: ManageDomain::new(
             store.clone(),
             keys,
@@ -295,7 +300,8 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
             policy,
             read.clone(),
             clock.clone(),
-        ),
+        )
+        .with_key_budget(key_budget, config.dkim_rotation_interval),
         verify: verify.clone(),
         senders: ManageSenders::new(store.clone()),
         events: ListEvents::new(store.clone()),

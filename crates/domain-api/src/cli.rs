@@ -108,6 +108,13 @@ pub enum DkimCommand {
         #[arg(long)]
         domain: String,
     },
+    /// Start a rotation of the domain's DKIM key now, whatever organization owns it,
+    /// past the rotation interval and the key budget (a compromised key); print the
+    /// new pending key's selector as JSON.
+    Rotate {
+        #[arg(long)]
+        domain: String,
+    },
 }
 
 #[derive(serde::Serialize)]
@@ -202,7 +209,38 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .context("Failed to write to standard output")
         }
         Command::Dkim(DkimCommand::Sign { domain }) => sign(&config, &domain).await,
+        Command::Dkim(DkimCommand::Rotate { domain }) => rotate_dkim(&config, &domain).await,
     }
+}
+
+/// `dkim rotate`: the operator's rotation of a domain's key.
+async fn rotate_dkim(config: &Config, domain: &str) -> anyhow::Result<()> {
+    use domain_core::ports::store::DomainStore as _;
+    let store = migrated_store(config).await?;
+    let name = domain_core::DomainName::parse(domain)
+        .map_err(|_| anyhow::anyhow!("{domain:?} is not a domain name"))?;
+    let Some(found) = store
+        .find_domain(&name)
+        .await
+        .context("Failed to read the domain")?
+    else {
+        bail!("no domain {domain}");
+    };
+    let built = app::build_state(config, store)?;
+    let view = built
+        .state
+        .manage
+        .rotate_as_operator(&found.organization, name.as_ascii())
+        .await
+        .map_err(|error| anyhow::anyhow!("Failed to rotate the DKIM key: {error}"))?;
+    let pending = view
+        .dkim
+        .iter()
+        .find(|k| k.key.state == domain_core::lifecycle::KeyState::Pending)
+        .map(|k| k.key.selector.as_str().to_owned())
+        .unwrap_or_default();
+    let json = serde_json::json!({ "domain": name.as_ascii(), "pendingSelector": pending });
+    print_line(&json.to_string())
 }
 
 /// `dkim sign`: the message from standard input, signed, to standard output.

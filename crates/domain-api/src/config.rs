@@ -111,6 +111,9 @@ pub struct Config {
     /// over (`DOMAIN_API_IDEMPOTENCY_LEASE`, default `30s`): what a crashed
     /// instance's keys wait.
     pub idempotency_lease: Duration,
+    /// The least time between two rotations of one domain
+    /// (`DOMAIN_API_DKIM_ROTATION_INTERVAL`, default `24h`; `0` turns it off).
+    pub dkim_rotation_interval: Duration,
 }
 
 /// Where the master key comes from.
@@ -384,6 +387,18 @@ impl Config {
             revoked_keep: duration(&get, "DOMAIN_API_DKIM_REVOKED_KEEP", defaults.revoked_keep)?,
         };
 
+        let dkim_rotation_interval = match get("DOMAIN_API_DKIM_ROTATION_INTERVAL")
+            .as_deref()
+            .map(str::trim)
+        {
+            Some("0" | "0s") => Duration::ZERO,
+            _ => std_duration(
+                &get,
+                "DOMAIN_API_DKIM_ROTATION_INTERVAL",
+                domain_core::usecases::manage::DEFAULT_ROTATION_INTERVAL,
+            )?,
+        };
+
         let webhooks = webhook_settings(&get)?;
         let idempotency_ttl = std_duration(
             &get,
@@ -428,6 +443,7 @@ impl Config {
             webhooks,
             idempotency_ttl,
             idempotency_lease,
+            dkim_rotation_interval,
         })
     }
 
@@ -838,6 +854,7 @@ mod tests {
             ("DOMAIN_API_DKIM_RETIRE_AFTER", "7"),
             ("DOMAIN_API_DKIM_RETIRE_AFTER", "0s"),
             ("DOMAIN_API_DKIM_REVOKED_KEEP", "forever"),
+            ("DOMAIN_API_DKIM_ROTATION_INTERVAL", "daily"),
             ("DOMAIN_API_DKIM_REVOKED_KEEP", "100000000000y"),
         ];
         for (variable, value) in cases {

@@ -145,7 +145,7 @@ impl EventType {
 
     /// The wire and storage name, e.g. `domain.created`.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::DomainCreated => "domain.created",
             Self::DomainVerified => "domain.verified",

@@ -8,6 +8,7 @@ use diesel_async::RunQueryDsl;
 use domain_core::lifecycle::{DomainStatus, EventType, NewEvent};
 use domain_core::ports::InfraError;
 use domain_core::ports::claims::{Claim, ClaimStore, OpenClaimError, TransferError};
+use domain_core::ports::lifecycle::KeyGenerations;
 use domain_core::ports::store::{CreationRules, RegisterError};
 use domain_core::{DkimKey, DomainName, OrganizationId};
 use ring::rand::{SecureRandom as _, SystemRandom};
@@ -54,7 +55,7 @@ macro_rules! admit {
             // organization, whose row lock serializes them); their times decide.
             let latest: Vec<chrono::DateTime<chrono::Utc>> = events::table
                 .filter(events::organization_id.eq(org))
-                .filter(events::kind.eq(domain_core::lifecycle::EventType::DomainCreated.as_str()))
+                .filter(events::kind.eq_any($crate::ownership::KEY_GENERATIONS))
                 .order(events::id.desc())
                 .select(events::created_at)
                 .limit(i64::from(rules.limits.per_minute))
@@ -126,6 +127,38 @@ fn claim_token() -> Result<String, DbError> {
 enum Transferred {
     Done,
     NoOpenClaim,
+    DomainLimit,
+}
+
+/// The events that stand for a DKIM key generated: a new domain, a rotation, a
+/// claim. They share one budget per organization (`admit!`, `KeyGenerations`).
+pub(crate) const KEY_GENERATIONS: [&str; 3] = [
+    EventType::DomainCreated.as_str(),
+    EventType::DkimRotationStarted.as_str(),
+    EventType::DomainClaimed.as_str(),
+];
+
+#[async_trait]
+impl KeyGenerations for Store {
+    async fn latest_key_generations(
+        &self,
+        organization: &OrganizationId,
+        limit: u32,
+    ) -> Result<Vec<DateTime<Utc>>, InfraError> {
+        let latest = with_conn!(&self.backend, |c| {
+            // By id: their order of commit within the organization.
+            events::table
+                .filter(events::organization_id.eq(organization.as_str()))
+                .filter(events::kind.eq_any(KEY_GENERATIONS))
+                .order(events::id.desc())
+                .select(events::created_at)
+                .limit(i64::from(limit))
+                .load(c)
+                .await
+                .map_err(DbError::from)
+        })?;
+        Ok(latest)
+    }
 }
 
 #[async_trait]
@@ -234,15 +267,24 @@ impl ClaimStore for Store {
         new_key: DkimKey,
         now: DateTime<Utc>,
         first_check_at: DateTime<Utc>,
+        max_domains: u32,
     ) -> Result<(), TransferError> {
         let mut attempt = 1;
         loop {
             match self
-                .transfer_once(organization, claim, &new_key, now, first_check_at)
+                .transfer_once(
+                    organization,
+                    claim,
+                    &new_key,
+                    now,
+                    first_check_at,
+                    max_domains,
+                )
                 .await
             {
                 Ok(Transferred::Done) => return Ok(()),
                 Ok(Transferred::NoOpenClaim) => return Err(TransferError::NoOpenClaim),
+                Ok(Transferred::DomainLimit) => return Err(TransferError::DomainLimit),
                 Err(error) if is_retryable(&error) && attempt < MAX_TRANSFER_ATTEMPTS => {
                     tracing::debug!(attempt, %error, "transfer raced another change; retrying");
                     attempt += 1;
@@ -261,6 +303,7 @@ impl Store {
         key: &DkimKey,
         now: DateTime<Utc>,
         first_check_at: DateTime<Utc>,
+        max_domains: u32,
     ) -> Result<Transferred, DbError> {
         let org = organization.as_str();
         let name = claim.domain.as_ascii();
@@ -278,8 +321,24 @@ impl Store {
                 return Ok(Transferred::NoOpenClaim);
             }
             // As deletion does: the owner's organization first (its senders on the
-            // domain are about to go), then the domain itself.
-            lock_organization!(c, owner.as_str())?;
+            // domain are about to go), then the domain itself. The claimant's too,
+            // for an exact count of its domains; both in one order, so two
+            // transfers the other way round cannot deadlock.
+            let (first, second) = if owner.as_str() < org {
+                (owner.as_str(), org)
+            } else {
+                (org, owner.as_str())
+            };
+            lock_organization!(c, first)?;
+            lock_organization!(c, second)?;
+            let owned: i64 = domains::table
+                .filter(domains::organization_id.eq(org))
+                .count()
+                .get_result(c)
+                .await?;
+            if owned >= i64::from(max_domains) {
+                return Ok(Transferred::DomainLimit);
+            }
             let Some(domain_id) = c.lock_domain(&owner, name).await? else {
                 // It changed hands (or went) between the read and the lock.
                 return Err(DbError::Raced);

@@ -304,11 +304,13 @@ async fn a_transfer_gives_the_domain_a_new_key_and_leaves_nothing_of_the_old_own
         let mut forged = claim.clone();
         forged.token = "0".repeat(40);
         assert!(matches!(
-            store.transfer(&b, &forged, key("b1"), now, now).await,
+            store
+                .transfer(&b, &forged, key("b1"), now, now, u32::MAX)
+                .await,
             Err(TransferError::NoOpenClaim)
         ));
         store
-            .transfer(&b, &claim, key("b1"), now, now)
+            .transfer(&b, &claim, key("b1"), now, now, u32::MAX)
             .await
             .unwrap();
 
@@ -356,7 +358,9 @@ async fn a_transfer_gives_the_domain_a_new_key_and_leaves_nothing_of_the_old_own
         // Every claim on the domain closed: the other claimant must start over
         // against the new owner.
         assert!(matches!(
-            store.transfer(&c, &other, key("c1"), now, now).await,
+            store
+                .transfer(&c, &other, key("c1"), now, now, u32::MAX)
+                .await,
             Err(TransferError::NoOpenClaim)
         ));
         assert!(
@@ -394,10 +398,14 @@ async fn racing_claimants_rotations_and_deletions_leave_one_clear_winner() {
             let (s1, s2, s3) = (store.clone(), second.clone(), store.clone());
             let (d1, d2, d3) = (domain.clone(), domain.clone(), domain.clone());
             let a2 = a.clone();
-            let by_b =
-                tokio::spawn(async move { s1.transfer(&b, &claim_b, key("b1"), now, now).await });
-            let by_c =
-                tokio::spawn(async move { s2.transfer(&c, &claim_c, key("c1"), now, now).await });
+            let by_b = tokio::spawn(async move {
+                s1.transfer(&b, &claim_b, key("b1"), now, now, u32::MAX)
+                    .await
+            });
+            let by_c = tokio::spawn(async move {
+                s2.transfer(&c, &claim_c, key("c1"), now, now, u32::MAX)
+                    .await
+            });
             let owner_acts = tokio::spawn(async move {
                 if round % 2 == 0 {
                     s3.delete_domain(&a2, &d3).await.map(|_| ())
@@ -446,5 +454,148 @@ async fn racing_claimants_rotations_and_deletions_leave_one_clear_winner() {
                 }
             }
         }
+    });
+}
+
+/// A claim took an organization past its domain limit (5 → 6): at the limit the
+/// transfer is refused and nothing moves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transfer_past_the_claimants_domain_limit_moves_nothing() {
+    on_every_backend!(|store, kind| {
+        let a = common::org(&store, "a").await;
+        let b = common::org(&store, "b").await;
+        store
+            .register_sender(registration(&a, "x@claimed.example", Some(key("a1"))))
+            .await
+            .unwrap();
+        store
+            .register_sender(registration(&b, "x@own.example", Some(key("b0"))))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let claim = store
+            .open_claim(&b, &name("claimed.example"), now, now + week())
+            .await
+            .unwrap();
+
+        assert!(
+            matches!(
+                store.transfer(&b, &claim, key("b1"), now, now, 1).await,
+                Err(TransferError::DomainLimit)
+            ),
+            "{kind:?}: b owns one domain, its limit"
+        );
+        let kept = store
+            .domain_detail(&a, &name("claimed.example"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            kept.domain.selector.as_str(),
+            "a1",
+            "{kind:?}: nothing moved"
+        );
+
+        store
+            .transfer(&b, &claim, key("b1"), now, now, 2)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .domain_detail(&b, &name("claimed.example"))
+                .await
+                .unwrap()
+                .is_some(),
+            "{kind:?}"
+        );
+    });
+}
+
+/// New domains, rotations and claims are the key generations one budget counts,
+/// newest first; other events are not.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_generations_count_new_domains_rotations_and_claims() {
+    use domain_core::ports::lifecycle::KeyGenerations as _;
+    on_every_backend!(|store, kind| {
+        let a = common::org(&store, "a").await;
+        let b = common::org(&store, "b").await;
+        store
+            .register_sender(registration(&a, "x@first.example", Some(key("a1"))))
+            .await
+            .unwrap();
+        // A second sender is no key generation.
+        store
+            .register_sender(registration(&a, "y@first.example", None))
+            .await
+            .unwrap();
+        let rotated_at = Utc::now();
+        store
+            .start_rotation(&a, &name("first.example"), key("a2"), rotated_at)
+            .await
+            .unwrap();
+        store
+            .register_sender(registration(&b, "x@theirs.example", Some(key("b1"))))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let claim = store
+            .open_claim(&a, &name("theirs.example"), now, now + week())
+            .await
+            .unwrap();
+        store
+            .transfer(&a, &claim, key("a3"), now, now, u32::MAX)
+            .await
+            .unwrap();
+
+        let latest = store.latest_key_generations(&a, 10).await.unwrap();
+        assert_eq!(latest.len(), 3, "{kind:?}: created, rotated, claimed");
+        assert!(
+            latest.windows(2).all(|w| w[0] >= w[1]),
+            "{kind:?}: newest first"
+        );
+        assert_eq!(store.latest_key_generations(&a, 2).await.unwrap().len(), 2);
+        assert_eq!(
+            store.latest_key_generations(&b, 10).await.unwrap().len(),
+            1,
+            "{kind:?}: the old owner's creation only (a transfer is not its key)"
+        );
+    });
+}
+
+/// generate's per-minute window counts rotations too: one creation and one rotation
+/// spend a budget of two, so the next new domain waits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_domain_waits_for_the_keys_rotations_spent() {
+    on_every_backend!(|store, kind| {
+        let a = common::org(&store, "a").await;
+        let two = CreationLimits {
+            max_domains: 100,
+            per_minute: 2,
+        };
+        store
+            .register_sender(registration_within(
+                &a,
+                "x@one.example",
+                Some(key("a1")),
+                two,
+            ))
+            .await
+            .unwrap();
+        store
+            .start_rotation(&a, &name("one.example"), key("a2"), Utc::now())
+            .await
+            .unwrap();
+        let refused = store
+            .register_sender(registration_within(
+                &a,
+                "x@two.example",
+                Some(key("a3")),
+                two,
+            ))
+            .await;
+        assert!(
+            matches!(refused, Err(RegisterError::RateLimited { .. })),
+            "{kind:?}: {refused:?}"
+        );
     });
 }

@@ -291,7 +291,7 @@ async fn a_unit_of_work_recording_events_of_two_organizations_delivers_each_to_i
             .unwrap();
         // One transaction: domain.claimed for b, domain.transferred for a.
         store
-            .transfer(&b, &claim, key("b1"), now, now)
+            .transfer(&b, &claim, key("b1"), now, now, u32::MAX)
             .await
             .unwrap();
 

@@ -88,6 +88,7 @@ fn example_error(id: &str, operation: Operation, status: &str) -> Option<ApiErro
         "401" if id == "validateDomain" => ApiError::BearerRejected,
         "401" => ApiError::Auth(AuthError::Missing, operation),
         "403" if id == "createWebhook" => ApiError::Webhook(WebhookError::LimitReached, operation),
+        "403" if id == "verifyClaim" => ApiError::Claim(ClaimError::DomainLimit, operation),
         "403" => ApiError::Generate(GenerateError::DomainLimit),
         "404" => match id {
             "activateSender" | "deleteSender" => ApiError::Sender(SenderError::NotFound, operation),
@@ -116,6 +117,14 @@ fn example_error(id: &str, operation: Operation, status: &str) -> Option<ApiErro
         "413" => ApiError::PayloadTooLarge(crate::routes::generate::MAX_BODY_BYTES),
         "415" => ApiError::UnsupportedMediaType,
         "422" => ApiError::IdempotencyMismatch,
+        "429" if id == "rotateDkimKey" => ApiError::Manage(
+            ManageError::TooManyKeys(std::time::Duration::from_secs(30)),
+            operation,
+        ),
+        "429" if id == "verifyClaim" => ApiError::Claim(
+            ClaimError::TooManyKeys(std::time::Duration::from_secs(30)),
+            operation,
+        ),
         "429" => ApiError::Generate(GenerateError::RateLimited(std::time::Duration::from_secs(
             30,
         ))),

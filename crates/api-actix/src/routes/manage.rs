@@ -28,6 +28,7 @@ use crate::telemetry::{LOGGED_PATH_CHARS, bounded};
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
         (status = 404, description = "`Domain not found` (also another organization's domain)", body = String, content_type = "text/plain"),
         (status = 409, description = "`A DKIM rotation is already in progress`", body = String, content_type = "text/plain"),
+        (status = 429, description = "`Too many DKIM keys generated; retry later`: the domain rotated less than `DOMAIN_API_DKIM_ROTATION_INTERVAL` ago, or the organization generated `DOMAIN_API_NEW_DOMAINS_PER_MINUTE` keys (new domains, rotations, claims) within 60 s; `Retry-After` says when", body = String, content_type = "text/plain"),
         (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),

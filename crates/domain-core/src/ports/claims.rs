@@ -40,6 +40,9 @@ pub enum TransferError {
     /// The claim is gone: expired, another claim won, or the owner deleted the domain.
     #[error("no open claim for this domain")]
     NoOpenClaim,
+    /// The domain would take the claimant past its domain limit.
+    #[error("the organization's domain limit is reached")]
+    DomainLimit,
     /// A port failed.
     #[error(transparent)]
     Infra(#[from] InfraError),
@@ -80,10 +83,12 @@ pub trait ClaimStore: Send + Sync {
     /// off), every open claim on it closed, and the
     /// events `domain.claimed` (to the claimant) and `domain.transferred` (to the
     /// previous owner) recorded. Concurrent claims, rotations and deletions of the
-    /// domain take turns with it: one of them wins whole.
+    /// domain take turns with it: one of them wins whole. Refused, changing nothing,
+    /// when the claimant already owns `max_domains` domains.
     ///
     /// # Errors
-    /// [`TransferError::NoOpenClaim`] when the claim is no longer open.
+    /// [`TransferError::NoOpenClaim`] when the claim is no longer open,
+    /// [`TransferError::DomainLimit`].
     async fn transfer(
         &self,
         organization: &OrganizationId,
@@ -91,5 +96,6 @@ pub trait ClaimStore: Send + Sync {
         new_key: DkimKey,
         now: DateTime<Utc>,
         first_check_at: DateTime<Utc>,
+        max_domains: u32,
     ) -> Result<(), TransferError>;
 }

@@ -71,6 +71,23 @@ pub enum RotateError {
     Infra(#[from] InfraError),
 }
 
+/// The times of an organization's latest DKIM key generations — new domains
+/// (`domain.created`), rotations (`dkim.rotation_started`) and claims
+/// (`domain.claimed`) — which share one budget.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait KeyGenerations: Send + Sync {
+    /// The times of the organization's latest `limit` key generations, newest first.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn latest_key_generations(
+        &self,
+        organization: &OrganizationId,
+        limit: u32,
+    ) -> Result<Vec<DateTime<Utc>>, InfraError>;
+}
+
 /// Rotation, checks, inbound and deletion.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

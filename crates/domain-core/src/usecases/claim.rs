@@ -12,6 +12,7 @@ use crate::ports::claims::{ClaimStore, OpenClaimError, TransferError};
 use crate::ports::clock::Clock;
 use crate::ports::dns::Dns;
 use crate::ports::keys::KeyGenerator;
+use crate::usecases::key_budget::KeyBudget;
 use crate::usecases::read::{DomainView, ReadDomains, ReadError};
 use crate::usecases::verify::VerifySchedule;
 use crate::{DomainName, OrganizationId};
@@ -48,6 +49,13 @@ pub enum ClaimError {
     /// The claim record is not published (or not yet visible); carries its name.
     #[error("the claim record is not published")]
     RecordNotFound(String),
+    /// The organization's key-generation budget is spent; carries how long until
+    /// it may generate another key.
+    #[error("too many DKIM keys generated")]
+    TooManyKeys(Duration),
+    /// The domain would take the organization past its domain limit.
+    #[error("the organization's domain limit is reached")]
+    DomainLimit,
     /// A port failed.
     #[error(transparent)]
     Infra(#[from] InfraError),
@@ -63,6 +71,7 @@ pub struct ClaimDomain {
     clock: Arc<dyn Clock>,
     schedule: Arc<VerifySchedule>,
     ttl: Duration,
+    budget: Option<KeyBudget>,
 }
 
 impl ClaimDomain {
@@ -86,7 +95,16 @@ impl ClaimDomain {
             clock,
             schedule,
             ttl,
+            budget: None,
         }
+    }
+
+    /// Claims drawing on `budget`'s key generations, and held to its domain limit
+    /// (neither until this is called).
+    #[must_use]
+    pub fn with_key_budget(mut self, budget: KeyBudget) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Opens the organization's claim on another organization's domain, or returns
@@ -126,7 +144,9 @@ impl ClaimDomain {
     ///
     /// # Errors
     /// [`ClaimError::InvalidDomain`], [`ClaimError::OwnDomain`],
-    /// [`ClaimError::NoOpenClaim`], [`ClaimError::RecordNotFound`], or a port failure.
+    /// [`ClaimError::NoOpenClaim`], [`ClaimError::RecordNotFound`],
+    /// [`ClaimError::TooManyKeys`], [`ClaimError::DomainLimit`] (nothing
+    /// transferred), or a port failure.
     pub async fn verify(
         &self,
         organization: &OrganizationId,
@@ -157,6 +177,15 @@ impl ClaimDomain {
         if !published {
             return Err(ClaimError::RecordNotFound(record_name));
         }
+        if let Some(budget) = &self.budget
+            && let Some(wait) = budget.wait(organization, self.clock.now()).await?
+        {
+            return Err(ClaimError::TooManyKeys(wait));
+        }
+        let max_domains = self
+            .budget
+            .as_ref()
+            .map_or(u32::MAX, |budget| budget.limits().max_domains);
         let key = self
             .keys
             .generate(&name)
@@ -170,10 +199,12 @@ impl ClaimDomain {
                 key,
                 now,
                 self.schedule.first_check(&name, now),
+                max_domains,
             )
             .await
             .map_err(|error| match error {
                 TransferError::NoOpenClaim => ClaimError::NoOpenClaim,
+                TransferError::DomainLimit => ClaimError::DomainLimit,
                 TransferError::Infra(e) => ClaimError::Infra(e),
             })?;
         tracing::info!(domain = %name, "domain transferred by a proven claim");

@@ -6,10 +6,12 @@ use chrono::Utc;
 use super::*;
 use crate::Selector;
 use crate::lifecycle::{KeyRecord, KeyState};
+use crate::ownership::CreationLimits;
 use crate::ports::claims::{Claim, MockClaimStore};
 use crate::ports::clock::SystemClock;
 use crate::ports::dns::{DnsError, MockDns, TxtRecord};
 use crate::ports::keys::{DkimKey, MockKeyGenerator, SealedKey};
+use crate::ports::lifecycle::MockKeyGenerations;
 use crate::ports::store::{DomainDetail, MockDomainStore, StoredDomain};
 use crate::usecases::fixtures::{org, policy};
 use crate::usecases::verify::{KeyPolicy, VerifySchedule};
@@ -204,15 +206,16 @@ async fn a_published_record_transfers_the_domain_with_a_new_key() {
         .returning(|_, _, _| Ok(Some(claim())));
     claims
         .expect_transfer()
-        .withf(|o, c, key, now, first| {
-            *o == org()
+        .withf(|o, c, key, now, first, max| {
+            *max == u32::MAX
+                && *o == org()
                 && c.token == "tok"
                 && key.selector.as_str() == "fresh"
                 && *first > *now
                 && *first - *now <= chrono::Duration::seconds(66)
         })
         .times(1)
-        .returning(|_, _, _, _, _| Ok(()));
+        .returning(|_, _, _, _, _, _| Ok(()));
     let view = use_case(
         claims,
         txt(&["v=spf1 -all", "domain-api-claim=tok"]),
@@ -252,7 +255,7 @@ async fn a_claim_lost_to_a_racing_change_is_no_longer_open() {
         .returning(|_, _, _| Ok(Some(claim())));
     claims
         .expect_transfer()
-        .returning(|_, _, _, _, _| Err(TransferError::NoOpenClaim));
+        .returning(|_, _, _, _, _, _| Err(TransferError::NoOpenClaim));
     let error = use_case(
         claims,
         txt(&["domain-api-claim=tok"]),
@@ -263,4 +266,79 @@ async fn a_claim_lost_to_a_racing_change_is_no_longer_open() {
     .await
     .unwrap_err();
     assert!(matches!(error, ClaimError::NoOpenClaim), "{error:?}");
+}
+
+fn budget(latest: Vec<DateTime<Utc>>, limits: CreationLimits) -> KeyBudget {
+    let mut store = MockKeyGenerations::new();
+    store
+        .expect_latest_key_generations()
+        .returning(move |_, _| Ok(latest.clone()));
+    KeyBudget::new(Arc::new(store), limits)
+}
+
+/// A claim generated a key outside the per-minute budget: it now draws on the one
+/// new domains and rotations draw on, and is refused before a key is generated.
+#[tokio::test]
+async fn a_claim_past_the_key_budget_draws_no_key() {
+    let mut claims = MockClaimStore::new();
+    claims
+        .expect_find_claim()
+        .returning(|_, _, _| Ok(Some(claim())));
+    claims.expect_transfer().never();
+    let now = Utc::now();
+    let limits = CreationLimits {
+        max_domains: 10,
+        per_minute: 2,
+    };
+    let latest = vec![
+        now - chrono::Duration::seconds(1),
+        now - chrono::Duration::seconds(30),
+    ];
+    let error = use_case(
+        claims,
+        txt(&["domain-api-claim=tok"]),
+        no_keys(),
+        MockDomainStore::new(),
+    )
+    .with_key_budget(budget(latest, limits))
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    match error {
+        ClaimError::TooManyKeys(wait) => assert!(
+            (29..=31).contains(&wait.as_secs()),
+            "the older of the two frees a slot in about 30 s: {wait:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A claim took an organization past its domain limit (5 → 6): the store is asked
+/// to refuse it at the limit, and says so.
+#[tokio::test]
+async fn a_claim_past_the_domain_limit_is_refused_and_transfers_nothing() {
+    let mut claims = MockClaimStore::new();
+    claims
+        .expect_find_claim()
+        .returning(|_, _, _| Ok(Some(claim())));
+    claims
+        .expect_transfer()
+        .withf(|_, _, _, _, _, max| *max == 5)
+        .times(1)
+        .returning(|_, _, _, _, _, _| Err(TransferError::DomainLimit));
+    let limits = CreationLimits {
+        max_domains: 5,
+        per_minute: 60,
+    };
+    let error = use_case(
+        claims,
+        txt(&["domain-api-claim=tok"]),
+        one_key(),
+        MockDomainStore::new(),
+    )
+    .with_key_budget(budget(Vec::new(), limits))
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    assert!(matches!(error, ClaimError::DomainLimit), "{error:?}");
 }

@@ -3,13 +3,19 @@
 //! exactly like one that does not exist.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::ports::InfraError;
 use crate::ports::dns::Dns;
 use crate::ports::keys::KeyGenerator;
 use crate::ports::lifecycle::{KeyLifecycleStore, RotateError};
+use crate::usecases::key_budget::KeyBudget;
 use crate::usecases::read::{DomainView, ReadDomains, ReadError};
 use crate::{DomainName, OrganizationId, RecordPolicy};
+
+/// The default least time between two rotations of one domain
+/// (`DOMAIN_API_DKIM_ROTATION_INTERVAL`).
+pub const DEFAULT_ROTATION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// Why a command on a domain did nothing.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,10 @@ pub enum ManageError {
     /// A key is already pending (rotation).
     #[error("a rotation is already in progress")]
     RotationInProgress,
+    /// The organization's key-generation budget is spent, or the domain rotated
+    /// less than the rotation interval ago; carries how long until it may.
+    #[error("too many DKIM keys generated")]
+    TooManyKeys(Duration),
     /// Inbound was asked for but no MX record points at one of these hosts.
     #[error("no MX record points at the inbound hosts")]
     MxNotReady(Vec<String>),
@@ -54,6 +64,8 @@ pub struct ManageDomain {
     policy: Arc<RecordPolicy>,
     read: ReadDomains,
     clock: Arc<dyn crate::ports::clock::Clock>,
+    budget: Option<KeyBudget>,
+    rotation_interval: Duration,
 }
 
 impl ManageDomain {
@@ -74,18 +86,54 @@ impl ManageDomain {
             policy,
             read,
             clock,
+            budget: None,
+            rotation_interval: Duration::ZERO,
         }
     }
 
-    /// Starts a rotation: a new key, pending until a check sees its record.
+    /// Rotations drawing on `budget`, each domain at most once per
+    /// `rotation_interval` (none, and no interval, until this is called).
+    #[must_use]
+    pub fn with_key_budget(mut self, budget: KeyBudget, rotation_interval: Duration) -> Self {
+        self.budget = Some(budget);
+        self.rotation_interval = rotation_interval;
+        self
+    }
+
+    /// Starts a rotation: a new key, pending until a check sees its record. Refused
+    /// before a key is generated when the domain rotated less than the rotation
+    /// interval ago or the organization's key budget is spent.
     ///
     /// # Errors
     /// [`ManageError::InvalidDomain`], [`ManageError::NotFound`],
-    /// [`ManageError::RotationInProgress`], or a port failure.
+    /// [`ManageError::RotationInProgress`], [`ManageError::TooManyKeys`], or a port
+    /// failure.
     pub async fn rotate(
         &self,
         organization: &OrganizationId,
         domain: &str,
+    ) -> Result<DomainView, ManageError> {
+        self.rotate_checked(organization, domain, true).await
+    }
+
+    /// Starts a rotation for the operator (`domain-api dkim rotate`: a compromised
+    /// key), past the rotation interval and the organization's key budget.
+    ///
+    /// # Errors
+    /// As [`ManageDomain::rotate`], never [`ManageError::TooManyKeys`].
+    pub async fn rotate_as_operator(
+        &self,
+        organization: &OrganizationId,
+        domain: &str,
+    ) -> Result<DomainView, ManageError> {
+        self.rotate_checked(organization, domain, false).await
+    }
+
+    async fn rotate_checked(
+        &self,
+        organization: &OrganizationId,
+        domain: &str,
+        budgeted: bool,
     ) -> Result<DomainView, ManageError> {
         let name = parse(domain)?;
         // Refuse cheaply before spending a key on a domain we cannot rotate.
@@ -96,6 +144,9 @@ impl ManageDomain {
             .any(|k| k.key.state == crate::lifecycle::KeyState::Pending)
         {
             return Err(ManageError::RotationInProgress);
+        }
+        if budgeted {
+            self.admit(organization, &view).await?;
         }
         let key = self
             .keys
@@ -111,6 +162,34 @@ impl ManageDomain {
                 RotateError::Infra(e) => ManageError::Infra(e),
             })?;
         Ok(self.read.detail(organization, name.as_ascii()).await?)
+    }
+
+    /// The rotation interval (since the domain's last rotation: the newest of two or
+    /// more keys; a domain's first key is its creation, not a rotation) and the key
+    /// budget.
+    async fn admit(
+        &self,
+        organization: &OrganizationId,
+        view: &DomainView,
+    ) -> Result<(), ManageError> {
+        let now = self.clock.now();
+        let interval =
+            chrono::Duration::from_std(self.rotation_interval).map_err(InfraError::unexpected)?;
+        let last_rotation = (view.dkim.len() > 1)
+            .then(|| view.dkim.iter().map(|k| k.key.created_at).max())
+            .flatten();
+        if let Some(last) = last_rotation
+            && now < last + interval
+        {
+            let wait = (last + interval - now).to_std().unwrap_or_default();
+            return Err(ManageError::TooManyKeys(round_up(wait)));
+        }
+        if let Some(budget) = &self.budget
+            && let Some(wait) = budget.wait(organization, now).await?
+        {
+            return Err(ManageError::TooManyKeys(wait));
+        }
+        Ok(())
     }
 
     /// Turns inbound on (only with a live MX at one of our inbound hosts) or off.
@@ -178,3 +257,9 @@ impl std::fmt::Debug for ManageDomain {
 #[cfg(test)]
 #[path = "manage_tests.rs"]
 mod tests;
+
+/// Whole seconds, rounded up (at least one), as `Retry-After` carries them.
+fn round_up(wait: Duration) -> Duration {
+    let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_secs(millis.div_ceil(1000).max(1))
+}

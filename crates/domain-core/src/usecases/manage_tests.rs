@@ -240,3 +240,104 @@ async fn deleting_a_domain_the_org_does_not_have_is_not_found() {
 
     assert!(matches!(error, ManageError::NotFound), "{error:?}");
 }
+
+fn budget(latest: Vec<chrono::DateTime<Utc>>, per_minute: u32) -> KeyBudget {
+    let mut store = crate::ports::lifecycle::MockKeyGenerations::new();
+    store
+        .expect_latest_key_generations()
+        .returning(move |_, _| Ok(latest.clone()));
+    KeyBudget::new(
+        Arc::new(store),
+        crate::ownership::CreationLimits {
+            max_domains: 1000,
+            per_minute,
+        },
+    )
+}
+
+fn never_started() -> MockKeyLifecycleStore {
+    let mut lifecycle = MockKeyLifecycleStore::new();
+    lifecycle.expect_start_rotation().never();
+    lifecycle
+}
+
+/// 679 keys in 45 s from one organization by looping rotate → publish → verify:
+/// a domain rotates at most once per interval (since its last rotation), refused
+/// before a key is generated, with how long to wait.
+#[tokio::test]
+async fn a_domain_rotates_at_most_once_per_interval() {
+    // Two keys: the newer one is a rotation made just now.
+    let manage = use_case(
+        reads(Some(detail(&[
+            ("new", KeyState::Active),
+            ("old", KeyState::Retiring),
+        ]))),
+        never_started(),
+        no_keys(),
+        MockDns::new(),
+    )
+    .with_key_budget(budget(Vec::new(), 60), DEFAULT_ROTATION_INTERVAL);
+
+    match manage.rotate(&org(), "example.com").await.unwrap_err() {
+        ManageError::TooManyKeys(wait) => {
+            assert!(wait > Duration::from_secs(23 * 3600), "{wait:?}");
+            assert!(wait <= DEFAULT_ROTATION_INTERVAL, "{wait:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Rotations draw on the one key budget new domains and claims draw on.
+#[tokio::test]
+async fn a_rotation_past_the_key_budget_generates_no_key() {
+    let now = Utc::now();
+    let latest = vec![now - chrono::Duration::seconds(10); 3];
+    let manage = use_case(
+        reads(Some(detail(&[("old", KeyState::Active)]))),
+        never_started(),
+        no_keys(),
+        MockDns::new(),
+    )
+    .with_key_budget(budget(latest, 3), DEFAULT_ROTATION_INTERVAL);
+
+    match manage.rotate(&org(), "example.com").await.unwrap_err() {
+        ManageError::TooManyKeys(wait) => assert!((49..=51).contains(&wait.as_secs()), "{wait:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The operator's rotation (a compromised key) passes both.
+#[tokio::test]
+async fn the_operator_rotates_past_the_interval_and_the_budget() {
+    let mut keys = MockKeyGenerator::new();
+    keys.expect_generate().times(1).returning(|_| {
+        Ok(DkimKey {
+            selector: Selector::new("urgent").unwrap(),
+            public_key: "MIIBurgent".into(),
+            sealed_private_key: SealedKey(vec![1]),
+        })
+    });
+    let mut lifecycle = MockKeyLifecycleStore::new();
+    lifecycle
+        .expect_start_rotation()
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let now = Utc::now();
+    let manage = use_case(
+        reads(Some(detail(&[
+            ("new", KeyState::Active),
+            ("old", KeyState::Retiring),
+        ]))),
+        lifecycle,
+        keys,
+        MockDns::new(),
+    )
+    .with_key_budget(budget(vec![now; 3], 3), DEFAULT_ROTATION_INTERVAL);
+
+    assert!(
+        manage
+            .rotate_as_operator(&org(), "example.com")
+            .await
+            .is_ok()
+    );
+}

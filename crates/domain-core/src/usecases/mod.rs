@@ -6,6 +6,7 @@ pub mod background;
 pub mod claim;
 pub mod generate;
 pub mod idempotency;
+pub mod key_budget;
 pub mod manage;
 pub mod read;
 pub mod senders;
