@@ -256,6 +256,125 @@ mod tests {
         assert_eq!(doc["servers"][0]["url"], DEFAULT_SERVER);
     }
 
+    /// Whether `value` fits `schema` (the subset of JSON Schema the document uses:
+    /// `$ref`, `type` (also as a list), `enum`, `required`, `properties`, `items`,
+    /// `additionalProperties`, `allOf`/`oneOf`). `Err` names the first misfit.
+    fn fits(
+        doc: &serde_json::Value,
+        schema: &serde_json::Value,
+        value: &serde_json::Value,
+        at: &str,
+    ) -> Result<(), String> {
+        use serde_json::Value;
+        if let Some(reference) = schema["$ref"].as_str() {
+            let target = doc
+                .pointer(reference.trim_start_matches('#'))
+                .ok_or(reference)?;
+            return fits(doc, target, value, at);
+        }
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            fits(doc, part, value, at)?;
+        }
+        if let Some(options) = schema["oneOf"].as_array()
+            && !options.iter().any(|o| fits(doc, o, value, at).is_ok())
+        {
+            return Err(format!("{at}: {value} fits no oneOf"));
+        }
+        let kind = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let allowed: Vec<&str> = match &schema["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let admitted = allowed.is_empty()
+            || allowed.contains(&kind)
+            || (kind == "integer" && allowed.contains(&"number"));
+        if !admitted {
+            return Err(format!("{at}: {kind} where {allowed:?}"));
+        }
+        if let Some(options) = schema["enum"].as_array()
+            && !options.contains(value)
+        {
+            return Err(format!("{at}: {value} not in {options:?}"));
+        }
+        if let Value::Object(members) = value {
+            for name in schema["required"].as_array().into_iter().flatten() {
+                let name = name.as_str().unwrap_or_default();
+                if !members.contains_key(name) {
+                    return Err(format!("{at}: required {name} missing"));
+                }
+            }
+            let properties = schema["properties"].as_object();
+            for (name, member) in members {
+                match properties.and_then(|p| p.get(name)) {
+                    Some(property) => fits(doc, property, member, &format!("{at}.{name}"))?,
+                    None => match &schema["additionalProperties"] {
+                        Value::Bool(false) => return Err(format!("{at}: unexpected {name}")),
+                        Value::Object(_) => fits(
+                            doc,
+                            &schema["additionalProperties"],
+                            member,
+                            &format!("{at}.{name}"),
+                        )?,
+                        _ if properties.is_some() => {
+                            return Err(format!("{at}: undocumented {name}"));
+                        }
+                        _ => {}
+                    },
+                }
+            }
+        }
+        if let Value::Array(items) = value {
+            for (i, item) in items.iter().enumerate() {
+                fits(doc, &schema["items"], item, &format!("{at}[{i}]"))?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_example_is_a_real_answer_that_fits_its_schema() {
+        let doc = document_json();
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if path == "/api/v1/openapi.json" {
+                        continue; // its answer is the document itself
+                    }
+                    for (kind, media) in response["content"].as_object().into_iter().flatten() {
+                        let at = format!("{method} {path} {status} {kind}");
+                        let example = &media["example"];
+                        assert!(!example.is_null(), "{at}: no example");
+                        fits(&doc, &media["schema"], example, &at)
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+        // The check itself refuses what does not fit.
+        let detail = serde_json::json!({"$ref": "#/components/schemas/DomainDetail"});
+        let mut wrong = doc["paths"]["/api/v1/emails/domains/{domain}"]["get"]["responses"]["200"]
+            ["content"]["application/json"]["example"]
+            .clone();
+        assert!(fits(&doc, &detail, &wrong, "detail").is_ok());
+        wrong["status"] = "unknown".into();
+        assert!(fits(&doc, &detail, &wrong, "detail").is_err());
+        wrong["status"] = "pending".into();
+        wrong.as_object_mut().unwrap().remove("records");
+        assert!(fits(&doc, &detail, &wrong, "detail").is_err());
+    }
+
     #[test]
     fn the_served_document_uses_these_patterns() {
         let doc = document_json();

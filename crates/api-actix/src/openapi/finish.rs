@@ -363,6 +363,46 @@ fn times(doc: &mut Value) {
     }
 }
 
+/// Real answers of a live server, one per operation with a success body, captured by
+/// `scripts/openapi-examples.sh`.
+const SUCCESS_EXAMPLES: &str = include_str!("examples.json");
+
+/// The captured answer as the example of each operation's success response.
+fn success_examples(doc: &mut Value) {
+    let examples: Value = serde_json::from_str(SUCCESS_EXAMPLES).unwrap_or_default();
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(example) = op["operationId"]
+            .as_str()
+            .and_then(|id| examples.get(id))
+            .cloned()
+        else {
+            continue;
+        };
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (status, response) in responses.iter_mut() {
+            if !status.starts_with('2') {
+                continue;
+            }
+            if let Some(media) = response
+                .get_mut("content")
+                .and_then(Value::as_object_mut)
+                .and_then(|content| content.values_mut().next())
+            {
+                media["example"] = example.clone();
+            }
+        }
+    }
+}
+
 /// The document as served.
 pub fn finish(doc: &mut Value) {
     doc["servers"] = json!([{
@@ -371,5 +411,6 @@ pub fn finish(doc: &mut Value) {
     }]);
     components(doc);
     operations(doc);
+    success_examples(doc);
     times(doc);
 }
