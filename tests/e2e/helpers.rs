@@ -224,6 +224,9 @@ fn start_under(
         // The lifecycle tests rotate one domain several times within seconds; the
         // interval's own test (lifecycle.rs) sets the default back.
         ("DOMAIN_API_DKIM_ROTATION_INTERVAL".into(), "0".into()),
+        // Tests verify and validate in loops; the budget's own test
+        // (lifecycle.rs) sets it low.
+        ("DOMAIN_API_LIVE_CHECKS_PER_MINUTE".into(), "1000000".into()),
         // Background checks would move domains on under tests that drive `verify`
         // themselves; the verifier's own tests (verifier.rs) turn it on.
         ("DOMAIN_API_VERIFIER".into(), "off".into()),

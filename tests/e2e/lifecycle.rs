@@ -326,6 +326,54 @@ async fn rotation_interval(kind: BackendKind) {
     );
 }
 
+/// One client made 37 validates a second (1,301 DNS queries a second): requests
+/// that query DNS on an organization's behalf draw on a per-minute budget; past it
+/// they answer 429 with `Retry-After` and query nothing, and another organization's
+/// budget is its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_dns_checks_are_budgeted_per_organization() {
+    let dns = TestDnsServer::start_in_thread();
+    let kind = BackendKind::Sqlite;
+    let app = app_with(kind, &dns, &[("DOMAIN_API_LIVE_CHECKS_PER_MINUTE", "3")]).await;
+    let (org, other) = (app.create_org("Eager"), app.create_org("Quiet"));
+    app.generate(&org, r#"{"email":"a@eager.example"}"#);
+    app.generate(&other, r#"{"email":"a@quiet.example"}"#);
+    for _ in 0..3 {
+        assert_eq!(verify(&app, &org, "eager.example").status, 200);
+    }
+    let queries = dns.udp_queries() + dns.tcp_queries();
+    let refused = verify(&app, &org, "eager.example");
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (429, "Too many live DNS checks; retry later")
+    );
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Turning inbound on looks the MX up: refused too; turning it off is not a check.
+    let on = call(
+        &app,
+        &org,
+        "PATCH",
+        "/api/v1/emails/domains/eager.example",
+        Some(r#"{"inbound":true}"#),
+    );
+    assert_eq!(on.status, 429, "{}", on.body);
+    let off = call(
+        &app,
+        &org,
+        "PATCH",
+        "/api/v1/emails/domains/eager.example",
+        Some(r#"{"inbound":false}"#),
+    );
+    assert_eq!(off.status, 200, "{}", off.body);
+    assert_eq!(
+        dns.udp_queries() + dns.tcp_queries(),
+        queries,
+        "a refused check queries nothing"
+    );
+    assert_eq!(verify(&app, &other, "quiet.example").status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_domain_rotates_once_a_day_but_the_operator_rotates_at_once_on_every_backend() {
     for kind in backends() {

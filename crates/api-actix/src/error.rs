@@ -140,6 +140,10 @@ pub enum ApiError {
     /// The first request with this `Idempotency-Key` is still running.
     #[error("idempotency key in progress")]
     IdempotencyInProgress,
+    /// The organization's live-check budget is spent
+    /// (`DOMAIN_API_LIVE_CHECKS_PER_MINUTE`); carries how long until a check is free.
+    #[error("too many live DNS checks")]
+    TooManyLiveChecks(std::time::Duration),
     /// No such route (or a disabled one).
     #[error("not found")]
     NotFound,
@@ -348,6 +352,11 @@ impl ApiError {
                 "idempotency_key_in_progress",
                 "A request with this Idempotency-Key is in progress",
             ),
+            Self::TooManyLiveChecks(_) => Row::new(
+                S::TOO_MANY_REQUESTS,
+                "too_many_live_checks",
+                "Too many live DNS checks; retry later",
+            ),
             Self::NotFound => Row::new(S::NOT_FOUND, "not_found", "Not found"),
             Self::Unavailable(_) => self.unavailable(),
             Self::Unexpected(..) => self.failure(),
@@ -471,7 +480,8 @@ impl ResponseError for ApiError {
             }
             Self::Generate(GenerateError::RateLimited(wait))
             | Self::Manage(ManageError::TooManyKeys(wait), _)
-            | Self::Claim(ClaimError::TooManyKeys(wait), _) => {
+            | Self::Claim(ClaimError::TooManyKeys(wait), _)
+            | Self::TooManyLiveChecks(wait) => {
                 response.insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()));
             }
             Self::BearerRejected => {

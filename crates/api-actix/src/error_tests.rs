@@ -373,6 +373,7 @@ fn every_row() -> Vec<ApiError> {
             Operation::VerifyClaim,
         ),
         ApiError::Claim(ClaimError::DomainLimit, Operation::VerifyClaim),
+        ApiError::TooManyLiveChecks(std::time::Duration::from_secs(12)),
         ApiError::Manage(
             ManageError::MxNotReady(vec!["a.example".into(), "b.example".into()]),
             Operation::UpdateDomain,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod frame_ancestors;
 pub mod idempotency;
 pub mod jwt;
+pub mod live_checks;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;

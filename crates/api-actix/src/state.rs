@@ -20,6 +20,7 @@ use domain_core::usecases::webhooks::ManageWebhooks;
 
 use crate::frame_ancestors::FrameAncestors;
 use crate::jwt::JwtSecret;
+use crate::live_checks::LiveChecks;
 use crate::metrics::{Gauges, Metrics};
 
 /// Readiness and gauges, implemented by the composition root over its adapters, so
@@ -65,6 +66,9 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// Who may frame the Domain Setup page (`DOMAIN_API_SETUP_FRAME_ANCESTORS`).
     pub frame_ancestors: FrameAncestors,
+    /// Each organization's budget of requests that query DNS on its behalf
+    /// (`DOMAIN_API_LIVE_CHECKS_PER_MINUTE`).
+    pub live_checks: Arc<LiveChecks>,
 }
 
 impl AppState {

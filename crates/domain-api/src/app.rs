@@ -317,6 +317,9 @@ pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> 
         metrics,
         body_timeout: config.body_timeout,
         frame_ancestors: config.setup_frame_ancestors.clone(),
+        live_checks: Arc::new(api_actix::live_checks::LiveChecks::new(
+            config.live_checks_per_minute,
+        )),
     };
     Ok(Built {
         state,

@@ -114,6 +114,9 @@ pub struct Config {
     /// The least time between two rotations of one domain
     /// (`DOMAIN_API_DKIM_ROTATION_INTERVAL`, default `24h`; `0` turns it off).
     pub dkim_rotation_interval: Duration,
+    /// Requests that query DNS on an organization's behalf, per organization and
+    /// minute, per instance (`DOMAIN_API_LIVE_CHECKS_PER_MINUTE`, default 120).
+    pub live_checks_per_minute: u32,
 }
 
 /// Where the master key comes from.
@@ -399,6 +402,14 @@ impl Config {
             )?,
         };
 
+        let live_checks_per_minute = u32::try_from(number(
+            &get,
+            "DOMAIN_API_LIVE_CHECKS_PER_MINUTE",
+            u64::from(api_actix::live_checks::DEFAULT_PER_MINUTE),
+            1..=1_000_000,
+        )?)
+        .map_err(|_| invalid("DOMAIN_API_LIVE_CHECKS_PER_MINUTE", "out of range"))?;
+
         let webhooks = webhook_settings(&get)?;
         let idempotency_ttl = std_duration(
             &get,
@@ -444,6 +455,7 @@ impl Config {
             idempotency_ttl,
             idempotency_lease,
             dkim_rotation_interval,
+            live_checks_per_minute,
         })
     }
 
@@ -855,6 +867,7 @@ mod tests {
             ("DOMAIN_API_DKIM_RETIRE_AFTER", "0s"),
             ("DOMAIN_API_DKIM_REVOKED_KEEP", "forever"),
             ("DOMAIN_API_DKIM_ROTATION_INTERVAL", "daily"),
+            ("DOMAIN_API_LIVE_CHECKS_PER_MINUTE", "0"),
             ("DOMAIN_API_DKIM_REVOKED_KEEP", "100000000000y"),
         ];
         for (variable, value) in cases {

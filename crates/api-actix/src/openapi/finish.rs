@@ -125,6 +125,14 @@ fn example_error(id: &str, operation: Operation, status: &str) -> Option<ApiErro
             ClaimError::TooManyKeys(std::time::Duration::from_secs(30)),
             operation,
         ),
+        "429"
+            if matches!(
+                id,
+                "validateDomain" | "verifyDomain" | "updateDomain" | "createWebhook"
+            ) =>
+        {
+            ApiError::TooManyLiveChecks(std::time::Duration::from_secs(30))
+        }
         "429" => ApiError::Generate(GenerateError::RateLimited(std::time::Duration::from_secs(
             30,
         ))),

@@ -112,7 +112,7 @@ pub async fn open(
         (status = 404, description = "`No open claim for this domain` (never opened, expired, or another claim won)", body = String, content_type = "text/plain"),
         (status = 403, description = "`Domain limit reached`: the domain would take the organization past `DOMAIN_API_MAX_DOMAINS_PER_ORG`; nothing transferred", body = String, content_type = "text/plain"),
         (status = 409, description = "`Claim record not found at _domain-api-claim.<domain>`, or `Domain already belongs to this organization`", body = String, content_type = "text/plain"),
-        (status = 429, description = "`Too many DKIM keys generated; retry later`: the organization generated `DOMAIN_API_NEW_DOMAINS_PER_MINUTE` keys (new domains, rotations, claims) within 60 s; `Retry-After` says when", body = String, content_type = "text/plain"),
+        (status = 429, description = "`Too many DKIM keys generated; retry later`: the organization generated `DOMAIN_API_NEW_DOMAINS_PER_MINUTE` keys (new domains, rotations, claims) within 60 s; or `Too many live DNS checks; retry later`: `DOMAIN_API_LIVE_CHECKS_PER_MINUTE` requests that query DNS within 60 s on this instance. `Retry-After` says when", body = String, content_type = "text/plain"),
         (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
@@ -128,6 +128,7 @@ pub async fn verify(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    state.live_checks.admit(&organization)?;
     let view = state
         .claim
         .verify(&organization, &path)

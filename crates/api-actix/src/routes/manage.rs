@@ -142,6 +142,7 @@ pub fn parse_update(bytes: &[u8]) -> Result<bool, ApiError> {
         (status = 409, description = "`Inbound requires an MX record pointing at <host> or <host>`", body = String, content_type = "text/plain"),
         (status = 413, description = "Body larger than 16 KiB", body = String, content_type = "text/plain"),
         (status = 415, description = "Content-Type is not application/json", body = String, content_type = "text/plain"),
+        (status = 429, description = "`Too many live DNS checks; retry later`: the organization made `DOMAIN_API_LIVE_CHECKS_PER_MINUTE` requests that query DNS (validate, verify, claim verify, turning inbound on, webhook creation) within 60 s on this instance; `Retry-After` says when", body = String, content_type = "text/plain"),
         (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
@@ -162,6 +163,10 @@ pub async fn update(
     let (OrgOrDashboard(organization), bytes) =
         authenticated_json(auth, &req, payload, MAX_BODY_BYTES, state.body_timeout).await?;
     let inbound = parse_update(&bytes)?;
+    if inbound {
+        // Turning inbound on looks the MX up; turning it off queries nothing.
+        state.live_checks.admit(&organization)?;
+    }
     let view = state
         .manage
         .set_inbound(&organization, &path, inbound)
@@ -221,6 +226,7 @@ pub async fn delete(
         (status = 400, description = "`Invalid domain: <domain>`", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing or invalid API credentials or bearer token", body = String, content_type = "text/plain"),
         (status = 404, description = "`Domain not found` (also another organization's domain)", body = String, content_type = "text/plain"),
+        (status = 429, description = "`Too many live DNS checks; retry later`: the organization made `DOMAIN_API_LIVE_CHECKS_PER_MINUTE` requests that query DNS (validate, verify, claim verify, turning inbound on, webhook creation) within 60 s on this instance; `Retry-After` says when", body = String, content_type = "text/plain"),
         (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/plain"),
     ),
@@ -236,6 +242,7 @@ pub async fn verify(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    state.live_checks.admit(&organization)?;
     let report = state
         .verify
         .execute(&organization, &path)

@@ -144,6 +144,7 @@ impl From<ValidationReport> for ReportJson {
         (status = 400, body = String, content_type = "text/plain"),
         (status = 401, description = "Missing or invalid bearer token", body = String, content_type = "text/plain"),
         (status = 404, description = "No such domain for this organization, or the endpoint is disabled", body = String, content_type = "text/plain"),
+        (status = 429, description = "`Too many live DNS checks; retry later`: the organization made `DOMAIN_API_LIVE_CHECKS_PER_MINUTE` requests that query DNS (validate, verify, claim verify, turning inbound on, webhook creation) within 60 s on this instance; `Retry-After` says when", body = String, content_type = "text/plain"),
         (status = 503, body = String, content_type = "text/plain"),
     ),
     security(("dashboard_jwt" = []))
@@ -165,6 +166,7 @@ pub async fn validate(
         .domain
         .ok_or_else(|| ApiError::BadRequest("Missing domain parameter".into()))?;
 
+    state.live_checks.admit(&organization)?;
     let report = state.validate.execute(&organization, &domain).await?;
 
     Ok(HttpResponse::Ok().json(ReportJson::from(report)))

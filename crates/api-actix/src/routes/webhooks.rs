@@ -255,6 +255,7 @@ fn parse_create(bytes: &[u8]) -> Result<(String, Option<Vec<String>>), ApiError>
         (status = 408, description = "`Request body timeout`", body = String, content_type = "text/plain"),
         (status = 413, description = "Body larger than 16 KiB", body = String, content_type = "text/plain"),
         (status = 415, description = "Content-Type is not application/json", body = String, content_type = "text/plain"),
+        (status = 429, description = "`Too many live DNS checks; retry later`: the organization made `DOMAIN_API_LIVE_CHECKS_PER_MINUTE` requests that query DNS (validate, verify, claim verify, turning inbound on, webhook creation) within 60 s on this instance; `Retry-After` says when", body = String, content_type = "text/plain"),
         (status = 500, description = "Unexpected server error", body = crate::wire::ErrorBody, content_type = "application/json"),
         (status = 503, description = "Database or DNS unavailable", body = String, content_type = "text/plain"),
     ),
@@ -274,6 +275,8 @@ pub async fn create(
     let (AuthenticatedOrg(organization), bytes) =
         authenticated_json(auth, &req, payload, MAX_BODY_BYTES, state.body_timeout).await?;
     let (url, events) = parse_create(&bytes)?;
+    // The endpoint's host is resolved now.
+    state.live_checks.admit(&organization)?;
     let created = state
         .webhooks
         .create(&organization, &url, events.as_deref())
