@@ -19,6 +19,7 @@ mod idempotency;
 mod lifecycle;
 mod lifecycle_races;
 mod observability;
+mod operations;
 mod ownership;
 mod setup_page;
 mod signing;

@@ -11,7 +11,7 @@ use domain_core::usecases::sign::SignMessageError;
 use domain_core::{IssuedToken, OrganizationId};
 use keys_rsa::Sealer;
 
-use crate::app::{self, migrated_store};
+use crate::app::{self, existing_store, migrated_store};
 use crate::config::{Config, MasterKeySource};
 
 #[derive(Debug, Parser)]
@@ -128,9 +128,21 @@ fn print_line(text: &str) -> anyhow::Result<()> {
 /// # Errors
 /// Any failure, with context for the operator.
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Only `serve` and `migrate` may create a database (and its master key); every
+    // other command stops here, before anything is created, when there is none.
+    if !matches!(command, Command::Serve | Command::Migrate) {
+        app::require_database(&config)?;
+    }
+    match command {
         Command::Serve => app::serve(config).await,
         Command::Migrate => {
+            if config.sqlite_path().is_some_and(|path| !path.exists()) {
+                // A new database gets its key file with it, as `serve` would make it.
+                config
+                    .load_or_create_master_key()
+                    .context("Failed to load the master key")?;
+            }
             migrated_store(&config).await?;
             tracing::info!("migrations applied");
             Ok(())
@@ -212,7 +224,7 @@ async fn sign(config: &Config, domain: &str) -> anyhow::Result<()> {
         .lock()
         .read_to_end(&mut message)
         .context("Failed to read the message from standard input")?;
-    let store = migrated_store(config).await?;
+    let store = existing_store(config).await?;
     let use_case = app::sign_message(config, store)?;
     let signed = match use_case.execute(domain, &message).await {
         Ok(signed) => signed,

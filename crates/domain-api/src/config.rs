@@ -431,16 +431,53 @@ impl Config {
         })
     }
 
-    /// The master key, generating the SQLite default's key file on first use.
+    /// The master key, never creating one: the SQLite default's key file must exist.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the key file is missing, unreadable or not a key.
+    pub fn load_master_key(&self) -> Result<MasterKey, ConfigError> {
+        match &self.master_key {
+            MasterKeySource::Env(key) => Ok(key.clone()),
+            MasterKeySource::File(path) => read_key_file(path),
+        }
+    }
+
+    /// The master key, generating the SQLite default's key file when there is none:
+    /// only for a start that creates the database itself (`serve`, `migrate`).
     ///
     /// # Errors
     /// [`ConfigError`] when the key file cannot be read, created or parsed.
-    pub fn load_master_key(&self) -> Result<MasterKey, ConfigError> {
+    pub fn load_or_create_master_key(&self) -> Result<MasterKey, ConfigError> {
         match &self.master_key {
             MasterKeySource::Env(key) => Ok(key.clone()),
             MasterKeySource::File(path) => read_or_create_key_file(path),
         }
     }
+
+    /// The SQLite database file this configuration names; `None` for PostgreSQL.
+    #[must_use]
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.database_url
+            .strip_prefix("sqlite://")
+            .map(|path| absolute(Path::new(path)))
+    }
+}
+
+impl MasterKeySource {
+    /// Where the key comes from, for the start's log line (never the key itself).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Env(_) => "DOMAIN_API_MASTER_KEY".to_owned(),
+            Self::File(path) => format!("file {}", absolute(path).display()),
+        }
+    }
+}
+
+/// `path` made absolute against the working directory (symbolic links kept).
+#[must_use]
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn webhook_settings(get: &impl Fn(&str) -> Option<String>) -> Result<WebhookSettings, ConfigError> {
@@ -600,6 +637,25 @@ fn master_key_path(database_url: &str) -> PathBuf {
 }
 
 const KEY_FILE_VARIABLE: &str = "DOMAIN_API_MASTER_KEY";
+
+/// Reads the key file, which must exist.
+fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    let contents = std::fs::read_to_string(path).map_err(|e| {
+        invalid(
+            KEY_FILE_VARIABLE,
+            format!(
+                "unset, and reading {} failed: {e}",
+                absolute(path).display()
+            ),
+        )
+    })?;
+    MasterKey::from_base64(&contents).map_err(|e| {
+        invalid(
+            KEY_FILE_VARIABLE,
+            format!("unset, and {}: {e}", absolute(path).display()),
+        )
+    })
+}
 
 fn read_or_create_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
     use std::io::Write as _;

@@ -285,6 +285,32 @@ impl Administration for Store {
         Ok(self.active_key(domain).await?.map(|(_, sealed)| sealed))
     }
 
+    async fn sample_sealed_keys(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(DomainName, SealedKey)>, InfraError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String, Option<Vec<u8>>)> = with_conn!(&self.backend, |c| {
+            dkim_keys::table
+                .inner_join(domains::table)
+                .filter(dkim_keys::private_key_sealed.is_not_null())
+                .select((domains::name, dkim_keys::private_key_sealed))
+                .order(dkim_keys::id.asc())
+                .limit(limit)
+                .load(c)
+                .await
+                .map_err(DbError::from)
+        })?;
+        rows.into_iter()
+            .filter_map(|(name, sealed)| sealed.map(|sealed| (name, sealed)))
+            .map(|(name, sealed)| {
+                DomainName::parse(&name)
+                    .map(|domain| (domain, SealedKey(sealed)))
+                    .map_err(|e| DbError::Corrupt(format!("domain {name:?}: {e}")).into())
+            })
+            .collect()
+    }
+
     async fn reseal_keys(
         &self,
         reseal: &Resealer,

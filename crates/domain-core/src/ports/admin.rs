@@ -72,6 +72,16 @@ pub trait Administration: Send + Sync {
     /// [`InfraError`] when the store fails.
     async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError>;
 
+    /// Up to `limit` stored DKIM private keys (any state whose private half still
+    /// exists), sealed, with their domains: what a start checks its master key on.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn sample_sealed_keys(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(DomainName, SealedKey)>, InfraError>;
+
     /// Replaces every stored sealed key with `reseal(domain, sealed)`, every
     /// webhook secret with `reseal_secret(endpoint, sealed)` and every kept
     /// Idempotency-Key answer with `reseal_answer(organization, key, kept)` in one

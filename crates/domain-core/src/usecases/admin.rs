@@ -121,6 +121,24 @@ impl std::fmt::Debug for ManageOrganizations {
     }
 }
 
+/// What [`ManageKeys::check_master_key`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MasterKeyCheck {
+    /// Stored keys tried.
+    pub tried: usize,
+    /// Of those, how many opened under this master key.
+    pub opened: usize,
+}
+
+impl MasterKeyCheck {
+    /// Whether the master key is not the one these keys were sealed with: there
+    /// were keys, and none opened.
+    #[must_use]
+    pub fn opens_none(&self) -> bool {
+        self.tried > 0 && self.opened == 0
+    }
+}
+
 /// Exports a domain's signing key, and re-seals every key under a new master key.
 #[derive(Clone)]
 pub struct ManageKeys {
@@ -166,6 +184,23 @@ impl ManageKeys {
             .open(&domain, &sealed)
             .and_then(|key| self.vault.to_pem(&key));
         pem.map_err(|source| AdminError::Key { domain, source })
+    }
+
+    /// Tries this master key on up to `sample` stored DKIM keys: how many were
+    /// tried, and how many opened. A start refuses a key that opens none of them.
+    ///
+    /// # Errors
+    /// A port failure.
+    pub async fn check_master_key(&self, sample: usize) -> Result<MasterKeyCheck, AdminError> {
+        let keys = self.admin.sample_sealed_keys(sample).await?;
+        let opened = keys
+            .iter()
+            .filter(|(domain, sealed)| self.vault.open(domain, sealed).is_ok())
+            .count();
+        Ok(MasterKeyCheck {
+            tried: keys.len(),
+            opened,
+        })
     }
 
     /// Re-seals every stored key, webhook secret and kept Idempotency-Key answer under
