@@ -18,6 +18,7 @@ mod helpers;
 mod idempotency;
 mod lifecycle;
 mod lifecycle_races;
+mod migrations;
 mod observability;
 mod operations;
 mod ownership;

@@ -37,7 +37,7 @@ use keys_rsa::{
 };
 use store_diesel::{Store, StoreConfig};
 
-use crate::config::Config;
+use crate::config::{Config, MigrateMode};
 use crate::janitor::Janitor;
 use crate::verifier::Verifier;
 use crate::webhook_sender::{OutboxReading, Sender};
@@ -161,13 +161,65 @@ pub fn require_database(config: &Config) -> anyhow::Result<()> {
     }
 }
 
-/// The store of an existing database (see [`require_database`]).
+/// The store of an existing, migrated database (see [`require_database`]). Runs no
+/// migration: a database with pending ones is refused, pointing at `domain-api
+/// migrate`.
 ///
 /// # Errors
-/// When there is no database, or it cannot be reached or migrated.
+/// When there is no database, it cannot be reached, or migrations are pending.
 pub async fn existing_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     require_database(config)?;
-    migrated_store(config).await
+    let store = connect_store(config)?;
+    let pending = store
+        .pending_migrations()
+        .await
+        .context("Failed to read which migrations the database has")?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "the database at {} has {} pending migration(s) ({}); run `domain-api migrate` first",
+            describe_database(config),
+            pending.len(),
+            pending.join(", ")
+        );
+    }
+    Ok(store)
+}
+
+/// The store `serve` runs on, migrated as `DOMAIN_API_MIGRATE` says: `auto` applies
+/// pending migrations, `off` runs no DDL (and warns of pending ones), `check`
+/// refuses the start while any is pending.
+///
+/// # Errors
+/// [`StartRefused`] under `check` with pending migrations; any failure to reach or migrate the database.
+async fn store_for_serving(config: &Config) -> anyhow::Result<Arc<Store>> {
+    let mode = config.migrate;
+    if mode == MigrateMode::Auto {
+        return migrated_store(config).await;
+    }
+    let store = connect_store(config)?;
+    let pending = store.pending_migrations().await;
+    match (mode, pending) {
+        (MigrateMode::Check, Ok(pending)) if !pending.is_empty() => Err(StartRefused(format!(
+            "DOMAIN_API_MIGRATE=check: {} migration(s) pending: {}; run `domain-api migrate` first",
+            pending.len(),
+            pending.join(", ")
+        ))
+        .into()),
+        (MigrateMode::Check, Err(error)) => Err(anyhow::Error::new(error)
+            .context("DOMAIN_API_MIGRATE=check: failed to read which migrations the database has")),
+        (_, Ok(pending)) if !pending.is_empty() => {
+            tracing::warn!(
+                pending = %pending.join(", "),
+                "migrations are pending and DOMAIN_API_MIGRATE=off: run `domain-api migrate`"
+            );
+            Ok(store)
+        }
+        (_, Err(error)) => {
+            tracing::warn!(error = %error, "DOMAIN_API_MIGRATE=off: could not read which migrations the database has");
+            Ok(store)
+        }
+        (_, Ok(_)) => Ok(store),
+    }
 }
 
 /// The database for the start's log line: the SQLite file's absolute path, or the
@@ -216,6 +268,14 @@ const MASTER_KEY_SAMPLE: usize = 16;
 pub async fn open_for_serving(config: &Config) -> anyhow::Result<(Arc<Store>, MasterKey)> {
     let database = describe_database(config);
     let new_database = config.sqlite_path().is_some_and(|path| !path.exists());
+    if new_database && config.migrate != MigrateMode::Auto {
+        // Under `off` and `check` no database is created, so neither is a key.
+        return Err(StartRefused(format!(
+            "no database at {database}; DOMAIN_API_MIGRATE={} creates none: run `domain-api migrate` first",
+            config.migrate.as_str()
+        ))
+        .into());
+    }
     let master_key = if new_database {
         config
             .load_or_create_master_key()
@@ -234,7 +294,7 @@ pub async fn open_for_serving(config: &Config) -> anyhow::Result<(Arc<Store>, Ma
         master_key = %config.master_key.describe(),
         "database and master key"
     );
-    let store = migrated_store(config).await?;
+    let store = store_for_serving(config).await?;
     let sealer = Arc::new(Sealer::new(&master_key));
     let check = ManageKeys::new(
         store.clone(),

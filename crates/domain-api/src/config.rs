@@ -111,6 +111,32 @@ pub struct Config {
     /// over (`DOMAIN_API_IDEMPOTENCY_LEASE`, default `30s`): what a crashed
     /// instance's keys wait.
     pub idempotency_lease: Duration,
+    /// Whether `serve` applies pending migrations (`DOMAIN_API_MIGRATE`).
+    pub migrate: MigrateMode,
+}
+
+/// `DOMAIN_API_MIGRATE`: what `serve` does about pending migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateMode {
+    /// `auto` (the default): applies them, then serves.
+    Auto,
+    /// `off`: never runs DDL (a role with DML rights only will do); a pending
+    /// migration is logged as a warning.
+    Off,
+    /// `check`: a pending migration refuses the start (exit 2), naming it.
+    Check,
+}
+
+impl MigrateMode {
+    /// The setting's value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Off => "off",
+            Self::Check => "check",
+        }
+    }
 }
 
 /// Where the master key comes from.
@@ -402,6 +428,15 @@ impl Config {
             ));
         }
 
+        let migrate = match get("DOMAIN_API_MIGRATE").as_deref().map(str::trim) {
+            None | Some("auto") => MigrateMode::Auto,
+            Some("off") => MigrateMode::Off,
+            Some("check") => MigrateMode::Check,
+            Some(_) => {
+                return Err(invalid("DOMAIN_API_MIGRATE", "expected auto, off or check"));
+            }
+        };
+
         Ok(Self {
             bind,
             addr_file,
@@ -428,6 +463,7 @@ impl Config {
             webhooks,
             idempotency_ttl,
             idempotency_lease,
+            migrate,
         })
     }
 
@@ -751,6 +787,21 @@ mod tests {
         assert_eq!(config.dkim_keys.retire_after, chrono::TimeDelta::days(7));
         assert_eq!(config.dkim_keys.revoked_keep, chrono::TimeDelta::days(30));
         assert_eq!(config.setup_frame_ancestors, FrameAncestors::none());
+        assert_eq!(config.migrate, MigrateMode::Auto);
+    }
+
+    #[test]
+    fn reads_the_migrate_mode() {
+        for (value, mode) in [
+            ("auto", MigrateMode::Auto),
+            ("off", MigrateMode::Off),
+            (" check ", MigrateMode::Check),
+        ] {
+            let config = config(&[("DOMAIN_API_MIGRATE", value)]).unwrap();
+            assert_eq!(config.migrate, mode);
+        }
+        let error = config(&[("DOMAIN_API_MIGRATE", "yes")]).unwrap_err();
+        assert_eq!(error.variable, "DOMAIN_API_MIGRATE");
     }
 
     #[test]

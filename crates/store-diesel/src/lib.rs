@@ -127,6 +127,48 @@ impl Store {
         Ok(())
     }
 
+    /// The embedded migrations not yet applied to this database, by name (e.g.
+    /// `2026-11-26-000001_initial`), oldest first. Reads only: runs no DDL, so it
+    /// works under a role that may only read and write rows.
+    ///
+    /// # Errors
+    /// [`MigrateError`] when the database cannot be reached or read.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, MigrateError> {
+        let (exists_sql, embedded) = match self.kind() {
+            BackendKind::Postgres => (
+                "SELECT COUNT(*) AS n FROM pg_catalog.pg_tables \
+                 WHERE schemaname = current_schema() AND tablename = '__diesel_schema_migrations'",
+                embedded_migrations::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)?,
+            ),
+            BackendKind::Sqlite => (
+                "SELECT COUNT(*) AS n FROM sqlite_master \
+                 WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+                embedded_migrations::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
+            ),
+        };
+        let applied: Vec<String> = with_conn!(&self.backend, |c| {
+            let table: TableCount = diesel::sql_query(exists_sql)
+                .get_result(c)
+                .await
+                .map_err(DbError::from)?;
+            if table.n == 0 {
+                return Ok(Vec::new());
+            }
+            let rows: Vec<AppliedVersion> =
+                diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+                    .load(c)
+                    .await
+                    .map_err(DbError::from)?;
+            Ok(rows.into_iter().map(|row| row.version).collect())
+        })
+        .map_err(|e| MigrateError(Box::new(e)))?;
+        Ok(embedded
+            .into_iter()
+            .filter(|(version, _)| !applied.contains(version))
+            .map(|(_, name)| name)
+            .collect())
+    }
+
     /// Whether the database answers a trivial query now (for `/readyz`).
     ///
     /// # Errors
@@ -169,6 +211,41 @@ impl Store {
             waiting: status.waiting,
         }
     }
+}
+
+/// `SELECT COUNT(*) AS n …`
+#[derive(diesel::QueryableByName)]
+struct TableCount {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// A row of diesel's `__diesel_schema_migrations`.
+#[derive(diesel::QueryableByName)]
+struct AppliedVersion {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+/// The migrations embedded in the binary for `DB`: (version, name), oldest first.
+fn embedded_migrations<DB: diesel::backend::Backend>(
+    source: &EmbeddedMigrations,
+) -> Result<Vec<(String, String)>, MigrateError>
+where
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let mut list: Vec<(String, String)> = MigrationSource::<DB>::migrations(source)
+        .map_err(MigrateError)?
+        .iter()
+        .map(|migration| {
+            (
+                migration.name().version().to_string(),
+                migration.name().to_string(),
+            )
+        })
+        .collect();
+    list.sort();
+    Ok(list)
 }
 
 /// Runs the pending migrations of `source` (sorted by version), stopping after `last`.
