@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use store_diesel::BackendKind;
 
-use crate::helpers::{BIN, TestApp, spawn_app};
+use crate::helpers::{BIN, Options, TestApp, spawn_app, spawn_app_on};
 
 /// A dashboard JWT secret (≥ 32 bytes), so that `jwt issue` gets as far as the
 /// database.
@@ -197,4 +197,67 @@ async fn serve_names_its_database_and_refuses_a_master_key_that_is_not_the_datab
     std::fs::write(&key, original).unwrap();
     let again = crate::helpers::spawn_sibling(&app);
     assert_eq!(again.get("/readyz").unwrap().status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_come_from_credentials_and_one_given_twice_stops_the_start() {
+    let state = tempfile::tempdir().unwrap();
+    let credentials = tempfile::tempdir().unwrap();
+    let database = state.path().join("db/domain-api.db");
+    let key = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+    for (name, value) in [
+        ("master-key", key.to_owned()),
+        ("jwt-secret", JWT_SECRET.to_owned()),
+        ("database-url", format!("sqlite://{}", database.display())),
+    ] {
+        std::fs::write(credentials.path().join(name), format!("{value}\n")).unwrap();
+    }
+    let directory = credentials.path().display().to_string();
+    let app = spawn_app_on(
+        BackendKind::Sqlite,
+        // Unset: the URL comes from the credential.
+        "",
+        Options {
+            env: vec![("CREDENTIALS_DIRECTORY".into(), directory.clone())],
+        },
+    );
+    let org = app.create_org("Acme");
+    assert_eq!(
+        app.generate(&org, r#"{"email":"a@credentials.example"}"#)
+            .status,
+        201
+    );
+    let (ok, token, stderr) = app.cli(&["jwt", "issue", "--org", &org.id]);
+    assert!(ok && token.starts_with("ey"), "{stderr}");
+    assert!(
+        database.exists(),
+        "the database is where the credential says"
+    );
+    assert!(
+        !database.parent().unwrap().join("master.key").exists(),
+        "the key came from the credential: no key file"
+    );
+    let log = app.log();
+    assert!(
+        log.contains(&format!("credential master-key ({directory}/master-key)")),
+        "{log}"
+    );
+
+    let output = domain_api(
+        app.dir.path(),
+        &[
+            ("CREDENTIALS_DIRECTORY", directory.as_str()),
+            ("DOMAIN_API_MASTER_KEY", key),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("DOMAIN_API_MASTER_KEY: given more than once"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(key), "the key is never printed");
 }

@@ -279,7 +279,7 @@ async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> a
 
     let staged = match &config.master_key {
         MasterKeySource::File(path) => Some((stage_key_file(path, &new_key)?, path.clone())),
-        MasterKeySource::Env(_) => None,
+        MasterKeySource::Given { .. } => None,
     };
     let new_sealer = Arc::new(Sealer::new(&new_key));
     let count = keys
@@ -306,7 +306,8 @@ async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> a
             );
         }
         None => eprintln!(
-            "domain-api: re-sealed {keys_count} DKIM key(s), {secrets} webhook secret(s) and {answers} kept answer(s). Set DOMAIN_API_MASTER_KEY to the new key before starting any instance."
+            "domain-api: re-sealed {keys_count} DKIM key(s), {secrets} webhook secret(s) and {answers} kept answer(s). Put the new key where the master key is read from ({}) before starting any instance.",
+            config.master_key.describe()
         ),
     }
     print_line(&format!(
