@@ -546,6 +546,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("Failed to read the bound address")?;
+    let admin = match config.admin_bind {
+        None => None,
+        Some(admin_bind) => {
+            let admin = TcpListener::bind(admin_bind)
+                .with_context(|| format!("Failed to bind {admin_bind} (DOMAIN_API_ADMIN_BIND)"))?;
+            let admin_addr = admin
+                .local_addr()
+                .context("Failed to read the bound admin address")?;
+            tracing::info!(addr = %admin_addr, "admin listening (/healthz, /readyz, /metrics, /api/v1/openapi.json)");
+            Some(admin)
+        }
+    };
     tracing::info!(%addr, "listening");
     if let Some(path) = &config.addr_file {
         write_addr_file(path, addr)?;
@@ -565,10 +577,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     // actix-web stops on SIGTERM/SIGINT (finishing requests in flight); then the
     // verifier finishes the checks in flight, and the sender its deliveries.
-    let served = api_actix::server::serve(state, listener)
-        .context("Failed to start the HTTP server")?
-        .await
-        .context("HTTP server failed");
+    let (server, admin) = api_actix::server::serve_with_admin(state, listener, admin)
+        .context("Failed to start the HTTP server")?;
+    let served = match admin {
+        None => server.await,
+        Some(admin) => {
+            let (public, admin) = tokio::join!(server, admin);
+            public.and(admin)
+        }
+    }
+    .context("HTTP server failed");
     janitor.stop().await;
     if let Some(verifier) = verifier {
         verifier.stop(Duration::from_secs(10)).await;

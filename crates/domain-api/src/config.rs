@@ -64,6 +64,9 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Where to write the address actually bound (useful with port 0), if anywhere.
     pub addr_file: Option<PathBuf>,
+    /// `DOMAIN_API_ADMIN_BIND`: a second listener for `/healthz`, `/readyz`,
+    /// `/metrics` and the OpenAPI document, which then leave the public one.
+    pub admin_bind: Option<SocketAddr>,
     pub database_url: String,
     pub master_key: MasterKeySource,
     pub spf_ips: Vec<IpAddr>,
@@ -196,6 +199,17 @@ impl Config {
                 .parse()
                 .map_err(|_| invalid("DOMAIN_API_BIND", "expected ip:port, e.g. 127.0.0.1:8080"))?,
         };
+
+        let admin_bind = get("DOMAIN_API_ADMIN_BIND")
+            .map(|v| {
+                v.trim().parse().map_err(|_| {
+                    invalid(
+                        "DOMAIN_API_ADMIN_BIND",
+                        "expected ip:port, e.g. 127.0.0.1:9090",
+                    )
+                })
+            })
+            .transpose()?;
 
         let addr_file = get("DOMAIN_API_ADDR_FILE")
             .filter(|v| !v.trim().is_empty())
@@ -444,6 +458,7 @@ impl Config {
         Ok(Self {
             bind,
             addr_file,
+            admin_bind,
             database_url,
             master_key,
             spf_ips,
@@ -875,6 +890,7 @@ mod tests {
         assert_eq!(config.dkim_keys.revoked_keep, chrono::TimeDelta::days(30));
         assert_eq!(config.setup_frame_ancestors, FrameAncestors::none());
         assert_eq!(config.migrate, MigrateMode::Auto);
+        assert_eq!(config.admin_bind, None);
     }
 
     #[test]
@@ -1098,6 +1114,7 @@ mod tests {
     fn names_the_variable_of_a_bad_value() {
         let cases = [
             ("DOMAIN_API_BIND", "nowhere"),
+            ("DOMAIN_API_ADMIN_BIND", "9090"),
             ("DOMAIN_API_DATABASE_URL", "mysql://x"),
             ("DOMAIN_API_MASTER_KEY", "short"),
             ("DOMAIN_API_SPF_IPS", "51.79.43.241,not-an-ip"),
