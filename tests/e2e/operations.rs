@@ -19,6 +19,8 @@ fn commands(new_key_file: &Path) -> Vec<Vec<String>> {
     let new_key_file = new_key_file.display().to_string();
     [
         vec!["org", "create", "--name", "Acme"],
+        vec!["org", "list"],
+        vec!["token", "list", "--org", "org-1"],
         vec!["token", "create", "--org", "org-1"],
         vec!["token", "revoke", "--access-token", "dak_x"],
         vec!["dkim", "export", "--domain", "example.com"],

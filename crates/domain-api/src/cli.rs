@@ -78,6 +78,8 @@ pub enum OrgCommand {
         #[arg(long)]
         name: String,
     },
+    /// List every organization: one JSON line each (id, name, created), oldest first.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +94,12 @@ pub enum TokenCommand {
     Revoke {
         #[arg(long = "access-token")]
         access_token: String,
+    },
+    /// List an organization's token pairs: one JSON line each (id, created, revoked),
+    /// never a token, a secret or a digest.
+    List {
+        #[arg(long)]
+        org: String,
     },
 }
 
@@ -116,6 +124,28 @@ struct IssuedJson<'a> {
     organization_id: &'a str,
     access_token: &'a str,
     secret_token: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrganizationJson<'a> {
+    organization_id: &'a str,
+    name: &'a str,
+    created_at: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenJson<'a> {
+    token_id: i64,
+    organization_id: &'a str,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+/// RFC 3339 in UTC to the second: `2026-12-07T01:36:13Z`.
+fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn print_line(text: &str) -> anyhow::Result<()> {
@@ -154,6 +184,38 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .await
                 .context("Failed to create the organization")?;
             print_issued(&org, &token)
+        }
+        Command::Org(OrgCommand::List) => {
+            let organizations = app::organizations(&config)
+                .await?
+                .list_organizations()
+                .await
+                .context("Failed to list the organizations")?;
+            for org in organizations {
+                print_line(&serde_json::to_string(&OrganizationJson {
+                    organization_id: org.id.as_str(),
+                    name: &org.name,
+                    created_at: timestamp(org.created_at),
+                })?)?;
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::List { org }) => {
+            let organization = OrganizationId::new(org);
+            let tokens = app::organizations(&config)
+                .await?
+                .list_tokens(&organization)
+                .await
+                .context("Failed to list the tokens")?;
+            for token in tokens {
+                print_line(&serde_json::to_string(&TokenJson {
+                    token_id: token.id,
+                    organization_id: organization.as_str(),
+                    created_at: timestamp(token.created_at),
+                    revoked_at: token.revoked_at.map(timestamp),
+                })?)?;
+            }
+            Ok(())
         }
         Command::Token(TokenCommand::Create { org }) => {
             let admin = app::organizations(&config).await?;

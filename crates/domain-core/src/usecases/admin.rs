@@ -7,7 +7,9 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::ports::InfraError;
-use crate::ports::admin::{Administration, ResealCount, ResealError};
+use crate::ports::admin::{
+    Administration, OrganizationSummary, ResealCount, ResealError, TokenSummary,
+};
 use crate::ports::idempotency::AnswerSealer;
 use crate::ports::keys::{KeyError, KeyVault};
 use crate::ports::webhooks::WebhookSecrets;
@@ -84,6 +86,28 @@ impl ManageOrganizations {
     ) -> Result<IssuedToken, AdminError> {
         self.admin
             .create_token(organization)
+            .await?
+            .ok_or(AdminError::UnknownOrganization)
+    }
+
+    /// Every organization, oldest first.
+    ///
+    /// # Errors
+    /// A port failure.
+    pub async fn list_organizations(&self) -> Result<Vec<OrganizationSummary>, AdminError> {
+        Ok(self.admin.list_organizations().await?)
+    }
+
+    /// The organization's token pairs (never a token or a secret), oldest first.
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownOrganization`], or a port failure.
+    pub async fn list_tokens(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Vec<TokenSummary>, AdminError> {
+        self.admin
+            .list_tokens(organization)
             .await?
             .ok_or(AdminError::UnknownOrganization)
     }

@@ -312,3 +312,22 @@ async fn a_master_key_check_counts_the_stored_keys_that_open() {
         "no keys: nothing to refuse"
     );
 }
+
+#[tokio::test]
+async fn listing_the_tokens_of_an_unknown_organization_says_so() {
+    let mut admin = MockAdministration::new();
+    admin
+        .expect_list_tokens()
+        .with(eq(org()))
+        .returning(|_| Ok(None));
+
+    let error = ManageOrganizations::new(Arc::new(admin))
+        .list_tokens(&org())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, AdminError::UnknownOrganization),
+        "{error:?}"
+    );
+}
