@@ -3,6 +3,7 @@
 #![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 mod availability;
+mod backup;
 mod browser;
 mod changeset;
 mod cli;

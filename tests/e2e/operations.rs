@@ -16,6 +16,7 @@ const JWT_SECRET: &str = "test-only-jwt-secret-of-at-least-32-bytes";
 
 /// Every command but `serve` and `migrate`, with the arguments it needs.
 fn commands(new_key_file: &Path) -> Vec<Vec<String>> {
+    let backup = new_key_file.with_extension("backup").display().to_string();
     let new_key_file = new_key_file.display().to_string();
     [
         vec!["org", "create", "--name", "Acme"],
@@ -27,6 +28,7 @@ fn commands(new_key_file: &Path) -> Vec<Vec<String>> {
         vec!["dkim", "sign", "--domain", "example.com"],
         vec!["jwt", "issue", "--org", "org-1"],
         vec!["master-key", "rotate", "--new-key-file", &new_key_file],
+        vec!["backup", "--to", &backup],
     ]
     .into_iter()
     .map(|args| args.into_iter().map(str::to_owned).collect())

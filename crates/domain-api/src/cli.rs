@@ -43,6 +43,13 @@ pub enum Command {
     /// Dashboard JWTs for the validate endpoint.
     #[command(subcommand)]
     Jwt(JwtCommand),
+    /// Copy the SQLite database, consistently, while it serves (VACUUM INTO); prints
+    /// one JSON line. The master key is not in the copy: keep it apart.
+    Backup {
+        /// The copy's path; must not exist.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Master-key administration.
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCommand),
@@ -262,6 +269,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .context("Failed to issue the token")?;
             print_line(&token)
         }
+        Command::Backup { to } => backup(&config, &to).await,
         Command::MasterKey(MasterKeyCommand::Rotate { new_key_file }) => {
             rotate_master_key(&config, &new_key_file).await
         }
@@ -277,6 +285,30 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Dkim(DkimCommand::Sign { domain }) => sign(&config, &domain).await,
     }
+}
+
+/// `backup --to FILE`: a consistent copy of the SQLite database.
+async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    if config.sqlite_path().is_none() {
+        bail!(
+            "backup copies a SQLite database only; back PostgreSQL up with pg_dump \
+             (docs/operations.md, \"Backups\")"
+        );
+    }
+    let store = app::connect_store(config)?;
+    store
+        .backup_to(to)
+        .await
+        .with_context(|| format!("Failed to back the database up to {}", to.display()))?;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "domain-api: the backup holds no master key: keep the key ({}) apart from it",
+        config.master_key.describe()
+    );
+    print_line(&serde_json::to_string(&serde_json::json!({
+        "backup": crate::config::absolute(to).display().to_string(),
+        "bytes": bytes,
+    }))?)
 }
 
 /// `dkim sign`: the message from standard input, signed, to standard output.

@@ -62,6 +62,23 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
+/// A backup could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Only SQLite is copied this way.
+    #[error("backup copies a SQLite database only; back PostgreSQL up with pg_dump")]
+    NotSqlite,
+    /// SQLite takes the target's name as text.
+    #[error("the backup's path is not UTF-8")]
+    NotUtf8,
+    /// The target exists or cannot be created.
+    #[error("cannot create the backup file")]
+    File(#[source] std::io::Error),
+    /// The copy failed.
+    #[error("the copy failed")]
+    Database(#[source] domain_core::ports::BoxError),
+}
+
 /// Applying migrations failed.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to apply database migrations")]
@@ -167,6 +184,44 @@ impl Store {
             .filter(|(version, _)| !applied.contains(version))
             .map(|(_, name)| name)
             .collect())
+    }
+
+    /// Writes a consistent copy of the SQLite database to `path` while it serves
+    /// (`VACUUM INTO`: one read transaction, so writers carry on in WAL mode and the
+    /// copy is the database as of one moment, compacted). `path` must not exist; it
+    /// is created with mode 0600 (the copy holds sealed keys and token digests).
+    ///
+    /// # Errors
+    /// [`BackupError::NotSqlite`] on PostgreSQL, [`BackupError::File`] when `path`
+    /// exists or cannot be created, [`BackupError::Database`] when the copy fails
+    /// (the partial file is removed).
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<(), BackupError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+
+        if self.kind() != BackendKind::Sqlite {
+            return Err(BackupError::NotSqlite);
+        }
+        let target = path.to_str().ok_or(BackupError::NotUtf8)?.to_owned();
+        // An empty file of our own first: VACUUM INTO accepts one, and it keeps the
+        // mode. create_new: never over an existing file.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(BackupError::File)?;
+        let copied = with_conn!(&self.backend, |c| {
+            diesel::sql_query("VACUUM INTO ?")
+                .bind::<diesel::sql_types::Text, _>(&target)
+                .execute(c)
+                .await
+                .map_err(DbError::from)
+        });
+        if let Err(error) = copied {
+            let _ = std::fs::remove_file(path);
+            return Err(BackupError::Database(Box::new(error)));
+        }
+        Ok(())
     }
 
     /// Whether the database answers a trivial query now (for `/readyz`).
