@@ -664,7 +664,19 @@ fn secret(
     }
     if let Some(directory) = get("CREDENTIALS_DIRECTORY") {
         let path = Path::new(directory.trim()).join(setting.credential);
-        if path.exists() {
+        // Absent is fine; present but out of reach is not (never fall back to,
+        // say, a new key because the credential could not be looked at).
+        let present = match std::fs::metadata(&path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => {
+                return Err(invalid(
+                    "CREDENTIALS_DIRECTORY",
+                    format!("{}: {e}", path.display()),
+                ));
+            }
+        };
+        if present {
             given.push((
                 format!("credential {} ({})", setting.credential, path.display()),
                 Some((path, "CREDENTIALS_DIRECTORY")),
@@ -984,6 +996,12 @@ mod tests {
         let missing = dir.path().join("nowhere").display().to_string();
         let error = config(&[("DOMAIN_API_JWT_SECRET_FILE", &missing)]).unwrap_err();
         assert_eq!(error.variable, "DOMAIN_API_JWT_SECRET_FILE");
+
+        // A credentials directory that cannot be looked into stops the start: never a
+        // silent fallback (to a new key file, say).
+        let not_a_directory = file("key");
+        let error = config(&[("CREDENTIALS_DIRECTORY", &not_a_directory)]).unwrap_err();
+        assert_eq!(error.variable, "CREDENTIALS_DIRECTORY", "{error}");
     }
 
     #[test]
