@@ -28,6 +28,8 @@ export DOMAIN_API_KEY_POOL_SIZE=4
 export DOMAIN_API_JWT_SECRET="schemathesis-only-secret-0123456789abcdef"
 export RUST_LOG=warn
 
+# Only serve and migrate create a database; the organization comes first.
+"$BIN" migrate
 org_json="$("$BIN" org create --name schemathesis)"
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$org_json" "$1"; }
 ACCESS="$(field accessToken)"; SECRET="$(field secretToken)"; ORG="$(field organizationId)"
