@@ -33,6 +33,7 @@ run() { # backend keyed
   export DOMAIN_API_NEW_DOMAINS_PER_MINUTE=100000
   # The reuse path draws no key: no pool refill competing for the cores.
   export DOMAIN_API_KEY_POOL_SIZE=0
+  "$BIN" migrate   # only serve and migrate create a database
   org="$("$BIN" org create --name bench)"
   access=$(jq -r .accessToken <<<"$org"); secret=$(jq -r .secretToken <<<"$org")
   "$BIN" serve >"$work/log" 2>&1 & pid=$!

@@ -422,6 +422,7 @@ for backend in $BACKENDS; do
     *) echo "bench: unknown backend $backend" >&2; exit 2 ;;
   esac
   log "$backend: fresh database, one organization"
+  cli migrate >/dev/null   # only serve and migrate create a database
   ORG_JSON=$(cli org create --name "bench-$backend")
   export BENCH_ACCESS BENCH_SECRET REUSE_TAG
   BENCH_ACCESS=$(jq -r .accessToken <<<"$ORG_JSON")

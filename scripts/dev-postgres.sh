@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the machine's PostgreSQL 15 (cluster "main", port 5432) if it is down, and
-# makes sure a role and database for domain-api exist. Prints the exports to use.
+# makes sure a role and database for domain-api exist (the role may create databases
+# and roles: tests make a database each, and a least-privilege role). Prints the exports to use.
 # Safe to run again. Needs root (or the postgres user) for pg_ctlcluster and psql.
 set -euo pipefail
 
@@ -32,9 +33,9 @@ as_postgres psql -v ON_ERROR_STOP=1 -q -d postgres <<SQL
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${ROLE}') THEN
-    CREATE ROLE ${ROLE} LOGIN CREATEDB PASSWORD '${PASSWORD}';
+    CREATE ROLE ${ROLE} LOGIN CREATEDB CREATEROLE PASSWORD '${PASSWORD}';
   ELSE
-    ALTER ROLE ${ROLE} LOGIN CREATEDB PASSWORD '${PASSWORD}';
+    ALTER ROLE ${ROLE} LOGIN CREATEDB CREATEROLE PASSWORD '${PASSWORD}';
   END IF;
 END
 \$\$;

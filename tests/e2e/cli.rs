@@ -289,3 +289,70 @@ async fn rotation_with_a_bad_new_key_changes_nothing() {
     let (ok, _, _) = app.cli(&["dkim", "export", "--domain", "rot.example"]);
     assert!(ok, "the current key still opens everything");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn org_list_and_token_list_print_json_lines_without_a_secret() {
+    for kind in backends() {
+        let app = spawn_app(kind).await;
+        let acme = app.create_org("Acme");
+        let other = app.create_org("Other");
+        let (ok, second, _) = app.cli(&["token", "create", "--org", &acme.id]);
+        assert!(ok);
+        let (ok, _, stderr) = app.cli(&["token", "revoke", "--access-token", &acme.access]);
+        assert!(ok, "{stderr}");
+
+        let (ok, stdout, stderr) = app.cli(&["org", "list"]);
+        assert!(ok, "{kind:?}: {stderr}");
+        let orgs: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(orgs.len(), 2, "{stdout}");
+        assert_eq!(orgs[0]["organizationId"], acme.id.as_str());
+        assert_eq!(orgs[0]["name"], "Acme");
+        assert_eq!(orgs[1]["organizationId"], other.id.as_str());
+        assert_eq!(orgs[1]["name"], "Other");
+        for org in &orgs {
+            let created = org["createdAt"].as_str().unwrap();
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+                "{created}"
+            );
+        }
+
+        let (ok, stdout, stderr) = app.cli(&["token", "list", "--org", &acme.id]);
+        assert!(ok, "{kind:?}: {stderr}");
+        let tokens: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(tokens.len(), 2, "{stdout}");
+        assert!(
+            tokens[0]["revokedAt"].is_string(),
+            "the first pair was revoked"
+        );
+        assert!(tokens[1]["revokedAt"].is_null(), "the second is live");
+        assert!(
+            tokens
+                .iter()
+                .all(|t| t["organizationId"] == acme.id.as_str()
+                    && t["tokenId"].is_i64()
+                    && t["createdAt"].is_string())
+        );
+        let second: serde_json::Value = serde_json::from_str(&second).unwrap();
+        for secret in [
+            acme.access.as_str(),
+            acme.secret.as_str(),
+            second["accessToken"].as_str().unwrap(),
+            second["secretToken"].as_str().unwrap(),
+            "dak_",
+            "das_",
+        ] {
+            assert!(!stdout.contains(secret), "{stdout}");
+        }
+
+        let (ok, _, stderr) = app.cli(&["token", "list", "--org", "no-such-org"]);
+        assert!(!ok);
+        assert!(stderr.contains("no organization has that id"), "{stderr}");
+    }
+}

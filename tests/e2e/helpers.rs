@@ -88,6 +88,14 @@ pub async fn spawn_app_with(kind: BackendKind, options: Options) -> TestApp {
     app
 }
 
+/// Starts the binary on the existing database at `url` (the test keeps that
+/// database), waits until `/healthz` answers.
+pub fn spawn_app_on(kind: BackendKind, url: &str, options: Options) -> TestApp {
+    let mut app = start(kind, url, options, None);
+    app.wait_healthy();
+    app
+}
+
 /// Starts the binary on a fresh PostgreSQL database whose link goes through a
 /// [`FaultProxy`]: `DOMAIN_API_DATABASE_URL` names the proxy's 127.0.0.1 port instead
 /// of the server's host and port. The schema is migrated over a direct connection

@@ -3,6 +3,7 @@
 #![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 mod availability;
+mod backup;
 mod browser;
 mod changeset;
 mod cli;
@@ -19,7 +20,9 @@ mod helpers;
 mod idempotency;
 mod lifecycle;
 mod lifecycle_races;
+mod migrations;
 mod observability;
+mod operations;
 mod ownership;
 mod setup_page;
 mod signing;

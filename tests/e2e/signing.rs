@@ -40,7 +40,7 @@ fn generate_and_publish(app: &TestApp, dns: &TestDnsServer) {
 
 /// What mail-auth's verifier says of each DKIM-Signature in `signed`, resolving
 /// through `dns` only.
-async fn verify(dns: SocketAddr, signed: &[u8]) -> Vec<DkimResult> {
+pub async fn verify(dns: SocketAddr, signed: &[u8]) -> Vec<DkimResult> {
     let mut udp = ConnectionConfig::udp();
     udp.port = dns.port();
     let mut tcp = ConnectionConfig::tcp();

@@ -2,7 +2,8 @@
 //! text format (0.0.4): HTTP requests and latency per route, method and status, DNS
 //! lookup outcomes and latency, background checks and webhook deliveries by outcome, and the
 //! gauges the binary reads from its adapters at scrape time (DKIM key pool, database
-//! pool, webhook outbox).
+//! pool, webhook outbox), the process's own (`process_*`, from `/proc/self`) and
+//! `domain_api_build_info`.
 //!
 //! Every label value comes from a closed set (see [`labels`]): a series lives as long
 //! as the process, so a client must not be able to mint new ones.
@@ -10,6 +11,7 @@
 mod dns;
 mod gauges;
 pub mod labels;
+pub mod process;
 
 use std::time::Duration;
 
@@ -166,6 +168,7 @@ impl Metrics {
     pub fn render(&self, gauges: Gauges) -> String {
         let mut scrape = Registry::default();
         gauges::register(&mut scrape, gauges);
+        process::register(&mut scrape);
         let mut out = String::with_capacity(8192);
         // Writing into a String cannot fail, and our label values always encode.
         let encoded = prometheus_text::encode(&mut out, &self.registry)
@@ -180,6 +183,26 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_the_process_and_build_metrics() {
+        let text = Metrics::default().render(Gauges::default());
+        for needle in [
+            "# TYPE process_cpu_seconds_total counter",
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_max_fds ",
+            "process_start_time_seconds ",
+            &format!(
+                "domain_api_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION"),
+                process::COMMIT
+            ),
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
 
     #[test]
     fn renders_counters_and_cumulative_histograms() {

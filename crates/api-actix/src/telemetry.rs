@@ -104,6 +104,13 @@ fn mint_request_id() -> String {
     format!("{prefix:08x}{z:016x}")
 }
 
+/// The paths load balancers and Prometheus ask every few seconds: logged at DEBUG.
+pub const PROBE_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+fn is_probe(path: &str) -> bool {
+    PROBE_PATHS.contains(&path)
+}
+
 /// Middleware: a span per request (`id`, method, path; `org` and `domain` filled in
 /// by handlers), a log line with status and latency, and `X-Request-Id` echoed back.
 ///
@@ -127,6 +134,7 @@ pub async fn request_span(
         .app_data::<actix_web::web::Data<crate::AppState>>()
         .cloned();
     let method = req.method().clone(); // no allocation for the standard methods
+    let probe = is_probe(req.path());
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -140,8 +148,9 @@ pub async fn request_span(
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         // Rejected credentials are counted in /metrics; at `info` a flood of them
-        // would cost a log line each and bury everything else.
-        if status == 401 {
+        // would cost a log line each and bury everything else. So would probes and
+        // scrapes, every few seconds from every load balancer and Prometheus.
+        if status == 401 || probe {
             tracing::debug!(status, latency_ms, "handled");
         } else {
             tracing::info!(status, latency_ms, "handled");
@@ -158,6 +167,21 @@ mod tests {
     use std::collections::HashSet;
 
     use super::{bounded, mint_request_id};
+
+    #[test]
+    fn probes_are_the_three_operations_paths() {
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            assert!(super::is_probe(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/healthz/",
+            "/api/v1/openapi.json",
+            "/api/v1/emails/domains",
+        ] {
+            assert!(!super::is_probe(path), "{path}");
+        }
+    }
 
     #[test]
     fn a_bounded_field_keeps_short_text_and_cuts_long_text() {

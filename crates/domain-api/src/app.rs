@@ -33,11 +33,12 @@ use domain_core::usecases::validate::ValidateDomain;
 use domain_core::usecases::verify::VerifyDomain;
 use domain_core::usecases::webhooks::{DeliverWebhooks, DeliverySettings, ManageWebhooks};
 use keys_rsa::{
-    KeyPool, RingAnswerSealer, RingWebhookSecrets, RsaDkimSigner, RsaKeyGenerator, Sealer,
+    KeyPool, MasterKey, RingAnswerSealer, RingWebhookSecrets, RsaDkimSigner, RsaKeyGenerator,
+    Sealer,
 };
 use store_diesel::{Store, StoreConfig};
 
-use crate::config::Config;
+use crate::config::{Config, MigrateMode};
 use crate::janitor::Janitor;
 use crate::verifier::Verifier;
 use crate::webhook_sender::{OutboxReading, Sender};
@@ -136,24 +137,206 @@ pub async fn migrated_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     Ok(store)
 }
 
-/// The organization and token use cases over a migrated store.
+/// A start refused before serving (exit status 2, like a bad setting): the master
+/// key does not belong to the database, migrations are pending under
+/// `DOMAIN_API_MIGRATE=check`, a secret is given twice.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartRefused(pub String);
+
+/// Fails unless the configured database exists: every command but `serve` and
+/// `migrate` works on an existing database and creates none (a command run in the
+/// wrong directory must not leave a new database and master key behind).
 ///
 /// # Errors
-/// When the database cannot be reached or migrated.
-pub async fn organizations(config: &Config) -> anyhow::Result<ManageOrganizations> {
-    Ok(ManageOrganizations::new(migrated_store(config).await?))
+/// `no database at <path>; set DOMAIN_API_DATABASE_URL` for a missing SQLite file.
+pub fn require_database(config: &Config) -> anyhow::Result<()> {
+    match config.sqlite_path() {
+        Some(path) if !path.exists() => {
+            anyhow::bail!(
+                "no database at {}; set DOMAIN_API_DATABASE_URL",
+                path.display()
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
-/// The key administration use cases over a migrated store and the configured
+/// The store of an existing, migrated database (see [`require_database`]). Runs no
+/// migration: a database with pending ones is refused, pointing at `domain-api
+/// migrate`.
+///
+/// # Errors
+/// When there is no database, it cannot be reached, or migrations are pending.
+pub async fn existing_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+    require_database(config)?;
+    let store = connect_store(config)?;
+    let pending = store
+        .pending_migrations()
+        .await
+        .context("Failed to read which migrations the database has")?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "the database at {} has {} pending migration(s) ({}); run `domain-api migrate` first",
+            describe_database(config),
+            pending.len(),
+            pending.join(", ")
+        );
+    }
+    Ok(store)
+}
+
+/// The store `serve` runs on, migrated as `DOMAIN_API_MIGRATE` says: `auto` applies
+/// pending migrations, `off` runs no DDL (and warns of pending ones), `check`
+/// refuses the start while any is pending.
+///
+/// # Errors
+/// [`StartRefused`] under `check` with pending migrations; any failure to reach or migrate the database.
+async fn store_for_serving(config: &Config) -> anyhow::Result<Arc<Store>> {
+    let mode = config.migrate;
+    if mode == MigrateMode::Auto {
+        return migrated_store(config).await;
+    }
+    let store = connect_store(config)?;
+    let pending = store.pending_migrations().await;
+    match (mode, pending) {
+        (MigrateMode::Check, Ok(pending)) if !pending.is_empty() => Err(StartRefused(format!(
+            "DOMAIN_API_MIGRATE=check: {} migration(s) pending: {}; run `domain-api migrate` first",
+            pending.len(),
+            pending.join(", ")
+        ))
+        .into()),
+        (MigrateMode::Check, Err(error)) => Err(anyhow::Error::new(error)
+            .context("DOMAIN_API_MIGRATE=check: failed to read which migrations the database has")),
+        (_, Ok(pending)) if !pending.is_empty() => {
+            tracing::warn!(
+                pending = %pending.join(", "),
+                "migrations are pending and DOMAIN_API_MIGRATE=off: run `domain-api migrate`"
+            );
+            Ok(store)
+        }
+        (_, Err(error)) => {
+            tracing::warn!(error = %error, "DOMAIN_API_MIGRATE=off: could not read which migrations the database has");
+            Ok(store)
+        }
+        (_, Ok(_)) => Ok(store),
+    }
+}
+
+/// The database for the start's log line: the SQLite file's absolute path, or the
+/// PostgreSQL URL without its password.
+#[must_use]
+pub fn describe_database(config: &Config) -> String {
+    match config.sqlite_path() {
+        Some(path) => path.display().to_string(),
+        None => without_password(&config.database_url),
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`.
+fn without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &url[scheme_end..scheme_end + at];
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!(
+            "{}{user}:***{}",
+            &url[..scheme_end],
+            &url[scheme_end + at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+/// How many stored DKIM keys a start tries its master key on.
+const MASTER_KEY_SAMPLE: usize = 16;
+
+/// What `serve` starts on: the database (created and migrated when it is new) and a
+/// master key that belongs to it. A new SQLite database gets a new key file beside
+/// it; an existing one must have its key, and a key that opens none of the stored
+/// DKIM keys refuses the start rather than serve (and seal new keys) under it.
+///
+/// # Errors
+/// [`StartRefused`] when the key is missing or does not belong to the database;
+/// any failure to reach or migrate the database.
+pub async fn open_for_serving(config: &Config) -> anyhow::Result<(Arc<Store>, MasterKey)> {
+    let database = describe_database(config);
+    let new_database = config.sqlite_path().is_some_and(|path| !path.exists());
+    if new_database && config.migrate != MigrateMode::Auto {
+        // Under `off` and `check` no database is created, so neither is a key.
+        return Err(StartRefused(format!(
+            "no database at {database}; DOMAIN_API_MIGRATE={} creates none: run `domain-api migrate` first",
+            config.migrate.as_str()
+        ))
+        .into());
+    }
+    let master_key = if new_database {
+        config
+            .load_or_create_master_key()
+            .context("Failed to load the master key")?
+    } else {
+        config.load_master_key().map_err(|error| {
+            StartRefused(format!(
+                "the database at {database} exists, but its master key cannot be loaded ({error}); \
+                 restore the key its DKIM keys were sealed with (or set DOMAIN_API_MASTER_KEY): \
+                 a new key would open none of them"
+            ))
+        })?
+    };
+    tracing::info!(
+        %database,
+        master_key = %config.master_key.describe(),
+        "database and master key"
+    );
+    let store = store_for_serving(config).await?;
+    let sealer = Arc::new(Sealer::new(&master_key));
+    let check = ManageKeys::new(
+        store.clone(),
+        sealer.clone(),
+        Arc::new(RingWebhookSecrets::new(sealer.clone())),
+        Arc::new(RingAnswerSealer::new(sealer)),
+    )
+    .check_master_key(MASTER_KEY_SAMPLE)
+    .await
+    .context("Failed to read the stored DKIM keys")?;
+    if check.opens_none() {
+        return Err(StartRefused(format!(
+            "the master key ({}) opens none of the {} DKIM keys tried in the database at {database}: \
+             it is not the key they were sealed with",
+            config.master_key.describe(),
+            check.tried
+        ))
+        .into());
+    }
+    Ok((store, master_key))
+}
+
+/// The organization and token use cases over an existing store.
+///
+/// # Errors
+/// When there is no database, or it cannot be reached or migrated.
+pub async fn organizations(config: &Config) -> anyhow::Result<ManageOrganizations> {
+    Ok(ManageOrganizations::new(existing_store(config).await?))
+}
+
+/// The key administration use cases over an existing store and the configured
 /// master key.
 ///
 /// # Errors
-/// When the database cannot be reached or migrated, or the master key cannot be loaded.
+/// When there is no database, it cannot be reached or migrated, or the master key
+/// cannot be loaded.
 pub async fn keys(config: &Config) -> anyhow::Result<ManageKeys> {
+    let store = existing_store(config).await?;
     let master_key = config
         .load_master_key()
         .context("Failed to load the master key")?;
-    let store = migrated_store(config).await?;
     let sealer = Arc::new(Sealer::new(&master_key));
     Ok(ManageKeys::new(
         store,
@@ -179,12 +362,13 @@ pub fn sign_message(config: &Config, store: Arc<Store>) -> anyhow::Result<SignMe
 /// the caller can start its refill on the runtime.
 ///
 /// # Errors
-/// When the master key, DNS resolver or record policy cannot be set up.
-pub fn build_state(config: &Config, store: Arc<Store>) -> anyhow::Result<Built> {
-    let master_key = config
-        .load_master_key()
-        .context("Failed to load the master key")?;
-    let sealer = Arc::new(Sealer::new(&master_key));
+/// When the DNS resolver, the record policy or the webhook client cannot be set up.
+pub fn build_state(
+    config: &Config,
+    store: Arc<Store>,
+    master_key: &MasterKey,
+) -> anyhow::Result<Built> {
+    let sealer = Arc::new(Sealer::new(master_key));
     let webhook_secrets = Arc::new(RingWebhookSecrets::new(Arc::clone(&sealer)));
     let answer_sealer = Arc::new(RingAnswerSealer::new(Arc::clone(&sealer)));
     let dns = HickoryDns::new(&DnsConfig {
@@ -345,12 +529,12 @@ pub struct Built {
     pub prune_answers: PruneExpiredAnswers,
 }
 
-/// Migrates, then serves HTTP until SIGINT/SIGTERM.
+/// Opens the database and its master key ([`open_for_serving`]), then serves HTTP until SIGINT/SIGTERM.
 ///
 /// # Errors
 /// When start-up fails: configuration, migrations, or binding the address.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = migrated_store(&config).await?;
+    let (store, master_key) = open_for_serving(&config).await?;
     let Built {
         state,
         key_pool,
@@ -359,7 +543,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         queue,
         outbox,
         prune_answers,
-    } = build_state(&config, store)?;
+    } = build_state(&config, store, &master_key)?;
     if let Some(pool) = &key_pool {
         // Ends with the runtime; never holds up shutdown (see main).
         pool.start_refill();
@@ -371,6 +555,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("Failed to read the bound address")?;
+    let admin = match config.admin_bind {
+        None => None,
+        Some(admin_bind) => {
+            let admin = TcpListener::bind(admin_bind)
+                .with_context(|| format!("Failed to bind {admin_bind} (DOMAIN_API_ADMIN_BIND)"))?;
+            let admin_addr = admin
+                .local_addr()
+                .context("Failed to read the bound admin address")?;
+            tracing::info!(addr = %admin_addr, "admin listening (/healthz, /readyz, /metrics, /api/v1/openapi.json)");
+            Some(admin)
+        }
+    };
     tracing::info!(%addr, "listening");
     if let Some(path) = &config.addr_file {
         write_addr_file(path, addr)?;
@@ -390,10 +586,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     // actix-web stops on SIGTERM/SIGINT (finishing requests in flight); then the
     // verifier finishes the checks in flight, and the sender its deliveries.
-    let served = api_actix::server::serve(state, listener)
-        .context("Failed to start the HTTP server")?
-        .await
-        .context("HTTP server failed");
+    let (server, admin) = api_actix::server::serve_with_admin(state, listener, admin)
+        .context("Failed to start the HTTP server")?;
+    let served = match admin {
+        None => server.await,
+        Some(admin) => {
+            let (public, admin) = tokio::join!(server, admin);
+            public.and(admin)
+        }
+    }
+    .context("HTTP server failed");
     janitor.stop().await;
     if let Some(verifier) = verifier {
         verifier.stop(Duration::from_secs(10)).await;

@@ -11,7 +11,7 @@ use domain_core::usecases::sign::SignMessageError;
 use domain_core::{IssuedToken, OrganizationId};
 use keys_rsa::Sealer;
 
-use crate::app::{self, migrated_store};
+use crate::app::{self, existing_store, migrated_store};
 use crate::config::{Config, MasterKeySource};
 
 #[derive(Debug, Parser)]
@@ -43,6 +43,13 @@ pub enum Command {
     /// Dashboard JWTs for the validate endpoint.
     #[command(subcommand)]
     Jwt(JwtCommand),
+    /// Copy the SQLite database, consistently, while it serves (VACUUM INTO); prints
+    /// one JSON line. The master key is not in the copy: keep it apart.
+    Backup {
+        /// The copy's path; must not exist.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Master-key administration.
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCommand),
@@ -78,6 +85,8 @@ pub enum OrgCommand {
         #[arg(long)]
         name: String,
     },
+    /// List every organization: one JSON line each (id, name, created), oldest first.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +101,12 @@ pub enum TokenCommand {
     Revoke {
         #[arg(long = "access-token")]
         access_token: String,
+    },
+    /// List an organization's token pairs: one JSON line each (id, created, revoked),
+    /// never a token, a secret or a digest.
+    List {
+        #[arg(long)]
+        org: String,
     },
 }
 
@@ -125,6 +140,28 @@ struct IssuedJson<'a> {
     secret_token: &'a str,
 }
 
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrganizationJson<'a> {
+    organization_id: &'a str,
+    name: &'a str,
+    created_at: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenJson<'a> {
+    token_id: i64,
+    organization_id: &'a str,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+/// RFC 3339 in UTC to the second: `2026-12-07T01:36:13Z`.
+fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 fn print_line(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").context("Failed to write to standard output")
@@ -135,9 +172,21 @@ fn print_line(text: &str) -> anyhow::Result<()> {
 /// # Errors
 /// Any failure, with context for the operator.
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Only `serve` and `migrate` may create a database (and its master key); every
+    // other command stops here, before anything is created, when there is none.
+    if !matches!(command, Command::Serve | Command::Migrate) {
+        app::require_database(&config)?;
+    }
+    match command {
         Command::Serve => app::serve(config).await,
         Command::Migrate => {
+            if config.sqlite_path().is_some_and(|path| !path.exists()) {
+                // A new database gets its key file with it, as `serve` would make it.
+                config
+                    .load_or_create_master_key()
+                    .context("Failed to load the master key")?;
+            }
             migrated_store(&config).await?;
             tracing::info!("migrations applied");
             Ok(())
@@ -149,6 +198,38 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .await
                 .context("Failed to create the organization")?;
             print_issued(&org, &token)
+        }
+        Command::Org(OrgCommand::List) => {
+            let organizations = app::organizations(&config)
+                .await?
+                .list_organizations()
+                .await
+                .context("Failed to list the organizations")?;
+            for org in organizations {
+                print_line(&serde_json::to_string(&OrganizationJson {
+                    organization_id: org.id.as_str(),
+                    name: &org.name,
+                    created_at: timestamp(org.created_at),
+                })?)?;
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::List { org }) => {
+            let organization = OrganizationId::new(org);
+            let tokens = app::organizations(&config)
+                .await?
+                .list_tokens(&organization)
+                .await
+                .context("Failed to list the tokens")?;
+            for token in tokens {
+                print_line(&serde_json::to_string(&TokenJson {
+                    token_id: token.id,
+                    organization_id: organization.as_str(),
+                    created_at: timestamp(token.created_at),
+                    revoked_at: token.revoked_at.map(timestamp),
+                })?)?;
+            }
+            Ok(())
         }
         Command::Token(TokenCommand::Create { org }) => {
             let admin = app::organizations(&config).await?;
@@ -195,6 +276,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .context("Failed to issue the token")?;
             print_line(&token)
         }
+        Command::Backup { to } => backup(&config, &to).await,
         Command::MasterKey(MasterKeyCommand::Rotate { new_key_file }) => {
             rotate_master_key(&config, &new_key_file).await
         }
@@ -216,7 +298,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
 /// `dkim rotate`: the operator's rotation of a domain's key.
 async fn rotate_dkim(config: &Config, domain: &str) -> anyhow::Result<()> {
     use domain_core::ports::store::DomainStore as _;
-    let store = migrated_store(config).await?;
+    let store = existing_store(config).await?;
     let name = domain_core::DomainName::parse(domain)
         .map_err(|_| anyhow::anyhow!("{domain:?} is not a domain name"))?;
     let Some(found) = store
@@ -226,7 +308,8 @@ async fn rotate_dkim(config: &Config, domain: &str) -> anyhow::Result<()> {
     else {
         bail!("no domain {domain}");
     };
-    let built = app::build_state(config, store)?;
+    let master_key = config.load_master_key()?;
+    let built = app::build_state(config, store, &master_key)?;
     let view = built
         .state
         .manage
@@ -243,6 +326,30 @@ async fn rotate_dkim(config: &Config, domain: &str) -> anyhow::Result<()> {
     print_line(&json.to_string())
 }
 
+/// `backup --to FILE`: a consistent copy of the SQLite database.
+async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    if config.sqlite_path().is_none() {
+        bail!(
+            "backup copies a SQLite database only; back PostgreSQL up with pg_dump \
+             (docs/operations.md, \"Backups\")"
+        );
+    }
+    let store = app::connect_store(config)?;
+    store
+        .backup_to(to)
+        .await
+        .with_context(|| format!("Failed to back the database up to {}", to.display()))?;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "domain-api: the backup holds no master key: keep the key ({}) apart from it",
+        config.master_key.describe()
+    );
+    print_line(&serde_json::to_string(&serde_json::json!({
+        "backup": crate::config::absolute(to).display().to_string(),
+        "bytes": bytes,
+    }))?)
+}
+
 /// `dkim sign`: the message from standard input, signed, to standard output.
 async fn sign(config: &Config, domain: &str) -> anyhow::Result<()> {
     let mut message = Vec::new();
@@ -250,7 +357,7 @@ async fn sign(config: &Config, domain: &str) -> anyhow::Result<()> {
         .lock()
         .read_to_end(&mut message)
         .context("Failed to read the message from standard input")?;
-    let store = migrated_store(config).await?;
+    let store = existing_store(config).await?;
     let use_case = app::sign_message(config, store)?;
     let signed = match use_case.execute(domain, &message).await {
         Ok(signed) => signed,
@@ -305,7 +412,7 @@ async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> a
 
     let staged = match &config.master_key {
         MasterKeySource::File(path) => Some((stage_key_file(path, &new_key)?, path.clone())),
-        MasterKeySource::Env(_) => None,
+        MasterKeySource::Given { .. } => None,
     };
     let new_sealer = Arc::new(Sealer::new(&new_key));
     let count = keys
@@ -332,7 +439,8 @@ async fn rotate_master_key(config: &Config, new_key_file: &std::path::Path) -> a
             );
         }
         None => eprintln!(
-            "domain-api: re-sealed {keys_count} DKIM key(s), {secrets} webhook secret(s) and {answers} kept answer(s). Set DOMAIN_API_MASTER_KEY to the new key before starting any instance."
+            "domain-api: re-sealed {keys_count} DKIM key(s), {secrets} webhook secret(s) and {answers} kept answer(s). Put the new key where the master key is read from ({}) before starting any instance.",
+            config.master_key.describe()
         ),
     }
     print_line(&format!(

@@ -64,6 +64,9 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Where to write the address actually bound (useful with port 0), if anywhere.
     pub addr_file: Option<PathBuf>,
+    /// `DOMAIN_API_ADMIN_BIND`: a second listener for `/healthz`, `/readyz`,
+    /// `/metrics` and the OpenAPI document, which then leave the public one.
+    pub admin_bind: Option<SocketAddr>,
     pub database_url: String,
     pub master_key: MasterKeySource,
     pub spf_ips: Vec<IpAddr>,
@@ -117,13 +120,40 @@ pub struct Config {
     /// Requests that query DNS on an organization's behalf, per organization and
     /// minute, per instance (`DOMAIN_API_LIVE_CHECKS_PER_MINUTE`, default 120).
     pub live_checks_per_minute: u32,
+    /// Whether `serve` applies pending migrations (`DOMAIN_API_MIGRATE`).
+    pub migrate: MigrateMode,
+}
+
+/// `DOMAIN_API_MIGRATE`: what `serve` does about pending migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateMode {
+    /// `auto` (the default): applies them, then serves.
+    Auto,
+    /// `off`: never runs DDL (a role with DML rights only will do); a pending
+    /// migration is logged as a warning.
+    Off,
+    /// `check`: a pending migration refuses the start (exit 2), naming it.
+    Check,
+}
+
+impl MigrateMode {
+    /// The setting's value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Off => "off",
+            Self::Check => "check",
+        }
+    }
 }
 
 /// Where the master key comes from.
 #[derive(Debug, Clone)]
 pub enum MasterKeySource {
-    /// `DOMAIN_API_MASTER_KEY`, already parsed.
-    Env(MasterKey),
+    /// Given (`DOMAIN_API_MASTER_KEY`, `…_FILE` or the `master-key` credential),
+    /// already parsed; `origin` says which, for the start's log line.
+    Given { key: MasterKey, origin: String },
     /// SQLite without `DOMAIN_API_MASTER_KEY`: a file beside the database, generated
     /// on first use with mode 0600.
     File(PathBuf),
@@ -176,12 +206,25 @@ impl Config {
                 .map_err(|_| invalid("DOMAIN_API_BIND", "expected ip:port, e.g. 127.0.0.1:8080"))?,
         };
 
+        let admin_bind = get("DOMAIN_API_ADMIN_BIND")
+            .map(|v| {
+                v.trim().parse().map_err(|_| {
+                    invalid(
+                        "DOMAIN_API_ADMIN_BIND",
+                        "expected ip:port, e.g. 127.0.0.1:9090",
+                    )
+                })
+            })
+            .transpose()?;
+
         let addr_file = get("DOMAIN_API_ADDR_FILE")
             .filter(|v| !v.trim().is_empty())
             .map(PathBuf::from);
 
-        let database_url =
-            get("DOMAIN_API_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = secret(&get, &DATABASE_URL)?.map_or_else(
+            || DEFAULT_DATABASE_URL.to_owned(),
+            |(url, _)| url.trim().to_owned(),
+        );
         let kind = BackendKind::of_url(&database_url).map_err(|_| {
             invalid(
                 "DOMAIN_API_DATABASE_URL",
@@ -189,11 +232,12 @@ impl Config {
             )
         })?;
 
-        let master_key = match get("DOMAIN_API_MASTER_KEY") {
-            Some(v) => MasterKeySource::Env(
-                MasterKey::from_base64(&v)
+        let master_key = match secret(&get, &MASTER_KEY)? {
+            Some((v, origin)) => MasterKeySource::Given {
+                key: MasterKey::from_base64(&v)
                     .map_err(|e| invalid("DOMAIN_API_MASTER_KEY", e.to_string()))?,
-            ),
+                origin,
+            },
             None if kind == BackendKind::Sqlite => {
                 MasterKeySource::File(master_key_path(&database_url))
             }
@@ -274,8 +318,8 @@ impl Config {
         // The longest lifetime of a dashboard JWT: `jwt issue` refuses more, the
         // server refuses a token that has more.
         let jwt_max_ttl = std_duration(&get, "DOMAIN_API_JWT_MAX_TTL", DEFAULT_MAX_TTL)?;
-        let jwt_secret = get("DOMAIN_API_JWT_SECRET")
-            .map(|v| {
+        let jwt_secret = secret(&get, &JWT_SECRET)?
+            .map(|(v, _)| {
                 JwtSecret::new(v.as_bytes())
                     .map(|secret| secret.with_max_ttl(jwt_max_ttl))
                     .map_err(|reason| invalid("DOMAIN_API_JWT_SECRET", reason))
@@ -428,9 +472,19 @@ impl Config {
             ));
         }
 
+        let migrate = match get("DOMAIN_API_MIGRATE").as_deref().map(str::trim) {
+            None | Some("auto") => MigrateMode::Auto,
+            Some("off") => MigrateMode::Off,
+            Some("check") => MigrateMode::Check,
+            Some(_) => {
+                return Err(invalid("DOMAIN_API_MIGRATE", "expected auto, off or check"));
+            }
+        };
+
         Ok(Self {
             bind,
             addr_file,
+            admin_bind,
             database_url,
             master_key,
             spf_ips,
@@ -456,19 +510,57 @@ impl Config {
             idempotency_lease,
             dkim_rotation_interval,
             live_checks_per_minute,
+            migrate,
         })
     }
 
-    /// The master key, generating the SQLite default's key file on first use.
+    /// The master key, never creating one: the SQLite default's key file must exist.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the key file is missing, unreadable or not a key.
+    pub fn load_master_key(&self) -> Result<MasterKey, ConfigError> {
+        match &self.master_key {
+            MasterKeySource::Given { key, .. } => Ok(key.clone()),
+            MasterKeySource::File(path) => read_key_file(path),
+        }
+    }
+
+    /// The master key, generating the SQLite default's key file when there is none:
+    /// only for a start that creates the database itself (`serve`, `migrate`).
     ///
     /// # Errors
     /// [`ConfigError`] when the key file cannot be read, created or parsed.
-    pub fn load_master_key(&self) -> Result<MasterKey, ConfigError> {
+    pub fn load_or_create_master_key(&self) -> Result<MasterKey, ConfigError> {
         match &self.master_key {
-            MasterKeySource::Env(key) => Ok(key.clone()),
+            MasterKeySource::Given { key, .. } => Ok(key.clone()),
             MasterKeySource::File(path) => read_or_create_key_file(path),
         }
     }
+
+    /// The SQLite database file this configuration names; `None` for PostgreSQL.
+    #[must_use]
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.database_url
+            .strip_prefix("sqlite://")
+            .map(|path| absolute(Path::new(path)))
+    }
+}
+
+impl MasterKeySource {
+    /// Where the key comes from, for the start's log line (never the key itself).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Given { origin, .. } => origin.clone(),
+            Self::File(path) => format!("file {}", absolute(path).display()),
+        }
+    }
+}
+
+/// `path` made absolute against the working directory (symbolic links kept).
+#[must_use]
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn webhook_settings(get: &impl Fn(&str) -> Option<String>) -> Result<WebhookSettings, ConfigError> {
@@ -551,6 +643,101 @@ fn webhook_settings(get: &impl Fn(&str) -> Option<String>) -> Result<WebhookSett
     })
 }
 
+/// A secret setting, given in exactly one of three ways: the variable itself, a file
+/// named by `<variable>_FILE` (kept out of the environment of every child and of
+/// `/proc/<pid>/environ`), or the systemd credential `credential`
+/// (`$CREDENTIALS_DIRECTORY/<credential>`, from the unit's `LoadCredential=`).
+pub struct SecretSetting {
+    pub variable: &'static str,
+    pub file_variable: &'static str,
+    pub credential: &'static str,
+}
+
+pub const MASTER_KEY: SecretSetting = SecretSetting {
+    variable: "DOMAIN_API_MASTER_KEY",
+    file_variable: "DOMAIN_API_MASTER_KEY_FILE",
+    credential: "master-key",
+};
+pub const JWT_SECRET: SecretSetting = SecretSetting {
+    variable: "DOMAIN_API_JWT_SECRET",
+    file_variable: "DOMAIN_API_JWT_SECRET_FILE",
+    credential: "jwt-secret",
+};
+pub const DATABASE_URL: SecretSetting = SecretSetting {
+    variable: "DOMAIN_API_DATABASE_URL",
+    file_variable: "DOMAIN_API_DATABASE_URL_FILE",
+    credential: "database-url",
+};
+
+/// The secret's value and where it came from (never the value itself), or `None`
+/// when it is given no way. A file's trailing line break is not part of the value.
+///
+/// # Errors
+/// [`ConfigError`] naming the setting when it is given more than one way, or the
+/// file's variable when the file cannot be read.
+fn secret(
+    get: &impl Fn(&str) -> Option<String>,
+    setting: &SecretSetting,
+) -> Result<Option<(String, String)>, ConfigError> {
+    let mut given: Vec<(String, Option<(PathBuf, &'static str)>)> = Vec::new();
+    if get(setting.variable).is_some() {
+        given.push((setting.variable.to_owned(), None));
+    }
+    if let Some(path) = get(setting.file_variable) {
+        let path = PathBuf::from(path.trim());
+        given.push((
+            format!("{} {}", setting.file_variable, path.display()),
+            Some((path, setting.file_variable)),
+        ));
+    }
+    if let Some(directory) = get("CREDENTIALS_DIRECTORY") {
+        let path = Path::new(directory.trim()).join(setting.credential);
+        // Absent is fine; present but out of reach is not (never fall back to,
+        // say, a new key because the credential could not be looked at).
+        let present = match std::fs::metadata(&path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => {
+                return Err(invalid(
+                    "CREDENTIALS_DIRECTORY",
+                    format!("{}: {e}", path.display()),
+                ));
+            }
+        };
+        if present {
+            given.push((
+                format!("credential {} ({})", setting.credential, path.display()),
+                Some((path, "CREDENTIALS_DIRECTORY")),
+            ));
+        }
+    }
+    match given.as_slice() {
+        [] => Ok(None),
+        [(origin, None)] => Ok(get(setting.variable).map(|value| (value, origin.clone()))),
+        [(origin, Some((path, variable)))] => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                invalid(variable, format!("reading {} failed: {e}", path.display()))
+            })?;
+            let value = text.trim_end_matches(['\n', '\r']).to_owned();
+            if value.trim().is_empty() {
+                return Err(invalid(variable, format!("{} is empty", path.display())));
+            }
+            Ok(Some((value, origin.clone())))
+        }
+        several => Err(invalid(
+            setting.variable,
+            format!(
+                "given more than once ({}): give it one way",
+                several
+                    .iter()
+                    .map(|(origin, _)| origin.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
 /// A `1`/`0` (or `true`/`false`) setting, off when unset.
 fn flag(
     get: &impl Fn(&str) -> Option<String>,
@@ -628,6 +815,25 @@ fn master_key_path(database_url: &str) -> PathBuf {
 }
 
 const KEY_FILE_VARIABLE: &str = "DOMAIN_API_MASTER_KEY";
+
+/// Reads the key file, which must exist.
+fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    let contents = std::fs::read_to_string(path).map_err(|e| {
+        invalid(
+            KEY_FILE_VARIABLE,
+            format!(
+                "unset, and reading {} failed: {e}",
+                absolute(path).display()
+            ),
+        )
+    })?;
+    MasterKey::from_base64(&contents).map_err(|e| {
+        invalid(
+            KEY_FILE_VARIABLE,
+            format!("unset, and {}: {e}", absolute(path).display()),
+        )
+    })
+}
 
 fn read_or_create_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
     use std::io::Write as _;
@@ -723,6 +929,121 @@ mod tests {
         assert_eq!(config.dkim_keys.retire_after, chrono::TimeDelta::days(7));
         assert_eq!(config.dkim_keys.revoked_keep, chrono::TimeDelta::days(30));
         assert_eq!(config.setup_frame_ancestors, FrameAncestors::none());
+        assert_eq!(config.migrate, MigrateMode::Auto);
+        assert_eq!(config.admin_bind, None);
+    }
+
+    #[test]
+    fn reads_each_secret_from_a_file_or_a_systemd_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
+        let jwt = "a-dashboard-jwt-secret-of-at-least-32-bytes";
+        let url = "postgres://u:p@127.0.0.1/db";
+        for (name, value) in [("key", key), ("jwt", jwt), ("url", url)] {
+            std::fs::write(dir.path().join(name), format!("{value}\n")).unwrap();
+        }
+        let file = |name: &str| dir.path().join(name).display().to_string();
+        let from_files = config(&[
+            ("DOMAIN_API_MASTER_KEY_FILE", &file("key")),
+            ("DOMAIN_API_JWT_SECRET_FILE", &file("jwt")),
+            ("DOMAIN_API_DATABASE_URL_FILE", &file("url")),
+        ])
+        .unwrap();
+        assert_eq!(from_files.database_url, url);
+        assert!(matches!(
+            &from_files.master_key,
+            MasterKeySource::Given { key: k, origin } if k.to_base64() == key
+                && *origin == format!("DOMAIN_API_MASTER_KEY_FILE {}", file("key"))
+        ));
+        // The file's line break is not part of the secret: a token it signs verifies
+        // under the secret given as the variable.
+        let with_env_secret = config(&[("DOMAIN_API_JWT_SECRET", jwt)]).unwrap();
+        let organization = domain_core::OrganizationId::new("org-1");
+        let token = from_files
+            .jwt_secret
+            .as_ref()
+            .unwrap()
+            .issue(&organization, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            with_env_secret.jwt_secret.unwrap().verify(&token).unwrap(),
+            organization
+        );
+
+        let credentials = tempfile::tempdir().unwrap();
+        for (name, value) in [
+            ("master-key", key),
+            ("jwt-secret", jwt),
+            ("database-url", url),
+        ] {
+            std::fs::write(credentials.path().join(name), value).unwrap();
+        }
+        let directory = credentials.path().display().to_string();
+        let from_credentials = config(&[("CREDENTIALS_DIRECTORY", &directory)]).unwrap();
+        assert_eq!(from_credentials.database_url, url);
+        assert!(from_credentials.jwt_secret.is_some());
+        assert!(
+            from_credentials
+                .master_key
+                .describe()
+                .starts_with("credential master-key"),
+            "{}",
+            from_credentials.master_key.describe()
+        );
+
+        // Given twice, whichever two ways: the start stops, naming the setting.
+        for (variable, twice) in [
+            (
+                "DOMAIN_API_MASTER_KEY",
+                vec![
+                    ("DOMAIN_API_MASTER_KEY", key),
+                    ("DOMAIN_API_MASTER_KEY_FILE", &file("key")),
+                ],
+            ),
+            (
+                "DOMAIN_API_JWT_SECRET",
+                vec![
+                    ("DOMAIN_API_JWT_SECRET", jwt),
+                    ("CREDENTIALS_DIRECTORY", &directory),
+                ],
+            ),
+            (
+                "DOMAIN_API_DATABASE_URL",
+                vec![
+                    ("DOMAIN_API_DATABASE_URL_FILE", &file("url")),
+                    ("CREDENTIALS_DIRECTORY", &directory),
+                ],
+            ),
+        ] {
+            let error = config(&twice).unwrap_err();
+            assert_eq!(error.variable, variable, "{error}");
+            assert!(error.reason.contains("more than once"), "{error}");
+            assert!(!error.to_string().contains(key) && !error.to_string().contains(jwt));
+        }
+
+        let missing = dir.path().join("nowhere").display().to_string();
+        let error = config(&[("DOMAIN_API_JWT_SECRET_FILE", &missing)]).unwrap_err();
+        assert_eq!(error.variable, "DOMAIN_API_JWT_SECRET_FILE");
+
+        // A credentials directory that cannot be looked into stops the start: never a
+        // silent fallback (to a new key file, say).
+        let not_a_directory = file("key");
+        let error = config(&[("CREDENTIALS_DIRECTORY", &not_a_directory)]).unwrap_err();
+        assert_eq!(error.variable, "CREDENTIALS_DIRECTORY", "{error}");
+    }
+
+    #[test]
+    fn reads_the_migrate_mode() {
+        for (value, mode) in [
+            ("auto", MigrateMode::Auto),
+            ("off", MigrateMode::Off),
+            (" check ", MigrateMode::Check),
+        ] {
+            let config = config(&[("DOMAIN_API_MIGRATE", value)]).unwrap();
+            assert_eq!(config.migrate, mode);
+        }
+        let error = config(&[("DOMAIN_API_MIGRATE", "yes")]).unwrap_err();
+        assert_eq!(error.variable, "DOMAIN_API_MIGRATE");
     }
 
     #[test]
@@ -839,6 +1160,7 @@ mod tests {
     fn names_the_variable_of_a_bad_value() {
         let cases = [
             ("DOMAIN_API_BIND", "nowhere"),
+            ("DOMAIN_API_ADMIN_BIND", "9090"),
             ("DOMAIN_API_DATABASE_URL", "mysql://x"),
             ("DOMAIN_API_MASTER_KEY", "short"),
             ("DOMAIN_API_SPF_IPS", "51.79.43.241,not-an-ip"),

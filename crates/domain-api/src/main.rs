@@ -45,7 +45,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("domain-api: {error:#}");
-            ExitCode::FAILURE
+            if error.downcast_ref::<app::StartRefused>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

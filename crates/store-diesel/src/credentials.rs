@@ -18,7 +18,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain_core::ports::InfraError;
 use domain_core::ports::admin::{
-    Administration, AnswerResealer, ResealCount, ResealError, Resealer, SecretResealer,
+    Administration, AnswerResealer, OrganizationSummary, ResealCount, ResealError, Resealer,
+    SecretResealer, TokenSummary,
 };
 use domain_core::ports::credentials::{Credentials, CredentialsError};
 use domain_core::ports::idempotency::IdempotencyKey;
@@ -254,6 +255,68 @@ impl Administration for Store {
         Ok(created.then_some(token))
     }
 
+    async fn list_organizations(&self) -> Result<Vec<OrganizationSummary>, InfraError> {
+        let rows: Vec<(String, String, chrono::DateTime<Utc>)> = with_conn!(&self.backend, |c| {
+            organizations::table
+                .select((
+                    organizations::id,
+                    organizations::name,
+                    organizations::created_at,
+                ))
+                .order((organizations::created_at.asc(), organizations::id.asc()))
+                .load(c)
+                .await
+                .map_err(DbError::from)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, created_at)| OrganizationSummary {
+                id: OrganizationId::new(id),
+                name,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn list_tokens(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Option<Vec<TokenSummary>>, InfraError> {
+        let org = organization.as_str();
+        type Row = (i64, chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>);
+        let rows: Option<Vec<Row>> = with_conn!(&self.backend, |c| {
+            let exists: i64 = organizations::table
+                .filter(organizations::id.eq(org))
+                .count()
+                .get_result(c)
+                .await?;
+            if exists == 0 {
+                return Ok(None);
+            }
+            // Only what an operator may see: never a digest.
+            let rows = api_tokens::table
+                .filter(api_tokens::organization_id.eq(org))
+                .select((
+                    api_tokens::id,
+                    api_tokens::created_at,
+                    api_tokens::revoked_at,
+                ))
+                .order(api_tokens::id.asc())
+                .load(c)
+                .await?;
+            Ok::<_, DbError>(Some(rows))
+        })?;
+        Ok(rows.map(|rows| {
+            rows.into_iter()
+                .map(|(id, created_at, revoked_at)| TokenSummary {
+                    id,
+                    created_at,
+                    revoked_at,
+                })
+                .collect()
+        }))
+    }
+
     async fn organization_exists(&self, organization: &OrganizationId) -> Result<bool, InfraError> {
         let found: i64 = with_conn!(&self.backend, |c| {
             organizations::table
@@ -283,6 +346,32 @@ impl Administration for Store {
     async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError> {
         // The active key: the one mail is signed with.
         Ok(self.active_key(domain).await?.map(|(_, sealed)| sealed))
+    }
+
+    async fn sample_sealed_keys(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(DomainName, SealedKey)>, InfraError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String, Option<Vec<u8>>)> = with_conn!(&self.backend, |c| {
+            dkim_keys::table
+                .inner_join(domains::table)
+                .filter(dkim_keys::private_key_sealed.is_not_null())
+                .select((domains::name, dkim_keys::private_key_sealed))
+                .order(dkim_keys::id.asc())
+                .limit(limit)
+                .load(c)
+                .await
+                .map_err(DbError::from)
+        })?;
+        rows.into_iter()
+            .filter_map(|(name, sealed)| sealed.map(|sealed| (name, sealed)))
+            .map(|(name, sealed)| {
+                DomainName::parse(&name)
+                    .map(|domain| (domain, SealedKey(sealed)))
+                    .map_err(|e| DbError::Corrupt(format!("domain {name:?}: {e}")).into())
+            })
+            .collect()
     }
 
     async fn reseal_keys(

@@ -62,6 +62,23 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
+/// A backup could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Only SQLite is copied this way.
+    #[error("backup copies a SQLite database only; back PostgreSQL up with pg_dump")]
+    NotSqlite,
+    /// SQLite takes the target's name as text.
+    #[error("the backup's path is not UTF-8")]
+    NotUtf8,
+    /// The target exists or cannot be created.
+    #[error("cannot create the backup file")]
+    File(#[source] std::io::Error),
+    /// The copy failed.
+    #[error("the copy failed")]
+    Database(#[source] domain_core::ports::BoxError),
+}
+
 /// Applying migrations failed.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to apply database migrations")]
@@ -127,6 +144,86 @@ impl Store {
         Ok(())
     }
 
+    /// The embedded migrations not yet applied to this database, by name (e.g.
+    /// `2026-11-26-000001_initial`), oldest first. Reads only: runs no DDL, so it
+    /// works under a role that may only read and write rows.
+    ///
+    /// # Errors
+    /// [`MigrateError`] when the database cannot be reached or read.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, MigrateError> {
+        let (exists_sql, embedded) = match self.kind() {
+            BackendKind::Postgres => (
+                "SELECT COUNT(*) AS n FROM pg_catalog.pg_tables \
+                 WHERE schemaname = current_schema() AND tablename = '__diesel_schema_migrations'",
+                embedded_migrations::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)?,
+            ),
+            BackendKind::Sqlite => (
+                "SELECT COUNT(*) AS n FROM sqlite_master \
+                 WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+                embedded_migrations::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
+            ),
+        };
+        let applied: Vec<String> = with_conn!(&self.backend, |c| {
+            let table: TableCount = diesel::sql_query(exists_sql)
+                .get_result(c)
+                .await
+                .map_err(DbError::from)?;
+            if table.n == 0 {
+                return Ok(Vec::new());
+            }
+            let rows: Vec<AppliedVersion> =
+                diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+                    .load(c)
+                    .await
+                    .map_err(DbError::from)?;
+            Ok(rows.into_iter().map(|row| row.version).collect())
+        })
+        .map_err(|e| MigrateError(Box::new(e)))?;
+        Ok(embedded
+            .into_iter()
+            .filter(|(version, _)| !applied.contains(version))
+            .map(|(_, name)| name)
+            .collect())
+    }
+
+    /// Writes a consistent copy of the SQLite database to `path` while it serves
+    /// (`VACUUM INTO`: one read transaction, so writers carry on in WAL mode and the
+    /// copy is the database as of one moment, compacted). `path` must not exist; it
+    /// is created with mode 0600 (the copy holds sealed keys and token digests).
+    ///
+    /// # Errors
+    /// [`BackupError::NotSqlite`] on PostgreSQL, [`BackupError::File`] when `path`
+    /// exists or cannot be created, [`BackupError::Database`] when the copy fails
+    /// (the partial file is removed).
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<(), BackupError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+
+        if self.kind() != BackendKind::Sqlite {
+            return Err(BackupError::NotSqlite);
+        }
+        let target = path.to_str().ok_or(BackupError::NotUtf8)?.to_owned();
+        // An empty file of our own first: VACUUM INTO accepts one, and it keeps the
+        // mode. create_new: never over an existing file.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(BackupError::File)?;
+        let copied = with_conn!(&self.backend, |c| {
+            diesel::sql_query("VACUUM INTO ?")
+                .bind::<diesel::sql_types::Text, _>(&target)
+                .execute(c)
+                .await
+                .map_err(DbError::from)
+        });
+        if let Err(error) = copied {
+            let _ = std::fs::remove_file(path);
+            return Err(BackupError::Database(Box::new(error)));
+        }
+        Ok(())
+    }
+
     /// Whether the database answers a trivial query now (for `/readyz`).
     ///
     /// # Errors
@@ -169,6 +266,41 @@ impl Store {
             waiting: status.waiting,
         }
     }
+}
+
+/// `SELECT COUNT(*) AS n …`
+#[derive(diesel::QueryableByName)]
+struct TableCount {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// A row of diesel's `__diesel_schema_migrations`.
+#[derive(diesel::QueryableByName)]
+struct AppliedVersion {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+/// The migrations embedded in the binary for `DB`: (version, name), oldest first.
+fn embedded_migrations<DB: diesel::backend::Backend>(
+    source: &EmbeddedMigrations,
+) -> Result<Vec<(String, String)>, MigrateError>
+where
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let mut list: Vec<(String, String)> = MigrationSource::<DB>::migrations(source)
+        .map_err(MigrateError)?
+        .iter()
+        .map(|migration| {
+            (
+                migration.name().version().to_string(),
+                migration.name().to_string(),
+            )
+        })
+        .collect();
+    list.sort();
+    Ok(list)
 }
 
 /// Runs the pending migrations of `source` (sorted by version), stopping after `last`.

@@ -114,3 +114,34 @@ async fn every_existing_key_becomes_the_active_key_with_its_sealed_bytes_intact(
         drop(db);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_migrations_names_those_not_applied_without_applying_any() {
+    for kind in backends() {
+        let db = TestDatabase::new(kind).await;
+        let store = store_diesel::Store::connect(&db.config()).unwrap();
+        let all = store.pending_migrations().await.unwrap();
+        assert!(
+            all.len() >= 8 && all[0] == "2026-11-26-000001_initial",
+            "{kind:?}: a new database has every migration pending: {all:?}"
+        );
+        assert_eq!(
+            store.pending_migrations().await.unwrap(),
+            all,
+            "{kind:?}: reading applied nothing"
+        );
+
+        let old = db.store_migrated_through(PREVIOUS_SCHEMA).await;
+        assert_eq!(
+            old.pending_migrations().await.unwrap(),
+            all[2..].to_vec(),
+            "{kind:?}: after the first two"
+        );
+
+        let migrated = db.store().await;
+        assert!(
+            migrated.pending_migrations().await.unwrap().is_empty(),
+            "{kind:?}"
+        );
+    }
+}

@@ -28,7 +28,14 @@ const SENDER: &str = "/api/v1/emails/senders/{email}";
 /// any other method on it is answered by generate's 405). Methods that share a path
 /// but not an operation are separate resources selected by a method guard, each
 /// with its own `Operation`; the last one of a path answers 405 for the rest.
+/// Then the operations routes ([`configure_operations`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    configure_api(cfg);
+    configure_operations(cfg);
+}
+
+/// Every route but the operations ones: the API and the Domain Setup page.
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource(GENERATE_PATH)
             .app_data(Operation::Generate)
@@ -152,8 +159,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/setup/{domain}")
             .route(web::get().to(setup::page))
             .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
+    );
+}
+
+/// The operations routes: `/healthz`, `/readyz`, `/metrics`. On the public listener,
+/// or only on the admin listener when there is one (`server::serve`).
+pub fn configure_operations(cfg: &mut web::ServiceConfig) {
+    cfg.service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))
             // Load balancers often probe with HEAD.

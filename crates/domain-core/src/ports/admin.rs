@@ -3,6 +3,7 @@
 //! the CLI only calls those use cases.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::idempotency::IdempotencyKey;
 use super::{BoxError, InfraError};
@@ -32,6 +33,28 @@ pub struct ResealCount {
     pub answers: usize,
 }
 
+/// An organization as an operator lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationSummary {
+    /// Its id.
+    pub id: OrganizationId,
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A token pair as an operator lists it: never a token, a secret or a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSummary {
+    /// The pair's id in the store.
+    pub id: i64,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked; `None` while it is live.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// Organizations, tokens and sealed keys, for operators.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -54,6 +77,22 @@ pub trait Administration: Send + Sync {
         organization: &OrganizationId,
     ) -> Result<Option<IssuedToken>, InfraError>;
 
+    /// Every organization, oldest first.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn list_organizations(&self) -> Result<Vec<OrganizationSummary>, InfraError>;
+
+    /// The organization's token pairs, oldest first, revoked ones included; `None`
+    /// when no organization has that id.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn list_tokens(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Option<Vec<TokenSummary>>, InfraError>;
+
     /// Whether an organization has this id.
     ///
     /// # Errors
@@ -71,6 +110,16 @@ pub trait Administration: Send + Sync {
     /// # Errors
     /// [`InfraError`] when the store fails.
     async fn sealed_key(&self, domain: &DomainName) -> Result<Option<SealedKey>, InfraError>;
+
+    /// Up to `limit` stored DKIM private keys (any state whose private half still
+    /// exists), sealed, with their domains: what a start checks its master key on.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn sample_sealed_keys(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(DomainName, SealedKey)>, InfraError>;
 
     /// Replaces every stored sealed key with `reseal(domain, sealed)`, every
     /// webhook secret with `reseal_secret(endpoint, sealed)` and every kept

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::ports::InfraError;
-use crate::ports::admin::{Administration, ResealCount, ResealError};
+use crate::ports::admin::{
+    Administration, OrganizationSummary, ResealCount, ResealError, TokenSummary,
+};
 use crate::ports::idempotency::AnswerSealer;
 use crate::ports::keys::{KeyError, KeyVault};
 use crate::ports::webhooks::WebhookSecrets;
@@ -88,6 +90,28 @@ impl ManageOrganizations {
             .ok_or(AdminError::UnknownOrganization)
     }
 
+    /// Every organization, oldest first.
+    ///
+    /// # Errors
+    /// A port failure.
+    pub async fn list_organizations(&self) -> Result<Vec<OrganizationSummary>, AdminError> {
+        Ok(self.admin.list_organizations().await?)
+    }
+
+    /// The organization's token pairs (never a token or a secret), oldest first.
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownOrganization`], or a port failure.
+    pub async fn list_tokens(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Vec<TokenSummary>, AdminError> {
+        self.admin
+            .list_tokens(organization)
+            .await?
+            .ok_or(AdminError::UnknownOrganization)
+    }
+
     /// Checks that an organization has this id (before a credential such as a
     /// dashboard JWT is minted for it).
     ///
@@ -118,6 +142,24 @@ impl std::fmt::Debug for ManageOrganizations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManageOrganizations")
             .finish_non_exhaustive()
+    }
+}
+
+/// What [`ManageKeys::check_master_key`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MasterKeyCheck {
+    /// Stored keys tried.
+    pub tried: usize,
+    /// Of those, how many opened under this master key.
+    pub opened: usize,
+}
+
+impl MasterKeyCheck {
+    /// Whether the master key is not the one these keys were sealed with: there
+    /// were keys, and none opened.
+    #[must_use]
+    pub fn opens_none(&self) -> bool {
+        self.tried > 0 && self.opened == 0
     }
 }
 
@@ -166,6 +208,23 @@ impl ManageKeys {
             .open(&domain, &sealed)
             .and_then(|key| self.vault.to_pem(&key));
         pem.map_err(|source| AdminError::Key { domain, source })
+    }
+
+    /// Tries this master key on up to `sample` stored DKIM keys: how many were
+    /// tried, and how many opened. A start refuses a key that opens none of them.
+    ///
+    /// # Errors
+    /// A port failure.
+    pub async fn check_master_key(&self, sample: usize) -> Result<MasterKeyCheck, AdminError> {
+        let keys = self.admin.sample_sealed_keys(sample).await?;
+        let opened = keys
+            .iter()
+            .filter(|(domain, sealed)| self.vault.open(domain, sealed).is_ok())
+            .count();
+        Ok(MasterKeyCheck {
+            tried: keys.len(),
+            opened,
+        })
     }
 
     /// Re-seals every stored key, webhook secret and kept Idempotency-Key answer under

@@ -259,3 +259,75 @@ fn no_secrets() -> Arc<MockWebhookSecrets> {
 fn no_answers() -> Arc<MockAnswerSealer> {
     Arc::new(MockAnswerSealer::new())
 }
+
+#[tokio::test]
+async fn a_master_key_check_counts_the_stored_keys_that_open() {
+    let domain = |name: &str| DomainName::parse(name).unwrap();
+    let mut admin = MockAdministration::new();
+    admin
+        .expect_sample_sealed_keys()
+        .with(eq(3))
+        .times(1)
+        .returning(move |_| {
+            Ok(vec![
+                (domain("a.example"), SealedKey(vec![1])),
+                (domain("b.example"), SealedKey(vec![2])),
+            ])
+        });
+    let mut vault = MockKeyVault::new();
+    vault.expect_open().returning(|_, sealed| {
+        if sealed.0 == [1] {
+            Ok(PrivateKey(Zeroizing::new(vec![7])))
+        } else {
+            Err(KeyError("wrong key".into()))
+        }
+    });
+
+    let check = ManageKeys::new(Arc::new(admin), Arc::new(vault), no_secrets(), no_answers())
+        .check_master_key(3)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        check,
+        MasterKeyCheck {
+            tried: 2,
+            opened: 1
+        }
+    );
+    assert!(!check.opens_none());
+    assert!(
+        MasterKeyCheck {
+            tried: 2,
+            opened: 0
+        }
+        .opens_none()
+    );
+    assert!(
+        !MasterKeyCheck {
+            tried: 0,
+            opened: 0
+        }
+        .opens_none(),
+        "no keys: nothing to refuse"
+    );
+}
+
+#[tokio::test]
+async fn listing_the_tokens_of_an_unknown_organization_says_so() {
+    let mut admin = MockAdministration::new();
+    admin
+        .expect_list_tokens()
+        .with(eq(org()))
+        .returning(|_| Ok(None));
+
+    let error = ManageOrganizations::new(Arc::new(admin))
+        .list_tokens(&org())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, AdminError::UnknownOrganization),
+        "{error:?}"
+    );
+}
