@@ -185,7 +185,7 @@ async fn master_key_rotation_reseals_every_key_under_the_new_key() {
                 ("X-Api-Secret-Token", org.secret.as_str()),
                 ("Content-Type", "application/json"),
             ],
-            br#"{"url":"http://127.0.0.1:9/hook"}"#,
+            br#"{"url":"http://127.0.0.1:1024/hook"}"#,
         );
         assert_eq!(webhook.status, 201, "{}", webhook.body);
         let one = published_key(

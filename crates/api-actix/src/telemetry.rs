@@ -134,7 +134,9 @@ pub async fn request_span(
         .app_data::<actix_web::web::Data<crate::AppState>>()
         .cloned();
     let method = req.method().clone(); // no allocation for the standard methods
-    let probe = is_probe(req.path());
+    // A probe is a GET of one of the probe paths; anything else sent there (another
+    // method, a scanner's token) is an ordinary request, logged at INFO.
+    let probe = method == actix_web::http::Method::GET && is_probe(req.path());
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
