@@ -104,11 +104,14 @@ fn mint_request_id() -> String {
     format!("{prefix:08x}{z:016x}")
 }
 
-/// The paths load balancers and Prometheus ask every few seconds: logged at DEBUG.
+/// The paths load balancers and Prometheus ask every few seconds: a `GET` or `HEAD`
+/// of one is logged at DEBUG (any other method on them is no probe, and is logged
+/// like any request).
 pub const PROBE_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
-fn is_probe(path: &str) -> bool {
-    PROBE_PATHS.contains(&path)
+fn is_probe(method: &actix_web::http::Method, path: &str) -> bool {
+    (method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD)
+        && PROBE_PATHS.contains(&path)
 }
 
 /// Middleware: a span per request (`id`, method, path; `org` and `domain` filled in
@@ -134,9 +137,7 @@ pub async fn request_span(
         .app_data::<actix_web::web::Data<crate::AppState>>()
         .cloned();
     let method = req.method().clone(); // no allocation for the standard methods
-    // A probe is a GET of one of the probe paths; anything else sent there (another
-    // method, a scanner's token) is an ordinary request, logged at INFO.
-    let probe = method == actix_web::http::Method::GET && is_probe(req.path());
+    let probe = is_probe(req.method(), req.path());
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -171,9 +172,12 @@ mod tests {
     use super::{bounded, mint_request_id};
 
     #[test]
-    fn probes_are_the_three_operations_paths() {
+    fn probes_are_gets_and_heads_of_the_three_operations_paths() {
+        use actix_web::http::Method;
         for path in ["/healthz", "/readyz", "/metrics"] {
-            assert!(super::is_probe(path), "{path}");
+            assert!(super::is_probe(&Method::GET, path), "{path}");
+            assert!(super::is_probe(&Method::HEAD, path), "{path}");
+            assert!(!super::is_probe(&Method::POST, path), "{path}");
         }
         for path in [
             "/",
@@ -181,7 +185,7 @@ mod tests {
             "/api/v1/openapi.json",
             "/api/v1/emails/domains",
         ] {
-            assert!(!super::is_probe(path), "{path}");
+            assert!(!super::is_probe(&Method::GET, path), "{path}");
         }
     }
 
