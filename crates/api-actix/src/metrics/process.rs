@@ -158,10 +158,24 @@ mod tests {
         assert!(after.resident_bytes > 1024 * 1024, "{after:?}");
         assert!(after.virtual_bytes >= after.resident_bytes, "{after:?}");
         assert!(after.max_fds.is_some_and(|max| max >= after.open_fds));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        // The kernel's now (boot time + uptime), as the metric is the kernel's: the
+        // process's own wall clock may be moved (the calendar sweep's libfaketime).
+        let stat = std::fs::read_to_string("/proc/stat").unwrap();
+        let boot: f64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
             .unwrap()
-            .as_secs_f64();
+            .trim()
+            .parse()
+            .unwrap();
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = boot + uptime;
         assert!(
             after.start_time_seconds <= now + 1.0 && after.start_time_seconds > now - 3600.0,
             "started {} s ago?",
