@@ -51,6 +51,20 @@ for line in sys.stdin:
 ')
 [ -n "$binaries" ] || { echo "no test binaries found" >&2; exit 1; }
 
+# The faketime wrapper names a semaphore and a shared-memory file after its pid and
+# removes them when it exits. One that was killed leaves them behind, and a later
+# wrapper that gets the same pid stops at once ("faketime: sem_open: File exists",
+# exit status 1, no test run): what looked like libfaketime killing a run now and
+# then. Stale ones (their process gone) are removed before every run.
+clean_faketime_shm() {
+  local f pid
+  for f in /dev/shm/sem.faketime_sem_* /dev/shm/faketime_shm_*; do
+    [ -e "$f" ] || continue
+    pid=${f##*_}
+    kill -0 "$pid" 2>/dev/null || rm -f "$f"
+  done
+}
+
 failed=0
 for offset in "${offsets[@]}"; do
   echo "== clock moved $offset: $(FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "$offset" date -u +%FT%TZ)"
@@ -61,11 +75,11 @@ for offset in "${offsets[@]}"; do
     fi
     log=$(mktemp)
     # A binary that fails is run once more: a test that depends on the calendar
-    # fails again at the same offset, while libfaketime itself has been seen to kill
-    # a process now and then (a run that ends with no test failing). Both runs'
-    # failures are shown.
+    # fails again at the same offset, while a one-off (a stale semaphore, above)
+    # does not. Both runs' failures are shown.
     for attempt in 1 2; do
       status=0
+      clean_faketime_shm
       (cd "$dir" && CARGO_MANIFEST_DIR="$dir" FAKETIME_DONT_FAKE_MONOTONIC=1 \
         faketime -f "$offset" "$exe" >"$log" 2>&1) || status=$?
       if [ "$status" -eq 0 ]; then
