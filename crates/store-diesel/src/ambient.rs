@@ -239,8 +239,6 @@ pub(crate) async fn scope<F: Future>(ambient: Arc<Ambient>, work: F) -> F::Outpu
 
 /// A keyed request's hold on its key.
 pub(crate) struct KeyClaim {
-    pub(crate) organization: String,
-    pub(crate) key: String,
     /// The request the key guards, and when it is taken.
     pub(crate) guarded: Guarded,
     /// Random, per take: only this holder can keep an answer or free the key.
@@ -261,8 +259,6 @@ pub(crate) struct KeyClaim {
 impl KeyClaim {
     fn new(guarded: &Guarded, holder: Vec<u8>, answer: RegistrationAnswer) -> Self {
         Self {
-            organization: guarded.organization.as_str().to_owned(),
-            key: guarded.key.as_str().to_owned(),
             guarded: guarded.clone(),
             holder,
             answer,
@@ -342,7 +338,10 @@ macro_rules! keep_answer {
             }
             let kept = diesel::update(
                 idempotency_keys::table
-                    .find((claim.organization.as_str(), claim.key.as_str()))
+                    .find((
+                        claim.guarded.organization.as_str(),
+                        claim.guarded.key.as_str(),
+                    ))
                     .filter(idempotency_keys::holder.eq(&claim.holder))
                     .filter(idempotency_keys::status.is_null()),
             )
@@ -635,7 +634,10 @@ async fn release(backend: &Backend, claim: &KeyClaim) {
     let released: Result<usize, DbError> = with_conn!(backend, |c| {
         diesel::delete(
             idempotency_keys::table
-                .find((claim.organization.as_str(), claim.key.as_str()))
+                .find((
+                    claim.guarded.organization.as_str(),
+                    claim.guarded.key.as_str(),
+                ))
                 .filter(idempotency_keys::holder.eq(&claim.holder))
                 .filter(idempotency_keys::status.is_null()),
         )
