@@ -11,6 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use domain_core::OrganizationId;
+use domain_core::ownership::retry_after;
 
 /// The window the budget counts over.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -63,8 +64,7 @@ impl LiveChecks {
         if times.len() >= quota {
             let oldest = times.front().copied().unwrap_or(now);
             let frees_in = WINDOW.saturating_sub(now.duration_since(oldest));
-            let millis = u64::try_from(frees_in.as_millis()).unwrap_or(u64::MAX);
-            return Err(Duration::from_secs(millis.div_ceil(1000).max(1)));
+            return Err(retry_after(frees_in));
         }
         times.push_back(now);
         Ok(())

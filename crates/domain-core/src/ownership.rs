@@ -252,8 +252,14 @@ pub fn creation_wait(
     // The oldest of the `quota` newest creations frees the next slot.
     let oldest = in_window.get(quota.saturating_sub(1)).copied().copied()?;
     let frees_in = (oldest + window).signed_duration_since(now);
-    let millis = u64::try_from(frees_in.num_milliseconds()).unwrap_or(0);
-    Some(Duration::from_secs(millis.div_ceil(1000).max(1)))
+    Some(retry_after(frees_in.to_std().unwrap_or_default()))
+}
+
+/// `wait` in whole seconds, rounded up and at least one, as `Retry-After` carries it.
+#[must_use]
+pub fn retry_after(wait: Duration) -> Duration {
+    let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_secs(millis.div_ceil(1000).max(1))
 }
 
 /// The name of the claim record for `domain`.

@@ -182,7 +182,9 @@ impl ManageDomain {
             && now < last + interval
         {
             let wait = (last + interval - now).to_std().unwrap_or_default();
-            return Err(ManageError::TooManyKeys(round_up(wait)));
+            return Err(ManageError::TooManyKeys(crate::ownership::retry_after(
+                wait,
+            )));
         }
         if let Some(budget) = &self.budget
             && let Some(wait) = budget.wait(organization, now).await?
@@ -257,9 +259,3 @@ impl std::fmt::Debug for ManageDomain {
 #[cfg(test)]
 #[path = "manage_tests.rs"]
 mod tests;
-
-/// Whole seconds, rounded up (at least one), as `Retry-After` carries them.
-fn round_up(wait: Duration) -> Duration {
-    let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_secs(millis.div_ceil(1000).max(1))
-}
