@@ -304,19 +304,11 @@ fn command(env: &[(String, String)], cwd: PathBuf) -> Command {
     command_under(&[], env, cwd)
 }
 
-/// The binary's command line, under `wrapper` when it is not empty.
-fn command_under(wrapper: &[&str], env: &[(String, String)], cwd: PathBuf) -> Command {
-    let mut command = match wrapper {
-        [] => Command::new(BIN),
-        [program, args @ ..] => {
-            let mut command = Command::new(program);
-            command.args(args).arg(BIN);
-            command
-        }
-    };
-    command.current_dir(cwd).env_clear();
-    // PATH, and the clock of a calendar sweep (scripts/calendar-sweep.sh runs the
-    // tests under libfaketime): the binary must see the test's own time.
+/// Clears `command`'s environment but for PATH and the clock of a calendar sweep
+/// (scripts/calendar-sweep.sh runs the tests under libfaketime): the binary must see
+/// the test's own time.
+pub fn clear_env(command: &mut Command) {
+    command.env_clear();
     for kept in [
         "PATH",
         "LD_PRELOAD",
@@ -327,6 +319,40 @@ fn command_under(wrapper: &[&str], env: &[(String, String)], cwd: PathBuf) -> Co
             command.env(kept, value);
         }
     }
+}
+
+/// Waits up to 30 s for `child` (its standard error piped) to exit on its own:
+/// its exit code and standard error. Kills it and panics, saying `what` and showing
+/// its log, when it is still running then.
+pub fn exit_within_30s(mut child: Child, what: &str) -> (Option<i32>, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("{what}; log:\n{}", String::from_utf8_lossy(&output.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The binary's command line, under `wrapper` when it is not empty.
+fn command_under(wrapper: &[&str], env: &[(String, String)], cwd: PathBuf) -> Command {
+    let mut command = match wrapper {
+        [] => Command::new(BIN),
+        [program, args @ ..] => {
+            let mut command = Command::new(program);
+            command.args(args).arg(BIN);
+            command
+        }
+    };
+    command.current_dir(cwd);
+    clear_env(&mut command);
     command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     command
 }

@@ -2,13 +2,12 @@
 //! command but `migrate` (and `serve` under `auto`) runs one.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use store_diesel::BackendKind;
 use store_diesel::test_support::{TestDatabase, postgres_url};
 
-use crate::helpers::{BIN, Options, spawn_app_on};
+use crate::helpers::{BIN, Options, exit_within_30s, spawn_app_on};
 
 /// The last migration before the lifecycle one.
 const OLD_SCHEMA: &str = "20261127000001";
@@ -23,7 +22,7 @@ fn run(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
     if let Some(path) = std::env::var_os("PATH") {
         command.env("PATH", path);
     }
-    let mut child = command
+    let child = command
         .envs(env.iter().copied())
         .env("DOMAIN_API_BIND", "127.0.0.1:0")
         .args(args)
@@ -32,23 +31,7 @@ fn run(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "{args:?} did not exit; log:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    exit_within_30s(child, &format!("{args:?} did not exit"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,11 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use store_diesel::BackendKind;
 
-use crate::helpers::{BIN, Options, TestApp, spawn_app, spawn_app_on};
+use crate::helpers::{BIN, Options, TestApp, clear_env, exit_within_30s, spawn_app, spawn_app_on};
 
 /// A dashboard JWT secret (≥ 32 bytes), so that `jwt issue` gets as far as the
 /// database.
@@ -38,17 +37,8 @@ fn commands(new_key_file: &Path) -> Vec<Vec<String>> {
 /// The binary with `env` only (and PATH), in `dir`.
 fn domain_api(dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BIN);
-    command.current_dir(dir).env_clear();
-    for kept in [
-        "PATH",
-        "LD_PRELOAD",
-        "FAKETIME",
-        "FAKETIME_DONT_FAKE_MONOTONIC",
-    ] {
-        if let Some(value) = std::env::var_os(kept) {
-            command.env(kept, value);
-        }
-    }
+    command.current_dir(dir);
+    clear_env(&mut command);
     command.envs(env.iter().copied());
     command
 }
@@ -121,28 +111,12 @@ fn refused_start(app: &TestApp) -> (Option<i32>, String) {
         .filter(|(k, _)| k != "DOMAIN_API_ADDR_FILE")
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let mut child = domain_api(app.dir.path(), &env)
+    let child = domain_api(app.dir.path(), &env)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "the start was not refused; log:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    exit_within_30s(child, "the start was not refused")
 }
 
 /// The directory of `app`'s SQLite database.
