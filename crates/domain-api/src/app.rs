@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use api_actix::live_checks::DeadlineDns;
 use api_actix::metrics::{
     DbErrorCounters, DbPoolGauges, Gauges, KeyPoolGauges, MeteredDns, Metrics, OutboxGauges,
 };
@@ -377,7 +378,9 @@ pub fn build_state(
     })
     .context("Failed to set up the DNS resolver (DOMAIN_API_DNS_SERVERS)")?;
     let metrics = Arc::new(Metrics::default());
-    let dns: Arc<dyn Dns> = Arc::new(MeteredDns::new(Arc::new(dns), Arc::clone(&metrics)));
+    // Inside the metering, so lookups ended by a request's deadline count as timeouts.
+    let dns = Arc::new(DeadlineDns::new(Arc::new(dns)));
+    let dns: Arc<dyn Dns> = Arc::new(MeteredDns::new(dns, Arc::clone(&metrics)));
     let key_pool =
         (config.key_pool_size > 0).then(|| KeyPool::new(Arc::clone(&sealer), config.key_pool_size));
     let keys: Arc<dyn KeyGenerator> = match &key_pool {
@@ -503,6 +506,7 @@ pub fn build_state(
         frame_ancestors: config.setup_frame_ancestors.clone(),
         live_checks: Arc::new(api_actix::live_checks::LiveChecks::new(
             config.live_checks_per_minute,
+            config.check_deadline,
         )),
     };
     Ok(Built {

@@ -120,6 +120,9 @@ pub struct Config {
     /// Requests that query DNS on an organization's behalf, per organization and
     /// minute, per instance (`DOMAIN_API_LIVE_CHECKS_PER_MINUTE`, default 120).
     pub live_checks_per_minute: u32,
+    /// The bound on all the DNS work of one such request
+    /// (`DOMAIN_API_CHECK_DEADLINE_MS`, default twice `DOMAIN_API_DNS_TIMEOUT_MS`).
+    pub check_deadline: Duration,
     /// Whether `serve` applies pending migrations (`DOMAIN_API_MIGRATE`).
     pub migrate: MigrateMode,
 }
@@ -453,6 +456,12 @@ impl Config {
             1..=1_000_000,
         )?)
         .map_err(|_| invalid("DOMAIN_API_LIVE_CHECKS_PER_MINUTE", "out of range"))?;
+        let check_deadline = Duration::from_millis(number(
+            &get,
+            "DOMAIN_API_CHECK_DEADLINE_MS",
+            2 * u64::try_from(dns_timeout.as_millis()).unwrap_or(u64::MAX / 2),
+            1..=120_000,
+        )?);
 
         let webhooks = webhook_settings(&get)?;
         let idempotency_ttl = std_duration(
@@ -510,6 +519,7 @@ impl Config {
             idempotency_lease,
             dkim_rotation_interval,
             live_checks_per_minute,
+            check_deadline,
             migrate,
         })
     }
@@ -919,6 +929,7 @@ mod tests {
             ["inbound.sendtrim.com", "smtp.sendtrim.com"]
         );
         assert_eq!(config.dns_timeout, Duration::from_millis(2000));
+        assert_eq!(config.check_deadline, Duration::from_millis(4000));
         assert_eq!(config.db_statement_timeout, Duration::from_millis(5000));
         assert!(config.dns_servers.is_none());
         assert_eq!(
@@ -1190,6 +1201,8 @@ mod tests {
             ("DOMAIN_API_DKIM_REVOKED_KEEP", "forever"),
             ("DOMAIN_API_DKIM_ROTATION_INTERVAL", "daily"),
             ("DOMAIN_API_LIVE_CHECKS_PER_MINUTE", "0"),
+            ("DOMAIN_API_CHECK_DEADLINE_MS", "0"),
+            ("DOMAIN_API_CHECK_DEADLINE_MS", "2s"),
             ("DOMAIN_API_DKIM_REVOKED_KEEP", "100000000000y"),
         ];
         for (variable, value) in cases {

@@ -128,10 +128,10 @@ pub async fn verify(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.live_checks.admit(&organization)?;
     let view = state
-        .claim
-        .verify(&organization, &path)
+        .live_checks
+        .admit(&organization)?
+        .within(state.claim.verify(&organization, &path))
         .await
         .map_err(|e| ApiError::Claim(e, Operation::VerifyClaim))?;
     Ok(HttpResponse::Ok().json(DomainDetailJson::from(view)))

@@ -163,15 +163,14 @@ pub async fn update(
     let (OrgOrDashboard(organization), bytes) =
         authenticated_json(auth, &req, payload, MAX_BODY_BYTES, state.body_timeout).await?;
     let inbound = parse_update(&bytes)?;
-    if inbound {
-        // Turning inbound on looks the MX up; turning it off queries nothing.
-        state.live_checks.admit(&organization)?;
+    let change = state.manage.set_inbound(&organization, &path, inbound);
+    // Turning inbound on looks the MX up; turning it off queries nothing.
+    let view = if inbound {
+        state.live_checks.admit(&organization)?.within(change).await
+    } else {
+        change.await
     }
-    let view = state
-        .manage
-        .set_inbound(&organization, &path, inbound)
-        .await
-        .map_err(|e| ApiError::Manage(e, Operation::UpdateDomain))?;
+    .map_err(|e| ApiError::Manage(e, Operation::UpdateDomain))?;
     Ok(HttpResponse::Ok().json(DomainDetailJson::from(view)))
 }
 
@@ -242,10 +241,10 @@ pub async fn verify(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.live_checks.admit(&organization)?;
     let report = state
-        .verify
-        .execute(&organization, &path)
+        .live_checks
+        .admit(&organization)?
+        .within(state.verify.execute(&organization, &path))
         .await
         .map_err(ApiError::Verify)?;
     Ok(HttpResponse::Ok().json(ReportJson::from(report)))

@@ -166,8 +166,11 @@ pub async fn validate(
         .domain
         .ok_or_else(|| ApiError::BadRequest("Missing domain parameter".into()))?;
 
-    state.live_checks.admit(&organization)?;
-    let report = state.validate.execute(&organization, &domain).await?;
+    let report = state
+        .live_checks
+        .admit(&organization)?
+        .within(state.validate.execute(&organization, &domain))
+        .await?;
 
     Ok(HttpResponse::Ok().json(ReportJson::from(report)))
 }

@@ -276,10 +276,14 @@ pub async fn create(
         authenticated_json(auth, &req, payload, MAX_BODY_BYTES, state.body_timeout).await?;
     let (url, events) = parse_create(&bytes)?;
     // The endpoint's host is resolved now.
-    state.live_checks.admit(&organization)?;
     let created = state
-        .webhooks
-        .create(&organization, &url, events.as_deref())
+        .live_checks
+        .admit(&organization)?
+        .within(
+            state
+                .webhooks
+                .create(&organization, &url, events.as_deref()),
+        )
         .await
         .map_err(|e| ApiError::Webhook(e, Operation::CreateWebhook))?;
     let endpoint = created.endpoint;

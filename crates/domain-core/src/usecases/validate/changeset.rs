@@ -9,8 +9,9 @@
 use std::collections::HashSet;
 
 use super::spf::{authorizes, causes_lookup, is_spf, without_qualifier};
-use super::{CheckStatus, RecordKind, ValidateDomain, ValidationReport};
+use super::{CheckStatus, RecordKind, ValidateDomain, ValidationReport, join_all};
 use crate::RecordPolicy;
+use crate::ports::dns::DnsError;
 use crate::records::spf_ip_mechanism;
 
 /// RFC 7208 §4.6.4: evaluating an SPF record may cause at most 10 DNS lookups.
@@ -273,76 +274,94 @@ impl ValidateDomain {
     /// The RFC 7208 DNS-lookup count of `record` (an SPF value): one for each `a`,
     /// `mx`, `ptr`, `exists:`, `include:` and `redirect=` (the latter only without
     /// `all`), plus, through `include:` and `redirect=`, the count of the record
-    /// they name, looked up live. Bounded: chains deeper than ten, loops and more than
-    /// thirty fetched records stop the count (and say so).
+    /// they name, looked up live. The records are fetched a level at a time, the
+    /// names of one level side by side ([`INCLUDES_AT_ONCE`] at most), so the
+    /// slowest lookup of each level bounds it, not their sum. Bounded: chains deeper
+    /// than ten, loops and more than thirty fetched records stop the count (and say
+    /// so); a record that cannot be read counts as its one lookup (and says why).
     pub(super) async fn spf_lookups(&self, record: &str) -> (usize, Option<String>) {
         let mut counter = LookupCounter {
             visited: HashSet::new(),
             fetches: 0,
             note: None,
         };
-        let count = Box::pin(self.count_record(record, 0, &mut counter)).await;
+        let (mut count, mut level) = terms_of(record);
+        let mut depth = 1;
+        while !level.is_empty() {
+            if depth > MAX_DEPTH {
+                counter.note("the include: chain is deeper than 10; counting stopped there");
+                break;
+            }
+            let names = counter.take_unseen(level);
+            let mut fetched = Vec::with_capacity(names.len());
+            for batch in names.chunks(INCLUDES_AT_ONCE) {
+                fetched.extend(join_all(batch.iter().map(|name| self.txt(name))).await);
+            }
+            level = Vec::new();
+            for (name, found) in names.iter().zip(fetched) {
+                let found = match found {
+                    Ok(found) => found,
+                    Err(error) => {
+                        counter.note(&format!(
+                            "the SPF record of {name} could not be read ({}); it counts as one lookup",
+                            unread(&error)
+                        ));
+                        continue;
+                    }
+                };
+                match found.iter().map(|v| v.trim()).find(|v| is_spf(v)) {
+                    Some(record) => {
+                        let (lookups, targets) = terms_of(record);
+                        count += lookups;
+                        level.extend(targets);
+                    }
+                    None => counter.note(&format!(
+                        "{name} has no SPF record (receivers treat that as a permanent error)"
+                    )),
+                }
+            }
+            depth += 1;
+        }
         (count, counter.note)
     }
+}
 
-    async fn count_record(&self, record: &str, depth: usize, counter: &mut LookupCounter) -> usize {
-        let terms: Vec<&str> = record.split_ascii_whitespace().skip(1).collect();
-        let has_all = terms
-            .iter()
-            .any(|t| without_qualifier(t).eq_ignore_ascii_case("all"));
-        let mut count = 0;
-        for term in terms {
-            let lower = term.to_ascii_lowercase();
-            let bare = without_qualifier(&lower);
-            let target = if let Some(name) = bare.strip_prefix("include:") {
-                Some(name.to_owned())
-            } else if let Some(name) = lower.strip_prefix("redirect=") {
-                if has_all {
-                    continue;
-                }
-                Some(name.to_owned())
-            } else {
-                count += usize::from(causes_lookup(bare));
-                None
-            };
-            let Some(name) = target else { continue };
-            count += 1;
-            count += Box::pin(self.count_name(&name, depth + 1, counter)).await;
-        }
-        count
-    }
+/// How many included records are looked up side by side.
+const INCLUDES_AT_ONCE: usize = 8;
 
-    async fn count_name(&self, name: &str, depth: usize, counter: &mut LookupCounter) -> usize {
-        if depth > MAX_DEPTH {
-            counter.note("the include: chain is deeper than 10; counting stopped there");
-            return 0;
-        }
-        if !counter.visited.insert(name.to_owned()) {
-            counter.note(&format!(
-                "{name} is included more than once (a loop, or a repeat); counted once"
-            ));
-            return 0;
-        }
-        if counter.fetches >= MAX_FETCHES {
-            counter.note("more than 30 records are included; counting stopped there");
-            return 0;
-        }
-        counter.fetches += 1;
-        let Ok(found) = self.txt(name).await else {
-            counter.note(&format!(
-                "the SPF record of {name} could not be read; it counts as one lookup"
-            ));
-            return 0;
-        };
-        match found.iter().map(|v| v.trim()).find(|v| is_spf(v)) {
-            Some(record) => Box::pin(self.count_record(record, depth, counter)).await,
-            None => {
-                counter.note(&format!(
-                    "{name} has no SPF record (receivers treat that as a permanent error)"
-                ));
-                0
+/// The lookups `record`'s own terms cost, and the names its `include:` and
+/// `redirect=` (the latter only without `all`) send the count on to.
+fn terms_of(record: &str) -> (usize, Vec<String>) {
+    let terms: Vec<&str> = record.split_ascii_whitespace().skip(1).collect();
+    let has_all = terms
+        .iter()
+        .any(|t| without_qualifier(t).eq_ignore_ascii_case("all"));
+    let mut count = 0;
+    let mut targets = Vec::new();
+    for term in terms {
+        let lower = term.to_ascii_lowercase();
+        let bare = without_qualifier(&lower);
+        if let Some(name) = bare.strip_prefix("include:") {
+            targets.push(name.to_owned());
+        } else if let Some(name) = lower.strip_prefix("redirect=") {
+            if has_all {
+                continue;
             }
+            targets.push(name.to_owned());
         }
+        count += usize::from(causes_lookup(bare));
+    }
+    (count, targets)
+}
+
+/// Why an included record could not be read, as the note says it.
+fn unread(error: &DnsError) -> &'static str {
+    match error {
+        DnsError::Timeout => "lookup timed out",
+        DnsError::NxDomain => "the name does not exist",
+        DnsError::NoRecords => "no TXT records",
+        DnsError::ServFail => "SERVFAIL",
+        DnsError::Unexpected(_) => "resolver error",
     }
 }
 
@@ -357,6 +376,25 @@ impl LookupCounter {
         if self.note.is_none() {
             self.note = Some(format!("Note: {text}."));
         }
+    }
+
+    /// The names of one level to fetch: each name once in the whole count, and at
+    /// most [`MAX_FETCHES`] fetched in all.
+    fn take_unseen(&mut self, level: Vec<String>) -> Vec<String> {
+        let mut names = Vec::new();
+        for name in level {
+            if !self.visited.insert(name.clone()) {
+                self.note(&format!(
+                    "{name} is included more than once (a loop, or a repeat); counted once"
+                ));
+            } else if self.fetches >= MAX_FETCHES {
+                self.note("more than 30 records are included; counting stopped there");
+            } else {
+                self.fetches += 1;
+                names.push(name);
+            }
+        }
+        names
     }
 }
 

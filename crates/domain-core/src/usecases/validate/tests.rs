@@ -145,6 +145,30 @@ async fn join_waits_for_both_futures_while_polling_them_together() {
     assert_eq!(joined, (7, ()));
 }
 
+#[tokio::test]
+async fn join_all_polls_every_future_together_and_keeps_their_order() {
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let (last_tx, last_rx) = tokio::sync::oneshot::channel();
+    // The first waits for the last: awaited in turn, the first would wait forever.
+    let futures: Vec<std::pin::Pin<Box<dyn Future<Output = u8> + Send>>> = vec![
+        Box::pin(async { first_rx.await.unwrap() }),
+        Box::pin(async {
+            first_tx.send(1).unwrap();
+            last_rx.await.unwrap()
+        }),
+        Box::pin(async {
+            last_tx.send(2).unwrap();
+            3
+        }),
+    ];
+
+    let joined = tokio::time::timeout(std::time::Duration::from_secs(5), join_all(futures))
+        .await
+        .expect("join_all polls every future");
+
+    assert_eq!(joined, vec![1, 2, 3]);
+}
+
 // --- DNS outcomes, the same for every record --------------------------------------
 
 #[tokio::test]
