@@ -30,7 +30,7 @@ run() { # backend keyed
   export DOMAIN_API_DATABASE_URL="$url" DOMAIN_API_MASTER_KEY="dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
   export DOMAIN_API_BIND=127.0.0.1:0 DOMAIN_API_ADDR_FILE="$work/addr" RUST_LOG="${BENCH_RUST_LOG:-warn}"
   export DOMAIN_API_VERIFIER=off DOMAIN_API_WEBHOOK_SENDER=off DOMAIN_API_DNS_SERVERS=127.0.0.1:9
-  export DOMAIN_API_NEW_DOMAINS_PER_MINUTE=100000
+  export DOMAIN_API_NEW_DOMAINS_PER_MINUTE=100000 DOMAIN_API_MAX_SENDERS_PER_DOMAIN=10000000
   # The reuse path draws no key: no pool refill competing for the cores.
   export DOMAIN_API_KEY_POOL_SIZE=0
   "$BIN" migrate   # only serve and migrate create a database

@@ -86,6 +86,7 @@ def server_env(tmp, database_url, dns_port, extra):
         "DOMAIN_API_DNS_SERVERS": f"127.0.0.1:{dns_port}",
         "DOMAIN_API_NEW_DOMAINS_PER_MINUTE": "100000",
         "DOMAIN_API_MAX_DOMAINS_PER_ORG": "10000000",
+        "DOMAIN_API_MAX_SENDERS_PER_DOMAIN": "10000000",
         "DOMAIN_API_VERIFIER": "off",
         "DOMAIN_API_WEBHOOK_ALLOW_HTTP": "1",
         "DOMAIN_API_WEBHOOK_ALLOW_NETS": "127.0.0.1/32",

@@ -183,6 +183,7 @@ start_server() {
     DOMAIN_API_DNS_SERVERS=127.0.0.1:9 \
     DOMAIN_API_NEW_DOMAINS_PER_MINUTE=100000 \
     DOMAIN_API_MAX_DOMAINS_PER_ORG=10000000 \
+    DOMAIN_API_MAX_SENDERS_PER_DOMAIN=10000000 \
     "${pool_env[@]}" \
     "$BIN" serve 2>"$OUT/server-$name.log" &
   SERVER_PID=$!

@@ -241,6 +241,9 @@ impl ApiError {
             Self::Generate(GenerateError::DomainLimit) => {
                 Row::new(S::FORBIDDEN, "domain_limit_reached", "Domain limit reached")
             }
+            Self::Generate(GenerateError::SenderLimit) => {
+                Row::new(S::FORBIDDEN, "sender_limit_reached", "Sender limit reached")
+            }
             Self::Generate(GenerateError::RateLimited(_)) => Row::new(
                 S::TOO_MANY_REQUESTS,
                 "rate_limited",

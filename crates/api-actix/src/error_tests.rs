@@ -276,6 +276,11 @@ async fn renders_the_ownership_answers_of_the_contract() {
             "Domain limit reached",
         ),
         (
+            ApiError::Generate(GenerateError::SenderLimit),
+            403,
+            "Sender limit reached",
+        ),
+        (
             ApiError::Generate(GenerateError::RateLimited(std::time::Duration::from_secs(
                 17,
             ))),

@@ -365,6 +365,13 @@ impl Config {
                 1..=100_000,
             )?)
             .map_err(|_| invalid("DOMAIN_API_NEW_DOMAINS_PER_MINUTE", "out of range"))?,
+            max_senders_per_domain: u32::try_from(number(
+                &get,
+                "DOMAIN_API_MAX_SENDERS_PER_DOMAIN",
+                u64::from(CreationLimits::default().max_senders_per_domain),
+                1..=10_000_000,
+            )?)
+            .map_err(|_| invalid("DOMAIN_API_MAX_SENDERS_PER_DOMAIN", "out of range"))?,
         };
         let ownership = Ownership { reserved, limits };
         let claim_ttl = std_duration(&get, "DOMAIN_API_CLAIM_TTL", DEFAULT_CLAIM_TTL)?;
@@ -1121,7 +1128,8 @@ mod tests {
             set.ownership.limits,
             CreationLimits {
                 max_domains: 5,
-                per_minute: 2
+                per_minute: 2,
+                max_senders_per_domain: 1000,
             }
         );
         assert_eq!(set.claim_ttl, Duration::from_secs(3600));
@@ -1202,6 +1210,7 @@ mod tests {
             ("DOMAIN_API_DKIM_ROTATION_INTERVAL", "daily"),
             ("DOMAIN_API_LIVE_CHECKS_PER_MINUTE", "0"),
             ("DOMAIN_API_CHECK_DEADLINE_MS", "0"),
+            ("DOMAIN_API_MAX_SENDERS_PER_DOMAIN", "0"),
             ("DOMAIN_API_CHECK_DEADLINE_MS", "2s"),
             ("DOMAIN_API_DKIM_REVOKED_KEEP", "100000000000y"),
         ];

@@ -199,21 +199,29 @@ impl ReservedDomains {
     }
 }
 
-/// Limits on creating new domains, per organization, held by the store across
-/// instances. Calls that reuse a domain are never limited by them.
+/// Limits on what an organization's registrations store, held by the store across
+/// instances: the first two on creating new domains (calls that reuse a domain are
+/// never limited by them), the last on every registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CreationLimits {
     /// Domains an organization may own at once.
     pub max_domains: u32,
     /// New domains per organization within any 60-second window.
     pub per_minute: u32,
+    /// Senders one domain may have (`DOMAIN_API_MAX_SENDERS_PER_DOMAIN`): a
+    /// registration past it is refused, whether it creates the domain or not.
+    pub max_senders_per_domain: u32,
 }
+
+/// The default of [`CreationLimits::max_senders_per_domain`].
+pub const DEFAULT_MAX_SENDERS_PER_DOMAIN: u32 = 1000;
 
 impl Default for CreationLimits {
     fn default() -> Self {
         Self {
             max_domains: 1000,
             per_minute: 60,
+            max_senders_per_domain: DEFAULT_MAX_SENDERS_PER_DOMAIN,
         }
     }
 }
@@ -389,6 +397,7 @@ mod tests {
         let limits = CreationLimits {
             max_domains: 1000,
             per_minute: 3,
+            max_senders_per_domain: 1000,
         };
         let ago = |ms: i64| now - chrono::Duration::milliseconds(ms);
         // Two in the window: a slot is free.

@@ -282,6 +282,8 @@ pub(crate) enum DbError {
     KeyRequired,
     #[error("the organization's domain limit is reached")]
     DomainLimit,
+    #[error("the domain's sender limit is reached")]
+    SenderLimit,
     #[error("too many new domains")]
     RateLimited(Duration),
     #[error("a stored row is not valid: {0}")]

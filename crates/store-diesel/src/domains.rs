@@ -21,6 +21,11 @@ use crate::ownership::{admit, refusal, register_error};
 use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
 use crate::{BackendKind, Store, ambient};
 
+/// The number of senders of the domain read, as one more column of the read.
+fn senders_of_domain() -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
+    diesel::dsl::sql("(SELECT count(*) FROM senders WHERE senders.domain_id = domains.id)")
+}
+
 /// [`register_once`], and a keyed request's answer kept with the outcome: in the
 /// registration's own transaction (or savepoint) when it succeeded, right after it
 /// rolled back when it was refused. Also whether the answer was kept.
@@ -121,13 +126,15 @@ pub(crate) async fn register_once(
                 created = true;
             }
         }
-        let row: Option<DomainRow> = domains_with_active_key!()
+        // With its sender count, in the same statement (a domain's senders are
+        // added under its organization's lock, held here: the count is exact).
+        let row: Option<(DomainRow, i64)> = domains_with_active_key!()
             .filter(domains::name.eq(name))
-            .select(domain_columns!())
+            .select((domain_columns!(), senders_of_domain()))
             .first(c)
             .await
             .optional()?;
-        let Some(mut row) = row else {
+        let Some((mut row, senders)) = row else {
             // With a key, the domain existed when we tried to create it and was
             // deleted since: a fresh attempt creates it.
             return Err(if reg.new_key.is_some() {
@@ -138,6 +145,9 @@ pub(crate) async fn register_once(
         };
         if row.organization != org {
             return Err(DbError::DomainTaken);
+        }
+        if senders >= i64::from(reg.creation.limits.max_senders_per_domain) {
+            return Err(DbError::SenderLimit);
         }
         diesel::update(senders::table)
             .filter(senders::organization_id.eq(org))

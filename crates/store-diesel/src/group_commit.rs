@@ -558,6 +558,7 @@ mod tests {
                         limits: CreationLimits {
                             max_domains: 1,
                             per_minute: 1,
+                            max_senders_per_domain: 1000,
                         },
                         first_check_at: chrono::Utc::now(),
                     },

@@ -87,6 +87,7 @@ pub(crate) fn refusal(error: &DbError) -> Option<RegisterError> {
         DbError::EmailTaken => RegisterError::EmailTaken,
         DbError::KeyRequired => RegisterError::KeyRequired,
         DbError::DomainLimit => RegisterError::DomainLimit,
+        DbError::SenderLimit => RegisterError::SenderLimit,
         DbError::RateLimited(retry_after) => RegisterError::RateLimited {
             retry_after: *retry_after,
         },

@@ -81,6 +81,7 @@ async fn the_domain_limit_counts_owned_domains_and_never_limits_reuse() {
         let limits = CreationLimits {
             max_domains: 2,
             per_minute: 1000,
+            max_senders_per_domain: 1000,
         };
         for (i, domain) in ["one.example", "two.example"].iter().enumerate() {
             store
@@ -132,6 +133,7 @@ async fn the_rate_limit_counts_creations_in_the_last_minute_even_of_deleted_doma
         let limits = CreationLimits {
             max_domains: 1000,
             per_minute: 2,
+            max_senders_per_domain: 1000,
         };
         for (i, domain) in ["one.example", "two.example"].iter().enumerate() {
             store
@@ -185,6 +187,7 @@ async fn two_stores_on_one_database_together_hold_the_domain_limit() {
         let limits = CreationLimits {
             max_domains: 5,
             per_minute: 1000,
+            max_senders_per_domain: 1000,
         };
         let calls = (0..16).map(|i| {
             let target = if i % 2 == 0 {
@@ -571,6 +574,7 @@ async fn a_new_domain_waits_for_the_keys_rotations_spent() {
         let two = CreationLimits {
             max_domains: 100,
             per_minute: 2,
+            max_senders_per_domain: 1000,
         };
         store
             .register_sender(registration_within(

@@ -69,7 +69,7 @@ pub struct GenerateRequestDoc {
             })),
         (status = 400, description = "Invalid sender or reply-to address (a public suffix such as `co.uk` or a special-use name such as `foo.local` included), malformed body", body = String, content_type = "text/plain"),
         (status = 401, description = "Missing or invalid API credentials", body = String, content_type = "text/plain"),
-        (status = 403, description = "`Domain limit reached`: a new domain beyond `DOMAIN_API_MAX_DOMAINS_PER_ORG`", body = String, content_type = "text/plain"),
+        (status = 403, description = "`Domain limit reached`: a new domain beyond `DOMAIN_API_MAX_DOMAINS_PER_ORG`; or `Sender limit reached`: the domain has `DOMAIN_API_MAX_SENDERS_PER_DOMAIN` senders already", body = String, content_type = "text/plain"),
         (status = 408, description = "The body did not arrive whole within the body timeout (`DOMAIN_API_BODY_TIMEOUT_MS`, default 10 s); `Request body timeout`", body = String, content_type = "text/plain"),
         (status = 409, description = "Domain or email already taken (a reserved domain, another organization's, or one under another organization's domain: `Domain is already taken`)", body = String, content_type = "text/plain"),
         (status = 413, description = "Body larger than 16 KiB", body = String, content_type = "text/plain"),

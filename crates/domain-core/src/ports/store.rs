@@ -79,7 +79,8 @@ pub struct SenderRegistration {
     pub new_key: Option<DkimKey>,
     /// Turn inbound on. `false` never turns an enabled domain off.
     pub enable_inbound: bool,
-    /// What creating the domain must respect; ignored when the domain exists.
+    /// What creating the domain must respect (ignored when the domain exists), and
+    /// the sender limit every registration respects.
     pub creation: CreationRules,
 }
 
@@ -221,6 +222,9 @@ pub enum RegisterError {
     /// The organization owns [`CreationLimits::max_domains`] domains already.
     #[error("the organization's domain limit is reached")]
     DomainLimit,
+    /// The domain has [`CreationLimits::max_senders_per_domain`] senders already.
+    #[error("the domain's sender limit is reached")]
+    SenderLimit,
     /// The organization created [`CreationLimits::per_minute`] domains within the
     /// last minute; a slot frees after `retry_after`.
     #[error("too many new domains; retry later")]

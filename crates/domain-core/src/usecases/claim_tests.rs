@@ -289,6 +289,7 @@ async fn a_claim_past_the_key_budget_draws_no_key() {
     let limits = CreationLimits {
         max_domains: 10,
         per_minute: 2,
+        max_senders_per_domain: 1000,
     };
     let latest = vec![
         now - chrono::Duration::seconds(1),
@@ -329,6 +330,7 @@ async fn a_claim_past_the_domain_limit_is_refused_and_transfers_nothing() {
     let limits = CreationLimits {
         max_domains: 5,
         per_minute: 60,
+        max_senders_per_domain: 1000,
     };
     let error = use_case(
         claims,

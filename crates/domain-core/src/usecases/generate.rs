@@ -94,6 +94,9 @@ pub enum GenerateError {
     /// The domain is new and the organization owns as many domains as it may.
     #[error("the organization's domain limit is reached")]
     DomainLimit,
+    /// The domain has as many senders as one domain may have.
+    #[error("the domain's sender limit is reached")]
+    SenderLimit,
     /// The domain is new and the organization created its quota of domains within
     /// the last minute; carries the wait until a slot frees.
     #[error("too many new domains; retry later")]
@@ -281,6 +284,7 @@ impl GenerateError {
             RegisterError::DomainTaken => Self::DomainTaken,
             RegisterError::EmailTaken => Self::EmailTaken,
             RegisterError::DomainLimit => Self::DomainLimit,
+            RegisterError::SenderLimit => Self::SenderLimit,
             RegisterError::RateLimited { retry_after } => Self::RateLimited(*retry_after),
             RegisterError::KeyRequired | RegisterError::Infra(_) => return None,
         })

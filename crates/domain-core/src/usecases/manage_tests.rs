@@ -251,6 +251,7 @@ fn budget(latest: Vec<chrono::DateTime<Utc>>, per_minute: u32) -> KeyBudget {
         crate::ownership::CreationLimits {
             max_domains: 1000,
             per_minute,
+            max_senders_per_domain: 1000,
         },
     )
 }

@@ -23,6 +23,7 @@ pub fn key(selector: &str) -> DkimKey {
 pub const GENEROUS: CreationLimits = CreationLimits {
     max_domains: 1_000_000,
     per_minute: 1_000_000,
+    max_senders_per_domain: 1_000_000,
 };
 
 pub fn registration(
