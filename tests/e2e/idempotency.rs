@@ -244,3 +244,86 @@ async fn a_server_error_is_not_kept_and_keys_expire_on_every_backend() {
         server_errors_and_expiry(kind).await;
     }
 }
+
+/// Issue 21: 300 keyed `PATCH {"inbound":false}` grew the SQLite file by 117 MB in
+/// 3.4 s — every keyed answer was kept whole for a day, without bound. An
+/// organization's kept answers now take at most
+/// `DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG` (plus what one second of its keyed
+/// requests keeps): past it a new key answers 429 with `Retry-After` and runs
+/// nothing, a kept answer is still replayed, and other organizations are untouched.
+async fn answer_room(kind: BackendKind) {
+    let dns = TestDnsServer::start_in_thread();
+    let app = app_with(
+        kind,
+        &dns,
+        &[("DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG", "8000")],
+    )
+    .await;
+    let org = app.create_org("keeper");
+    let other = app.create_org("other");
+    assert_eq!(
+        app.generate(&org, r#"{"email":"x@room.example"}"#).status,
+        201
+    );
+    let patch = |org: &Org, key: &str| {
+        send(
+            &app,
+            org,
+            "PATCH",
+            "/api/v1/emails/domains/room.example",
+            key,
+            r#"{"inbound":false}"#,
+        )
+    };
+
+    let mut refused = None;
+    for i in 0..500 {
+        let answer = patch(&org, &format!("fill-{i}"));
+        if answer.status == 429 {
+            refused = Some((i, answer));
+            break;
+        }
+        assert_eq!(answer.status, 200, "{kind:?} #{i}: {}", answer.body);
+    }
+    let (kept, answer) = refused.unwrap_or_else(|| panic!("{kind:?}: 500 answers kept"));
+    assert_eq!(
+        answer.body, "Too many stored Idempotency-Key answers; retry later",
+        "{kind:?}"
+    );
+    let wait: u64 = answer.header("Retry-After").unwrap().parse().unwrap();
+    // The first answer expires a day (the default TTL) after it was kept.
+    assert!(
+        (86_000..=86_400).contains(&wait),
+        "{kind:?}: Retry-After {wait}"
+    );
+    assert!(kept >= 2, "{kind:?}: refused after {kept} answers");
+
+    // Still full a second later (the bound is read again), a kept answer still
+    // replays, and another organization has room of its own.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(patch(&org, "one-more").status, 429, "{kind:?}");
+    let replay = patch(&org, "fill-0");
+    assert_eq!(replay.status, 200, "{kind:?}: {}", replay.body);
+    assert!(replayed(&replay), "{kind:?}");
+    assert_eq!(
+        app.generate(&other, r#"{"email":"x@elsewhere-room.example"}"#)
+            .status,
+        201
+    );
+    let theirs = send(
+        &app,
+        &other,
+        "PATCH",
+        "/api/v1/emails/domains/elsewhere-room.example",
+        "fill-0",
+        r#"{"inbound":false}"#,
+    );
+    assert_eq!(theirs.status, 200, "{kind:?}: {}", theirs.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organizations_kept_answers_are_bounded_in_bytes_on_every_backend() {
+    for kind in backends() {
+        answer_room(kind).await;
+    }
+}

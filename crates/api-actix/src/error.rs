@@ -144,6 +144,11 @@ pub enum ApiError {
     /// (`DOMAIN_API_LIVE_CHECKS_PER_MINUTE`); carries how long until a check is free.
     #[error("too many live DNS checks")]
     TooManyLiveChecks(std::time::Duration),
+    /// The organization's kept Idempotency-Key answers take all their room
+    /// (`DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG`); carries how long until the first
+    /// of them expires.
+    #[error("too many stored Idempotency-Key answers")]
+    TooManyStoredAnswers(std::time::Duration),
     /// No such route (or a disabled one).
     #[error("not found")]
     NotFound,
@@ -360,6 +365,11 @@ impl ApiError {
                 "too_many_live_checks",
                 "Too many live DNS checks; retry later",
             ),
+            Self::TooManyStoredAnswers(_) => Row::new(
+                S::TOO_MANY_REQUESTS,
+                "too_many_stored_answers",
+                "Too many stored Idempotency-Key answers; retry later",
+            ),
             Self::NotFound => Row::new(S::NOT_FOUND, "not_found", "Not found"),
             Self::Unavailable(_) => self.unavailable(),
             Self::Unexpected(..) => self.failure(),
@@ -484,7 +494,8 @@ impl ResponseError for ApiError {
             Self::Generate(GenerateError::RateLimited(wait))
             | Self::Manage(ManageError::TooManyKeys(wait), _)
             | Self::Claim(ClaimError::TooManyKeys(wait), _)
-            | Self::TooManyLiveChecks(wait) => {
+            | Self::TooManyLiveChecks(wait)
+            | Self::TooManyStoredAnswers(wait) => {
                 response.insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()));
             }
             Self::BearerRejected => {

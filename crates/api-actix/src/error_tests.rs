@@ -379,6 +379,8 @@ fn every_row() -> Vec<ApiError> {
         ),
         ApiError::Claim(ClaimError::DomainLimit, Operation::VerifyClaim),
         ApiError::TooManyLiveChecks(std::time::Duration::from_secs(12)),
+        ApiError::TooManyStoredAnswers(std::time::Duration::from_secs(86_000)),
+        ApiError::Generate(GenerateError::SenderLimit),
         ApiError::Manage(
             ManageError::MxNotReady(vec!["a.example".into(), "b.example".into()]),
             Operation::UpdateDomain,

@@ -90,6 +90,10 @@ pub async fn guard(
         Begun::Replay(stored) => Ok(req.into_response(held_response(Held::Replay(stored)))),
         Begun::Mismatch => Ok(req.into_response(held_response(Held::Mismatch))),
         Begun::InProgress => Ok(req.into_response(held_response(Held::InProgress))),
+        Begun::Full { retry_after } => {
+            let wait = domain_core::ownership::retry_after(retry_after);
+            Ok(req.into_response(ApiError::TooManyStoredAnswers(wait).error_response()))
+        }
         Begun::Fresh(mut unit) => {
             let answer = RegistrationAnswer::default();
             req.extensions_mut().insert(answer.clone());

@@ -452,7 +452,8 @@ pub fn build_state(
             clock.clone(),
             config.idempotency_ttl,
             config.idempotency_lease,
-        ),
+        )
+        .with_max_bytes_per_org(store.clone(), config.idempotency_max_bytes_per_org),
         webhooks: ManageWebhooks::new(
             store.clone(),
             webhook_secrets,

@@ -114,6 +114,9 @@ pub struct Config {
     /// over (`DOMAIN_API_IDEMPOTENCY_LEASE`, default `30s`): what a crashed
     /// instance's keys wait.
     pub idempotency_lease: Duration,
+    /// The bound on one organization's kept answers, in bytes
+    /// (`DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG`, default 64 MiB).
+    pub idempotency_max_bytes_per_org: u64,
     /// The least time between two rotations of one domain
     /// (`DOMAIN_API_DKIM_ROTATION_INTERVAL`, default `24h`; `0` turns it off).
     pub dkim_rotation_interval: Duration,
@@ -476,6 +479,12 @@ impl Config {
             "DOMAIN_API_IDEMPOTENCY_TTL",
             domain_core::usecases::idempotency::DEFAULT_TTL,
         )?;
+        let idempotency_max_bytes_per_org = number(
+            &get,
+            "DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG",
+            domain_core::usecases::idempotency::DEFAULT_MAX_BYTES_PER_ORG,
+            1..=1 << 40,
+        )?;
         let idempotency_lease = std_duration(
             &get,
             "DOMAIN_API_IDEMPOTENCY_LEASE",
@@ -524,6 +533,7 @@ impl Config {
             webhooks,
             idempotency_ttl,
             idempotency_lease,
+            idempotency_max_bytes_per_org,
             dkim_rotation_interval,
             live_checks_per_minute,
             check_deadline,
@@ -1211,6 +1221,7 @@ mod tests {
             ("DOMAIN_API_LIVE_CHECKS_PER_MINUTE", "0"),
             ("DOMAIN_API_CHECK_DEADLINE_MS", "0"),
             ("DOMAIN_API_MAX_SENDERS_PER_DOMAIN", "0"),
+            ("DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG", "64MiB"),
             ("DOMAIN_API_CHECK_DEADLINE_MS", "2s"),
             ("DOMAIN_API_DKIM_REVOKED_KEEP", "100000000000y"),
         ];

@@ -578,6 +578,40 @@ impl KeptAnswers for Store {
         })?;
         Ok(pruned)
     }
+
+    async fn stored_bytes(
+        &self,
+        organization: &domain_core::OrganizationId,
+    ) -> Result<u64, InfraError> {
+        let bytes: Option<i64> = with_conn!(&self.backend, |c| {
+            idempotency_usage::table
+                .find(organization.as_str())
+                .select(idempotency_usage::bytes)
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)
+        })?;
+        Ok(bytes.map_or(0, |b| u64::try_from(b).unwrap_or(0)))
+    }
+
+    async fn first_expiry(
+        &self,
+        organization: &domain_core::OrganizationId,
+    ) -> Result<Option<DateTime<Utc>>, InfraError> {
+        let first: Option<DateTime<Utc>> = with_conn!(&self.backend, |c| {
+            idempotency_keys::table
+                .filter(idempotency_keys::organization_id.eq(organization.as_str()))
+                .filter(idempotency_keys::body.is_not_null())
+                .select(idempotency_keys::expires_at)
+                .order(idempotency_keys::expires_at.asc())
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)
+        })?;
+        Ok(first)
+    }
 }
 
 /// A keyed request's unit of work.

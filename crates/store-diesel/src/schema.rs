@@ -188,6 +188,13 @@ macro_rules! tables {
             }
         }
 
+        diesel::table! {
+            idempotency_usage (organization_id) {
+                organization_id -> Text,
+                bytes -> BigInt,
+            }
+        }
+
         diesel::joinable!(api_tokens -> organizations (organization_id));
         diesel::joinable!(domains -> organizations (organization_id));
         diesel::joinable!(senders -> domains (domain_id));
@@ -209,7 +216,8 @@ macro_rules! tables {
             webhook_endpoints,
             webhook_deliveries,
             webhook_attempts,
-            idempotency_keys
+            idempotency_keys,
+            idempotency_usage
         );
     };
 }

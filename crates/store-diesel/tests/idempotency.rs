@@ -541,3 +541,68 @@ async fn a_key_taken_with_the_change_stops_a_duplicate_on_every_path() {
         );
     });
 }
+
+/// The bytes an organization's kept answers take, read from one row that triggers
+/// keep exact: a running key counts nothing, a kept answer its body, a take-over of
+/// an expired answer drops it, and so does the prune.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bytes_of_kept_answers_are_counted_per_organization() {
+    on_every_backend!(|store, kind| {
+        let org = common::org(&store, "acme").await;
+        let other = common::org(&store, "other").await;
+        let body = answer().body.len() as u64;
+        assert_eq!(store.stored_bytes(&org).await.unwrap(), 0, "{kind:?}");
+
+        let first = guarded(&org, "k1", 1);
+        let Begun::Fresh(unit) = store.begin(&first).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        assert_eq!(
+            store.stored_bytes(&org).await.unwrap(),
+            0,
+            "{kind:?}: running"
+        );
+        unit.commit(&answer()).await.unwrap();
+        let Begun::Fresh(unit) = store.begin(&guarded(&org, "k2", 2)).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        unit.commit(&answer()).await.unwrap();
+        assert_eq!(
+            store.stored_bytes(&org).await.unwrap(),
+            2 * body,
+            "{kind:?}"
+        );
+        assert_eq!(store.stored_bytes(&other).await.unwrap(), 0, "{kind:?}");
+        assert_eq!(
+            store
+                .first_expiry(&org)
+                .await
+                .unwrap()
+                .map(|t| t.timestamp()),
+            Some(first.expires_at.timestamp()),
+            "{kind:?}"
+        );
+
+        // k1's answer expired: a new request takes the key over (running again).
+        let later = Guarded {
+            now: first.expires_at,
+            lease_until: first.expires_at + Duration::seconds(30),
+            expires_at: first.expires_at + Duration::hours(24),
+            ..first.clone()
+        };
+        let Begun::Fresh(unit) = store.begin(&later).await.unwrap() else {
+            panic!("{kind:?}");
+        };
+        assert_eq!(store.stored_bytes(&org).await.unwrap(), body, "{kind:?}");
+        unit.rollback().await;
+
+        let pruned = store
+            .prune_expired(first.expires_at + Duration::hours(25), 100)
+            .await
+            .unwrap();
+        // k2's answer (k1's take-over was rolled back, its record gone with it).
+        assert_eq!(pruned, 1, "{kind:?}");
+        assert_eq!(store.stored_bytes(&org).await.unwrap(), 0, "{kind:?}");
+        assert_eq!(store.first_expiry(&org).await.unwrap(), None, "{kind:?}");
+    });
+}

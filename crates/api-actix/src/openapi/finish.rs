@@ -133,6 +133,9 @@ fn example_error(id: &str, operation: Operation, status: &str) -> Option<ApiErro
         {
             ApiError::TooManyLiveChecks(std::time::Duration::from_secs(30))
         }
+        "429" if id != "generateDomain" => {
+            ApiError::TooManyStoredAnswers(std::time::Duration::from_secs(30))
+        }
         "429" => ApiError::Generate(GenerateError::RateLimited(std::time::Duration::from_secs(
             30,
         ))),
@@ -208,7 +211,7 @@ fn components(doc: &mut Value) {
             "name": "Idempotency-Key",
             "in": "header",
             "required": false,
-            "description": "Makes the request safe to retry: the same key with the same request replays the first answer (`Idempotent-Replayed: true`), with another request answers 422, while the first runs answers 409. One header of 1 to 255 printable ASCII characters, else 400.",
+            "description": "Makes the request safe to retry: the same key with the same request replays the first answer (`Idempotent-Replayed: true`), with another request answers 422, while the first runs answers 409; a new key while the organization's kept answers take `DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG` answers 429. One header of 1 to 255 printable ASCII characters, else 400.",
             "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]{1,255}$"},
             "example": "3c5b2c8e-6f1a-4c1e-9a54-2f1d7c0e8b11"
         }
@@ -262,6 +265,19 @@ fn operations(doc: &mut Value) {
                 continue;
             };
             if keyed {
+                const FULL: &str = "`Too many stored Idempotency-Key answers; retry later`: a new key while the organization's kept answers take `DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG`; `Retry-After` says when the first expires";
+                match responses.get_mut("429") {
+                    Some(limited) => {
+                        let theirs = limited["description"].as_str().unwrap_or_default();
+                        limited["description"] = Value::String(format!("{theirs}; or {FULL}"));
+                    }
+                    None => {
+                        responses.insert(
+                            "429".to_owned(),
+                            json!({"description": FULL, "content": {"text/plain": {"schema": {"type": "string"}}}}),
+                        );
+                    }
+                }
                 for status in ["400", "409", "422"] {
                     if !responses.contains_key(status) {
                         let description = match status {

@@ -113,6 +113,14 @@ pub enum Begun {
     InProgress,
     /// The key is taken for this request: run it in this unit of work.
     Fresh(Box<dyn UnitOfWork>),
+    /// The organization's kept answers take all the room they may
+    /// (`DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG`): the request does not run; room
+    /// frees when the first of them expires, about `retry_after` from now. Given by
+    /// [`crate::usecases::idempotency::GuardRetries`], never by a store.
+    Full {
+        /// Until the organization's first kept answer expires.
+        retry_after: std::time::Duration,
+    },
 }
 
 impl std::fmt::Debug for Begun {
@@ -122,6 +130,10 @@ impl std::fmt::Debug for Begun {
             Self::Mismatch => f.write_str("Mismatch"),
             Self::InProgress => f.write_str("InProgress"),
             Self::Fresh(_) => f.write_str("Fresh"),
+            Self::Full { retry_after } => f
+                .debug_struct("Full")
+                .field("retry_after", retry_after)
+                .finish(),
         }
     }
 }
@@ -240,6 +252,21 @@ pub trait KeptAnswers: Send + Sync {
     /// # Errors
     /// [`InfraError`] when the store fails.
     async fn prune_expired(&self, now: DateTime<Utc>, batch: usize) -> Result<usize, InfraError>;
+
+    /// The bytes of `organization`'s kept answer bodies, as stored.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn stored_bytes(&self, organization: &OrganizationId) -> Result<u64, InfraError>;
+
+    /// When `organization`'s first kept answer expires (`None`: none is kept).
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn first_expiry(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Option<DateTime<Utc>>, InfraError>;
 }
 
 /// Kept answers are sealed under the master key, bound to their organization and

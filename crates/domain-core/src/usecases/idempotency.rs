@@ -2,8 +2,11 @@
 //! a lease, in a short write of its own), runs, and keeps its answer with its change
 //! until the key expires. Kept answers are sealed under the master key.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use async_trait::async_trait;
 
@@ -28,6 +31,17 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// expire; `master-key rotate` seals them.
 pub const SEALED_MAGIC: &[u8] = b"\0das1";
 
+/// The default bound on one organization's kept answers, in bytes
+/// (`DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG`).
+pub const DEFAULT_MAX_BYTES_PER_ORG: u64 = 64 * 1024 * 1024;
+
+/// How long an organization's stored bytes, as read, stand for the bound: one read a
+/// second per organization and instance, whatever the rate of keyed requests.
+const ROOM_READ_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// Sweep organizations whose reading is stale once the map holds this many.
+const ROOM_SWEEP_AT: usize = 4096;
+
 /// Looks keys up and opens the units of work of new ones.
 #[derive(Clone)]
 pub struct GuardRetries {
@@ -36,6 +50,56 @@ pub struct GuardRetries {
     clock: Arc<dyn Clock>,
     ttl: Duration,
     lease: Duration,
+    room: Option<Arc<AnswerRoom>>,
+}
+
+/// The bound on the bytes of an organization's kept answers, read from the store at
+/// most once a second per organization: the bound may be passed by what one second
+/// of keyed requests keeps, never by more.
+struct AnswerRoom {
+    kept: Arc<dyn KeptAnswers>,
+    max_bytes: u64,
+    read: Mutex<HashMap<OrganizationId, (DateTime<Utc>, Room)>>,
+}
+
+/// An organization's room for answers, as last read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    Free,
+    /// Full until about then.
+    FullUntil(DateTime<Utc>),
+}
+
+impl AnswerRoom {
+    /// The organization's room at `now`: as last read within a second, or read.
+    async fn at(
+        &self,
+        organization: &OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<Room, InfraError> {
+        {
+            let read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((at, room)) = read.get(organization)
+                && now - *at < ROOM_READ_EVERY
+            {
+                return Ok(*room);
+            }
+        }
+        let room = if self.kept.stored_bytes(organization).await? < self.max_bytes {
+            Room::Free
+        } else {
+            // An answer expires a TTL after it was kept at the latest; the prune
+            // removes it within its round.
+            let until = self.kept.first_expiry(organization).await?.unwrap_or(now);
+            Room::FullUntil(until.max(now))
+        };
+        let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        if read.len() >= ROOM_SWEEP_AT {
+            read.retain(|_, (at, _)| now - *at < ROOM_READ_EVERY);
+        }
+        read.insert(organization.clone(), (now, room));
+        Ok(room)
+    }
 }
 
 impl GuardRetries {
@@ -55,7 +119,21 @@ impl GuardRetries {
             clock,
             ttl,
             lease,
+            room: None,
         }
+    }
+
+    /// Bounds each organization's kept answers to `max_bytes` (as stored, sealed):
+    /// past it, a request whose key would keep a new answer is refused
+    /// ([`Begun::Full`]) until expiry frees room; replays are still served.
+    #[must_use]
+    pub fn with_max_bytes_per_org(mut self, kept: Arc<dyn KeptAnswers>, max_bytes: u64) -> Self {
+        self.room = Some(Arc::new(AnswerRoom {
+            kept,
+            max_bytes,
+            read: Mutex::new(HashMap::new()),
+        }));
+        self
     }
 
     /// What `key` found for this request of `organization` (`fingerprint`: SHA-256 of
@@ -85,10 +163,32 @@ impl GuardRetries {
             expires_at: now + ttl,
             taking,
         };
-        let answers = Answers {
+        let full_until = match &self.room {
+            Some(room) => match room.at(organization, now).await? {
+                Room::Free => None,
+                Room::FullUntil(until) => Some(until),
+            },
+            None => None,
+        };
+        let mut answers = Answers {
             sealer: Arc::clone(&self.sealer),
             guarded,
         };
+        if let Some(until) = full_until {
+            // No room for a new answer: only a read, which takes nothing, to serve
+            // what the key already holds.
+            answers.guarded.taking = Taking::WithChange;
+            return Ok(match self.store.begin(&answers.guarded).await? {
+                Begun::Fresh(unit) => {
+                    unit.rollback().await;
+                    Begun::Full {
+                        retry_after: (until - now).to_std().unwrap_or_default(),
+                    }
+                }
+                Begun::Replay(kept) => answers.open(Held::Replay(kept))?.into(),
+                other => other,
+            });
+        }
         Ok(match self.store.begin(&answers.guarded).await? {
             Begun::Fresh(unit) => Begun::Fresh(Box::new(SealingUnit { unit, answers })),
             Begun::Replay(kept) => answers.open(Held::Replay(kept))?.into(),
