@@ -28,6 +28,7 @@ use domain_core::usecases::idempotency::{GuardRetries, PruneExpiredAnswers};
 use domain_core::usecases::key_budget::KeyBudget;
 use domain_core::usecases::manage::ManageDomain;
 use domain_core::usecases::read::ReadDomains;
+use domain_core::usecases::retention::PruneOldEvents;
 use domain_core::usecases::senders::{ListEvents, ManageSenders};
 use domain_core::usecases::sign::SignMessage;
 use domain_core::usecases::validate::ValidateDomain;
@@ -515,7 +516,9 @@ pub fn build_state(
         key_pool,
         checks,
         deliveries,
-        prune_answers: PruneExpiredAnswers::new(store.clone(), clock),
+        prune_answers: PruneExpiredAnswers::new(store.clone(), clock.clone()),
+        prune_events: PruneOldEvents::new(store.clone(), clock, config.event_retention)
+            .context("DOMAIN_API_EVENT_RETENTION is too long")?,
         queue: store,
         outbox,
     })
@@ -532,6 +535,8 @@ pub struct Built {
     pub outbox: Arc<OutboxReading>,
     /// Expired Idempotency-Key answers, removed by the janitor.
     pub prune_answers: PruneExpiredAnswers,
+    /// Events past their retention, removed by the janitor.
+    pub prune_events: PruneOldEvents,
 }
 
 /// Opens the database and its master key ([`open_for_serving`]), then serves HTTP until SIGINT/SIGTERM.
@@ -548,6 +553,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         queue,
         outbox,
         prune_answers,
+        prune_events,
     } = build_state(&config, store, &master_key)?;
     if let Some(pool) = &key_pool {
         // Ends with the runtime; never holds up shutdown (see main).
@@ -579,7 +585,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let verifier = config
         .verifier
         .map(|settings| Verifier::start(checks, Arc::clone(&state.metrics), settings));
-    let janitor = Janitor::start(prune_answers);
+    let janitor = Janitor::start(prune_answers, prune_events);
     let sender = config.webhooks.sender.map(|settings| {
         Sender::start(
             deliveries,

@@ -117,6 +117,9 @@ pub struct Config {
     /// The bound on one organization's kept answers, in bytes
     /// (`DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG`, default 64 MiB).
     pub idempotency_max_bytes_per_org: u64,
+    /// How long events (and their webhook deliveries) are kept
+    /// (`DOMAIN_API_EVENT_RETENTION`, default `90d`, at least `1h`).
+    pub event_retention: Duration,
     /// The least time between two rotations of one domain
     /// (`DOMAIN_API_DKIM_ROTATION_INTERVAL`, default `24h`; `0` turns it off).
     pub dkim_rotation_interval: Duration,
@@ -479,6 +482,14 @@ impl Config {
             "DOMAIN_API_IDEMPOTENCY_TTL",
             domain_core::usecases::idempotency::DEFAULT_TTL,
         )?;
+        let event_retention = std_duration(
+            &get,
+            "DOMAIN_API_EVENT_RETENTION",
+            domain_core::usecases::retention::DEFAULT_EVENT_RETENTION,
+        )?;
+        if event_retention < Duration::from_secs(3600) {
+            return Err(invalid("DOMAIN_API_EVENT_RETENTION", "must be at least 1h"));
+        }
         let idempotency_max_bytes_per_org = number(
             &get,
             "DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG",
@@ -534,6 +545,7 @@ impl Config {
             idempotency_ttl,
             idempotency_lease,
             idempotency_max_bytes_per_org,
+            event_retention,
             dkim_rotation_interval,
             live_checks_per_minute,
             check_deadline,
@@ -1222,6 +1234,8 @@ mod tests {
             ("DOMAIN_API_CHECK_DEADLINE_MS", "0"),
             ("DOMAIN_API_MAX_SENDERS_PER_DOMAIN", "0"),
             ("DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG", "64MiB"),
+            ("DOMAIN_API_EVENT_RETENTION", "59m"),
+            ("DOMAIN_API_EVENT_RETENTION", "forever"),
             ("DOMAIN_API_CHECK_DEADLINE_MS", "2s"),
             ("DOMAIN_API_DKIM_REVOKED_KEEP", "100000000000y"),
         ];

@@ -1,11 +1,13 @@
 //! The janitor: removes expired Idempotency-Key answers in batches, in the
 //! background, so a kept answer (and a secret shown once in it) does not outlive
 //! `DOMAIN_API_IDEMPOTENCY_TTL` by more than a round, whether or not later keyed
-//! requests come. Every instance runs one; their deletes do not conflict.
+//! requests come; and events past `DOMAIN_API_EVENT_RETENTION`, with their webhook
+//! deliveries. Every instance runs one; their deletes do not conflict.
 
 use std::time::Duration;
 
 use domain_core::usecases::idempotency::PruneExpiredAnswers;
+use domain_core::usecases::retention::PruneOldEvents;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -24,9 +26,9 @@ pub struct Janitor {
 impl Janitor {
     /// Starts the janitor on the current runtime.
     #[must_use]
-    pub fn start(answers: PruneExpiredAnswers) -> Self {
+    pub fn start(answers: PruneExpiredAnswers, events: PruneOldEvents) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(answers, stopped));
+        let task = tokio::spawn(run(answers, events, stopped));
         Self { stop, task }
     }
 
@@ -49,20 +51,37 @@ fn pause_after(pruned: usize) -> Duration {
     }
 }
 
-async fn run(answers: PruneExpiredAnswers, mut stopped: watch::Receiver<bool>) {
+async fn run(
+    answers: PruneExpiredAnswers,
+    events: PruneOldEvents,
+    mut stopped: watch::Receiver<bool>,
+) {
     while !*stopped.borrow() {
-        let pause = match answers.execute(PRUNE_BATCH).await {
+        let answers_pruned = match answers.execute(PRUNE_BATCH).await {
             Ok(pruned) => {
                 if pruned > 0 {
                     tracing::debug!(pruned, "pruned expired Idempotency-Key answers");
                 }
-                pause_after(pruned)
+                pruned
             }
             Err(error) => {
                 tracing::warn!(%error, "could not prune expired Idempotency-Key answers");
-                PRUNE_EVERY
+                0
             }
         };
+        let events_pruned = match events.execute(PRUNE_BATCH).await {
+            Ok(pruned) => {
+                if pruned > 0 {
+                    tracing::debug!(pruned, "pruned events past their retention");
+                }
+                pruned
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not prune events past their retention");
+                0
+            }
+        };
+        let pause = pause_after(answers_pruned.max(events_pruned));
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             _ = stopped.changed() => {}

@@ -10,10 +10,10 @@ use domain_core::OrganizationId;
 use domain_core::lifecycle::{Event, EventType, NewEvent, Page, Paged};
 use domain_core::ports::InfraError;
 use domain_core::ports::idempotency::{Guarded, Held, StoredResponse};
-use domain_core::ports::lifecycle::EventStore;
+use domain_core::ports::lifecycle::{EventStore, OldEvents};
 
 use crate::Store;
-use crate::backend::{DbError, SqliteConn, with_conn};
+use crate::backend::{DbError, SqliteConn, in_transaction, with_conn};
 
 /// Inserts `$events` (an iterator of `&NewEvent`) on `$conn`, stamped `$at`, in
 /// order: their ids increase in that order. Then fans them out to the webhook outbox:
@@ -402,5 +402,38 @@ impl EventStore for Store {
             .map(into_event)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Paged::from_fetched(events, page.limit, |e| e.id))
+    }
+}
+
+#[async_trait]
+impl OldEvents for Store {
+    async fn prune_events(&self, before: DateTime<Utc>, batch: usize) -> Result<usize, InfraError> {
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        let pruned = in_transaction!(&self.backend, |c| {
+            // The oldest events by id (the primary key: events are recorded in time
+            // order), of which those recorded before `before`: a round costs one
+            // batch whatever the table holds. Their deliveries and attempts go with
+            // them (ON DELETE CASCADE).
+            let oldest: Vec<(i64, DateTime<Utc>)> = events::table
+                .order(events::id.asc())
+                .select((events::id, events::created_at))
+                .limit(batch)
+                .load(c)
+                .await?;
+            let ids: Vec<i64> = oldest
+                .into_iter()
+                .filter(|(_, at)| *at < before)
+                .map(|(id, _)| id)
+                .collect();
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            Ok(
+                diesel::delete(events::table.filter(events::id.eq_any(&ids)))
+                    .execute(c)
+                    .await?,
+            )
+        })?;
+        Ok(pruned)
     }
 }

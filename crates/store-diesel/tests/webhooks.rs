@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use common::{all, key, registration};
 use domain_core::lifecycle::{Event, EventType, Page};
 use domain_core::ports::claims::ClaimStore;
-use domain_core::ports::lifecycle::EventStore;
+use domain_core::ports::lifecycle::{EventStore, OldEvents};
 use domain_core::ports::store::{DomainStore, RegisterError};
 use domain_core::ports::webhooks::{
     Attempt, CreateEndpointError, DeliveryQueue, DeliveryState, DeliveryView, DueDelivery,
@@ -1066,5 +1066,62 @@ async fn pruning_deletes_finished_deliveries_past_their_retention_in_batches() {
         assert_eq!(left.len(), 2, "{kind:?}");
         assert!(left.iter().all(|d| d.state == DeliveryState::Pending));
         assert_eq!(store.outbox_stats().await.unwrap().pending, 2);
+    });
+}
+
+/// Issue 21: events were never pruned. Events recorded before the cut go, oldest
+/// first and a batch at a time, with their deliveries (and those deliveries'
+/// attempts); later ones stay, with theirs.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_past_their_retention_go_with_their_deliveries() {
+    on_every_backend!(|store, kind| {
+        let a = common::org(&store, "a").await;
+        create(&store, &a, 1, None).await;
+        register(&store, &a, "x@old.example", "s1").await;
+        let recorded = event_count(&store).await;
+        assert_eq!(recorded, 3, "{kind:?}");
+        assert_eq!(delivery_count(&store).await, 3, "{kind:?}");
+        // An attempt on one of them, which must go with it.
+        let due = lease(&store, after_now(), &[]).await;
+        let refused = Attempt {
+            at: after_now(),
+            status_code: Some(503),
+            error: None,
+            duration: std::time::Duration::from_millis(5),
+        };
+        store
+            .record_attempt(
+                due[0].id,
+                &refused,
+                NextStep::RetryAt(after_now() + Duration::hours(1)),
+            )
+            .await
+            .unwrap();
+
+        // Nothing was recorded before an hour ago.
+        let hour_ago = Utc::now() - Duration::hours(1);
+        assert_eq!(
+            store.prune_events(hour_ago, 100).await.unwrap(),
+            0,
+            "{kind:?}"
+        );
+
+        // Everything so far is past a cut one second from now; a batch of two first.
+        let cut = after_now();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        register(&store, &a, "y@old.example", "s2").await;
+        assert_eq!(store.prune_events(cut, 2).await.unwrap(), 2, "{kind:?}");
+        assert_eq!(store.prune_events(cut, 100).await.unwrap(), 1, "{kind:?}");
+        assert_eq!(store.prune_events(cut, 100).await.unwrap(), 0, "{kind:?}");
+        // The later registration's two events and their deliveries stay.
+        assert_eq!(event_count(&store).await, 2, "{kind:?}");
+        assert_eq!(delivery_count(&store).await, 2, "{kind:?}");
+        assert_eq!(
+            store
+                .count("SELECT COUNT(*) AS n FROM webhook_attempts")
+                .await,
+            0,
+            "{kind:?}"
+        );
     });
 }

@@ -206,6 +206,19 @@ pub trait EventStore: Send + Sync {
     ) -> Result<Paged<Event, i64>, InfraError>;
 }
 
+/// Events past their retention, for the background task that removes them.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OldEvents: Send + Sync {
+    /// Removes up to `batch` of the oldest events recorded before `before`, with
+    /// their webhook deliveries and attempts, in one transaction; how many events it
+    /// removed.
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn prune_events(&self, before: DateTime<Utc>, batch: usize) -> Result<usize, InfraError>;
+}
+
 /// A domain whose check is due, leased to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueCheck {

@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod key_budget;
 pub mod manage;
 pub mod read;
+pub mod retention;
 pub mod senders;
 pub mod sign;
 pub mod validate;
