@@ -1,0 +1,352 @@
+//! The configuration's conversions, layers and declarations.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
+
+use domain_core::ownership::DEFAULT_CLAIM_TTL;
+
+use super::secrets::read_or_create_key_file;
+use super::*;
+
+/// The configuration from `args` (after the program's name) and the variables `vars`.
+fn parsed(args: &[&str], vars: &[(&str, &str)]) -> Result<(Config, Origins), ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let args: Vec<std::ffi::OsString> = std::iter::once("domain-api")
+        .chain(args.iter().copied())
+        .map(Into::into)
+        .collect();
+    let (cli, origins) = match crate::cli::parse(&args, &|name| map.get(name).cloned()) {
+        Ok(parsed) => parsed,
+        Err(Refused::Config(error)) => return Err(error),
+        Err(Refused::Clap(error)) => panic!("{error}"),
+    };
+    Config::from_settings(&cli.settings, &origins).map(|config| (config, origins))
+}
+
+/// The configuration from the variables `vars` alone.
+fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    parsed(&[], vars).map(|(config, _)| config)
+}
+
+#[test]
+fn defaults_to_the_embedded_sqlite_setup() {
+    let config = config(&[]).unwrap();
+    assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.database_url, "sqlite://data/domain-api.db");
+    assert!(
+        matches!(&config.master_key, MasterKeySource::File(p) if p == Path::new("data/master.key"))
+    );
+    assert_eq!(config.spf_ips, vec![IpAddr::from([51, 79, 43, 241])]);
+    assert_eq!(
+        config.inbound_mx_hosts,
+        ["inbound.sendtrim.com", "smtp.sendtrim.com"]
+    );
+    assert_eq!(config.dns_timeout, Duration::from_millis(2000));
+    assert_eq!(config.db_statement_timeout, Duration::from_millis(5000));
+    assert!(config.dns_servers.is_none());
+    assert_eq!(
+        config.db_pool_size, 4,
+        "SQLite serializes writers: a small pool"
+    );
+    assert_eq!(config.body_timeout, Duration::from_secs(10));
+    assert_eq!(config.dkim_keys.retire_after, chrono::TimeDelta::days(7));
+    assert_eq!(config.dkim_keys.revoked_keep, chrono::TimeDelta::days(30));
+    assert_eq!(config.setup_frame_ancestors, FrameAncestors::none());
+    assert_eq!(config.migrate, MigrateMode::Auto);
+    assert_eq!(config.admin_bind, None);
+}
+
+#[test]
+fn reads_each_secret_from_a_file_or_a_systemd_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
+    let jwt = "a-dashboard-jwt-secret-of-at-least-32-bytes";
+    let url = "postgres://u:p@127.0.0.1/db";
+    for (name, value) in [("key", key), ("jwt", jwt), ("url", url)] {
+        std::fs::write(dir.path().join(name), format!("{value}\n")).unwrap();
+    }
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let from_files = config(&[
+        ("DOMAIN_API_MASTER_KEY_FILE", &file("key")),
+        ("DOMAIN_API_JWT_SECRET_FILE", &file("jwt")),
+        ("DOMAIN_API_DATABASE_URL_FILE", &file("url")),
+    ])
+    .unwrap();
+    assert_eq!(from_files.database_url, url);
+    assert!(matches!(
+        &from_files.master_key,
+        MasterKeySource::Given { key: k, origin } if k.to_base64() == key
+            && *origin == format!("DOMAIN_API_MASTER_KEY_FILE {}", file("key"))
+    ));
+    // The file's line break is not part of the secret: a token it signs verifies
+    // under the secret given as the variable.
+    let with_env_secret = config(&[("DOMAIN_API_JWT_SECRET", jwt)]).unwrap();
+    let organization = domain_core::OrganizationId::new("org-1");
+    let token = from_files
+        .jwt_secret
+        .as_ref()
+        .unwrap()
+        .issue(&organization, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(
+        with_env_secret.jwt_secret.unwrap().verify(&token).unwrap(),
+        organization
+    );
+
+    let credentials = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("master-key", key),
+        ("jwt-secret", jwt),
+        ("database-url", url),
+    ] {
+        std::fs::write(credentials.path().join(name), value).unwrap();
+    }
+    let directory = credentials.path().display().to_string();
+    let from_credentials = config(&[("CREDENTIALS_DIRECTORY", &directory)]).unwrap();
+    assert_eq!(from_credentials.database_url, url);
+    assert!(from_credentials.jwt_secret.is_some());
+    assert!(
+        from_credentials
+            .master_key
+            .describe()
+            .starts_with("credential master-key"),
+        "{}",
+        from_credentials.master_key.describe()
+    );
+
+    // Given twice, whichever two ways: the start stops, naming the setting.
+    for (variable, twice) in [
+        (
+            "DOMAIN_API_MASTER_KEY",
+            vec![
+                ("DOMAIN_API_MASTER_KEY", key),
+                ("DOMAIN_API_MASTER_KEY_FILE", &file("key")),
+            ],
+        ),
+        (
+            "DOMAIN_API_JWT_SECRET",
+            vec![
+                ("DOMAIN_API_JWT_SECRET", jwt),
+                ("CREDENTIALS_DIRECTORY", &directory),
+            ],
+        ),
+        (
+            "DOMAIN_API_DATABASE_URL",
+            vec![
+                ("DOMAIN_API_DATABASE_URL_FILE", &file("url")),
+                ("CREDENTIALS_DIRECTORY", &directory),
+            ],
+        ),
+    ] {
+        let error = config(&twice).unwrap_err();
+        assert_eq!(error.variable, variable, "{error}");
+        assert!(error.reason.contains("more than once"), "{error}");
+        assert!(!error.to_string().contains(key) && !error.to_string().contains(jwt));
+    }
+
+    let missing = dir.path().join("nowhere").display().to_string();
+    let error = config(&[("DOMAIN_API_JWT_SECRET_FILE", &missing)]).unwrap_err();
+    assert_eq!(error.variable, "DOMAIN_API_JWT_SECRET_FILE");
+
+    // A credentials directory that cannot be looked into stops the start: never a
+    // silent fallback (to a new key file, say).
+    let not_a_directory = file("key");
+    let error = config(&[("CREDENTIALS_DIRECTORY", &not_a_directory)]).unwrap_err();
+    assert_eq!(error.variable, "CREDENTIALS_DIRECTORY", "{error}");
+}
+
+#[test]
+fn reads_the_migrate_mode() {
+    for (value, mode) in [
+        ("auto", MigrateMode::Auto),
+        ("off", MigrateMode::Off),
+        (" check ", MigrateMode::Check),
+    ] {
+        let config = config(&[("DOMAIN_API_MIGRATE", value)]).unwrap();
+        assert_eq!(config.migrate, mode);
+    }
+    let error = config(&[("DOMAIN_API_MIGRATE", "yes")]).unwrap_err();
+    assert_eq!(error.variable, "DOMAIN_API_MIGRATE");
+}
+
+#[test]
+fn reads_the_origins_that_may_frame_the_setup_page() {
+    let config = config(&[(
+        "DOMAIN_API_SETUP_FRAME_ANCESTORS",
+        "https://dash.example.com, https://admin.example.com",
+    )])
+    .unwrap();
+    assert_eq!(
+        config.setup_frame_ancestors.directive(),
+        "https://dash.example.com https://admin.example.com"
+    );
+}
+
+#[test]
+fn reads_the_dkim_key_durations() {
+    let config = config(&[
+        ("DOMAIN_API_DKIM_RETIRE_AFTER", "1s"),
+        ("DOMAIN_API_DKIM_REVOKED_KEEP", " 2h 30m "),
+    ])
+    .unwrap();
+    assert_eq!(config.dkim_keys.retire_after, chrono::TimeDelta::seconds(1));
+    assert_eq!(
+        config.dkim_keys.revoked_keep,
+        chrono::TimeDelta::minutes(150)
+    );
+}
+
+#[test]
+fn reads_the_ownership_and_verifier_settings() {
+    let defaults = config(&[]).unwrap();
+    assert_eq!(defaults.ownership.limits, CreationLimits::default());
+    assert!(
+        defaults
+            .ownership
+            .reserved
+            .contains(&DomainName::parse("mail.sendtrim.com").unwrap())
+    );
+    assert_eq!(defaults.claim_ttl, DEFAULT_CLAIM_TTL);
+    assert_eq!(defaults.verify_schedule, VerifySchedule::default());
+    assert_eq!(
+        defaults.verifier,
+        Some(VerifierSettings {
+            concurrency: 4,
+            poll: Duration::from_secs(1)
+        })
+    );
+    let set = config(&[
+        ("DOMAIN_API_RESERVED_DOMAINS", "corp.example, other.test"),
+        ("DOMAIN_API_MAX_DOMAINS_PER_ORG", "5"),
+        ("DOMAIN_API_NEW_DOMAINS_PER_MINUTE", "2"),
+        ("DOMAIN_API_CLAIM_TTL", "1h"),
+        ("DOMAIN_API_VERIFY_SCHEDULE", "1s, 2s"),
+        ("DOMAIN_API_VERIFY_INTERVAL", "1h"),
+        ("DOMAIN_API_VERIFIER", "off"),
+    ])
+    .unwrap();
+    assert_eq!(
+        set.ownership.reserved.names(),
+        ["corp.example", "other.test"]
+    );
+    assert_eq!(
+        set.ownership.limits,
+        CreationLimits {
+            max_domains: 5,
+            per_minute: 2
+        }
+    );
+    assert_eq!(set.claim_ttl, Duration::from_secs(3600));
+    assert_eq!(
+        set.verify_schedule,
+        VerifySchedule::new(
+            vec![chrono::TimeDelta::seconds(1), chrono::TimeDelta::seconds(2)],
+            chrono::TimeDelta::hours(1)
+        )
+        .unwrap()
+    );
+    assert_eq!(set.verifier, None);
+    for (variable, value) in [
+        ("DOMAIN_API_RESERVED_DOMAINS", "not a domain"),
+        ("DOMAIN_API_MAX_DOMAINS_PER_ORG", "0"),
+        ("DOMAIN_API_NEW_DOMAINS_PER_MINUTE", "many"),
+        ("DOMAIN_API_CLAIM_TTL", "forever"),
+        ("DOMAIN_API_JWT_MAX_TTL", "soon"),
+        ("DOMAIN_API_VERIFY_SCHEDULE", "1m,,5m"),
+        ("DOMAIN_API_VERIFY_INTERVAL", "0s"),
+        ("DOMAIN_API_VERIFIER", "maybe"),
+        ("DOMAIN_API_VERIFY_CONCURRENCY", "0"),
+    ] {
+        let error = config(&[(variable, value)]).unwrap_err();
+        assert_eq!(error.variable, variable, "{value}");
+    }
+}
+
+#[test]
+fn reads_the_body_timeout_in_milliseconds() {
+    let config = config(&[("DOMAIN_API_BODY_TIMEOUT_MS", "300")]).unwrap();
+    assert_eq!(config.body_timeout, Duration::from_millis(300));
+}
+
+#[test]
+fn gives_postgres_a_larger_pool() {
+    let key = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
+    let pg = config(&[
+        ("DOMAIN_API_DATABASE_URL", "postgres://u:p@h/d"),
+        ("DOMAIN_API_MASTER_KEY", key),
+    ])
+    .unwrap();
+    assert_eq!(pg.db_pool_size, 16);
+}
+
+#[test]
+fn names_the_variable_of_a_bad_value() {
+    let cases = [
+        ("DOMAIN_API_BIND", "nowhere"),
+        ("DOMAIN_API_ADMIN_BIND", "9090"),
+        ("DOMAIN_API_DATABASE_URL", "mysql://x"),
+        ("DOMAIN_API_MASTER_KEY", "short"),
+        ("DOMAIN_API_SPF_IPS", "51.79.43.241,not-an-ip"),
+        ("DOMAIN_API_DNS_SERVERS", "127.0.0.1"),
+        ("DOMAIN_API_DNS_TIMEOUT_MS", "0"),
+        ("DOMAIN_API_DNS_TIMEOUT_MS", "soon"),
+        ("DOMAIN_API_LOG_FORMAT", "xml"),
+        ("DOMAIN_API_JWT_SECRET", "too-short"),
+        ("DOMAIN_API_SETUP_FRAME_ANCESTORS", "*"),
+        (
+            "DOMAIN_API_SETUP_FRAME_ANCESTORS",
+            "https://dash.example.com/app",
+        ),
+        ("DOMAIN_API_SETUP_FRAME_ANCESTORS", "http://*.com"),
+        ("DOMAIN_API_SETUP_FRAME_ANCESTORS", "https://*.co.uk"),
+        (
+            "DOMAIN_API_SETUP_FRAME_ANCESTORS",
+            "http://dash.example.com",
+        ),
+        ("DOMAIN_API_KEY_POOL_SIZE", "-1"),
+        ("DOMAIN_API_BODY_TIMEOUT_MS", "0"),
+        ("DOMAIN_API_BODY_TIMEOUT_MS", "10s"),
+        ("DOMAIN_API_DB_STATEMENT_TIMEOUT_MS", "0"),
+        ("DOMAIN_API_DB_STATEMENT_TIMEOUT_MS", "600001"),
+        ("DOMAIN_API_DKIM_RETIRE_AFTER", "7"),
+        ("DOMAIN_API_DKIM_RETIRE_AFTER", "0s"),
+        ("DOMAIN_API_DKIM_REVOKED_KEEP", "forever"),
+        ("DOMAIN_API_DKIM_ROTATION_INTERVAL", "daily"),
+        ("DOMAIN_API_LIVE_CHECKS_PER_MINUTE", "0"),
+        ("DOMAIN_API_DKIM_REVOKED_KEEP", "100000000000y"),
+    ];
+    for (variable, value) in cases {
+        let error = config(&[(variable, value)]).unwrap_err();
+        assert_eq!(error.variable, variable, "{value}");
+        assert!(error.to_string().starts_with(variable));
+    }
+}
+
+#[test]
+fn requires_a_master_key_with_postgres() {
+    let error = config(&[("DOMAIN_API_DATABASE_URL", "postgres://u:p@localhost/db")]).unwrap_err();
+    assert_eq!(error.variable, "DOMAIN_API_MASTER_KEY");
+}
+
+#[test]
+fn never_echoes_a_bad_master_key() {
+    let error =
+        config(&[("DOMAIN_API_MASTER_KEY", "c2VjcmV0LXRoYXQtaXMtdG9vLXNob3J0")]).unwrap_err();
+    assert!(!error.to_string().contains("c2VjcmV0"));
+}
+
+#[test]
+fn generates_the_key_file_once_with_mode_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data").join("master.key");
+
+    let first = read_or_create_key_file(&path).unwrap();
+    let second = read_or_create_key_file(&path).unwrap();
+
+    assert_eq!(first.to_base64(), second.to_base64());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
