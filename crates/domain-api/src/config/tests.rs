@@ -350,3 +350,310 @@ fn generates_the_key_file_once_with_mode_0600() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// A configuration file holding `text`, in a directory kept as long as the guard.
+fn file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path.display().to_string())
+}
+
+#[test]
+fn the_command_line_wins_over_the_environment_the_file_and_the_default() {
+    let (_dir, path) = file("dns_timeout_ms = 300\nkey_pool_size = 3\nclaim_ttl = \"2h\"\n");
+    let (config, origins) = parsed(
+        &["--config", &path, "--dns-timeout-ms", "100"],
+        &[
+            ("DOMAIN_API_DNS_TIMEOUT_MS", "200"),
+            ("DOMAIN_API_KEY_POOL_SIZE", "2"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        config.dns_timeout,
+        Duration::from_millis(100),
+        "command line"
+    );
+    assert_eq!(config.key_pool_size, 2, "environment over file");
+    assert_eq!(
+        config.claim_ttl,
+        Duration::from_secs(7200),
+        "file over default"
+    );
+    assert_eq!(config.body_timeout, Duration::from_secs(10), "default");
+    assert_eq!(origins.of("dns_timeout_ms"), Origin::CommandLine);
+    assert_eq!(origins.of("key_pool_size"), Origin::Environment);
+    assert_eq!(origins.of("claim_ttl"), Origin::File);
+    assert_eq!(origins.of("body_timeout_ms"), Origin::Default);
+    assert_eq!(origins.file(), Some(Path::new(&path)));
+}
+
+#[test]
+fn a_setting_is_taken_after_the_command_too_and_the_file_from_its_variable() {
+    let (_dir, path) =
+        file("spf_ips = [\"192.0.2.1\", \"2001:db8::1\"]\nwebhook_allow_http = true\n");
+    let (config, _) = parsed(
+        &["serve", "--bind", "127.0.0.1:9999"],
+        // A blank variable is unset: the file's value (or the default) stands.
+        &[("DOMAIN_API_CONFIG", &path), ("DOMAIN_API_SPF_IPS", " ")],
+    )
+    .unwrap();
+    assert_eq!(config.bind, "127.0.0.1:9999".parse().unwrap());
+    assert_eq!(
+        config.spf_ips,
+        [
+            "192.0.2.1".parse::<IpAddr>().unwrap(),
+            "2001:db8::1".parse().unwrap()
+        ]
+    );
+    assert!(config.webhooks.policy.allow_http);
+}
+
+#[test]
+fn an_unknown_key_in_the_file_stops_the_start_naming_it() {
+    let (_dir, path) = file("bind = \"127.0.0.1:8080\"\ndns_timeout = 300\n");
+    let error = parsed(&["--config", &path], &[]).unwrap_err();
+    assert_eq!(error.variable, "DOMAIN_API_CONFIG");
+    assert!(
+        error.reason.contains("unknown setting \"dns_timeout\""),
+        "{error}"
+    );
+    assert_eq!(error.to_string().lines().count(), 1);
+
+    // Neither the file's own setting nor a variable's spelling is a key.
+    for text in [
+        "config = \"other.toml\"",
+        "DOMAIN_API_BIND = \"127.0.0.1:1\"",
+    ] {
+        let (_dir, path) = file(text);
+        let error = parsed(&["--config", &path], &[]).unwrap_err();
+        assert!(error.reason.contains("unknown setting"), "{text}: {error}");
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_taken_stops_the_start_in_one_line() {
+    for text in ["bind = [", "bind = 1.5", "[server]\nbind = \"127.0.0.1:1\""] {
+        let (_dir, path) = file(text);
+        let error = parsed(&["--config", &path], &[]).unwrap_err();
+        assert_eq!(error.variable, "DOMAIN_API_CONFIG", "{text}");
+        assert_eq!(error.to_string().lines().count(), 1, "{error}");
+    }
+    let error = parsed(&["--config", "/nonexistent/config.toml"], &[]).unwrap_err();
+    assert_eq!(error.variable, "DOMAIN_API_CONFIG");
+}
+
+#[test]
+fn a_bad_value_from_the_file_names_its_variable_and_key() {
+    let (_dir, path) = file("dns_timeout_ms = 0\n");
+    let args: Vec<std::ffi::OsString> = ["domain-api", "--config", &path]
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let (cli, origins) = crate::cli::parse(&args, &|_| None).unwrap();
+    let error = Config::from_settings(&cli.settings, &origins).unwrap_err();
+    assert_eq!(error.variable, "DOMAIN_API_DNS_TIMEOUT_MS");
+    assert_eq!(
+        origins.explain(&error),
+        format!(
+            "DOMAIN_API_DNS_TIMEOUT_MS: must be between 1 and 60000 (dns_timeout_ms in {path})"
+        )
+    );
+}
+
+#[test]
+fn a_secret_in_the_file_and_its_file_variable_is_given_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, key).unwrap();
+    let (_dir, path) = file(&format!("master_key = \"{key}\"\n"));
+    let from_file = parsed(&["--config", &path], &[]).unwrap().0;
+    assert!(matches!(
+        from_file.master_key,
+        MasterKeySource::Given { .. }
+    ));
+    let error = parsed(
+        &["--config", &path],
+        &[(
+            "DOMAIN_API_MASTER_KEY_FILE",
+            &key_file.display().to_string(),
+        )],
+    )
+    .unwrap_err();
+    assert_eq!(error.variable, "DOMAIN_API_MASTER_KEY");
+    assert!(error.reason.contains("more than once"), "{error}");
+    assert!(!error.to_string().contains(key));
+
+    // The database URL's declared default is no giving: a credential may give it.
+    let credentials = tempfile::tempdir().unwrap();
+    let url = "sqlite:///var/lib/domain-api/domain-api.db";
+    std::fs::write(credentials.path().join("database-url"), url).unwrap();
+    let directory = credentials.path().display().to_string();
+    let config = config(&[("CREDENTIALS_DIRECTORY", &directory)]).unwrap();
+    assert_eq!(config.database_url, url);
+    let error = parsed(
+        &["--database-url", "sqlite://data/domain-api.db"],
+        &[("CREDENTIALS_DIRECTORY", &directory)],
+    )
+    .unwrap_err();
+    assert_eq!(error.variable, "DOMAIN_API_DATABASE_URL");
+}
+
+#[test]
+fn the_declared_defaults_are_the_domains_defaults() {
+    let defaults = config(&[]).unwrap();
+    assert_eq!(defaults.ownership.limits, CreationLimits::default());
+    assert_eq!(defaults.claim_ttl, DEFAULT_CLAIM_TTL);
+    assert_eq!(defaults.verify_schedule, VerifySchedule::default());
+    assert_eq!(defaults.dkim_keys, KeyPolicy::default());
+    assert_eq!(
+        defaults.dkim_rotation_interval,
+        domain_core::usecases::manage::DEFAULT_ROTATION_INTERVAL
+    );
+    assert_eq!(
+        defaults.live_checks_per_minute,
+        api_actix::live_checks::DEFAULT_PER_MINUTE
+    );
+    assert_eq!(
+        defaults.idempotency_ttl,
+        domain_core::usecases::idempotency::DEFAULT_TTL
+    );
+    assert_eq!(
+        defaults.idempotency_lease,
+        domain_core::usecases::idempotency::DEFAULT_LEASE
+    );
+    assert_eq!(defaults.webhooks.retry, RetrySchedule::standard());
+    assert_eq!(
+        defaults.webhooks.max_endpoints,
+        domain_core::usecases::webhooks::DEFAULT_MAX_ENDPOINTS
+    );
+    assert_eq!(defaults.webhooks.policy, AddressPolicy::default());
+    let with_secret = config(&[(
+        "DOMAIN_API_JWT_SECRET",
+        "a-dashboard-jwt-secret-of-at-least-32-bytes",
+    )])
+    .unwrap();
+    assert_eq!(
+        with_secret.jwt_secret.unwrap().max_ttl(),
+        api_actix::jwt::DEFAULT_MAX_TTL
+    );
+}
+
+/// The settings' declarations: (setting, variable, default, hidden).
+fn declarations() -> Vec<(String, String, Option<String>, bool)> {
+    crate::cli::command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let variable = arg.get_env()?.to_str()?.to_owned();
+            let default = match arg.get_default_values() {
+                [] => None,
+                [one] => Some(one.to_str().unwrap().to_owned()),
+                several => panic!("{variable}: {several:?}"),
+            };
+            Some((
+                arg.get_id().as_str().to_owned(),
+                variable,
+                default,
+                arg.is_hide_set(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn every_setting_is_named_after_its_variable() {
+    let declared = declarations();
+    assert!(declared.len() > 40, "{declared:?}");
+    for (setting, variable, _, _) in declared {
+        // The systemd's variable keeps its name.
+        if variable == "CREDENTIALS_DIRECTORY" {
+            assert_eq!(setting, "credentials_directory");
+            continue;
+        }
+        assert_eq!(
+            variable,
+            format!("DOMAIN_API_{}", setting.to_uppercase()),
+            "the file's key, the flag and the variable say the same name"
+        );
+    }
+}
+
+#[test]
+fn serve_help_lists_every_setting_with_its_variable_and_default() {
+    let mut command = crate::cli::command();
+    command.build();
+    let help = command
+        .find_subcommand_mut("serve")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    for (setting, variable, default, hidden) in declarations() {
+        let flag = format!("--{}", setting.replace('_', "-"));
+        assert_eq!(help.contains(&flag), !hidden, "{flag}");
+        if hidden {
+            continue;
+        }
+        assert!(help.contains(&format!("[env: {variable}")), "{variable}");
+        if let Some(default) = default {
+            assert!(
+                help.contains(&format!("[default: {default}]")),
+                "{variable}"
+            );
+        }
+    }
+}
+
+/// README's configuration table: variable → default column.
+fn readme_table() -> Vec<(String, String)> {
+    let readme = include_str!("../../../../README.md");
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .expect("README has a Configuration section");
+    section
+        .lines()
+        .skip_while(|line| !line.starts_with("| variable |"))
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let variable = cells[0].trim_start_matches("| ").trim_matches('`');
+            (variable.to_owned(), cells[1].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_table_is_the_declared_settings_with_their_defaults() {
+    let table = readme_table();
+    let declared = declarations();
+    for (_, variable, default, hidden) in &declared {
+        if *hidden {
+            assert!(
+                !table.iter().any(|(v, _)| v == variable),
+                "{variable} is for tests only"
+            );
+            continue;
+        }
+        let Some((_, cell)) = table.iter().find(|(v, _)| v == variable) else {
+            panic!("README's configuration table lacks {variable}");
+        };
+        match default {
+            Some(default) => assert_eq!(cell, &format!("`{default}`"), "{variable}"),
+            // A default that is not one value is said in words.
+            None => assert!(
+                !cell.is_empty() && !(cell.starts_with('`') && cell.matches('`').count() == 2),
+                "{variable}: {cell}"
+            ),
+        }
+    }
+    for (variable, _) in &table {
+        // RUST_LOG is tracing's own.
+        assert!(
+            variable == "RUST_LOG" || declared.iter().any(|(_, v, _, _)| v == variable),
+            "README's table lists {variable}, which is not declared"
+        );
+    }
+}
