@@ -357,6 +357,9 @@ async fn org_list_and_token_list_print_json_lines_without_a_secret() {
     }
 }
 
+/// A start's command line, its variables, and what is expected of it.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 /// Runs the binary in `dir` with only `env` (and PATH), waiting for it to end.
 fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut command = Command::new(BIN);
@@ -386,7 +389,7 @@ fn a_bad_setting_from_the_command_line_or_the_file_stops_the_start_in_one_line()
         "bind = \"127.0.0.1:0\"\nbnid = 1\n",
     )
     .unwrap();
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    let cases: [Case; 4] = [
         (
             &["serve", "--dns-timeout-ms", "soon"],
             &[],
@@ -441,7 +444,7 @@ fn the_command_line_wins_over_the_environment_which_wins_over_the_file() {
     .unwrap();
     let config = [("DOMAIN_API_CONFIG", "config.toml"), ("RUST_LOG", "warn")];
     let env_too = [config[0], config[1], ("DOMAIN_API_ADDR_FILE", "env.addr")];
-    let cases: [(&[&str], &[(&str, &str)], &str); 3] = [
+    let cases: [Case; 3] = [
         (&[], &config, "file.addr"),
         (&[], &env_too, "env.addr"),
         (&["serve", "--addr-file", "cli.addr"], &env_too, "cli.addr"),
