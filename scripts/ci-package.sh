@@ -55,6 +55,8 @@ dpkg -i "$deb"
 test -x /usr/bin/domain-api
 test -f /lib/systemd/system/domain-api.service
 test -f /etc/domain-api/domain-api.env
+test -f /etc/domain-api/config.toml
+grep -qx 'DOMAIN_API_CONFIG=/etc/domain-api/config.toml' /etc/domain-api/domain-api.env
 test "$(stat -c %a /etc/domain-api/master.key)" = 640
 test "$(stat -c %U:%G /etc/domain-api/master.key)" = root:domain-api
 getent passwd domain-api >/dev/null
@@ -122,6 +124,8 @@ echo "generate: 201"
 # The database is the state directory's, owned by the service's user, private.
 test "$(stat -c %U /var/lib/domain-api/domain-api.db)" = "$user"
 test "$(stat -c %a /var/lib/domain-api/domain-api.db)" = 600
+grep 'read the configuration file' "$run_dir/server.log" | grep -q /etc/domain-api/config.toml \
+  || { echo "the server did not read /etc/domain-api/config.toml" >&2; cat "$run_dir/server.log" >&2; exit 1; }
 grep -q 'credential master-key' "$run_dir/server.log" \
   || { echo "the master key did not come from the credential" >&2; cat "$run_dir/server.log" >&2; exit 1; }
 test ! -e /var/lib/domain-api/master.key

@@ -356,3 +356,157 @@ async fn org_list_and_token_list_print_json_lines_without_a_secret() {
         assert!(stderr.contains("no organization has that id"), "{stderr}");
     }
 }
+
+/// A start's command line, its variables, and what is expected of it.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+/// Runs the binary in `dir` with only `env` (and PATH), waiting for it to end.
+fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = Command::new(BIN);
+    crate::helpers::clear_env(&mut command);
+    let output = command
+        .current_dir(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_setting_from_the_command_line_or_the_file_stops_the_start_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "bind = \"127.0.0.1:0\"\nwebhook_timeout_ms = 0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("unknown.toml"),
+        "bind = \"127.0.0.1:0\"\nbnid = 1\n",
+    )
+    .unwrap();
+    let cases: [Case; 4] = [
+        (
+            &["serve", "--dns-timeout-ms", "soon"],
+            &[],
+            "DOMAIN_API_DNS_TIMEOUT_MS: expected a whole number",
+        ),
+        (
+            &["--config", "config.toml"],
+            &[],
+            "DOMAIN_API_WEBHOOK_TIMEOUT_MS: must be between 1 and 60000 (webhook_timeout_ms in config.toml)",
+        ),
+        (
+            &[],
+            &[("DOMAIN_API_CONFIG", "unknown.toml")],
+            "DOMAIN_API_CONFIG: unknown.toml: unknown setting \"bnid\"",
+        ),
+        (
+            &[
+                "org",
+                "list",
+                "--master-key",
+                "c2VjcmV0LXRoYXQtaXMtdG9vLXNob3J0",
+            ],
+            &[],
+            "DOMAIN_API_MASTER_KEY: ",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        let (code, stderr) = run_in(dir.path(), args, env);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("domain-api: invalid configuration: {expected}")),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("c2VjcmV0"), "a secret is never echoed");
+    }
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["config.toml", "unknown.toml"], "nothing was created");
+}
+
+#[test]
+fn the_command_line_wins_over_the_environment_which_wins_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "bind = \"127.0.0.1:0\"\nkey_pool_size = 0\naddr_file = \"file.addr\"\n",
+    )
+    .unwrap();
+    let config = [("DOMAIN_API_CONFIG", "config.toml"), ("RUST_LOG", "warn")];
+    let env_too = [config[0], config[1], ("DOMAIN_API_ADDR_FILE", "env.addr")];
+    let cases: [Case; 3] = [
+        (&[], &config, "file.addr"),
+        (&[], &env_too, "env.addr"),
+        (&["serve", "--addr-file", "cli.addr"], &env_too, "cli.addr"),
+    ];
+    for (args, env, written) in cases {
+        let mut command = Command::new(BIN);
+        crate::helpers::clear_env(&mut command);
+        let mut child = command
+            .current_dir(dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = bound_addr(&mut child, &dir.path().join(written), dir.path());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(addr.ip(), std::net::IpAddr::from([127, 0, 0, 1]));
+        for other in ["file.addr", "env.addr", "cli.addr"] {
+            assert_eq!(
+                dir.path().join(other).exists(),
+                other == written,
+                "{args:?} {env:?}: {other}"
+            );
+        }
+        std::fs::remove_file(dir.path().join(written)).unwrap();
+    }
+}
+
+#[test]
+fn serve_help_lists_every_variable_of_the_readme_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(BIN);
+    crate::helpers::clear_env(&mut command);
+    let output = command
+        .current_dir(dir.path())
+        .args(["serve", "--help"])
+        .env(
+            "DOMAIN_API_MASTER_KEY",
+            "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=",
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let variables: Vec<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+        .filter(|variable| *variable != "RUST_LOG")
+        .collect();
+    assert!(variables.len() > 40, "{variables:?}");
+    for variable in variables {
+        assert!(
+            help.contains(&format!("[env: {variable}")),
+            "{variable}:\n{help}"
+        );
+    }
+    assert!(
+        !help.contains("KioqKioq"),
+        "a secret's value is not shown: {help}"
+    );
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}

@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, Read as _, Write as _};
 
 use anyhow::{Context as _, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use std::sync::Arc;
 
 use domain_core::usecases::sign::SignMessageError;
@@ -12,7 +12,7 @@ use domain_core::{IssuedToken, OrganizationId};
 use keys_rsa::Sealer;
 
 use crate::app::{self, existing_store, migrated_store};
-use crate::config::{Config, MasterKeySource};
+use crate::config::{Config, MasterKeySource, Origins, Refused, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +23,29 @@ use crate::config::{Config, MasterKeySource};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Every setting, taken by every command (made global by [`command`]).
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// The command line's declaration: the commands, and every setting, accepted before
+/// or after the command (`domain-api serve --bind …`) and listed by each `--help`.
+#[must_use]
+pub fn command() -> clap::Command {
+    Cli::command().mut_args(|arg| arg.global(true))
+}
+
+/// Parses the command line `args`, reading the settings' variables through `env` and
+/// the configuration file they name.
+///
+/// # Errors
+/// [`Refused`] for help, version, a bad command line, or a configuration file that
+/// cannot be taken.
+pub fn parse(
+    args: &[std::ffi::OsString],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Cli, Origins), Refused> {
+    crate::config::parse(&command(), args, env)
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,21 +11,32 @@ mod logging;
 mod verifier;
 mod webhook_sender;
 
-use clap::Parser as _;
-
-use crate::cli::Cli;
-use crate::config::Config;
+use crate::config::{Config, Refused};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(error) => {
+    let args: Vec<_> = std::env::args_os().collect();
+    let (cli, origins) = match cli::parse(&args, &|name| std::env::var(name).ok()) {
+        Ok(parsed) => parsed,
+        Err(Refused::Clap(error)) => error.exit(),
+        Err(Refused::Config(error)) => {
             eprintln!("domain-api: invalid configuration: {error}");
             return ExitCode::from(2);
         }
     };
+    let config = match Config::from_settings(&cli.settings, &origins) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!(
+                "domain-api: invalid configuration: {}",
+                origins.explain(&error)
+            );
+            return ExitCode::from(2);
+        }
+    };
     logging::init(config.log_format);
+    if let Some(file) = origins.file() {
+        tracing::info!(file = %config::absolute(file).display(), "read the configuration file");
+    }
     // Multi-threaded: diesel's migration harness blocks in place, and key
     // generation runs on the blocking pool. actix-web runs its own workers.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
