@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use domain_core::ports::InfraError;
 use domain_core::usecases::idempotency::PruneExpiredAnswers;
 use domain_core::usecases::retention::PruneOldEvents;
 use tokio::sync::watch;
@@ -51,36 +52,36 @@ fn pause_after(pruned: usize) -> Duration {
     }
 }
 
+/// How many `what` a round pruned, logged; a failure is logged and counts none.
+fn logged(outcome: Result<usize, InfraError>, what: &str) -> usize {
+    match outcome {
+        Ok(pruned) => {
+            if pruned > 0 {
+                tracing::debug!(pruned, "pruned {what}");
+            }
+            pruned
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not prune {what}");
+            0
+        }
+    }
+}
+
 async fn run(
     answers: PruneExpiredAnswers,
     events: PruneOldEvents,
     mut stopped: watch::Receiver<bool>,
 ) {
     while !*stopped.borrow() {
-        let answers_pruned = match answers.execute(PRUNE_BATCH).await {
-            Ok(pruned) => {
-                if pruned > 0 {
-                    tracing::debug!(pruned, "pruned expired Idempotency-Key answers");
-                }
-                pruned
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not prune expired Idempotency-Key answers");
-                0
-            }
-        };
-        let events_pruned = match events.execute(PRUNE_BATCH).await {
-            Ok(pruned) => {
-                if pruned > 0 {
-                    tracing::debug!(pruned, "pruned events past their retention");
-                }
-                pruned
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not prune events past their retention");
-                0
-            }
-        };
+        let answers_pruned = logged(
+            answers.execute(PRUNE_BATCH).await,
+            "expired Idempotency-Key answers",
+        );
+        let events_pruned = logged(
+            events.execute(PRUNE_BATCH).await,
+            "events past their retention",
+        );
         let pause = pause_after(answers_pruned.max(events_pruned));
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
