@@ -383,18 +383,18 @@ impl Dispatcher {
     }
 }
 
-/// The most attempts one batch records, and how long the recorder waits for more
-/// once one has arrived. A batch is one transaction: on PostgreSQL one WAL flush, on
-/// SQLite one turn of the write lock, for up to this many attempts.
+/// The most attempts one batch records. A batch is one transaction: on PostgreSQL one
+/// WAL flush, on SQLite one turn of the write lock, for up to this many attempts.
 const RECORD_BATCH: usize = 64;
-const RECORD_WAIT: Duration = Duration::from_millis(5);
 
 type Recording = (RecordedAttempt, oneshot::Sender<Result<(), String>>);
 
 /// The delivery queue with attempts recorded in batches: each
 /// [`DeliveryQueue::record_attempts`] call hands its attempts to one recorder task,
-/// which collects what arrives within [`RECORD_WAIT`] (at most [`RECORD_BATCH`]),
-/// writes them in one transaction, and then answers every caller. Nothing is
+/// which writes every attempt waiting (at most [`RECORD_BATCH`]) in one transaction
+/// and then answers their callers; what arrives meanwhile waits for the next batch
+/// (group commit: no timer, so a lone attempt is not delayed, and under load batches
+/// grow by themselves). Nothing is
 /// answered before its batch commits: a crash before the commit leaves those
 /// deliveries leased, their leases run out, and they are attempted again.
 pub struct AttemptRecorder {
@@ -422,11 +422,10 @@ async fn record(queue: Arc<dyn DeliveryQueue>, mut receiver: mpsc::Receiver<Reco
     let mut batch: Vec<Recording> = Vec::with_capacity(RECORD_BATCH);
     while let Some(first) = receiver.recv().await {
         batch.push(first);
-        let deadline = tokio::time::Instant::now() + RECORD_WAIT;
         while batch.len() < RECORD_BATCH {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(more)) => batch.push(more),
-                Ok(None) | Err(_) => break,
+            match receiver.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
             }
         }
         let attempts: Vec<RecordedAttempt> = batch.iter().map(|(a, _)| a.clone()).collect();
@@ -506,5 +505,127 @@ mod tests {
         assert_eq!(next_prune_after(PRUNE_BATCH, now), now);
         assert_eq!(next_prune_after(PRUNE_BATCH - 1, now), now + PRUNE_EVERY);
         assert_eq!(next_prune_after(0, now), now + PRUNE_EVERY);
+    }
+
+    #[test]
+    fn a_first_delivery_starts_beyond_the_shared_slots_and_a_share_is_never_exceeded() {
+        let settings = SenderSettings {
+            concurrency: 16,
+            per_organization: 4,
+            poll: Duration::from_secs(1),
+            retention: Duration::from_secs(60),
+        };
+        // Shared slots free: up to the organization's share.
+        assert!(may_start(0, 0, &settings));
+        assert!(may_start(3, 15, &settings));
+        assert!(!may_start(4, 0, &settings));
+        // Shared slots all taken: only an organization with nothing in flight, and
+        // only while the slots kept for first deliveries last.
+        assert!(may_start(0, 16, &settings));
+        assert!(may_start(0, 31, &settings));
+        assert!(!may_start(0, 32, &settings));
+        assert!(!may_start(1, 16, &settings));
+    }
+
+    /// A queue whose batches take a while to write, recording their sizes.
+    #[derive(Default)]
+    struct SlowQueue {
+        batches: Mutex<Vec<usize>>,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl DeliveryQueue for SlowQueue {
+        async fn lease_deliveries(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+            _: usize,
+            _: usize,
+            _: &[OrganizationId],
+        ) -> Result<Vec<DueDelivery>, InfraError> {
+            Ok(Vec::new())
+        }
+
+        async fn record_attempt(&self, _: i64, _: &Attempt, _: NextStep) -> Result<(), InfraError> {
+            Ok(())
+        }
+
+        async fn record_attempts(&self, batch: &[RecordedAttempt]) -> Result<(), InfraError> {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.batches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(batch.len());
+            if self.fail {
+                return Err(InfraError::unexpected("the database is gone"));
+            }
+            Ok(())
+        }
+
+        async fn prune_deliveries(&self, _: DateTime<Utc>, _: usize) -> Result<usize, InfraError> {
+            Ok(0)
+        }
+
+        async fn outbox_stats(&self) -> Result<OutboxStats, InfraError> {
+            Ok(OutboxStats::default())
+        }
+    }
+
+    fn recorded(delivery: i64) -> RecordedAttempt {
+        RecordedAttempt {
+            delivery,
+            endpoint: WebhookId::from_random([1; 16]),
+            attempt: Attempt {
+                at: Utc::now(),
+                status_code: Some(204),
+                error: None,
+                duration: Duration::from_millis(1),
+            },
+            next: NextStep::Delivered,
+            reach: domain_core::ports::webhooks::Reach::Answered,
+        }
+    }
+
+    async fn record_twenty(inner: Arc<SlowQueue>) -> (Vec<bool>, Vec<usize>) {
+        let recorder = AttemptRecorder::start(Arc::clone(&inner) as Arc<dyn DeliveryQueue>);
+        let mut tasks = JoinSet::new();
+        for delivery in 0..20 {
+            let recorder = Arc::clone(&recorder);
+            tasks.spawn(async move {
+                recorder
+                    .record_attempts(&[recorded(delivery)])
+                    .await
+                    .is_ok()
+            });
+        }
+        let mut answers = Vec::new();
+        while let Some(answer) = tasks.join_next().await {
+            answers.push(answer.unwrap_or(false));
+        }
+        let batches = inner
+            .batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        (answers, batches)
+    }
+
+    #[tokio::test]
+    async fn attempts_arriving_while_a_batch_is_written_are_written_together_next() {
+        let (answers, batches) = record_twenty(Arc::default()).await;
+        assert!(answers.iter().all(|ok| *ok), "{answers:?}");
+        assert_eq!(batches.iter().sum::<usize>(), 20, "{batches:?}");
+        assert!(batches.len() <= 3, "20 attempts in {batches:?}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fails_is_an_error_for_each_of_its_callers() {
+        let inner = Arc::new(SlowQueue {
+            fail: true,
+            ..SlowQueue::default()
+        });
+        let (answers, batches) = record_twenty(inner).await;
+        assert_eq!(answers, vec![false; 20], "{batches:?}");
     }
 }
