@@ -18,7 +18,15 @@ recording when each webhook-id arrived), and the release binary on a fresh datab
    the script times how long it takes to drain the outbox: deliveries per second.
    The same again with the events spread over 8 organizations (the per-organization
    share no longer binds).
-2. Delay: an instance with the test-sized schedule (`DOMAIN_API_VERIFY_SCHEDULE=1s`,
+   The server's CPU time (and PostgreSQL's backends', on that backend) over the drain
+   gives the CPU per delivery.
+2. Hostile (`--scenarios hostile`): 8 organizations each with 20 endpoints on a
+   loopback server that accepts and never answers, each creating a domain a second
+   (60 deliveries a domain), and a healthy organization whose endpoint (the
+   receiver) takes `domain.created`, creating a domain every 200 ms: the delay from
+   its generate call to its webhook, p50/p99/max, over --hostile-seconds. Defaults
+   everywhere (16 slots, 4 per organization, 5 s timeout, 1 s poll).
+3. Delay: an instance with the test-sized schedule (`DOMAIN_API_VERIFY_SCHEDULE=1s`,
    `…_VERIFY_POLL_INTERVAL=100ms`, `…_WEBHOOK_POLL_INTERVAL=100ms`) and an endpoint
    taking `domain.verified`; the script publishes each domain's records at a recorded
    moment (one every 20 ms) and measures until its `domain.verified` webhook arrives:
@@ -31,6 +39,7 @@ import argparse
 import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +78,54 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class Hanging:
+    """Accepts every connection and never answers (holds them until stopped)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4096)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        self.accepted = 0
+        self.stopped = False
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.held.append(conn)
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids=None, comm=None):
+    """utime+stime of the given pids, or of every process named comm."""
+    total = 0
+    for pid in (pids if pids is not None else os.listdir("/proc")):
+        try:
+            raw = open(f"/proc/{pid}/stat").read()
+        except (OSError, ValueError):
+            continue
+        name = raw[raw.index("(") + 1: raw.rindex(")")]
+        if comm is not None and name != comm:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TCK
 
 
 def percentile(values, p):
@@ -146,13 +203,19 @@ def throughput(args, dns_port, orgs):
         stop(server)
         expected = 3 * args.domains
         server, base = start(args.bin, server_env(tmp, url, dns_port, {}), tmp, "drain")
+        cpu0 = cpu_seconds([server.pid])
+        db0 = cpu_seconds(comm="postgres") if pg else 0.0
         started = time.monotonic()
         deadline = started + 600
         while receiver.count < expected and time.monotonic() < deadline:
             time.sleep(0.01)
         elapsed = time.monotonic() - started
+        cpu = cpu_seconds([server.pid]) - cpu0
+        db = (cpu_seconds(comm="postgres") - db0) if pg else 0.0
         stop(server)
         return {
+            "server_cpu_ms_per_delivery": round(1000 * cpu / max(receiver.count, 1), 3),
+            "postgres_cpu_ms_per_delivery": round(1000 * db / max(receiver.count, 1), 3),
             "organizations": orgs,
             "deliveries": receiver.count,
             "distinct_events": len(receiver.arrivals),
@@ -160,6 +223,73 @@ def throughput(args, dns_port, orgs):
             "deliveries_per_second": round(receiver.count / elapsed, 1),
         }
     finally:
+        receiver.shutdown()
+        drop(pg)
+
+
+def hostile(args, dns_port):
+    tmp = tempfile.mkdtemp(prefix="webhook-bench-")
+    url, pg = database(args.backend, tmp, f"webhooks_hostile_{os.getpid()}")
+    receiver = Receiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hanging = Hanging()
+    try:
+        env = server_env(tmp, url, dns_port, {})
+        server, base = start(args.bin, env, tmp, "hostile")
+        attackers = [new_org(args.bin, env, f"hostile{i}") for i in range(8)]
+        quiet = new_org(args.bin, env, "quiet")
+        for auth in attackers:
+            for n in range(20):
+                api(base, "POST", "/api/v1/webhooks", auth,
+                    {"url": f"http://127.0.0.1:{hanging.port}/h{n}"})
+        api(base, "POST", "/api/v1/webhooks", quiet,
+            {"url": f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+             "events": ["domain.created"]})
+        stop_flag = threading.Event()
+
+        def attack(i, auth):
+            n = 0
+            while not stop_flag.is_set():
+                api(base, "POST", "/api/v1/emails/domains/generate", auth,
+                    {"email": f"x@h{i}-{n}.hostile-bench.com"})
+                n += 1
+                stop_flag.wait(1.0)
+
+        threads = [threading.Thread(target=attack, args=(i, a), daemon=True)
+                   for i, a in enumerate(attackers)]
+        for t in threads:
+            t.start()
+        time.sleep(5)  # the hanging endpoints fill their slots
+        sent = {}
+        finish = time.monotonic() + args.hostile_seconds
+        n = 0
+        while time.monotonic() < finish:
+            domain = f"q{n}.quiet-bench.com"
+            sent[domain] = time.monotonic()
+            api(base, "POST", "/api/v1/emails/domains/generate", quiet, {"email": f"x@{domain}"})
+            n += 1
+            time.sleep(0.2)
+        deadline = time.monotonic() + 120
+        while len(receiver.arrivals) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop_flag.set()
+        for t in threads:
+            t.join(timeout=10)
+        stop(server)
+        delays = [arrival - sent[body["data"]["domain"]]
+                  for arrival, body in receiver.arrivals.values()
+                  if body["data"].get("domain") in sent]
+        delays += [float("inf")] * (len(sent) - len(delays))
+        return {
+            "quiet_webhooks": len(sent),
+            "arrived": sum(1 for d in delays if d != float("inf")),
+            "hanging_connections": hanging.accepted,
+            "p50_s": round(percentile(delays, 50), 2),
+            "p99_s": round(percentile(delays, 99), 2),
+            "max_s": round(max(delays), 2),
+        }
+    finally:
+        hanging.stop()
         receiver.shutdown()
         drop(pg)
 
@@ -220,17 +350,23 @@ def main():
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--domains", type=int, default=300)
     parser.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "domain-api"))
+    parser.add_argument("--scenarios", default="throughput,hostile,delay",
+                        help="comma-separated: throughput, hostile, delay")
+    parser.add_argument("--hostile-seconds", type=int, default=40)
     args = parser.parse_args()
+    scenarios = args.scenarios.split(",")
 
     zone = Zone()
     dns_port, servers = serve(zone)
     try:
-        result = {
-            "backend": args.backend,
-            "throughput_one_org": throughput(args, dns_port, 1),
-            "throughput_8_orgs": throughput(args, dns_port, 8),
-            "publish_to_verified_webhook": delay(args, dns_port, zone),
-        }
+        result = {"backend": args.backend}
+        if "throughput" in scenarios:
+            result["throughput_one_org"] = throughput(args, dns_port, 1)
+            result["throughput_8_orgs"] = throughput(args, dns_port, 8)
+        if "hostile" in scenarios:
+            result["hostile_8_orgs_20_hanging_endpoints"] = hostile(args, dns_port)
+        if "delay" in scenarios:
+            result["publish_to_verified_webhook"] = delay(args, dns_port, zone)
         print(json.dumps(result))
     finally:
         for server in servers:

@@ -921,3 +921,79 @@ async fn a_dead_receiver_never_delays_another_organizations_deliveries() {
         a_dead_receiver_holds_only_its_share(kind).await;
     }
 }
+
+/// The endpoint `id`'s `health` as `GET /api/v1/webhooks` lists it.
+fn listed_health(app: &TestApp, org: &Org, id: &str) -> String {
+    let answer = call(app, org, "GET", "/api/v1/webhooks", None);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|hook| hook["id"] == id)
+        .unwrap()["health"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn a_silent_endpoint_is_degraded(kind: BackendKind) {
+    let dns = TestDnsServer::start_in_thread();
+    let app = app_with(
+        kind,
+        &dns,
+        &settings(&[
+            ("DOMAIN_API_WEBHOOK_TIMEOUT_MS", "1000"),
+            (
+                "DOMAIN_API_WEBHOOK_RETRY_SCHEDULE",
+                "100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms",
+            ),
+        ]),
+    )
+    .await;
+    let silent = Receiver::start("127.0.0.1", |_, _| Reply::Hang);
+    let org = app.create_org("silent");
+    let created = create_webhook(&app, &org, &json!({"url": silent.url("/in")}));
+    assert_eq!(created.status, 201, "{kind:?}: {}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed_health(&app, &org, &id), "ok", "{kind:?}");
+    // 12 deliveries: the organization's share (4) at once, all unanswered.
+    for n in 0..4 {
+        generate(&app, &org, &format!("x@silent{n}.example"));
+    }
+    let started = Instant::now();
+    while listed_health(&app, &org, &id) != "degraded" {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{kind:?}: never degraded after {} requests",
+            silent.connections()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Degraded: one attempt in flight at a time. In 2.5 s of 1 s timeouts, at most
+    // 3 new requests (4 at a time would make 8 or more).
+    let before = silent.connections();
+    std::thread::sleep(Duration::from_millis(2500));
+    let during = silent.connections() - before;
+    assert!(
+        (1..=3).contains(&during),
+        "{kind:?}: {during} requests to a degraded endpoint in 2.5 s"
+    );
+    // Any HTTP answer makes it ok again.
+    silent.set_script(|_, _| Reply::Status(503, Duration::ZERO));
+    let started = Instant::now();
+    while listed_health(&app, &org, &id) != "ok" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{kind:?}: still degraded after an answer"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_never_answers_is_degraded_gets_one_attempt_at_a_time_and_recovers() {
+    for kind in backends() {
+        a_silent_endpoint_is_degraded(kind).await;
+    }
+}

@@ -19,6 +19,7 @@ use domain_core::ports::clock::Clock;
 use domain_core::ports::clock::SystemClock;
 use domain_core::ports::dns::Dns;
 use domain_core::ports::keys::KeyGenerator;
+use domain_core::ports::webhooks::DeliveryQueue;
 use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::background::CheckDueDomains;
@@ -43,7 +44,7 @@ use store_diesel::{Store, StoreConfig};
 use crate::config::{Config, MigrateMode};
 use crate::janitor::Janitor;
 use crate::verifier::Verifier;
-use crate::webhook_sender::{OutboxReading, Sender};
+use crate::webhook_sender::{AttemptRecorder, OutboxReading, Sender};
 
 /// Readiness from the store, gauges from the store's and the key pool's counters and
 /// the webhook sender's last reading of the outbox.
@@ -426,8 +427,10 @@ pub fn build_state(
         lease,
     );
     let webhook_policy = Arc::new(config.webhooks.policy.clone());
+    // Attempts are recorded in batches, one transaction each.
+    let recorder: Arc<dyn DeliveryQueue> = AttemptRecorder::start(store.clone());
     let deliveries = DeliverWebhooks::new(
-        store.clone(),
+        recorder,
         webhook_secrets.clone(),
         dns.clone(),
         Arc::new(

@@ -1,21 +1,39 @@
 //! The webhook sender: one dispatcher task per instance that leases due deliveries
 //! from the shared outbox (the database: every instance's sender draws from it, and a
-//! lease keeps the others off) and sends each on its own task, at most `concurrency`
-//! at once and at most `per_organization` of them for any one organization — so a
-//! slow or dead endpoint holds that many slots, never the others' (it also backs off
-//! on the retry schedule). [`Sender::stop`] lets deliveries in flight finish; a
-//! delivery cut short by a crash, or leased but not started, is sent again once its
-//! lease runs out (at least once).
+//! lease keeps the others off) and sends each on its own task.
+//!
+//! - **Slots shared fairly.** `concurrency` shared slots, at most `per_organization`
+//!   of them for one organization; leases go round-robin over the organizations with
+//!   due deliveries (every one's oldest first, see `DeliveryQueue::lease_deliveries`),
+//!   and so does starting what was leased. An organization with nothing in flight is
+//!   never kept waiting by the others: when the shared slots are all taken, its first
+//!   delivery still starts, in one of `concurrency` more slots kept for first
+//!   deliveries (so at most twice `concurrency` in flight).
+//! - **Degraded endpoints.** An endpoint whose last `DEGRADED_AFTER` (3) attempts got no
+//!   HTTP answer is leased one delivery at a time (across instances) and sent one at
+//!   a time here, until an attempt gets an answer.
+//! - **Attempts recorded in batches** ([`AttemptRecorder`]): a delivery's task waits
+//!   until its batch is committed, so its slot and lease are held until then.
+//!
+//! [`Sender::stop`] lets deliveries in flight finish; a delivery cut short by a crash
+//! (before its attempt's batch committed), or leased but not started, is sent again
+//! once its lease runs out (at least once).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use api_actix::metrics::Metrics;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain_core::OrganizationId;
-use domain_core::ports::webhooks::{DeliveryQueue, DueDelivery, OutboxStats};
+use domain_core::ports::InfraError;
+use domain_core::ports::webhooks::{
+    Attempt, DeliveryQueue, DueDelivery, NextStep, OutboxStats, RecordedAttempt,
+};
 use domain_core::usecases::webhooks::DeliverWebhooks;
-use tokio::sync::watch;
+use domain_core::webhooks::WebhookId;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::SenderSettings;
@@ -72,19 +90,7 @@ impl Sender {
         settings: SenderSettings,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let dispatcher = Dispatcher {
-            deliver,
-            queue,
-            outbox,
-            metrics,
-            settings,
-            in_flight: HashMap::new(),
-            backlog: HashMap::new(),
-            next_prune: Instant::now(),
-            tasks: JoinSet::new(),
-            owners: HashMap::new(),
-            last_reading: None,
-        };
+        let dispatcher = Dispatcher::new(deliver, queue, outbox, metrics, settings);
         let task = tokio::spawn(dispatcher.run(stopped));
         tracing::info!(
             concurrency = settings.concurrency,
@@ -114,57 +120,122 @@ struct Dispatcher {
     settings: SenderSettings,
     /// Deliveries being sent, per organization.
     in_flight: HashMap<OrganizationId, usize>,
-    /// Leased deliveries of organizations that had no free slot: sent as theirs free.
+    /// Deliveries of degraded endpoints being sent, per endpoint (at most one).
+    degraded_in_flight: HashMap<WebhookId, usize>,
+    /// Leased deliveries that could not start yet: sent as slots free.
     backlog: HashMap<OrganizationId, VecDeque<DueDelivery>>,
+    /// The organizations of `backlog` in turn order (round-robin).
+    turns: VecDeque<OrganizationId>,
     /// When to prune next ([`next_prune_after`]).
     next_prune: Instant,
     tasks: JoinSet<()>,
-    /// Whose delivery each task sends, so a slot is given back even if a task panics.
-    owners: HashMap<tokio::task::Id, OrganizationId>,
+    /// Whose delivery each task sends (and its endpoint when degraded), so a slot is
+    /// given back even if a task panics.
+    owners: HashMap<tokio::task::Id, (OrganizationId, Option<WebhookId>)>,
     last_reading: Option<Instant>,
 }
 
+/// Whether a delivery of an organization with `org_in_flight` deliveries in flight
+/// may start now, with `total` in flight on the instance: within the organization's
+/// share, and either in a shared slot or, as the organization's only delivery, in
+/// one of the slots kept for first deliveries.
+fn may_start(org_in_flight: usize, total: usize, settings: &SenderSettings) -> bool {
+    org_in_flight < settings.per_organization
+        && (total < settings.concurrency
+            || (org_in_flight == 0 && total < settings.concurrency.saturating_mul(2)))
+}
+
 impl Dispatcher {
+    fn new(
+        deliver: DeliverWebhooks,
+        queue: Arc<dyn DeliveryQueue>,
+        outbox: Arc<OutboxReading>,
+        metrics: Arc<Metrics>,
+        settings: SenderSettings,
+    ) -> Self {
+        Self {
+            deliver,
+            queue,
+            outbox,
+            metrics,
+            settings,
+            in_flight: HashMap::new(),
+            degraded_in_flight: HashMap::new(),
+            backlog: HashMap::new(),
+            turns: VecDeque::new(),
+            next_prune: Instant::now(),
+            tasks: JoinSet::new(),
+            owners: HashMap::new(),
+            last_reading: None,
+        }
+    }
+
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
         while !*stopped.borrow() {
             self.refresh_outbox().await;
             self.prune().await;
             let leased = self.lease().await;
-            let full = self.tasks.len() >= self.settings.concurrency;
-            if leased > 0 && !full {
+            if leased > 0 && self.tasks.len() < self.settings.concurrency {
                 // More may be due: look again at once.
                 continue;
             }
+            // Polled even when the shared slots are taken: an organization with
+            // nothing in flight may still start its first delivery.
             tokio::select! {
                 _ = stopped.changed() => {}
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.finished(done),
-                () = tokio::time::sleep(self.settings.poll), if !full => {}
+                () = tokio::time::sleep(self.settings.poll) => {}
             }
             self.start_backlog();
         }
         // Leased but not started: their leases run out and another sender takes them.
         self.backlog.clear();
+        self.turns.clear();
         while let Some(done) = self.tasks.join_next_with_id().await {
             self.finished(done);
         }
     }
 
+    fn org_load(&self, org: &OrganizationId) -> usize {
+        self.in_flight.get(org).copied().unwrap_or(0)
+            + self.backlog.get(org).map_or(0, VecDeque::len)
+    }
+
     /// Leases what there is room for; how many were leased.
     async fn lease(&mut self) -> usize {
-        let free = self.settings.concurrency.saturating_sub(self.tasks.len());
-        if free == 0 {
-            return 0;
-        }
-        let per_org = self.settings.per_organization;
-        let skip: Vec<OrganizationId> = self
-            .in_flight
-            .iter()
-            .filter(|(org, count)| **count + self.backlog_len(org) >= per_org)
-            .map(|(org, _)| org.clone())
-            .collect();
-        // At most one organization's share per lease, so what cannot start at once
-        // waits in a backlog of at most that many.
-        let leased = match self.deliver.lease(free.min(per_org), &skip).await {
+        let settings = self.settings;
+        let total = self.tasks.len();
+        let (free, per_org, skip): (usize, usize, Vec<OrganizationId>) =
+            if total < settings.concurrency {
+                // Shared slots: every organization up to its share.
+                let skip = self
+                    .in_flight
+                    .keys()
+                    .chain(self.backlog.keys())
+                    .filter(|org| self.org_load(org) >= settings.per_organization)
+                    .cloned()
+                    .collect();
+                (
+                    settings.concurrency - total,
+                    settings.per_organization,
+                    skip,
+                )
+            } else if total < settings.concurrency.saturating_mul(2) {
+                // Only first deliveries: one each of organizations with none here.
+                let skip = self
+                    .in_flight
+                    .keys()
+                    .chain(self.backlog.keys())
+                    .cloned()
+                    .collect();
+                (settings.concurrency.saturating_mul(2) - total, 1, skip)
+            } else {
+                return 0;
+            };
+        let mut skip: Vec<OrganizationId> = skip;
+        skip.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        skip.dedup();
+        let leased = match self.deliver.lease(free, per_org, &skip).await {
             Ok(leased) => leased,
             Err(error) => {
                 tracing::warn!(%error, "webhook sender could not lease due deliveries");
@@ -173,51 +244,77 @@ impl Dispatcher {
         };
         let count = leased.len();
         for due in leased {
-            self.backlog
-                .entry(due.organization.clone())
-                .or_default()
-                .push_back(due);
+            let queue = self.backlog.entry(due.organization.clone()).or_default();
+            if queue.is_empty() {
+                self.turns.push_back(due.organization.clone());
+            }
+            queue.push_back(due);
         }
         self.start_backlog();
         count
     }
 
-    fn backlog_len(&self, org: &OrganizationId) -> usize {
-        self.backlog.get(org).map_or(0, VecDeque::len)
-    }
-
-    /// Starts every backlogged delivery whose organization has a free slot, while
-    /// the instance has one.
+    /// Starts backlogged deliveries round-robin over their organizations, one per
+    /// organization per turn, while [`may_start`] allows (and a degraded endpoint
+    /// has nothing in flight here).
     fn start_backlog(&mut self) {
-        let per_org = self.settings.per_organization;
-        let orgs: Vec<OrganizationId> = self.backlog.keys().cloned().collect();
-        for org in orgs {
-            while self.tasks.len() < self.settings.concurrency
-                && self.in_flight.get(&org).copied().unwrap_or(0) < per_org
-            {
-                let Some(due) = self.backlog.get_mut(&org).and_then(VecDeque::pop_front) else {
+        loop {
+            let mut started = false;
+            for _ in 0..self.turns.len() {
+                let Some(org) = self.turns.pop_front() else {
                     break;
                 };
-                *self.in_flight.entry(org.clone()).or_default() += 1;
-                let deliver = self.deliver.clone();
-                let metrics = Arc::clone(&self.metrics);
-                let task = self.tasks.spawn(async move {
-                    let started = Instant::now();
-                    let outcome = deliver.deliver(&due).await;
-                    metrics.record_delivery(outcome.label(), started.elapsed());
-                    tracing::debug!(
-                        delivery = due.id,
-                        event = due.event.id,
-                        outcome = outcome.label(),
-                        "webhook delivery"
-                    );
-                });
-                self.owners.insert(task.id(), org.clone());
+                let in_flight = self.in_flight.get(&org).copied().unwrap_or(0);
+                let mut next = None;
+                if may_start(in_flight, self.tasks.len(), &self.settings)
+                    && let Some(queue) = self.backlog.get_mut(&org)
+                {
+                    let position = queue.iter().position(|due| {
+                        !due.degraded || !self.degraded_in_flight.contains_key(&due.endpoint)
+                    });
+                    next = position.and_then(|at| queue.remove(at));
+                }
+                if let Some(due) = next {
+                    self.spawn(due);
+                    started = true;
+                }
+                if self
+                    .backlog
+                    .get(&org)
+                    .is_some_and(|queue| !queue.is_empty())
+                {
+                    self.turns.push_back(org);
+                } else {
+                    self.backlog.remove(&org);
+                }
             }
-            if self.backlog.get(&org).is_some_and(VecDeque::is_empty) {
-                self.backlog.remove(&org);
+            if !started {
+                return;
             }
         }
+    }
+
+    fn spawn(&mut self, due: DueDelivery) {
+        let org = due.organization.clone();
+        *self.in_flight.entry(org.clone()).or_default() += 1;
+        let degraded = due.degraded.then(|| due.endpoint.clone());
+        if let Some(endpoint) = &degraded {
+            *self.degraded_in_flight.entry(endpoint.clone()).or_default() += 1;
+        }
+        let deliver = self.deliver.clone();
+        let metrics = Arc::clone(&self.metrics);
+        let task = self.tasks.spawn(async move {
+            let started = Instant::now();
+            let outcome = deliver.deliver(&due).await;
+            metrics.record_delivery(outcome.label(), started.elapsed());
+            tracing::debug!(
+                delivery = due.id,
+                event = due.event.id,
+                outcome = outcome.label(),
+                "webhook delivery"
+            );
+        });
+        self.owners.insert(task.id(), (org, degraded));
     }
 
     fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
@@ -229,13 +326,21 @@ impl Dispatcher {
                 error.id()
             }
         };
-        let Some(org) = self.owners.remove(&id) else {
+        let Some((org, degraded)) = self.owners.remove(&id) else {
             return;
         };
         if let Some(count) = self.in_flight.get_mut(&org) {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 self.in_flight.remove(&org);
+            }
+        }
+        if let Some(endpoint) = degraded
+            && let Some(count) = self.degraded_in_flight.get_mut(&endpoint)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.degraded_in_flight.remove(&endpoint);
             }
         }
     }
@@ -278,6 +383,118 @@ impl Dispatcher {
     }
 }
 
+/// The most attempts one batch records. A batch is one transaction: on PostgreSQL one
+/// WAL flush, on SQLite one turn of the write lock, for up to this many attempts.
+const RECORD_BATCH: usize = 64;
+
+type Recording = (RecordedAttempt, oneshot::Sender<Result<(), String>>);
+
+/// The delivery queue with attempts recorded in batches: each
+/// [`DeliveryQueue::record_attempts`] call hands its attempts to one recorder task,
+/// which writes every attempt waiting (at most [`RECORD_BATCH`]) in one transaction
+/// and then answers their callers; what arrives meanwhile waits for the next batch
+/// (group commit: no timer, so a lone attempt is not delayed, and under load batches
+/// grow by themselves). Nothing is
+/// answered before its batch commits: a crash before the commit leaves those
+/// deliveries leased, their leases run out, and they are attempted again.
+pub struct AttemptRecorder {
+    inner: Arc<dyn DeliveryQueue>,
+    batches: mpsc::Sender<Recording>,
+}
+
+impl AttemptRecorder {
+    /// Wraps `inner`, starting its recorder task on the current runtime (it ends
+    /// when the last handle is dropped).
+    pub fn start(inner: Arc<dyn DeliveryQueue>) -> Arc<Self> {
+        let (batches, receiver) = mpsc::channel(RECORD_BATCH * 16);
+        tokio::spawn(record(Arc::clone(&inner), receiver));
+        Arc::new(Self { inner, batches })
+    }
+}
+
+impl std::fmt::Debug for AttemptRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttemptRecorder").finish_non_exhaustive()
+    }
+}
+
+async fn record(queue: Arc<dyn DeliveryQueue>, mut receiver: mpsc::Receiver<Recording>) {
+    let mut batch: Vec<Recording> = Vec::with_capacity(RECORD_BATCH);
+    while let Some(first) = receiver.recv().await {
+        batch.push(first);
+        while batch.len() < RECORD_BATCH {
+            match receiver.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let attempts: Vec<RecordedAttempt> = batch.iter().map(|(a, _)| a.clone()).collect();
+        let result = queue
+            .record_attempts(&attempts)
+            .await
+            .map_err(|error| error.to_string());
+        for (_, answer) in batch.drain(..) {
+            let _ = answer.send(result.clone());
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for AttemptRecorder {
+    async fn lease_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        per_organization: usize,
+        skip: &[OrganizationId],
+    ) -> Result<Vec<DueDelivery>, InfraError> {
+        self.inner
+            .lease_deliveries(now, lease_until, limit, per_organization, skip)
+            .await
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        attempt: &Attempt,
+        next: NextStep,
+    ) -> Result<(), InfraError> {
+        self.inner.record_attempt(id, attempt, next).await
+    }
+
+    async fn record_attempts(&self, batch: &[RecordedAttempt]) -> Result<(), InfraError> {
+        let mut answers = Vec::with_capacity(batch.len());
+        for recorded in batch {
+            let (answer, answered) = oneshot::channel();
+            self.batches
+                .send((recorded.clone(), answer))
+                .await
+                .map_err(|_| InfraError::unexpected("the attempt recorder has stopped"))?;
+            answers.push(answered);
+        }
+        for answered in answers {
+            answered
+                .await
+                .map_err(|_| InfraError::unexpected("the attempt recorder has stopped"))?
+                .map_err(|error| InfraError::Unavailable(error.into()))?;
+        }
+        Ok(())
+    }
+
+    async fn prune_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, InfraError> {
+        self.inner.prune_deliveries(before, batch).await
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, InfraError> {
+        self.inner.outbox_stats().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +505,127 @@ mod tests {
         assert_eq!(next_prune_after(PRUNE_BATCH, now), now);
         assert_eq!(next_prune_after(PRUNE_BATCH - 1, now), now + PRUNE_EVERY);
         assert_eq!(next_prune_after(0, now), now + PRUNE_EVERY);
+    }
+
+    #[test]
+    fn a_first_delivery_starts_beyond_the_shared_slots_and_a_share_is_never_exceeded() {
+        let settings = SenderSettings {
+            concurrency: 16,
+            per_organization: 4,
+            poll: Duration::from_secs(1),
+            retention: Duration::from_secs(60),
+        };
+        // Shared slots free: up to the organization's share.
+        assert!(may_start(0, 0, &settings));
+        assert!(may_start(3, 15, &settings));
+        assert!(!may_start(4, 0, &settings));
+        // Shared slots all taken: only an organization with nothing in flight, and
+        // only while the slots kept for first deliveries last.
+        assert!(may_start(0, 16, &settings));
+        assert!(may_start(0, 31, &settings));
+        assert!(!may_start(0, 32, &settings));
+        assert!(!may_start(1, 16, &settings));
+    }
+
+    /// A queue whose batches take a while to write, recording their sizes.
+    #[derive(Default)]
+    struct SlowQueue {
+        batches: Mutex<Vec<usize>>,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl DeliveryQueue for SlowQueue {
+        async fn lease_deliveries(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+            _: usize,
+            _: usize,
+            _: &[OrganizationId],
+        ) -> Result<Vec<DueDelivery>, InfraError> {
+            Ok(Vec::new())
+        }
+
+        async fn record_attempt(&self, _: i64, _: &Attempt, _: NextStep) -> Result<(), InfraError> {
+            Ok(())
+        }
+
+        async fn record_attempts(&self, batch: &[RecordedAttempt]) -> Result<(), InfraError> {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.batches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(batch.len());
+            if self.fail {
+                return Err(InfraError::unexpected("the database is gone"));
+            }
+            Ok(())
+        }
+
+        async fn prune_deliveries(&self, _: DateTime<Utc>, _: usize) -> Result<usize, InfraError> {
+            Ok(0)
+        }
+
+        async fn outbox_stats(&self) -> Result<OutboxStats, InfraError> {
+            Ok(OutboxStats::default())
+        }
+    }
+
+    fn recorded(delivery: i64) -> RecordedAttempt {
+        RecordedAttempt {
+            delivery,
+            endpoint: WebhookId::from_random([1; 16]),
+            attempt: Attempt {
+                at: Utc::now(),
+                status_code: Some(204),
+                error: None,
+                duration: Duration::from_millis(1),
+            },
+            next: NextStep::Delivered,
+            reach: domain_core::ports::webhooks::Reach::Answered,
+        }
+    }
+
+    async fn record_twenty(inner: Arc<SlowQueue>) -> (Vec<bool>, Vec<usize>) {
+        let recorder = AttemptRecorder::start(Arc::clone(&inner) as Arc<dyn DeliveryQueue>);
+        let mut tasks = JoinSet::new();
+        for delivery in 0..20 {
+            let recorder = Arc::clone(&recorder);
+            tasks.spawn(async move {
+                recorder
+                    .record_attempts(&[recorded(delivery)])
+                    .await
+                    .is_ok()
+            });
+        }
+        let mut answers = Vec::new();
+        while let Some(answer) = tasks.join_next().await {
+            answers.push(answer.unwrap_or(false));
+        }
+        let batches = inner
+            .batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        (answers, batches)
+    }
+
+    #[tokio::test]
+    async fn attempts_arriving_while_a_batch_is_written_are_written_together_next() {
+        let (answers, batches) = record_twenty(Arc::default()).await;
+        assert!(answers.iter().all(|ok| *ok), "{answers:?}");
+        assert_eq!(batches.iter().sum::<usize>(), 20, "{batches:?}");
+        assert!(batches.len() <= 3, "20 attempts in {batches:?}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fails_is_an_error_for_each_of_its_callers() {
+        let inner = Arc::new(SlowQueue {
+            fail: true,
+            ..SlowQueue::default()
+        });
+        let (answers, batches) = record_twenty(inner).await;
+        assert_eq!(answers, vec![false; 20], "{batches:?}");
     }
 }

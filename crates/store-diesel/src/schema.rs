@@ -135,6 +135,7 @@ macro_rules! tables {
                 events -> Nullable<Text>,
                 secret_sealed -> Binary,
                 created_at -> Moment,
+                consecutive_failures -> Integer,
             }
         }
 

@@ -15,7 +15,7 @@ use domain_core::lifecycle::{EventType, Page, Paged};
 use domain_core::ports::InfraError;
 use domain_core::ports::webhooks::{
     Attempt, CreateEndpointError, DeliveryQueue, DeliveryState, DeliveryView, DueDelivery,
-    Endpoint, NewEndpoint, NextStep, OutboxStats, WebhookStore,
+    Endpoint, Health, NewEndpoint, NextStep, OutboxStats, Reach, RecordedAttempt, WebhookStore,
 };
 use domain_core::webhooks::{EventFilter, WebhookId};
 
@@ -55,15 +55,18 @@ fn parse_id(id: &str) -> Result<WebhookId, DbError> {
     WebhookId::parse(id).ok_or_else(|| DbError::Corrupt(format!("webhook id {id:?}")))
 }
 
-/// An endpoint as stored: id, url, events, created.
-type EndpointRow = (String, String, Option<String>, DateTime<Utc>);
+/// An endpoint as stored: id, url, events, created, consecutive failures.
+type EndpointRow = (String, String, Option<String>, DateTime<Utc>, i32);
 
-fn into_endpoint((id, url, events, created_at): EndpointRow) -> Result<Endpoint, DbError> {
+fn into_endpoint(
+    (id, url, events, created_at, failures): EndpointRow,
+) -> Result<Endpoint, DbError> {
     Ok(Endpoint {
         id: parse_id(&id)?,
         url,
         events: parse_events_column(events)?,
         created_at,
+        health: Health::of(count(failures)),
     })
 }
 
@@ -129,6 +132,7 @@ impl WebhookStore for Store {
                     webhook_endpoints::url,
                     webhook_endpoints::events,
                     webhook_endpoints::created_at,
+                    webhook_endpoints::consecutive_failures,
                 ))
                 .load(c)
                 .await
@@ -270,15 +274,70 @@ macro_rules! due_deliveries {
     }};
 }
 
-/// Picks the ids of due deliveries nobody holds, locking them against other pickers.
+/// The consecutive transport failures (timeouts, refused or reset connections: no HTTP
+/// answer) after which an endpoint is `degraded`: one attempt in flight at a time,
+/// across every instance, until one gets an answer (any status resets the count).
+pub const DEGRADED_AFTER: i32 = domain_core::ports::webhooks::DEGRADED_AFTER as i32;
+
+/// The fair pick, as SQL: the due deliveries nobody holds (not of the organizations
+/// skipped), a degraded endpoint contributing only its oldest and only while none of
+/// its deliveries is leased, then ranked within their organization (oldest due
+/// first) and taken rank by rank — every organization's oldest, then every one's
+/// second, … — at most `per_org` of one organization, `limit` in all. One
+/// organization's backlog therefore never fills a batch ahead of another's first.
+/// `p` numbers the parameters: now, degraded threshold, skipped organizations…,
+/// per organization, limit.
+fn fair_pick_sql(skip: usize, p: impl Fn(usize) -> String) -> String {
+    let mut not_skipped = String::new();
+    if skip > 0 {
+        let list: Vec<String> = (0..skip).map(|i| p(3 + i)).collect();
+        not_skipped = format!(" AND d.organization_id NOT IN ({})", list.join(", "));
+    }
+    let (now, threshold, per_org, limit) = (p(1), p(2), p(3 + skip), p(4 + skip));
+    format!(
+        "WITH due AS (\
+           SELECT d.id, d.organization_id, d.endpoint_id, d.next_attempt_at, \
+                  w.consecutive_failures >= {threshold} AS degraded \
+           FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
+           WHERE d.state = 'pending' AND d.next_attempt_at <= {now} \
+             AND (d.lease_until IS NULL OR d.lease_until < {now}){not_skipped}), \
+         eligible AS (\
+           SELECT id, organization_id, next_attempt_at FROM due WHERE NOT degraded \
+           UNION ALL \
+           SELECT id, organization_id, next_attempt_at FROM (\
+             SELECT id, organization_id, endpoint_id, next_attempt_at, \
+                    ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS endpoint_rank \
+             FROM due WHERE degraded) oldest \
+           WHERE endpoint_rank = 1 AND NOT EXISTS (\
+             SELECT 1 FROM webhook_deliveries held WHERE held.endpoint_id = oldest.endpoint_id \
+             AND held.state = 'pending' AND held.lease_until >= {now})), \
+         ranked AS (\
+           SELECT id, next_attempt_at, \
+                  ROW_NUMBER() OVER (PARTITION BY organization_id ORDER BY next_attempt_at, id) AS org_rank \
+           FROM eligible) \
+         SELECT id FROM ranked WHERE org_rank <= {per_org} \
+         ORDER BY org_rank, next_attempt_at, id LIMIT {limit}"
+    )
+}
+
+#[derive(QueryableByName)]
+struct PickedId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// Picks the ids of due deliveries nobody holds, fairly ([`fair_pick_sql`]), locking
+/// them against other pickers.
 trait DeliveryPick {
-    /// Up to `limit` due delivery ids; PostgreSQL locks them `FOR UPDATE SKIP
-    /// LOCKED` (concurrent pickers on any instance take disjoint sets without
-    /// waiting); SQLite's IMMEDIATE transaction already holds the only write lock.
+    /// Up to `limit` due delivery ids, at most `per_org` of one organization;
+    /// PostgreSQL locks them `FOR UPDATE SKIP LOCKED` (concurrent pickers on any
+    /// instance take disjoint sets without waiting); SQLite's IMMEDIATE transaction
+    /// already holds the only write lock.
     async fn pick_deliveries(
         &mut self,
         now: DateTime<Utc>,
         skip: &[String],
+        per_org: i64,
         limit: i64,
     ) -> Result<Vec<i64>, DbError>;
 }
@@ -288,15 +347,37 @@ impl DeliveryPick for AsyncPgConnection {
         &mut self,
         now: DateTime<Utc>,
         skip: &[String],
+        per_org: i64,
         limit: i64,
     ) -> Result<Vec<i64>, DbError> {
-        use crate::schema::pg::webhook_deliveries;
-        Ok(due_deliveries!(now, skip)
-            .limit(limit)
-            .for_update()
-            .skip_locked()
+        use diesel::pg::Pg;
+        use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
+        // Window functions cannot be locked directly: the fair pick chooses, the
+        // outer statement locks what nobody else has locked meanwhile. The outer
+        // statement states the lease condition again: a row another picker leased
+        // and committed after this statement's snapshot is not skipped (its lock is
+        // gone), but PostgreSQL re-checks the outer conditions on its new version,
+        // which is leased — without them the `IN` alone would still match, and two
+        // pickers would send one delivery.
+        let sql = format!(
+            "SELECT id FROM webhook_deliveries WHERE id IN ({}) \
+             AND state = 'pending' AND (lease_until IS NULL OR lease_until < $1) \
+             FOR UPDATE SKIP LOCKED",
+            fair_pick_sql(skip.len(), |n| format!("${n}"))
+        );
+        let mut query = diesel::sql_query(sql)
+            .into_boxed::<Pg>()
+            .bind::<Timestamptz, _>(now)
+            .bind::<Integer, _>(DEGRADED_AFTER);
+        for org in skip {
+            query = query.bind::<Text, _>(org.as_str());
+        }
+        let picked: Vec<PickedId> = query
+            .bind::<BigInt, _>(per_org)
+            .bind::<BigInt, _>(limit)
             .load(self)
-            .await?)
+            .await?;
+        Ok(picked.into_iter().map(|row| row.id).collect())
     }
 }
 
@@ -305,15 +386,30 @@ impl DeliveryPick for SqliteConn {
         &mut self,
         now: DateTime<Utc>,
         skip: &[String],
+        per_org: i64,
         limit: i64,
     ) -> Result<Vec<i64>, DbError> {
-        use crate::schema::sqlite::webhook_deliveries;
-        Ok(due_deliveries!(now, skip).limit(limit).load(self).await?)
+        use diesel::sql_types::{BigInt, Integer, Text, TimestamptzSqlite};
+        use diesel::sqlite::Sqlite;
+        let sql = fair_pick_sql(skip.len(), |n| format!("?{n}"));
+        let mut query = diesel::sql_query(sql)
+            .into_boxed::<Sqlite>()
+            .bind::<TimestamptzSqlite, _>(now)
+            .bind::<Integer, _>(DEGRADED_AFTER);
+        for org in skip {
+            query = query.bind::<Text, _>(org.as_str());
+        }
+        let picked: Vec<PickedId> = query
+            .bind::<BigInt, _>(per_org)
+            .bind::<BigInt, _>(limit)
+            .load(self)
+            .await?;
+        Ok(picked.into_iter().map(|row| row.id).collect())
     }
 }
 
-/// A leased delivery with its endpoint and event.
-type DueRow = (i64, i32, String, String, String, Vec<u8>, EventRow);
+/// A leased delivery with its endpoint (and its consecutive failures) and event.
+type DueRow = (i64, i32, String, String, String, Vec<u8>, i32, EventRow);
 
 #[async_trait]
 impl DeliveryQueue for Store {
@@ -322,9 +418,11 @@ impl DeliveryQueue for Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        per_organization: usize,
         skip: &[OrganizationId],
     ) -> Result<Vec<DueDelivery>, InfraError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let per_org = i64::try_from(per_organization).unwrap_or(i64::MAX);
         let skip: Vec<String> = skip.iter().map(|o| o.as_str().to_owned()).collect();
         // Most polls find nothing due: a plain read first, so an idle sender takes no
         // lock (on SQLite, the one write lock) to learn that.
@@ -335,7 +433,7 @@ impl DeliveryQueue for Store {
             return Ok(Vec::new());
         }
         let rows: Vec<DueRow> = in_transaction!(&self.backend, |c| {
-            let ids = c.pick_deliveries(now, &skip, limit).await?;
+            let ids = c.pick_deliveries(now, &skip, per_org, limit).await?;
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
@@ -358,6 +456,7 @@ impl DeliveryQueue for Store {
                     webhook_endpoints::id,
                     webhook_endpoints::url,
                     webhook_endpoints::secret_sealed,
+                    webhook_endpoints::consecutive_failures,
                     (
                         events::id,
                         events::kind,
@@ -372,7 +471,7 @@ impl DeliveryQueue for Store {
         })?;
         rows.into_iter()
             .map(
-                |(id, attempts, organization, endpoint, url, secret_sealed, event)| {
+                |(id, attempts, organization, endpoint, url, secret_sealed, failures, event)| {
                     Ok(DueDelivery {
                         id,
                         organization: OrganizationId::new(organization),
@@ -381,6 +480,7 @@ impl DeliveryQueue for Store {
                         secret_sealed,
                         event: into_event(event)?,
                         attempts: count(attempts),
+                        degraded: Health::of(count(failures)) == Health::Degraded,
                     })
                 },
             )
@@ -394,42 +494,92 @@ impl DeliveryQueue for Store {
         attempt: &Attempt,
         next: NextStep,
     ) -> Result<(), InfraError> {
-        let (state, next_attempt_at, completed_at) = match next {
-            NextStep::Delivered => (DeliveryState::Delivered, None, Some(attempt.at)),
-            NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at), None),
-            NextStep::Failed => (DeliveryState::Failed, None, Some(attempt.at)),
+        // Alone: the endpoint's health is left as it is.
+        let endpoint: Option<String> = with_conn!(&self.backend, |c| {
+            Ok(webhook_deliveries::table
+                .find(id)
+                .select(webhook_deliveries::endpoint_id)
+                .first(c)
+                .await
+                .optional()?)
+        })?;
+        let Some(endpoint) = endpoint else {
+            return Ok(());
         };
-        let duration_ms = i32::try_from(attempt.duration.as_millis()).unwrap_or(i32::MAX);
-        let status_code = attempt.status_code.map(i32::from);
+        self.record_attempts(&[RecordedAttempt {
+            delivery: id,
+            endpoint: parse_id(&endpoint)?,
+            attempt: attempt.clone(),
+            next,
+            reach: Reach::NotTried,
+        }])
+        .await
+    }
+
+    async fn record_attempts(&self, batch: &[RecordedAttempt]) -> Result<(), InfraError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         in_transaction!(&self.backend, |c| {
-            // Only a pending delivery moves on: one whose endpoint was deleted
-            // meanwhile is gone, and one another sender finished (after this attempt
-            // outlived its lease) stays finished. Either way the attempt is dropped.
-            let moved = diesel::update(
-                webhook_deliveries::table
-                    .find(id)
-                    .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str())),
-            )
-            .set((
-                webhook_deliveries::state.eq(state.as_str()),
-                webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
-                webhook_deliveries::next_attempt_at.eq(next_attempt_at),
-                webhook_deliveries::lease_until.eq(None::<DateTime<Utc>>),
-                webhook_deliveries::completed_at.eq(completed_at),
-            ))
-            .execute(c)
-            .await?;
-            if moved > 0 {
-                diesel::insert_into(webhook_attempts::table)
-                    .values((
-                        webhook_attempts::delivery_id.eq(id),
-                        webhook_attempts::attempted_at.eq(attempt.at),
-                        webhook_attempts::status_code.eq(status_code),
-                        webhook_attempts::error.eq(attempt.error.as_deref()),
-                        webhook_attempts::duration_ms.eq(duration_ms),
-                    ))
-                    .execute(c)
-                    .await?;
+            for recorded in batch {
+                let attempt = &recorded.attempt;
+                let (state, next_attempt_at, completed_at) = match recorded.next {
+                    NextStep::Delivered => (DeliveryState::Delivered, None, Some(attempt.at)),
+                    NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at), None),
+                    NextStep::Failed => (DeliveryState::Failed, None, Some(attempt.at)),
+                };
+                let duration_ms = i32::try_from(attempt.duration.as_millis()).unwrap_or(i32::MAX);
+                // Only a pending delivery moves on: one whose endpoint was deleted
+                // meanwhile is gone, and one another sender finished (after this
+                // attempt outlived its lease) stays finished. Either way the attempt
+                // is dropped.
+                let moved = diesel::update(
+                    webhook_deliveries::table
+                        .find(recorded.delivery)
+                        .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str())),
+                )
+                .set((
+                    webhook_deliveries::state.eq(state.as_str()),
+                    webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+                    webhook_deliveries::next_attempt_at.eq(next_attempt_at),
+                    webhook_deliveries::lease_until.eq(None::<DateTime<Utc>>),
+                    webhook_deliveries::completed_at.eq(completed_at),
+                ))
+                .execute(c)
+                .await?;
+                if moved > 0 {
+                    diesel::insert_into(webhook_attempts::table)
+                        .values((
+                            webhook_attempts::delivery_id.eq(recorded.delivery),
+                            webhook_attempts::attempted_at.eq(attempt.at),
+                            webhook_attempts::status_code.eq(attempt.status_code.map(i32::from)),
+                            webhook_attempts::error.eq(attempt.error.as_deref()),
+                            webhook_attempts::duration_ms.eq(duration_ms),
+                        ))
+                        .execute(c)
+                        .await?;
+                }
+                let endpoint = webhook_endpoints::table.find(recorded.endpoint.as_str());
+                match recorded.reach {
+                    Reach::Answered => {
+                        diesel::update(
+                            endpoint.filter(webhook_endpoints::consecutive_failures.ne(0)),
+                        )
+                        .set(webhook_endpoints::consecutive_failures.eq(0))
+                        .execute(c)
+                        .await?;
+                    }
+                    Reach::Unreachable => {
+                        diesel::update(endpoint)
+                            .set(
+                                webhook_endpoints::consecutive_failures
+                                    .eq(webhook_endpoints::consecutive_failures + 1),
+                            )
+                            .execute(c)
+                            .await?;
+                    }
+                    Reach::NotTried => {}
+                }
             }
             Ok(())
         })?;

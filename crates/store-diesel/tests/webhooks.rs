@@ -21,8 +21,9 @@ use domain_core::ports::claims::ClaimStore;
 use domain_core::ports::lifecycle::{EventStore, OldEvents};
 use domain_core::ports::store::{DomainStore, RegisterError};
 use domain_core::ports::webhooks::{
-    Attempt, CreateEndpointError, DeliveryQueue, DeliveryState, DeliveryView, DueDelivery,
-    Endpoint, NewEndpoint, NextStep, OutboxStats, WebhookStore,
+    Attempt, CreateEndpointError, DEGRADED_AFTER, DeliveryQueue, DeliveryState, DeliveryView,
+    DueDelivery, Endpoint, Health, NewEndpoint, NextStep, OutboxStats, Reach, RecordedAttempt,
+    WebhookStore,
 };
 use domain_core::webhooks::{EventFilter, WebhookId};
 use domain_core::{DomainName, OrganizationId};
@@ -42,6 +43,7 @@ fn endpoint(organization: &OrganizationId, n: u8, events: EventFilter) -> NewEnd
             url: url(n),
             events,
             created_at: second(Utc::now()),
+            health: Health::Ok,
         },
         secret_sealed: secret(n),
     }
@@ -85,7 +87,7 @@ fn lease_length() -> Duration {
 /// Everything due at `now` and not held, leased for [`lease_length`].
 async fn lease(store: &Store, now: DateTime<Utc>, skip: &[OrganizationId]) -> Vec<DueDelivery> {
     store
-        .lease_deliveries(now, now + lease_length(), 1000, skip)
+        .lease_deliveries(now, now + lease_length(), 1000, 1000, skip)
         .await
         .unwrap()
 }
@@ -432,18 +434,37 @@ async fn a_leased_delivery_is_held_until_its_lease_runs_out_and_skipped_organiza
         assert_eq!(ids(&again), all_six);
         assert!(again.iter().all(|d| d.attempts == 0));
 
-        // The limit takes the oldest due first: a's events were recorded before b's.
+        // The limit goes round-robin over the organizations, each one's oldest due
+        // first: a's first, b's first, then a's second (a's were recorded first).
         let much_later = later + lease_length() + Duration::seconds(1);
-        let oldest = store
-            .lease_deliveries(much_later, much_later + lease_length(), 3, &[])
+        let of = |due: &[DueDelivery], org: &OrganizationId| -> Vec<i64> {
+            due.iter()
+                .filter(|d| &d.organization == org)
+                .map(|d| d.id)
+                .collect()
+        };
+        let mut a_ids: Vec<i64> = of(&second, &a);
+        let mut b_ids: Vec<i64> = of(&first, &b);
+        a_ids.sort_unstable();
+        b_ids.sort_unstable();
+        let fair = store
+            .lease_deliveries(much_later, much_later + lease_length(), 3, 1000, &[])
             .await
             .unwrap();
-        assert_eq!(ids(&oldest), ids(&second), "{kind:?}: {oldest:?}");
+        assert_eq!(
+            ids(&fair),
+            HashSet::from([a_ids[0], b_ids[0], a_ids[1]]),
+            "{kind:?}: {fair:?}"
+        );
         let rest = store
-            .lease_deliveries(much_later, much_later + lease_length(), 3, &[])
+            .lease_deliveries(much_later, much_later + lease_length(), 3, 1000, &[])
             .await
             .unwrap();
-        assert_eq!(ids(&rest), ids(&first), "{kind:?}: {rest:?}");
+        assert_eq!(
+            ids(&rest),
+            HashSet::from([b_ids[1], a_ids[2], b_ids[2]]),
+            "{kind:?}: {rest:?}"
+        );
     });
 }
 
@@ -478,7 +499,7 @@ async fn two_stores_leasing_at_once_never_get_the_same_delivery() {
                     let mut mine = Vec::new();
                     loop {
                         let batch = target
-                            .lease_deliveries(now, now + lease_length(), 4, &[])
+                            .lease_deliveries(now, now + lease_length(), 4, 4, &[])
                             .await
                             .unwrap();
                         if batch.is_empty() {
@@ -507,8 +528,8 @@ async fn two_stores_leasing_at_once_never_get_the_same_delivery() {
 
         // Two leases racing head to head (joined, not spawned) split what is due.
         let (one, two) = tokio::join!(
-            store.lease_deliveries(now, now + lease_length(), 1000, &[]),
-            second.lease_deliveries(now, now + lease_length(), 1000, &[]),
+            store.lease_deliveries(now, now + lease_length(), 1000, 1000, &[]),
+            second.lease_deliveries(now, now + lease_length(), 1000, 1000, &[]),
         );
         let (one, two) = (ids(&one.unwrap()), ids(&two.unwrap()));
         assert!(one.is_disjoint(&two), "{kind:?}");
@@ -1066,6 +1087,134 @@ async fn pruning_deletes_finished_deliveries_past_their_retention_in_batches() {
         assert_eq!(left.len(), 2, "{kind:?}");
         assert!(left.iter().all(|d| d.state == DeliveryState::Pending));
         assert_eq!(store.outbox_stats().await.unwrap().pending, 2);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_organizations_backlog_never_fills_a_lease_ahead_of_anothers_first_delivery() {
+    on_every_backend!(|store, kind| {
+        let a = common::org(&store, "a").await;
+        let b = common::org(&store, "b").await;
+        for n in 1..=20 {
+            create(&store, &a, n, None).await;
+        }
+        // 17 registrations of 3 events to 20 endpoints: 1,020 deliveries of a, all
+        // due before b's one.
+        for i in 0..17 {
+            register(&store, &a, &format!("x@a{i}.example"), &format!("a{i}")).await;
+        }
+        let of_b = create(&store, &b, 99, Some(vec![EventType::SenderActivated])).await;
+        register(&store, &b, "y@b.example", "b0").await;
+        assert_eq!(delivery_count(&store).await, 1021, "{kind:?}");
+        let now = after_now();
+
+        let batch = store
+            .lease_deliveries(now, now + lease_length(), 4, 4, &[])
+            .await
+            .unwrap();
+        assert_eq!(batch.len(), 4, "{kind:?}");
+        assert!(
+            batch
+                .iter()
+                .any(|d| d.organization == b && d.endpoint == of_b),
+            "{kind:?}: b's only delivery waits behind a's backlog: {batch:?}"
+        );
+        // And a's share of one batch is bounded too.
+        let more = store
+            .lease_deliveries(now, now + lease_length(), 100, 4, &[])
+            .await
+            .unwrap();
+        assert_eq!(more.len(), 4, "{kind:?}: at most 4 of a: {more:?}");
+        assert!(more.iter().all(|d| d.organization == a));
+    });
+}
+
+fn recorded(due: &DueDelivery, at: DateTime<Utc>, reach: Reach) -> RecordedAttempt {
+    RecordedAttempt {
+        delivery: due.id,
+        endpoint: due.endpoint.clone(),
+        attempt: Attempt {
+            at,
+            status_code: (reach == Reach::Answered).then_some(503),
+            error: (reach == Reach::Unreachable).then(|| "timeout".to_owned()),
+            duration: std::time::Duration::from_millis(5),
+        },
+        next: NextStep::RetryAt(at),
+        reach,
+    }
+}
+
+async fn health(store: &Store, organization: &OrganizationId, id: &WebhookId) -> Health {
+    store
+        .list_endpoints(organization)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|endpoint| &endpoint.id == id)
+        .unwrap()
+        .health
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_unanswered_three_times_in_a_row_is_degraded_and_leased_one_at_a_time() {
+    on_every_backend!(|store, kind| {
+        let a = common::org(&store, "a").await;
+        let hook = create(&store, &a, 1, None).await;
+        let other = create(&store, &a, 2, None).await;
+        for i in 0..4 {
+            register(&store, &a, &format!("x@a{i}.example"), &format!("a{i}")).await;
+        }
+        let t0 = after_now();
+        assert_eq!(health(&store, &a, &hook).await, Health::Ok);
+
+        // Unanswered attempts in one batch each, all but the last: still ok.
+        let mut at = t0;
+        for round in 0..DEGRADED_AFTER {
+            let due = lease(&store, at, &[]).await;
+            assert_eq!(due.len(), 24, "{kind:?}: round {round}");
+            assert!(due.iter().all(|d| !d.degraded), "{kind:?}");
+            let batch: Vec<RecordedAttempt> = due
+                .iter()
+                .filter(|d| d.endpoint == hook)
+                .take(1)
+                .map(|d| recorded(d, at, Reach::Unreachable))
+                .chain(
+                    due.iter()
+                        .filter(|d| d.endpoint == other)
+                        .take(1)
+                        .map(|d| recorded(d, at, Reach::Answered)),
+                )
+                .collect();
+            store.record_attempts(&batch).await.unwrap();
+            at += lease_length() + Duration::seconds(1);
+        }
+        assert_eq!(
+            health(&store, &a, &hook).await,
+            Health::Degraded,
+            "{kind:?}"
+        );
+        assert_eq!(health(&store, &a, &other).await, Health::Ok, "{kind:?}");
+
+        // Degraded: one of its 12 due deliveries at a time, none while one is held.
+        let due = lease(&store, at, &[]).await;
+        let of_hook: Vec<&DueDelivery> = due.iter().filter(|d| d.endpoint == hook).collect();
+        assert_eq!(of_hook.len(), 1, "{kind:?}: {due:?}");
+        assert!(of_hook[0].degraded);
+        assert_eq!(due.len(), 13, "{kind:?}: the other endpoint's 12 too");
+        assert!(lease(&store, at, &[]).await.is_empty(), "{kind:?}");
+        // Answered (any status): ok again, and all of it is due once the leases ran out.
+        store
+            .record_attempts(&[recorded(of_hook[0], at, Reach::Answered)])
+            .await
+            .unwrap();
+        assert_eq!(health(&store, &a, &hook).await, Health::Ok, "{kind:?}");
+        let later = at + lease_length() + Duration::seconds(1);
+        let due = lease(&store, later, &[]).await;
+        assert_eq!(
+            due.iter().filter(|d| d.endpoint == hook).count(),
+            12,
+            "{kind:?}"
+        );
     });
 }
 

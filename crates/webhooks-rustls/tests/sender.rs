@@ -143,3 +143,102 @@ async fn https_to_a_server_without_a_trusted_certificate_fails_the_handshake() {
         .await;
     assert_eq!(outcome, SendOutcome::Failed("tls"));
 }
+
+/// A server answering `reply` to every request on every connection, closing each
+/// connection after `per_connection` requests; how many connections it accepted.
+async fn keep_alive_server(
+    reply: &'static str,
+    per_connection: usize,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut received = Vec::new();
+                let mut chunk = [0u8; 1024];
+                for _ in 0..per_connection {
+                    while !String::from_utf8_lossy(&received).contains(r#"{"id":7}"#) {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => received.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    received.clear();
+                    stream.write_all(reply.as_bytes()).await.unwrap();
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_connection_is_kept_for_the_same_checked_address_only() {
+    use std::sync::atomic::Ordering;
+    let reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let (addr, accepted) = keep_alive_server(reply, usize::MAX).await;
+    let (other, other_accepted) = keep_alive_server(reply, usize::MAX).await;
+    let sender = sender();
+    let url = format!("http://hooks.example.com:{}/in", addr.port());
+    for _ in 0..3 {
+        let outcome = sender
+            .send(&request(&url, addr, Duration::from_secs(5)))
+            .await;
+        assert_eq!(outcome, SendOutcome::Status(200));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "three requests, one connection"
+    );
+    assert_eq!(sender.idle_connections(), 1);
+    // The same URL checked to another address: never the kept connection.
+    let outcome = sender
+        .send(&request(&url, other, Duration::from_secs(5)))
+        .await;
+    assert_eq!(outcome, SendOutcome::Status(200));
+    assert_eq!(other_accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_to_close_or_closed_while_idle_is_not_reused() {
+    use std::sync::atomic::Ordering;
+    // `Connection: close`, or a body of unknown length: a new connection each time.
+    for reply in [
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        let (addr, accepted) = keep_alive_server(reply, usize::MAX).await;
+        let sender = sender();
+        let url = format!("http://127.0.0.1:{}/", addr.port());
+        for _ in 0..2 {
+            let outcome = sender
+                .send(&request(&url, addr, Duration::from_secs(5)))
+                .await;
+            assert_eq!(outcome, SendOutcome::Status(200), "{reply}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "{reply}");
+        assert_eq!(sender.idle_connections(), 0, "{reply}");
+    }
+    // The server closes each connection after one answer, without saying so: the
+    // next request finds the kept connection closed and goes on a new one.
+    let (addr, accepted) = keep_alive_server("HTTP/1.1 204 No Content\r\n\r\n", 1).await;
+    let sender = sender();
+    let url = format!("http://127.0.0.1:{}/", addr.port());
+    for _ in 0..3 {
+        let outcome = sender
+            .send(&request(&url, addr, Duration::from_secs(5)))
+            .await;
+        assert_eq!(outcome, SendOutcome::Status(204));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::test::TestRequest;
 use domain_core::lifecycle::{Event, EventType, Paged};
 use domain_core::ports::webhooks::{
-    Attempt, CreateEndpointError, DeliveryState, DeliveryView, Endpoint,
+    Attempt, CreateEndpointError, DeliveryState, DeliveryView, Endpoint, Health,
 };
 use domain_core::webhooks::WebhookId;
 use serde_json::json;
@@ -134,6 +134,7 @@ async fn list_shows_endpoints_without_secrets() {
             url: "https://hooks.example.com/".into(),
             events: Some(vec![EventType::DomainVerified]),
             created_at: now(),
+            health: Health::Degraded,
         }])
     });
     let answer = call(
@@ -147,7 +148,8 @@ async fn list_shows_endpoints_without_secrets() {
             "id": id().as_str(),
             "url": "https://hooks.example.com/",
             "events": ["domain.verified"],
-            "createdAt": "2026-11-26T16:15:47Z"
+            "createdAt": "2026-11-26T16:15:47Z",
+            "health": "degraded"
         }]})
     );
 }

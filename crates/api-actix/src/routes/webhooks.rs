@@ -2,7 +2,7 @@
 //! `DELETE /api/v1/webhooks/{id}`, `GET /api/v1/webhooks/{id}/deliveries`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain_core::ports::webhooks::{Attempt, DeliveryView, Endpoint};
+use domain_core::ports::webhooks::{Attempt, DeliveryView, Endpoint, Health};
 use domain_core::webhooks::EventFilter;
 use serde::Serialize;
 use serde_json::Value;
@@ -84,6 +84,18 @@ pub struct WebhookJson {
     /// The event types it receives (every type when created without `events`).
     events: Vec<&'static str>,
     created_at: String,
+    health: HealthJson,
+}
+
+/// `ok`, or `degraded` after 3 attempts in a row got no HTTP answer (timeouts,
+/// connections refused or failed): its deliveries then go one at a time until an
+/// attempt gets any answer again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = WebhookHealth)]
+pub enum HealthJson {
+    Ok,
+    Degraded,
 }
 
 impl From<Endpoint> for WebhookJson {
@@ -93,6 +105,10 @@ impl From<Endpoint> for WebhookJson {
             url: endpoint.url,
             events: event_names(&endpoint.events),
             created_at: rfc3339(&endpoint.created_at),
+            health: match endpoint.health {
+                Health::Ok => HealthJson::Ok,
+                Health::Degraded => HealthJson::Degraded,
+            },
         }
     }
 }

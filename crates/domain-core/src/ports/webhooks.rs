@@ -25,6 +25,8 @@ pub struct Endpoint {
     pub events: EventFilter,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Whether it answers ([`Health`]).
+    pub health: Health,
 }
 
 /// An endpoint to store, with its sealed secret.
@@ -176,6 +178,72 @@ pub struct DueDelivery {
     pub event: Event,
     /// Attempts made so far.
     pub attempts: u32,
+    /// The endpoint is degraded ([`DEGRADED_AFTER`]): one attempt in flight at a time.
+    pub degraded: bool,
+}
+
+/// The consecutive attempts without an HTTP answer (a timeout, a connection refused,
+/// reset or failed: [`Reach::Unreachable`]) after which an endpoint is `degraded`:
+/// its deliveries are leased one at a time, across every instance, until an attempt
+/// gets any HTTP answer again, which makes it `ok`.
+pub const DEGRADED_AFTER: u32 = 3;
+
+/// What an attempt says about its endpoint's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// An HTTP answer came (any status): the endpoint is `ok` again.
+    Answered,
+    /// No answer: a timeout or a connection refused, reset or failed; one more
+    /// consecutive failure.
+    Unreachable,
+    /// No request was made (the URL, its address or the secret was refused): says
+    /// nothing about the endpoint.
+    NotTried,
+}
+
+/// An endpoint's health as listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Answering, or fewer than [`DEGRADED_AFTER`] consecutive attempts unanswered.
+    Ok,
+    /// [`DEGRADED_AFTER`] or more consecutive attempts unanswered.
+    Degraded,
+}
+
+impl Health {
+    /// The health of an endpoint with `failures` consecutive unanswered attempts.
+    #[must_use]
+    pub fn of(failures: u32) -> Self {
+        if failures >= DEGRADED_AFTER {
+            Self::Degraded
+        } else {
+            Self::Ok
+        }
+    }
+
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Degraded => "degraded",
+        }
+    }
+}
+
+/// An attempt to record, with where it leads and what it says of its endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedAttempt {
+    /// The delivery.
+    pub delivery: i64,
+    /// Its endpoint.
+    pub endpoint: WebhookId,
+    /// The attempt.
+    pub attempt: Attempt,
+    /// Where the delivery goes next.
+    pub next: NextStep,
+    /// What it says of the endpoint's health.
+    pub reach: Reach,
 }
 
 /// What an attempt leads to.
@@ -202,10 +270,13 @@ pub struct OutboxStats {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
-    /// Leases up to `limit` pending deliveries due at `now` that nobody holds, oldest
-    /// due first, skipping the organizations in `skip` (those with enough in flight
-    /// here), each until `lease_until` or until its attempt is recorded. Two callers,
-    /// on any instances, never lease the same delivery at once.
+    /// Leases up to `limit` pending deliveries due at `now` that nobody holds, fairly:
+    /// round-robin over the organizations with due deliveries (every one's oldest
+    /// due, then every one's second, …), at most `per_organization` of one, skipping
+    /// the organizations in `skip` (those with enough in flight here), and at most one
+    /// at a time of a degraded endpoint (none while one of its deliveries is leased).
+    /// Each is held until `lease_until` or until its attempt is recorded. Two
+    /// callers, on any instances, never lease the same delivery at once.
     ///
     /// # Errors
     /// [`InfraError`] when the store fails.
@@ -214,6 +285,7 @@ pub trait DeliveryQueue: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        per_organization: usize,
         skip: &[OrganizationId],
     ) -> Result<Vec<DueDelivery>, InfraError>;
 
@@ -229,6 +301,16 @@ pub trait DeliveryQueue: Send + Sync {
         attempt: &Attempt,
         next: NextStep,
     ) -> Result<(), InfraError>;
+
+    /// Records every attempt of `batch` as [`DeliveryQueue::record_attempt`] does, in
+    /// one transaction (all or none), and moves each endpoint's health on: an
+    /// [`Reach::Answered`] attempt resets its consecutive failures, an
+    /// [`Reach::Unreachable`] one adds one (an attempt dropped because its delivery
+    /// is gone or finished still counts: the endpoint did or did not answer).
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails; nothing of the batch is then recorded.
+    async fn record_attempts(&self, batch: &[RecordedAttempt]) -> Result<(), InfraError>;
 
     /// Deletes up to `batch` delivered or failed deliveries completed before `before`
     /// (their attempts with them); how many were deleted.

@@ -15,8 +15,9 @@ use crate::ports::InfraError;
 use crate::ports::clock::Clock;
 use crate::ports::dns::{Dns, DnsError};
 use crate::ports::webhooks::{
-    Attempt, CreateEndpointError, DeliveryQueue, DeliveryView, DueDelivery, Endpoint, NewEndpoint,
-    NextStep, SendOutcome, WebhookRequest, WebhookSecrets, WebhookSender, WebhookStore,
+    Attempt, CreateEndpointError, DeliveryQueue, DeliveryView, DueDelivery, Endpoint, Health,
+    NewEndpoint, NextStep, Reach, RecordedAttempt, SendOutcome, WebhookRequest, WebhookSecrets,
+    WebhookSender, WebhookStore,
 };
 use crate::webhooks::{
     AddressPolicy, EventFilter, RetrySchedule, WebhookHost, WebhookId, WebhookUrl, payload,
@@ -166,6 +167,7 @@ impl ManageWebhooks {
             url: parsed.as_str().to_owned(),
             events,
             created_at: self.clock.now(),
+            health: Health::Ok,
         };
         let new = NewEndpoint {
             organization: organization.clone(),
@@ -339,20 +341,23 @@ impl DeliverWebhooks {
         self.timeout * 2 + Duration::from_secs(30)
     }
 
-    /// Leases up to `limit` due deliveries, skipping the organizations in `skip`.
+    /// Leases up to `limit` due deliveries round-robin over their organizations, at
+    /// most `per_organization` of one, skipping the organizations in `skip`
+    /// ([`DeliveryQueue::lease_deliveries`]).
     ///
     /// # Errors
     /// [`InfraError`] when the store fails.
     pub async fn lease(
         &self,
         limit: usize,
+        per_organization: usize,
         skip: &[OrganizationId],
     ) -> Result<Vec<DueDelivery>, InfraError> {
         let now = self.clock.now();
         let lease =
             chrono::Duration::from_std(self.lease_length()).map_err(InfraError::unexpected)?;
         self.queue
-            .lease_deliveries(now, now + lease, limit, skip)
+            .lease_deliveries(now, now + lease, limit, per_organization, skip)
             .await
     }
 
@@ -375,9 +380,10 @@ impl DeliverWebhooks {
     pub async fn deliver(&self, due: &DueDelivery) -> DeliveryOutcome {
         let at = self.clock.now();
         let started = Instant::now();
-        let (status_code, error) = match self.attempt(due).await {
-            Ok(SendOutcome::Status(code)) => (Some(code), None),
-            Ok(SendOutcome::Failed(reason)) | Err(reason) => (None, Some(reason.to_owned())),
+        let (status_code, error, reach) = match self.attempt(due).await {
+            Ok(SendOutcome::Status(code)) => (Some(code), None, Reach::Answered),
+            Ok(SendOutcome::Failed(reason)) => (None, Some(reason.to_owned()), Reach::Unreachable),
+            Err(reason) => (None, Some(reason.to_owned()), Reach::NotTried),
         };
         let delivered = status_code.is_some_and(|code| (200..300).contains(&code));
         let attempts = due.attempts.saturating_add(1);
@@ -399,7 +405,18 @@ impl DeliverWebhooks {
             error,
             duration: started.elapsed(),
         };
-        match self.queue.record_attempt(due.id, &attempt, next).await {
+        let recorded = RecordedAttempt {
+            delivery: due.id,
+            endpoint: due.endpoint.clone(),
+            attempt,
+            next,
+            reach,
+        };
+        match self
+            .queue
+            .record_attempts(std::slice::from_ref(&recorded))
+            .await
+        {
             Ok(()) => outcome,
             Err(error) => {
                 tracing::warn!(delivery = due.id, %error, "could not record a webhook attempt");

@@ -192,6 +192,7 @@ fn due(attempts: u32) -> DueDelivery {
             created_at: now(),
         },
         attempts,
+        degraded: false,
     }
 }
 
@@ -200,12 +201,14 @@ type Recorded = Arc<Mutex<Vec<(Attempt, NextStep)>>>;
 fn deliverer(dns: MockDns, sender: MockWebhookSender, recorded: &Recorded) -> DeliverWebhooks {
     let mut queue = MockDeliveryQueue::new();
     let sink = Arc::clone(recorded);
-    queue
-        .expect_record_attempt()
-        .returning(move |_, attempt, next| {
-            sink.lock().unwrap().push((attempt.clone(), next));
-            Ok(())
-        });
+    queue.expect_record_attempts().returning(move |batch| {
+        for recorded in batch {
+            sink.lock()
+                .unwrap()
+                .push((recorded.attempt.clone(), recorded.next));
+        }
+        Ok(())
+    });
     DeliverWebhooks::new(
         Arc::new(queue),
         Arc::new(secrets()),
@@ -331,12 +334,14 @@ async fn a_secret_that_does_not_open_is_a_failed_attempt_not_a_request() {
     let recorded = Recorded::default();
     let mut queue = MockDeliveryQueue::new();
     let sink = Arc::clone(&recorded);
-    queue
-        .expect_record_attempt()
-        .returning(move |_, attempt, next| {
-            sink.lock().unwrap().push((attempt.clone(), next));
-            Ok(())
-        });
+    queue.expect_record_attempts().returning(move |batch| {
+        for recorded in batch {
+            sink.lock()
+                .unwrap()
+                .push((recorded.attempt.clone(), recorded.next));
+        }
+        Ok(())
+    });
     let deliver = DeliverWebhooks::new(
         Arc::new(queue),
         Arc::new(secrets),
