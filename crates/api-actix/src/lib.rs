@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod refusals;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 
-use crate::{AppState, idempotency, openapi, problem, routes, telemetry};
+use crate::{AppState, idempotency, openapi, problem, refusals, routes, telemetry};
 
 /// Serves `state` on an already bound listener until SIGINT/SIGTERM. Binding is the
 /// caller's, so it can bind port 0 and report the address it got.
@@ -39,6 +39,8 @@ pub fn serve_with_admin(
             // The last one wrapped runs first: telemetry sees the whole request,
             // replays included.
             .wrap(middleware::from_fn(idempotency::guard))
+            // Outside the guard: a held refusal holds no unit of work.
+            .wrap(middleware::from_fn(refusals::hold))
             .wrap(middleware::from_fn(problem::negotiate))
             .wrap(middleware::from_fn(telemetry::request_span))
             .configure(routes::configure_api)

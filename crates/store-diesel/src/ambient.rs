@@ -601,8 +601,9 @@ impl KeptAnswers for Store {
     ) -> Result<Option<DateTime<Utc>>, InfraError> {
         let first: Option<DateTime<Utc>> = with_conn!(&self.backend, |c| {
             idempotency_keys::table
+                // Running keys too: their expiry is no earlier than an answer's
+                // would be, and leaving them in keeps the read to the index.
                 .filter(idempotency_keys::organization_id.eq(organization.as_str()))
-                .filter(idempotency_keys::body.is_not_null())
                 .select(idempotency_keys::expires_at)
                 .order(idempotency_keys::expires_at.asc())
                 .first(c)

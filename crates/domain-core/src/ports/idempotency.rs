@@ -259,7 +259,8 @@ pub trait KeptAnswers: Send + Sync {
     /// [`InfraError`] when the store fails.
     async fn stored_bytes(&self, organization: &OrganizationId) -> Result<u64, InfraError>;
 
-    /// When `organization`'s first kept answer expires (`None`: none is kept).
+    /// When `organization`'s first kept answer (or running key) expires (`None`:
+    /// it holds no key).
     ///
     /// # Errors
     /// [`InfraError`] when the store fails.
