@@ -1,34 +1,71 @@
 #!/usr/bin/env python3
-"""Noisy neighbour: does one organization's flood of new domains slow another's calls?
+"""Noisy neighbour: does one organization's attack slow another's calls?
 
     cargo build --release -p domain-api
-    bench/flood.py --backend sqlite|postgres [--bin target/release/domain-api] \
+    bench/flood.py --backend sqlite|postgres [--vector VECTOR] \
+        [--bin target/release/domain-api] \
         [--idle-seconds 15] [--flood-seconds 30] [--after-seconds 15] \
-        [--flood-conns 16] [--victim-conns 4] [--victim-rate 100]
+        [--flood-conns 16] [--victim-conns 4] [--victim-rate 100] \
+        [--victim-verify-rate 1] [--attacker-domains 20] [--keyed-senders 1000] \
+        [--answer-bytes N] [--quiet-limit 180]
 
 Starts the release server itself (127.0.0.1, an ephemeral port, a fresh SQLite file
 or a fresh PostgreSQL database on the scripts/dev-postgres.sh cluster, dropped
-afterwards; the quota variables unset, so the defaults apply) and creates two
-organizations with the CLI: A, the flooder, and B, the victim, which owns
-reuse.example. Each phase starts once other processes are quiet and the server is
-idle (its DKIM key pool refilled).
+afterwards; every DOMAIN_API_* variable unset, so the quotas are at their defaults
+unless a vector says otherwise below) and creates two organizations with the CLI: A,
+the attacker, and B, the victim, which owns detail.example (one sender) and
+reuse.example (plus reuse2.example, ... so that none of them passes 900 senders in the
+run: DOMAIN_API_MAX_SENDERS_PER_DOMAIN is 1000). Each phase starts once other processes
+are quiet (at most --quiet-limit seconds of waiting) and the server is idle (its DKIM
+key pool refilled).
 
   idle        B alone for --idle-seconds: --victim-conns threads alternate a reuse
-              generate (a fresh sender u<uuid>@reuse.example) and GET of
-              detail.example (one sender), paced at --victim-rate calls a second in
-              all (0: a closed loop, as fast as answered).
+              generate (a fresh sender u<uuid>@ one of the reuse domains, in turn) and
+              GET of detail.example, paced at --victim-rate calls a second in all (0: a
+              closed loop, as fast as answered). In the live-checks vector B also sends
+              POST .../detail.example/verify --victim-verify-rate times a second.
   flood       the same B load for --flood-seconds while A, from a separate process
-              (its own GIL, so B's timings do not queue behind A's threads), sends
-              new-domain generates (a@f<uuid>.example) from --flood-conns threads as
-              fast as it can.
-  idle_after  B alone again (a control: reuse.example has more senders by then).
+              (its own GIL, so B's timings do not queue behind A's threads), attacks
+              from --flood-conns threads as fast as it is answered, by --vector:
+    new-domains    (default) new-domain generates (a@f<uuid>.example). Expect 60 x 201,
+                   then 429 `Too many new domains; retry later`.
+    rotation       POST .../dkim/rotate round-robin over --attacker-domains domains A
+                   created before the idle phase. Expect a 202 per domain while the
+                   shared key budget (DOMAIN_API_NEW_DOMAINS_PER_MINUTE, which A's own
+                   creations drew on) lasts, then 409 (a rotation in progress) and 429
+                   `Too many DKIM keys generated; retry later` (the 24h rotation
+                   interval, left at its default, or the budget).
+    live-checks    GET /api/v1/domains/validate?domain=D (a dashboard JWT: the script
+                   sets DOMAIN_API_JWT_SECRET and runs `domain-api jwt issue`) and POST
+                   .../verify, alternately, over --attacker-domains domains.
+                   DOMAIN_API_DNS_SERVERS points at a UDP socket (and a TCP listener)
+                   on 127.0.0.1 that the script opens and that never answers, so every
+                   lookup of every organization, B's verifies included, runs to its
+                   deadline. Expect 429 `Too many live DNS checks; retry later` after
+                   120 checks in 60 s.
+    keyed-answers  PATCH .../keyed.example {"inbound":false}, a fresh Idempotency-Key
+                   each time. A first fills keyed.example with --keyed-senders senders
+                   (default 1000, the limit), so each kept answer is the largest detail
+                   an organization can have. Expect 429 `Too many stored Idempotency-Key
+                   answers; retry later` once A's kept answers reach
+                   DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG (default 64 MiB; --answer-bytes
+                   sets it).
+    senders        new senders (s<uuid>@senders.example) on one domain. Expect 403
+                   `Sender limit reached` after DOMAIN_API_MAX_SENDERS_PER_DOMAIN (1000);
+                   the domain's detail size in bytes is reported at the end.
+  idle_after  B alone again (a control: the reuse domains have more senders by then).
+
+Storage is measured just before and just after the flood phase: SQLite the database
+file and its -wal, PostgreSQL pg_database_size and pg_total_relation_size of
+idempotency_keys; on both the bytes A's kept answers count (idempotency_usage).
 
 Prints one JSON object to stdout (B's count/p50/p99/max per call kind and phase, the
-flood/idle p99 ratios, A's status counts and rate, whether every B call got 2xx, CPU
-seconds per phase for the server, PostgreSQL, the clients and everything else) and a
-short table to stderr. The issue's bar: B's p99 under flood within 2x of idle.
-Every address is on 127.0.0.0/8. Standard library only. The server (and the flooder)
-are stopped at the end and on error.
+flood/idle p99 ratios, A's status counts, sentences, Retry-After values and rate,
+whether every B call got 2xx, CPU seconds per phase for the server, PostgreSQL, the
+clients and everything else, the load average before each phase, storage growth) and a
+short table to stderr. The issue's bar: B's p99 under attack within 2x of idle.
+Every address is on 127.0.0.0/8. Standard library only. The server, the flooder and
+the silent DNS server are stopped at the end and on error.
 """
 
 import argparse
@@ -37,6 +74,8 @@ import ipaddress
 import json
 import os
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -180,7 +219,7 @@ def settle(server_pid, quiet_pct=5.0, limit=90.0):
 # ---------------------------------------------------------------- the two clients
 
 
-def victim_phase(base, auth, seconds, conns, rate):
+def victim_phase(base, auth, seconds, conns, rate, reuse_domains, verify_rate=0.0):
     """B's load: per thread, alternate reuse generate and detail GET until the deadline.
 
     With `rate` > 0 the calls are paced (open loop): thread i sends its k-th call at
@@ -188,16 +227,30 @@ def victim_phase(base, auth, seconds, conns, rate):
     measured at a normal, fixed load rather than at the saturation of a closed loop
     (a closed-loop B on two cores measures how the CPU is shared, not B's latency).
     A call that falls behind its slot is sent at once; its latency still counts from
-    when it is sent."""
+    when it is sent. The reuse generates go round-robin over `reuse_domains`, so no
+    domain reaches DOMAIN_API_MAX_SENDERS_PER_DOMAIN within a run.
+
+    With `verify_rate` > 0, B also sends POST .../detail.example/verify at that rate,
+    each on its own thread (a verify waits for DNS, up to the check deadline)."""
     deadline = time.monotonic() + seconds
     origin = time.monotonic()
     lock = threading.Lock()
-    latencies = {"reuse": [], "detail": []}
+    kinds = ("reuse", "detail") + (("verify",) if verify_rate > 0 else ())
+    latencies = {k: [] for k in kinds}
     # (seconds since the phase began, ms) per call, to tell the first seconds of a
     # phase (the flood's burst of allowed creations) from the rest.
-    timeline = {"reuse": [], "detail": []}
-    statuses = {"reuse": {}, "detail": {}}
+    timeline = {k: [] for k in kinds}
+    statuses = {k: {} for k in kinds}
     failures = []
+    reuse_turn = [0]
+
+    def record(kind, sent_at, status, ms, text):
+        with lock:
+            latencies[kind].append(ms)
+            timeline[kind].append((sent_at, ms))
+            statuses[kind][str(status)] = statuses[kind].get(str(status), 0) + 1
+            if not 200 <= status < 300 and len(failures) < 10:
+                failures.append({"kind": kind, "status": status, "ms": round(ms, 1), "body": text})
 
     def worker(index):
         turn = index % 2
@@ -214,31 +267,52 @@ def victim_phase(base, auth, seconds, conns, rate):
             sent_at = time.monotonic() - origin
             if turn == 0:
                 kind = "reuse"
+                with lock:
+                    domain = reuse_domains[reuse_turn[0] % len(reuse_domains)]
+                    reuse_turn[0] += 1
                 status, ms, text, _ = call(base, "POST", GENERATE, auth,
-                                           {"email": f"u{uuid.uuid4().hex}@reuse.example"})
+                                           {"email": f"u{uuid.uuid4().hex}@{domain}"})
             else:
                 kind = "detail"
                 # A domain of its own with one sender: its detail stays the same size
-                # however many senders the reuse calls add to reuse.example.
+                # however many senders the reuse calls add to the reuse domains.
                 status, ms, text, _ = call(base, "GET", "/api/v1/emails/domains/detail.example", auth)
             turn ^= 1
-            with lock:
-                latencies[kind].append(ms)
-                timeline[kind].append((sent_at, ms))
-                statuses[kind][str(status)] = statuses[kind].get(str(status), 0) + 1
-                if not 200 <= status < 300 and len(failures) < 10:
-                    failures.append({"kind": kind, "status": status, "ms": round(ms, 1), "body": text})
+            record(kind, sent_at, status, ms, text)
+
+    def verify_one(sent_at):
+        status, ms, text, _ = call(base, "POST", "/api/v1/emails/domains/detail.example/verify", auth)
+        record("verify", sent_at, status, ms, text)
+
+    def verifier():
+        threads = []
+        k = 0
+        while True:
+            slot = origin + k / verify_rate
+            pause = slot - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            if time.monotonic() >= deadline:
+                break
+            thread = threading.Thread(target=verify_one, args=(time.monotonic() - origin,))
+            thread.start()
+            threads.append(thread)
+            k += 1
+        for thread in threads:
+            thread.join()
 
     started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(conns) as pool:
-        for future in [pool.submit(worker, i) for i in range(conns)]:
+    with concurrent.futures.ThreadPoolExecutor(conns + 1) as pool:
+        futures = [pool.submit(worker, i) for i in range(conns)]
+        if verify_rate > 0:
+            futures.append(pool.submit(verifier))
+        for future in futures:
             future.result()
     elapsed = time.monotonic() - started
     all_2xx = all(k.startswith("2") for kind in statuses.values() for k in kind)
-    return {
-        "seconds": round(elapsed, 2),
-        "reuse": summary(latencies["reuse"]),
-        "detail": summary(latencies["detail"]),
+    result = {"seconds": round(elapsed, 2)}
+    result.update({kind: summary(latencies[kind]) for kind in kinds})
+    result.update({
         # The same calls, from the 5th second on: in the flood phase, after the burst
         # of the organization's allowed creations (keys drawn, pool refilled).
         "after_5s": {kind: summary([ms for at, ms in points if at >= 5.0])
@@ -247,42 +321,68 @@ def victim_phase(base, auth, seconds, conns, rate):
         "statuses": statuses,
         "all_2xx": all_2xx,
         "failures": failures,
-    }
+    })
+    return result
+
+
+def attack_call(vector, base, auth, plan, n):
+    """A's n-th call of `vector`: (status, ms, body text if not 2xx, Retry-After)."""
+    domains = plan.get("domains") or []
+    if vector == "new-domains":
+        return call(base, "POST", GENERATE, auth, {"email": f"a@f{uuid.uuid4().hex}.example"})
+    if vector == "rotation":
+        domain = domains[n % len(domains)]
+        return call(base, "POST", f"/api/v1/emails/domains/{domain}/dkim/rotate", auth)
+    if vector == "live-checks":
+        domain = domains[(n // 2) % len(domains)]
+        if n % 2 == 0:
+            return call(base, "GET", f"/api/v1/domains/validate?domain={domain}",
+                        {"Authorization": f"Bearer {plan['jwt']}"})
+        return call(base, "POST", f"/api/v1/emails/domains/{domain}/verify", auth)
+    if vector == "keyed-answers":
+        domain = domains[n % len(domains)]
+        return call(base, "PATCH", f"/api/v1/emails/domains/{domain}",
+                    dict(auth, **{"Idempotency-Key": str(uuid.uuid4())}), {"inbound": False})
+    if vector == "senders":
+        return call(base, "POST", GENERATE, auth, {"email": f"s{uuid.uuid4().hex}@{domains[0]}"})
+    raise ValueError(vector)
 
 
 def flooder_main(args):
-    """The flooder process: A's new-domain generates until --seconds after --start-at."""
+    """The flooder process: A's calls of --vector until --seconds after --start-at."""
     auth = {"X-Api-Access-Token": args.access, "X-Api-Secret-Token": args.secret}
+    plan = json.load(open(args.plan)) if args.plan else {}
     time.sleep(max(0.0, args.start_at - time.time()))
     started = time.monotonic()
     deadline = started + args.seconds
     lock = threading.Lock()
-    counts = {"201": 0, "429": 0, "403": 0, "other": 0}
-    others = {}
-    latencies = {"201": [], "429": []}
-    first_429 = [None]
+    counts = {}
+    latencies = {}
+    first_at = {}
     retry_after = {}
-    samples = []
+    bodies = {}
+    turn = [0]
 
     def worker(_):
         while time.monotonic() < deadline:
-            status, ms, text, retry = call(args.base, "POST", GENERATE, auth,
-                                           {"email": f"a@f{uuid.uuid4().hex}.example"})
+            with lock:
+                n = turn[0]
+                turn[0] += 1
+            status, ms, text, retry = attack_call(args.vector, args.base, auth, plan, n)
             key = str(status)
             with lock:
-                if key in counts:
-                    counts[key] += 1
-                else:
-                    counts["other"] += 1
-                    others[key] = others.get(key, 0) + 1
-                    if len(samples) < 5:
-                        samples.append({"status": status, "body": text})
-                if key in latencies:
-                    latencies[key].append(ms)
-                if status == 429:
-                    if first_429[0] is None:
-                        first_429[0] = round(time.monotonic() - started, 2)
-                    retry_after[retry] = retry_after.get(retry, 0) + 1
+                counts[key] = counts.get(key, 0) + 1
+                latencies.setdefault(key, []).append(ms)
+                if key not in first_at:
+                    first_at[key] = round(time.monotonic() - started, 2)
+                if text is not None:
+                    sentence = text[:120]
+                    per = bodies.setdefault(key, {})
+                    if sentence in per or len(per) < 5:
+                        per[sentence] = per.get(sentence, 0) + 1
+                if retry is not None:
+                    per = retry_after.setdefault(key, {})
+                    per[retry] = per.get(retry, 0) + 1
 
     with concurrent.futures.ThreadPoolExecutor(args.conns) as pool:
         for future in [pool.submit(worker, i) for i in range(args.conns)]:
@@ -290,22 +390,83 @@ def flooder_main(args):
     elapsed = time.monotonic() - started
     total = sum(counts.values())
     print(json.dumps({
+        "vector": args.vector,
         "seconds": round(elapsed, 2),
         "requests": total,
         "rps": round(total / elapsed, 1),
-        "counts": counts,
-        "other_statuses": others,
-        "other_samples": samples,
-        "latency_ms": {k: summary(v) for k, v in latencies.items()},
-        "first_429_after_s": first_429[0],
-        "retry_after_values": dict(sorted(retry_after.items(), key=lambda kv: -kv[1])[:5]),
+        "counts": dict(sorted(counts.items())),
+        "first_after_s": dict(sorted(first_at.items())),
+        "bodies": bodies,
+        "latency_ms": {k: summary(v) for k, v in sorted(latencies.items())},
+        "retry_after_values": {k: dict(sorted(v.items(), key=lambda kv: -kv[1])[:5])
+                               for k, v in retry_after.items()},
     }))
+
+
+# ---------------------------------------------------------------- DNS that never answers
+
+
+class SilentDns:
+    """A UDP socket (and a TCP listener on the same port) on 127.0.0.1 that reads every
+    query and never answers: every lookup the server makes runs to its timeout or the
+    check's deadline. Counts the datagrams and connections it swallowed."""
+
+    def __init__(self):
+        for _ in range(20):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                udp.close()
+                tcp.close()
+                continue
+            tcp.listen(512)
+            break
+        else:
+            raise RuntimeError("no free port for the silent DNS server")
+        self.udp, self.tcp, self.port = udp, tcp, port
+        self.queries, self.connections, self.held = 0, 0, []
+        self.stopped = False
+        threading.Thread(target=self._udp, daemon=True).start()
+        threading.Thread(target=self._tcp, daemon=True).start()
+
+    def _udp(self):
+        while not self.stopped:
+            try:
+                self.udp.recvfrom(4096)
+            except OSError:
+                return
+            self.queries += 1
+
+    def _tcp(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.held.append(conn)  # kept open, never read or answered
+
+    def close(self):
+        self.stopped = True
+        for sock in [self.udp, self.tcp] + self.held:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 # ---------------------------------------------------------------- set-up
 
 
-def server_env(database_url, master_key, addr_file):
+def server_env(database_url, master_key, addr_file, extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAIN_API_")}
     env.update({
         "DOMAIN_API_BIND": "127.0.0.1:0",
@@ -315,7 +476,38 @@ def server_env(database_url, master_key, addr_file):
         "DOMAIN_API_DNS_SERVERS": "127.0.0.1:9",
         "RUST_LOG": "warn",
     })
+    env.update(extra)
     return env
+
+
+def storage(backend, database_url, org_id):
+    """What the database takes now: SQLite the file and its -wal in bytes; PostgreSQL
+    pg_database_size and pg_total_relation_size('idempotency_keys'); on both, the
+    bytes the attacker's kept Idempotency-Key answers count (idempotency_usage)."""
+    query_usage = f"SELECT coalesce(sum(bytes), 0) FROM idempotency_usage WHERE organization_id = '{org_id}'"
+    if backend == "sqlite":
+        path = database_url[len("sqlite://"):]
+        def size(p):
+            return os.path.getsize(p) if os.path.exists(p) else 0
+
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            usage = db.execute(query_usage).fetchone()[0]
+        finally:
+            db.close()
+        return {"file_bytes": size(path), "wal_bytes": size(path + "-wal"),
+                "total_bytes": size(path) + size(path + "-wal"), "a_answer_bytes": int(usage)}
+    out = subprocess.run(["psql", "-qAt", "-F", " ", database_url, "-c",
+                          "SELECT pg_database_size(current_database()), "
+                          "pg_total_relation_size('idempotency_keys'), "
+                          f"({query_usage})"],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return {"database_bytes": int(out[0]), "idempotency_keys_bytes": int(out[1]),
+            "total_bytes": int(out[0]), "a_answer_bytes": int(out[2])}
+
+
+def growth(before, after):
+    return {k: after[k] - before[k] for k in before}
 
 
 def create_org(binary, env, name):
@@ -374,43 +566,123 @@ def stop(process):
         process.wait()
 
 
-def senders_on(base, auth):
-    return len(fetch_json(base, "/api/v1/emails/domains/reuse.example", auth).get("senders", []))
+def senders_on(base, auth, domains):
+    return sum(len(fetch_json(base, f"/api/v1/emails/domains/{d}", auth).get("senders", []))
+               for d in domains)
 
 
-# ---------------------------------------------------------------- the run
+def detail_bytes(base, auth, domain):
+    request = urllib.request.Request(base + f"/api/v1/emails/domains/{domain}", headers=auth)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return len(response.read())
+
+
+VECTORS = ("new-domains", "rotation", "live-checks", "keyed-answers", "senders")
+SENDERS_PER_REUSE_DOMAIN = 900  # below DOMAIN_API_MAX_SENDERS_PER_DOMAIN's default, 1000
+
+
+def reuse_domains_for(args):
+    """B's reuse domains: enough that none passes 900 senders in the run."""
+    if args.victim_rate > 0:
+        calls = args.victim_rate / 2 * (args.idle_seconds + args.flood_seconds + args.after_seconds)
+        count = max(1, -(-int(calls) // SENDERS_PER_REUSE_DOMAIN))
+    else:
+        count = 8
+    return ["reuse.example"] + [f"reuse{i}.example" for i in range(2, count + 1)]
+
+
+def parallel(count, conns, work):
+    """Runs work(i) for i in range(count) on `conns` threads; returns the statuses."""
+    with concurrent.futures.ThreadPoolExecutor(conns) as pool:
+        return list(pool.map(work, range(count)))
+
+
+def set_up_attacker(args, binary, env, base, auth_a, org_a):
+    """A's domains (and JWT) for the vector; returns (plan, a summary for the output)."""
+    plan, notes = {"domains": []}, {}
+    started = time.monotonic()
+
+    def create(domain):
+        status, _, text, _ = call(base, "POST", GENERATE, auth_a, {"email": f"owner@{domain}"})
+        if status != 201:
+            raise RuntimeError(f"A could not create {domain}: {status} {text}")
+        return domain
+
+    if args.vector == "rotation":
+        plan["domains"] = [create(f"r{i}.rotation.example") for i in range(args.attacker_domains)]
+        # The flood starts once these creations have left the 60 s key budget's window,
+        # so A has the whole budget to spend on rotations.
+        notes["budget_free_at"] = time.monotonic() + 61.0
+    elif args.vector == "live-checks":
+        plan["domains"] = [create(f"l{i}.checks.example") for i in range(args.attacker_domains)]
+        out = subprocess.run([binary, "jwt", "issue", "--org", org_a, "--ttl", "1h"], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        plan["jwt"] = out.strip()
+    elif args.vector == "keyed-answers":
+        # One domain filled with senders: every PATCH answer is its whole detail, the
+        # largest answer an organization can have kept at the default sender limit.
+        domain = create("keyed.example")
+        plan["domains"] = [domain]
+        fill = max(0, args.keyed_senders - 1)
+        statuses = parallel(fill, 8, lambda i: call(
+            base, "POST", GENERATE, auth_a, {"email": f"k{i}@{domain}"})[0])
+        notes["senders_added"] = {str(k): statuses.count(k) for k in sorted(set(statuses))}
+        notes["detail_bytes"] = detail_bytes(base, auth_a, domain)
+    elif args.vector == "senders":
+        plan["domains"] = [create("senders.example")]
+    notes["domains"] = len(plan["domains"])
+    notes["seconds"] = round(time.monotonic() - started, 1)
+    return plan, notes
 
 
 def run(args, tmp):
     run_id = f"{time.strftime('%Y%m%d%H%M%S')}_{uuid.uuid4().hex[:6]}"
     addr_file = os.path.join(tmp, "addr")
     pg_admin = pg_name = None
-    server = flooder = None
+    server = flooder = dns = None
     me = str(os.getpid())
+    settings = {}
+    verify_rate = 0.0
+    if args.vector == "live-checks":
+        dns = SilentDns()
+        settings["DOMAIN_API_DNS_SERVERS"] = f"127.0.0.1:{dns.port}"
+        settings["DOMAIN_API_JWT_SECRET"] = uuid.uuid4().hex + uuid.uuid4().hex
+        verify_rate = args.victim_verify_rate
+    if args.vector == "keyed-answers" and args.answer_bytes is not None:
+        settings["DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG"] = str(args.answer_bytes)
+    reuse = reuse_domains_for(args)
     try:
         if args.backend == "sqlite":
             database_url = f"sqlite://{os.path.join(tmp, 'flood.db')}"
         else:
             database_url, pg_admin, pg_name = postgres_database(run_id)
-        env = server_env(database_url, args.master_key, addr_file)
+        env = server_env(database_url, args.master_key, addr_file, settings)
+        # The CLI opens only an existing database: create it (and its schema) first.
+        subprocess.run([args.bin, "migrate"], env=env, check=True, capture_output=True)
 
-        _, auth_a = create_org(args.bin, env, f"flood-a-{run_id}")
+        org_a, auth_a = create_org(args.bin, env, f"flood-a-{run_id}")
         _, auth_b = create_org(args.bin, env, f"flood-b-{run_id}")
         server, base = start_server(args.bin, env, addr_file, os.path.join(tmp, "server.log"))
-        log(f"{args.backend}: server {base} (pid {server.pid})")
+        log(f"{args.backend}, vector {args.vector}: server {base} (pid {server.pid})")
 
-        for domain in ("reuse.example", "detail.example"):
+        for domain in reuse + ["detail.example"]:
             status, _, text, _ = call(base, "POST", GENERATE, auth_b, {"email": f"owner@{domain}"})
             if status != 201:
                 raise RuntimeError(f"B could not create {domain}: {status} {text}")
+        plan, attacker_setup = set_up_attacker(args, args.bin, env, base, auth_a, org_a)
+        plan_file = os.path.join(tmp, "plan.json")
+        with open(plan_file, "w") as out:
+            json.dump(plan, out)
+        log(f"A's set-up: {attacker_setup}")
 
         def prepare(name, note):
             """Waits for a quiet machine and an idle server (its key pool refilled)."""
-            machine = foreign_quiet(server.pid)
+            machine = foreign_quiet(server.pid, limit=args.quiet_limit)
             server_idle = settle(server.pid)
             log(f"{name}: {note} (waited {machine}s for the machine, {server_idle}s for the server)")
             return {"waited_for_machine_s": machine, "waited_for_server_s": server_idle,
-                    "senders_before": senders_on(base, auth_b)}
+                    "load_average": open("/proc/loadavg").read().split()[:3],
+                    "senders_before": senders_on(base, auth_b, reuse)}
 
         def finish(phase, before, after, clients, prepared):
             phase["cpu_s"] = cpu_split(before, after, server.pid, clients)
@@ -419,43 +691,66 @@ def run(args, tmp):
             phase["contended"] = other_pct >= 10.0
             if phase["contended"]:
                 log(f"WARNING: other processes used {other_pct:.0f}% of the machine during this phase")
-            phase["senders_on_domain"] = [prepared.pop("senders_before"), senders_on(base, auth_b)]
+            phase["senders_on_reuse_domains"] = [prepared.pop("senders_before"),
+                                                 senders_on(base, auth_b, reuse)]
             phase.update(prepared)
             return phase
+
+        def b_phase(seconds):
+            return victim_phase(base, auth_b, seconds, args.victim_conns, args.victim_rate,
+                                reuse, verify_rate)
 
         # Idle: B alone.
         prepared = prepare("idle", f"B alone for {args.idle_seconds}s ({args.victim_conns} threads)")
         before = cpu_snapshot()
-        idle = victim_phase(base, auth_b, args.idle_seconds, args.victim_conns, args.victim_rate)
+        idle = b_phase(args.idle_seconds)
         idle = finish(idle, before, cpu_snapshot(), {me}, prepared)
 
-        # Flood: the same B load while A floods from its own process.
-        prepared = prepare("flood", f"B for {args.flood_seconds}s while A floods from "
-                                    f"{args.flood_conns} threads")
+        # Flood: the same B load while A attacks from its own process.
+        prepared = prepare("flood", f"B for {args.flood_seconds}s while A sends {args.vector} "
+                                    f"from {args.flood_conns} threads")
+        free_at = attacker_setup.pop("budget_free_at", None)
+        if free_at is not None and free_at > time.monotonic():
+            wait = free_at - time.monotonic()
+            log(f"waiting {wait:.0f}s more for A's creations to leave the key budget's window")
+            time.sleep(wait)
+            prepared["load_average"] = open("/proc/loadavg").read().split()[:3]
+        stored_before = storage(args.backend, database_url, org_a)
+        dns_before = (dns.queries, dns.connections) if dns else None
         start_at = time.time() + 1.0
         flooder = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--flooder", "--base", base,
+             "--vector", args.vector, "--plan", plan_file,
              "--access", auth_a["X-Api-Access-Token"], "--secret", auth_a["X-Api-Secret-Token"],
              "--seconds", str(args.flood_seconds), "--conns", str(args.flood_conns),
              "--start-at", repr(start_at)],
             stdout=subprocess.PIPE, text=True)
         time.sleep(max(0.0, start_at - time.time()))
         before = cpu_snapshot()
-        flood = victim_phase(base, auth_b, args.flood_seconds, args.victim_conns, args.victim_rate)
+        flood = b_phase(args.flood_seconds)
         after = cpu_snapshot()
         out, _ = flooder.communicate(timeout=120)
         if flooder.returncode != 0:
             raise RuntimeError(f"the flooder failed ({flooder.returncode})")
         flood = finish(flood, before, after, {me, str(flooder.pid)}, prepared)
         flood["flooder_a"] = json.loads(out)
+        stored_after = storage(args.backend, database_url, org_a)
+        flood["storage"] = {"before": stored_before, "after": stored_after,
+                            "growth": growth(stored_before, stored_after)}
+        if dns:
+            flood["silent_dns"] = {"udp_queries": dns.queries - dns_before[0],
+                                   "tcp_connections": dns.connections - dns_before[1]}
+        if args.vector == "senders":
+            flood["a_domain"] = {"senders": senders_on(base, auth_a, plan["domains"]),
+                                 "detail_bytes": detail_bytes(base, auth_a, plan["domains"][0])}
 
-        # Control: B alone again, now with more senders on reuse.example than during
+        # Control: B alone again, now with more senders on the reuse domains than during
         # the flood (GET detail returns every sender, so it slows as they accumulate).
         idle_after = None
         if args.after_seconds > 0:
             prepared = prepare("idle-after", f"B alone again for {args.after_seconds}s")
             before = cpu_snapshot()
-            idle_after = victim_phase(base, auth_b, args.after_seconds, args.victim_conns, args.victim_rate)
+            idle_after = b_phase(args.after_seconds)
             idle_after = finish(idle_after, before, cpu_snapshot(), {me}, prepared)
 
         alive = server.poll() is None
@@ -463,28 +758,40 @@ def run(args, tmp):
     finally:
         stop(flooder)
         stop(server)
+        if dns:
+            dns.close()
         if pg_name:
             subprocess.run(["psql", "-q", pg_admin, "-c", f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    kinds = [k for k in ("reuse", "detail", "verify") if k in idle]
+
     def ratios(baseline):
         out = {}
-        for kind in ("reuse", "detail"):
+        for kind in kinds:
             i, f = baseline[kind]["p99"], flood[kind]["p99"]
             out[kind] = round(f / i, 2) if i and f is not None else None
         return out
 
     ratio = ratios(idle)
+    quotas = "defaults (no DOMAIN_API_* quota set)"
+    if settings.get("DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG"):
+        quotas = ("defaults except DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG="
+                  + settings["DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG"])
     result = {
         "backend": args.backend,
+        "vector": args.vector,
         "config": {
             "idle_seconds": args.idle_seconds, "flood_seconds": args.flood_seconds,
             "after_seconds": args.after_seconds,
             "flood_conns": args.flood_conns, "victim_conns": args.victim_conns,
-            "victim_rate": args.victim_rate,
-            "quotas": "defaults (DOMAIN_API_NEW_DOMAINS_PER_MINUTE, DOMAIN_API_MAX_DOMAINS_PER_ORG unset)",
+            "victim_rate": args.victim_rate, "victim_verify_rate": verify_rate,
+            "reuse_domains": len(reuse),
+            "quotas": quotas,
+            "settings": {k: v for k, v in settings.items() if k != "DOMAIN_API_JWT_SECRET"},
             "cpus": os.cpu_count(),
         },
+        "attacker_setup": attacker_setup,
         "idle": idle,
         "flood": flood,
         "idle_after": idle_after,
@@ -501,9 +808,10 @@ def run(args, tmp):
 
 def table(result):
     phases = [p for p in ("idle", "flood", "idle_after") if result[p]]
-    lines = [f"backend {result['backend']}",
+    kinds = [k for k in ("reuse", "detail", "verify") if k in result["idle"]]
+    lines = [f"backend {result['backend']}, vector {result['vector']}",
              f"  {'B call':<8}{'phase':<11}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"]
-    for kind in ("reuse", "detail"):
+    for kind in kinds:
         for phase in phases:
             s = result[phase][kind]
             lines.append(f"  {kind:<8}{phase:<11}{s['count']:>7}{s['p50'] or 0:>9.1f}"
@@ -514,11 +822,21 @@ def table(result):
     a = result["flood"]["flooder_a"]
     lines.append(f"  A: {a['requests']} requests, {a['rps']}/s; " +
                  ", ".join(f"{k}: {v}" for k, v in a["counts"].items()))
+    for status, sentences in a["bodies"].items():
+        for sentence, count in sentences.items():
+            lines.append(f"     {status} x{count}: {sentence[:90]}")
+    g = result["flood"]["storage"]["growth"]
+    lines.append("  storage growth in the flood: " + ", ".join(f"{k} {v:+,}" for k, v in g.items()))
+    if "a_domain" in result["flood"]:
+        lines.append(f"  A's domain at the end: {result['flood']['a_domain']}")
+    if "silent_dns" in result["flood"]:
+        lines.append(f"  silent DNS in the flood: {result['flood']['silent_dns']}")
     lines.append(f"  B all 2xx: {result['b_all_2xx']}; within 2x: {result['within_2x']}")
     for phase in phases:
         p = result[phase]
         c = p["cpu_s"]
-        lines.append(f"  {phase}: B {p['rps']}/s, senders {p['senders_on_domain']}; cpu server {c['server']}s, "
+        lines.append(f"  {phase}: load {' '.join(p['load_average'])}, B {p['rps']}/s, senders "
+                     f"{p['senders_on_reuse_domains']}; cpu server {c['server']}s, "
                      f"postgres {c['postgres']}s, clients {c['clients']}s, other {c['other']}s "
                      f"({p['other_cpu_pct_of_machine']}%)")
     return "\n".join(lines)
@@ -527,6 +845,8 @@ def table(result):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres"))
+    parser.add_argument("--vector", choices=VECTORS, default="new-domains",
+                        help="what A does during the flood (default new-domains)")
     parser.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "domain-api"))
     parser.add_argument("--idle-seconds", type=float, default=15)
     parser.add_argument("--flood-seconds", type=float, default=30)
@@ -534,12 +854,23 @@ def main():
     parser.add_argument("--victim-conns", type=int, default=4)
     parser.add_argument("--victim-rate", type=float, default=100.0,
                         help="B's calls per second, paced (0: closed loop, as fast as answered)")
+    parser.add_argument("--victim-verify-rate", type=float, default=1.0,
+                        help="live-checks: B's verify calls per second, besides the others")
     parser.add_argument("--after-seconds", type=float, default=15,
                         help="a second idle run after the flood, as a control (0: none)")
+    parser.add_argument("--attacker-domains", type=int, default=20,
+                        help="rotation, live-checks: domains A creates before the idle phase")
+    parser.add_argument("--keyed-senders", type=int, default=1000,
+                        help="keyed-answers: senders on A's domain (its PATCH answer is its detail)")
+    parser.add_argument("--answer-bytes", type=int, default=None,
+                        help="keyed-answers: DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG (default: unset)")
+    parser.add_argument("--quiet-limit", type=float, default=180.0,
+                        help="longest wait for other processes to quiet down before a phase")
     parser.add_argument("--master-key", default=DEFAULT_MASTER_KEY)
     # The flooder process (started by this script; not for direct use).
     parser.add_argument("--flooder", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", help=argparse.SUPPRESS)
     parser.add_argument("--access", help=argparse.SUPPRESS)
     parser.add_argument("--secret", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)

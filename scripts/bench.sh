@@ -14,8 +14,10 @@
 #      scenario), and the CPU that unrelated processes took meanwhile;
 #   5. the pgbench ceiling (the register-sender transaction on a scratch database),
 #      run right before the PostgreSQL reuse scenario it is compared with;
-#   6. the noisy neighbour (bench/flood.py): one organization's 30 s flood of new
-#      domains at the default quotas against another organization's paced calls;
+#   6. the noisy neighbour (bench/flood.py): one organization's 30 s attack at the
+#      default quotas against another organization's paced calls, for each vector
+#      (new domains, DKIM rotation, live DNS checks, kept Idempotency-Key answers,
+#      senders);
 #   7. the background workers (bench/verifier.py, bench/webhooks.py): checks a second
 #      one instance sustains, webhook deliveries a second to a local receiver, and the
 #      delay from publishing the records to the `domain.verified` webhook.
@@ -482,13 +484,20 @@ for backend in $BACKENDS; do
 done
 
 # ---------------------------------------------------------------- noisy neighbour
-# One organization floods new domains at the default quotas while another's paced
-# reuse and detail calls are timed (bench/flood.py starts its own server and
-# database). BENCH_SKIP_FLOOD=1 skips it.
+# One organization attacks at the default quotas, one vector at a time, while
+# another's paced reuse and detail calls are timed (bench/flood.py starts its own
+# server and database). BENCH_SKIP_FLOOD=1 skips it.
 if [[ "${BENCH_SKIP_FLOOD:-0}" != 1 ]]; then
   for backend in $BACKENDS; do
-    log "noisy neighbour: $backend"
+    log "noisy neighbour: $backend, new domains"
     python3 bench/flood.py --backend "$backend" --bin "$BIN" >"$OUT/flood-$backend.json"
+    for vector in rotation live-checks keyed-answers senders; do
+      log "noisy neighbour: $backend, $vector"
+      extra=()
+      [[ $vector == rotation ]] && extra=(--attacker-domains 60)
+      python3 bench/flood.py --backend "$backend" --bin "$BIN" --vector "$vector" "${extra[@]}" \
+        >"$OUT/flood-$backend-$vector.json"
+    done
   done
 fi
 
