@@ -236,7 +236,7 @@ fn expected_status(error: &GenerateError) -> u16 {
     match error {
         GenerateError::InvalidSender(_) | GenerateError::InvalidReplyTo(_) => 400,
         GenerateError::DomainTaken | GenerateError::EmailTaken => 409,
-        GenerateError::DomainLimit => 403,
+        GenerateError::DomainLimit | GenerateError::SenderLimit => 403,
         GenerateError::RateLimited(_) => 429,
         GenerateError::Infra(InfraError::Unavailable(_)) => 503,
         GenerateError::Infra(InfraError::Unexpected(_)) => 500,
