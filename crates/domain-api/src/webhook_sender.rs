@@ -12,8 +12,13 @@
 //! - **Degraded endpoints.** An endpoint whose last `DEGRADED_AFTER` (3) attempts got no
 //!   HTTP answer is leased one delivery at a time (across instances) and sent one at
 //!   a time here, until an attempt gets an answer.
-//! - **Attempts recorded in batches** ([`AttemptRecorder`]): a delivery's task waits
-//!   until its batch is committed, so its slot and lease are held until then.
+//! - **Slots count requests.** A delivery's slot is given back as soon as its request
+//!   has its answer (or gave up); its task then waits for its attempt to be recorded,
+//!   and its lease is held until then, so no sender takes it again meanwhile. At most
+//!   `RECORDING_FACTOR` times `concurrency` tasks wait so: past that nothing more is
+//!   leased until the database catches up.
+//! - **Attempts recorded in batches** ([`AttemptRecorder`]): one transaction for the
+//!   attempts waiting, however many.
 //!
 //! [`Sender::stop`] lets deliveries in flight finish; a delivery cut short by a crash
 //! (before its attempt's batch committed), or leased but not started, is sent again
@@ -37,6 +42,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::SenderSettings;
+
+/// How many tasks (requests out, and answered attempts waiting for their batch to
+/// commit) one instance keeps, in multiples of its slots: past that it leases nothing
+/// until the database catches up.
+const RECORDING_FACTOR: usize = 4;
 
 /// How often the outbox gauges are read from the database.
 const OUTBOX_REFRESH: Duration = Duration::from_secs(5);
@@ -129,9 +139,14 @@ struct Dispatcher {
     /// When to prune next ([`next_prune_after`]).
     next_prune: Instant,
     tasks: JoinSet<()>,
-    /// Whose delivery each task sends (and its endpoint when degraded), so a slot is
-    /// given back even if a task panics.
+    /// Whose delivery each task sends (and its endpoint when degraded) while its
+    /// request is out, so its slot is given back when the answer comes (or the task
+    /// ends, even by a panic).
     owners: HashMap<tokio::task::Id, (OrganizationId, Option<WebhookId>)>,
+    /// Tasks whose request got its answer (or gave up) and now wait for their
+    /// attempt's batch to commit: their slot is free, their lease still held.
+    answered_tx: mpsc::UnboundedSender<tokio::task::Id>,
+    answered: mpsc::UnboundedReceiver<tokio::task::Id>,
     last_reading: Option<Instant>,
 }
 
@@ -153,6 +168,7 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         settings: SenderSettings,
     ) -> Self {
+        let (answered_tx, answered) = mpsc::unbounded_channel();
         Self {
             deliver,
             queue,
@@ -166,6 +182,8 @@ impl Dispatcher {
             next_prune: Instant::now(),
             tasks: JoinSet::new(),
             owners: HashMap::new(),
+            answered_tx,
+            answered,
             last_reading: None,
         }
     }
@@ -175,7 +193,7 @@ impl Dispatcher {
             self.refresh_outbox().await;
             self.prune().await;
             let leased = self.lease().await;
-            if leased > 0 && self.tasks.len() < self.settings.concurrency {
+            if leased > 0 && self.sending() < self.settings.concurrency {
                 // More may be due: look again at once.
                 continue;
             }
@@ -184,6 +202,12 @@ impl Dispatcher {
             tokio::select! {
                 _ = stopped.changed() => {}
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.finished(done),
+                Some(id) = self.answered.recv() => {
+                    self.release(id);
+                    while let Ok(id) = self.answered.try_recv() {
+                        self.release(id);
+                    }
+                }
                 () = tokio::time::sleep(self.settings.poll) => {}
             }
             self.start_backlog();
@@ -204,19 +228,30 @@ impl Dispatcher {
     /// Leases what there is room for; how many were leased.
     async fn lease(&mut self) -> usize {
         let settings = self.settings;
-        let total = self.tasks.len();
+        let total = self.sending();
+        if self.tasks.len() >= settings.concurrency.saturating_mul(RECORDING_FACTOR) {
+            // Answered attempts are waiting for the database: no more until they are
+            // recorded.
+            return 0;
+        }
         let (free, per_org, skip): (usize, usize, Vec<OrganizationId>) =
             if total < settings.concurrency {
-                // Shared slots: every organization up to its share.
+                // Shared slots free (what was leased before and could start has
+                // started): every organization up to its share, for the free slots
+                // and half as many again, so the next slots to free start from the
+                // backlog instead of a lease each (a lease is a transaction: on
+                // PostgreSQL a WAL flush).
+                // An organization's share is what it has in flight; what it has
+                // leased and waiting may be as much again.
                 let skip = self
                     .in_flight
                     .keys()
                     .chain(self.backlog.keys())
-                    .filter(|org| self.org_load(org) >= settings.per_organization)
+                    .filter(|org| self.org_load(org) >= settings.per_organization.saturating_mul(2))
                     .cloned()
                     .collect();
                 (
-                    settings.concurrency - total,
+                    settings.concurrency - total + settings.concurrency.div_ceil(2),
                     settings.per_organization,
                     skip,
                 )
@@ -266,7 +301,7 @@ impl Dispatcher {
                 };
                 let in_flight = self.in_flight.get(&org).copied().unwrap_or(0);
                 let mut next = None;
-                if may_start(in_flight, self.tasks.len(), &self.settings)
+                if may_start(in_flight, self.sending(), &self.settings)
                     && let Some(queue) = self.backlog.get_mut(&org)
                 {
                     let position = queue.iter().position(|due| {
@@ -303,9 +338,14 @@ impl Dispatcher {
         }
         let deliver = self.deliver.clone();
         let metrics = Arc::clone(&self.metrics);
+        let answered = self.answered_tx.clone();
         let task = self.tasks.spawn(async move {
             let started = Instant::now();
-            let outcome = deliver.deliver(&due).await;
+            let attempted = deliver.attempt(&due).await;
+            // The slot is free once the request is done; the lease is held until the
+            // attempt's batch commits.
+            let _ = answered.send(tokio::task::id());
+            let outcome = deliver.record(attempted).await;
             metrics.record_delivery(outcome.label(), started.elapsed());
             tracing::debug!(
                 delivery = due.id,
@@ -317,6 +357,11 @@ impl Dispatcher {
         self.owners.insert(task.id(), (org, degraded));
     }
 
+    /// Deliveries whose request is out: what the slots count.
+    fn sending(&self) -> usize {
+        self.owners.len()
+    }
+
     fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
         let id = match done {
             Ok((id, ())) => id,
@@ -326,6 +371,11 @@ impl Dispatcher {
                 error.id()
             }
         };
+        self.release(id);
+    }
+
+    /// Gives back the slot of task `id`, if it still holds one.
+    fn release(&mut self, id: tokio::task::Id) {
         let Some((org, degraded)) = self.owners.remove(&id) else {
             return;
         };
@@ -609,6 +659,141 @@ mod tests {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         (answers, batches)
+    }
+
+    /// A queue holding `due` deliveries of one organization, whose recording never
+    /// commits (a database that stalls on writes).
+    struct StalledRecords {
+        due: Mutex<Vec<DueDelivery>>,
+    }
+
+    #[async_trait]
+    impl DeliveryQueue for StalledRecords {
+        async fn lease_deliveries(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+            limit: usize,
+            per_organization: usize,
+            _: &[OrganizationId],
+        ) -> Result<Vec<DueDelivery>, InfraError> {
+            let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+            let take = limit.min(per_organization).min(due.len());
+            Ok(due.drain(..take).collect())
+        }
+
+        async fn record_attempt(&self, _: i64, _: &Attempt, _: NextStep) -> Result<(), InfraError> {
+            std::future::pending().await
+        }
+
+        async fn record_attempts(&self, _: &[RecordedAttempt]) -> Result<(), InfraError> {
+            std::future::pending().await
+        }
+
+        async fn prune_deliveries(&self, _: DateTime<Utc>, _: usize) -> Result<usize, InfraError> {
+            Ok(0)
+        }
+
+        async fn outbox_stats(&self) -> Result<OutboxStats, InfraError> {
+            Ok(OutboxStats::default())
+        }
+    }
+
+    fn due(id: i64) -> DueDelivery {
+        use domain_core::lifecycle::{Event, EventType};
+        DueDelivery {
+            id,
+            organization: OrganizationId::new("org_quiet".to_owned()),
+            endpoint: WebhookId::from_random([2; 16]),
+            url: "http://127.0.0.1:8080/in".into(),
+            secret_sealed: b"sealed".to_vec(),
+            event: Event {
+                id,
+                kind: EventType::DomainCreated,
+                domain: Some("example.com".into()),
+                selector: None,
+                email: None,
+                created_at: Utc::now(),
+            },
+            attempts: 0,
+            degraded: false,
+        }
+    }
+
+    /// A sender with one slot over `queue`, whose requests are all answered 204 at
+    /// once (and counted in `sent`).
+    fn one_slot_sender(queue: Arc<dyn DeliveryQueue>, sent: &Arc<Mutex<usize>>) -> Sender {
+        use domain_core::ports::clock::MockClock;
+        use domain_core::ports::dns::MockDns;
+        use domain_core::ports::webhooks::{MockWebhookSecrets, MockWebhookSender, SendOutcome};
+        use domain_core::usecases::webhooks::DeliverySettings;
+        use domain_core::webhooks::{AddressPolicy, RetrySchedule, WebhookSecret};
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(Utc::now);
+        let mut secrets = MockWebhookSecrets::new();
+        secrets
+            .expect_open()
+            .returning(|_, _| Ok(WebhookSecret(zeroize::Zeroizing::new(vec![7; 24]))));
+        secrets.expect_sign().returning(|_, _| vec![1; 32]);
+        let mut sender = MockWebhookSender::new();
+        let count = Arc::clone(sent);
+        sender.expect_send().returning(move |_| {
+            *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            SendOutcome::Status(204)
+        });
+        let deliver = DeliverWebhooks::new(
+            Arc::clone(&queue),
+            Arc::new(secrets),
+            Arc::new(MockDns::new()),
+            Arc::new(sender),
+            Arc::new(clock),
+            DeliverySettings {
+                policy: Arc::new(AddressPolicy {
+                    allow_http: true,
+                    allow_nets: vec!["127.0.0.1/32".parse().expect("a network")],
+                    allow_private: false,
+                }),
+                retry: Arc::new(RetrySchedule::standard()),
+                timeout: Duration::from_secs(5),
+            },
+        );
+        Sender::start(
+            deliver,
+            queue,
+            Arc::default(),
+            Arc::default(),
+            SenderSettings {
+                concurrency: 1,
+                per_organization: 1,
+                poll: Duration::from_millis(10),
+                retention: Duration::from_secs(60),
+            },
+        )
+    }
+
+    fn sent_after(sent: &Arc<Mutex<usize>>, wait: Duration) -> usize {
+        std::thread::sleep(wait);
+        *sent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slot_is_free_when_its_request_is_answered_not_when_its_attempt_is_recorded() {
+        // One slot, ten deliveries, and attempts that are never recorded: the slot
+        // still serves the next request as soon as the last one was answered, up to
+        // the bound on answered attempts waiting for the database (4 a slot).
+        let queue = Arc::new(StalledRecords {
+            due: Mutex::new((1..=10).map(due).collect()),
+        });
+        let sent = Arc::new(Mutex::new(0));
+        let sender = one_slot_sender(queue, &sent);
+        let first = tokio::task::spawn_blocking({
+            let sent = Arc::clone(&sent);
+            move || sent_after(&sent, Duration::from_millis(1500))
+        })
+        .await
+        .expect("the wait");
+        assert_eq!(first, RECORDING_FACTOR, "requests sent with one slot");
+        sender.stop(Duration::from_millis(10)).await;
     }
 
     #[tokio::test]

@@ -250,71 +250,74 @@ impl WebhookStore for Store {
     }
 }
 
-/// The ids of deliveries due at `$now` whose lease (if any) ran out, not of the
-/// organizations in `$skip`, oldest due first; `webhook_deliveries` of the backend's
-/// schema must be in scope.
-macro_rules! due_deliveries {
-    ($now:expr, $skip:expr) => {{
-        let now: DateTime<Utc> = $now;
-        let skip: &[String] = $skip;
-        webhook_deliveries::table
-            .filter(webhook_deliveries::state.eq("pending"))
-            .filter(webhook_deliveries::next_attempt_at.le(now))
-            .filter(
-                webhook_deliveries::lease_until
-                    .is_null()
-                    .or(webhook_deliveries::lease_until.lt(now)),
-            )
-            .filter(webhook_deliveries::organization_id.ne_all(skip))
-            .order((
-                webhook_deliveries::next_attempt_at.asc(),
-                webhook_deliveries::id.asc(),
-            ))
-            .select(webhook_deliveries::id)
-    }};
-}
-
 /// The consecutive transport failures (timeouts, refused or reset connections: no HTTP
 /// answer) after which an endpoint is `degraded`: one attempt in flight at a time,
 /// across every instance, until one gets an answer (any status resets the count).
 pub const DEGRADED_AFTER: i32 = domain_core::ports::webhooks::DEGRADED_AFTER as i32;
 
-/// The fair pick, as SQL: the due deliveries nobody holds (not of the organizations
-/// skipped), a degraded endpoint contributing only its oldest and only while none of
-/// its deliveries is leased, then ranked within their organization (oldest due
-/// first) and taken rank by rank — every organization's oldest, then every one's
-/// second, … — at most `per_org` of one organization, `limit` in all. One
-/// organization's backlog therefore never fills a batch ahead of another's first.
-/// `p` numbers the parameters: now, degraded threshold, skipped organizations…,
-/// per organization, limit.
-fn fair_pick_sql(skip: usize, p: impl Fn(usize) -> String) -> String {
+/// How the fair pick reaches into one endpoint's pending deliveries for its oldest
+/// `LIMIT` due ones nobody holds: PostgreSQL joins `LATERAL`; SQLite has no `LATERAL`
+/// and looks the ids up with a correlated `IN`. Either way it is a range of the index
+/// on `(endpoint_id, next_attempt_at, id)`, so a pick costs the endpoints times what
+/// it takes, never an endpoint's whole backlog.
+#[derive(Clone, Copy)]
+enum Probe {
+    Lateral,
+    CorrelatedIn,
+}
+
+/// The fair pick, as SQL: every endpoint (not of the organizations skipped) offers its
+/// oldest due deliveries nobody holds — at most `per_org`, and a degraded endpoint
+/// only its oldest and only while none of its deliveries is leased — and the offers
+/// are ranked within their organization (oldest due first) and taken rank by rank —
+/// every organization's oldest, then every one's second, … — at most `per_org` of one
+/// organization, `limit` in all. One organization's backlog therefore never fills a
+/// batch ahead of another's first, and it is never read past its oldest few: the
+/// rows ranked are the offers, not the due set. `p` numbers the parameters: now,
+/// degraded threshold, skipped organizations…, per organization, limit.
+fn fair_pick_sql(probe: Probe, skip: usize, p: impl Fn(usize) -> String) -> String {
     let mut not_skipped = String::new();
     if skip > 0 {
         let list: Vec<String> = (0..skip).map(|i| p(3 + i)).collect();
-        not_skipped = format!(" AND d.organization_id NOT IN ({})", list.join(", "));
+        not_skipped = format!(" AND e.organization_id NOT IN ({})", list.join(", "));
     }
     let (now, threshold, per_org, limit) = (p(1), p(2), p(3 + skip), p(4 + skip));
+    let oldest = |take: &str| {
+        let due = format!(
+            "SELECT x.id{columns} FROM webhook_deliveries x \
+             WHERE x.endpoint_id = e.id AND x.state = 'pending' AND x.next_attempt_at <= {now} \
+               AND (x.lease_until IS NULL OR x.lease_until < {now}) \
+             ORDER BY x.next_attempt_at, x.id LIMIT {take}",
+            columns = match probe {
+                Probe::Lateral => ", x.next_attempt_at",
+                Probe::CorrelatedIn => "",
+            },
+        );
+        match probe {
+            Probe::Lateral => format!(
+                "SELECT d.id, e.organization_id, d.next_attempt_at \
+                 FROM webhook_endpoints e CROSS JOIN LATERAL ({due}) d"
+            ),
+            Probe::CorrelatedIn => format!(
+                "SELECT d.id, e.organization_id, d.next_attempt_at \
+                 FROM webhook_endpoints e JOIN webhook_deliveries d ON d.id IN ({due})"
+            ),
+        }
+    };
+    let (healthy, degraded) = (oldest(&per_org), oldest("1"));
     format!(
-        "WITH due AS (\
-           SELECT d.id, d.organization_id, d.endpoint_id, d.next_attempt_at, \
-                  w.consecutive_failures >= {threshold} AS degraded \
-           FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
-           WHERE d.state = 'pending' AND d.next_attempt_at <= {now} \
-             AND (d.lease_until IS NULL OR d.lease_until < {now}){not_skipped}), \
-         eligible AS (\
-           SELECT id, organization_id, next_attempt_at FROM due WHERE NOT degraded \
+        "WITH offers AS (\
+           {healthy} WHERE e.consecutive_failures < {threshold}{not_skipped} \
            UNION ALL \
-           SELECT id, organization_id, next_attempt_at FROM (\
-             SELECT id, organization_id, endpoint_id, next_attempt_at, \
-                    ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS endpoint_rank \
-             FROM due WHERE degraded) oldest \
-           WHERE endpoint_rank = 1 AND NOT EXISTS (\
-             SELECT 1 FROM webhook_deliveries held WHERE held.endpoint_id = oldest.endpoint_id \
-             AND held.state = 'pending' AND held.lease_until >= {now})), \
+           {degraded} WHERE e.consecutive_failures >= {threshold}{not_skipped} \
+             AND NOT EXISTS (\
+               SELECT 1 FROM webhook_deliveries held WHERE held.endpoint_id = e.id \
+               AND held.state = 'pending' AND held.lease_until IS NOT NULL \
+               AND held.lease_until >= {now})), \
          ranked AS (\
            SELECT id, next_attempt_at, \
                   ROW_NUMBER() OVER (PARTITION BY organization_id ORDER BY next_attempt_at, id) AS org_rank \
-           FROM eligible) \
+           FROM offers) \
          SELECT id FROM ranked WHERE org_rank <= {per_org} \
          ORDER BY org_rank, next_attempt_at, id LIMIT {limit}"
     )
@@ -339,6 +342,7 @@ trait DeliveryPick {
         skip: &[String],
         per_org: i64,
         limit: i64,
+        lock: bool,
     ) -> Result<Vec<i64>, DbError>;
 }
 
@@ -349,6 +353,7 @@ impl DeliveryPick for AsyncPgConnection {
         skip: &[String],
         per_org: i64,
         limit: i64,
+        lock: bool,
     ) -> Result<Vec<i64>, DbError> {
         use diesel::pg::Pg;
         use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
@@ -359,12 +364,16 @@ impl DeliveryPick for AsyncPgConnection {
         // gone), but PostgreSQL re-checks the outer conditions on its new version,
         // which is leased — without them the `IN` alone would still match, and two
         // pickers would send one delivery.
-        let sql = format!(
-            "SELECT id FROM webhook_deliveries WHERE id IN ({}) \
-             AND state = 'pending' AND (lease_until IS NULL OR lease_until < $1) \
-             FOR UPDATE SKIP LOCKED",
-            fair_pick_sql(skip.len(), |n| format!("${n}"))
-        );
+        let pick = fair_pick_sql(Probe::Lateral, skip.len(), |n| format!("${n}"));
+        let sql = if lock {
+            format!(
+                "SELECT id FROM webhook_deliveries WHERE id IN ({pick}) \
+                 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $1) \
+                 FOR UPDATE SKIP LOCKED"
+            )
+        } else {
+            pick
+        };
         let mut query = diesel::sql_query(sql)
             .into_boxed::<Pg>()
             .bind::<Timestamptz, _>(now)
@@ -388,10 +397,13 @@ impl DeliveryPick for SqliteConn {
         skip: &[String],
         per_org: i64,
         limit: i64,
+        lock: bool,
     ) -> Result<Vec<i64>, DbError> {
         use diesel::sql_types::{BigInt, Integer, Text, TimestamptzSqlite};
         use diesel::sqlite::Sqlite;
-        let sql = fair_pick_sql(skip.len(), |n| format!("?{n}"));
+        // The IMMEDIATE transaction (when `lock`) holds the only write lock already.
+        let _ = lock;
+        let sql = fair_pick_sql(Probe::CorrelatedIn, skip.len(), |n| format!("?{n}"));
         let mut query = diesel::sql_query(sql)
             .into_boxed::<Sqlite>()
             .bind::<TimestamptzSqlite, _>(now)
@@ -424,16 +436,16 @@ impl DeliveryQueue for Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let per_org = i64::try_from(per_organization).unwrap_or(i64::MAX);
         let skip: Vec<String> = skip.iter().map(|o| o.as_str().to_owned()).collect();
-        // Most polls find nothing due: a plain read first, so an idle sender takes no
-        // lock (on SQLite, the one write lock) to learn that.
-        let any_due: Vec<i64> = with_conn!(&self.backend, |c| {
-            Ok(due_deliveries!(now, &skip).limit(1).load(c).await?)
+        // Most polls find nothing to take: the pick as a plain read first, so such a
+        // sender takes no lock (on SQLite, the one write lock) to learn that.
+        let offered: Vec<i64> = with_conn!(&self.backend, |c| {
+            c.pick_deliveries(now, &skip, per_org, 1, false).await
         })?;
-        if any_due.is_empty() {
+        if offered.is_empty() {
             return Ok(Vec::new());
         }
         let rows: Vec<DueRow> = in_transaction!(&self.backend, |c| {
-            let ids = c.pick_deliveries(now, &skip, per_org, limit).await?;
+            let ids = c.pick_deliveries(now, &skip, per_org, limit, true).await?;
             if ids.is_empty() {
                 return Ok(Vec::new());
             }

@@ -285,6 +285,21 @@ impl DeliveryOutcome {
     }
 }
 
+/// An attempt made and not yet recorded ([`DeliverWebhooks::attempt`]).
+#[derive(Debug, Clone)]
+pub struct Attempted {
+    recorded: RecordedAttempt,
+    outcome: DeliveryOutcome,
+}
+
+impl Attempted {
+    /// What the attempt comes to once recorded.
+    #[must_use]
+    pub fn outcome(&self) -> DeliveryOutcome {
+        self.outcome
+    }
+}
+
 /// Leases due deliveries and delivers them.
 #[derive(Clone)]
 pub struct DeliverWebhooks {
@@ -373,14 +388,22 @@ impl DeliverWebhooks {
             .await
     }
 
-    /// Makes one attempt of a leased delivery and records it: the endpoint's host is
-    /// resolved and every address checked now (so a name that has come to point
-    /// somewhere forbidden is refused, not connected to), the body signed, and the
-    /// request sent to the checked address.
+    /// Makes one attempt of a leased delivery and records it ([`Self::attempt`], then
+    /// [`Self::record`]).
     pub async fn deliver(&self, due: &DueDelivery) -> DeliveryOutcome {
+        let attempted = self.attempt(due).await;
+        self.record(attempted).await
+    }
+
+    /// Makes one attempt of a leased delivery: the endpoint's host is resolved and
+    /// every address checked now (so a name that has come to point somewhere
+    /// forbidden is refused, not connected to), the body signed, and the request sent
+    /// to the checked address. Nothing is recorded yet: the delivery stays leased
+    /// until [`Self::record`] commits, so no other sender takes it meanwhile.
+    pub async fn attempt(&self, due: &DueDelivery) -> Attempted {
         let at = self.clock.now();
         let started = Instant::now();
-        let (status_code, error, reach) = match self.attempt(due).await {
+        let (status_code, error, reach) = match self.send_once(due).await {
             Ok(SendOutcome::Status(code)) => (Some(code), None, Reach::Answered),
             Ok(SendOutcome::Failed(reason)) => (None, Some(reason.to_owned()), Reach::Unreachable),
             Err(reason) => (None, Some(reason.to_owned()), Reach::NotTried),
@@ -405,13 +428,22 @@ impl DeliverWebhooks {
             error,
             duration: started.elapsed(),
         };
-        let recorded = RecordedAttempt {
-            delivery: due.id,
-            endpoint: due.endpoint.clone(),
-            attempt,
-            next,
-            reach,
-        };
+        Attempted {
+            recorded: RecordedAttempt {
+                delivery: due.id,
+                endpoint: due.endpoint.clone(),
+                attempt,
+                next,
+                reach,
+            },
+            outcome,
+        }
+    }
+
+    /// Records an attempt: the delivery moves on (delivered, retried later, or
+    /// failed) and its lease ends.
+    pub async fn record(&self, attempted: Attempted) -> DeliveryOutcome {
+        let Attempted { recorded, outcome } = attempted;
         match self
             .queue
             .record_attempts(std::slice::from_ref(&recorded))
@@ -419,13 +451,13 @@ impl DeliverWebhooks {
         {
             Ok(()) => outcome,
             Err(error) => {
-                tracing::warn!(delivery = due.id, %error, "could not record a webhook attempt");
+                tracing::warn!(delivery = recorded.delivery, %error, "could not record a webhook attempt");
                 DeliveryOutcome::Error
             }
         }
     }
 
-    async fn attempt(&self, due: &DueDelivery) -> Result<SendOutcome, &'static str> {
+    async fn send_once(&self, due: &DueDelivery) -> Result<SendOutcome, &'static str> {
         // The stored URL passed these rules at creation; the policy may have changed.
         let url = WebhookUrl::parse(&due.url, &self.policy).map_err(|_| "url not allowed")?;
         let ip = checked_address(&url, self.dns.as_ref(), &self.policy)

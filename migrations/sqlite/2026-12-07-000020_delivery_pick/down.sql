@@ -1,0 +1,2 @@
+DROP INDEX webhook_deliveries_endpoint_held;
+DROP INDEX webhook_deliveries_endpoint_due;
