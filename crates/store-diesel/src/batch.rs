@@ -32,19 +32,27 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use domain_core::lifecycle::{EventType, NewEvent};
 use domain_core::ports::store::{Registered, SenderRegistration, StoredDomain};
 
+use domain_core::ports::idempotency::{Guarded, StoredResponse};
+
+use crate::ambient::KeyClaim;
 use crate::backend::{Backend, DbError, SqliteConn, in_transaction};
 use crate::events::DELIVERIES;
+use crate::ownership::refusal;
 use crate::rows::{DomainRow, domain_columns, domains_with_active_key};
 
-/// Whether `reg` may run in a set: a reuse registration with nothing to check alone.
-pub(crate) fn fits(reg: &SenderRegistration) -> bool {
-    reg.new_key.is_none() && !reg.enable_inbound
+/// Whether `reg` may run in a set: a reuse registration with nothing to check alone,
+/// unkeyed or with a key to take with its change (`claim`).
+pub(crate) fn fits(reg: &SenderRegistration, claim: Option<&KeyClaim>) -> bool {
+    reg.new_key.is_none()
+        && !reg.enable_inbound
+        && claim.is_none_or(|claim| !claim.is_taken() && claim.answer.is_set())
 }
 
 /// What a run came to.
 pub(crate) enum RunOutcome {
-    /// One outcome per member, in the run's order.
-    Ran(Vec<Result<Registered, DbError>>),
+    /// One outcome per member, in the run's order, and whether it kept its keyed
+    /// request's answer.
+    Ran(Vec<(Result<Registered, DbError>, bool)>),
     /// A domain of the run could reach its sender limit within it: its members run
     /// one by one instead.
     OneByOne,
@@ -69,9 +77,16 @@ enum Checked {
 
 /// Runs `regs` (consecutive members of a batch, all [`fits`]) in one savepoint of
 /// the batch's transaction. An error rolls the whole run back.
+///
+/// Keyed members (`claims`) keep their answers in one more statement, before the
+/// senders' insert (a key another request kept must leave no sender behind), after
+/// one more read of which emails are taken (each answer is known before it is
+/// written). A key kept by another request meanwhile, or an insert that does not
+/// match that read (a racing instance), fails the run: it then runs one by one.
 pub(crate) async fn register_run(
     backend: &Backend,
     regs: &[&SenderRegistration],
+    claims: &[Option<&KeyClaim>],
 ) -> Result<RunOutcome, DbError> {
     let emails: Vec<String> = regs.iter().map(|r| r.email.canonical()).collect();
     let mut names: Vec<&str> = regs.iter().map(|r| r.email.domain().as_ascii()).collect();
@@ -87,10 +102,81 @@ pub(crate) async fn register_run(
         let Some(plan) = plan(regs, &emails, rows)? else {
             return Ok(RunOutcome::OneByOne);
         };
+        let keyed = claims.iter().any(Option::is_some);
+        let mut kept = vec![false; regs.len()];
+        if keyed {
+            // Which planned senders will go in, to write each keyed answer first.
+            let planned: Vec<&str> = plan.senders.iter().map(|s| s.email).collect();
+            let taken: HashSet<String> = if planned.is_empty() {
+                HashSet::new()
+            } else {
+                senders::table
+                    .filter(senders::email.eq_any(&planned))
+                    .select(senders::email)
+                    .load::<String>(c)
+                    .await?
+                    .into_iter()
+                    .collect()
+            };
+            let will_win: HashSet<usize> = (0..plan.senders.len())
+                .filter(|n| !taken.contains(plan.senders[*n].email))
+                .collect();
+            let foreseen = plan.foresee(regs, &will_win);
+            let mut answers = Vec::new();
+            for (i, (claim, outcome)) in claims.iter().zip(&foreseen).enumerate() {
+                let Some(claim) = claim else { continue };
+                let outcome = match outcome {
+                    Ok(registered) => Ok(registered.clone()),
+                    Err(error) => match refusal(error) {
+                        Some(refused) => Err(refused),
+                        None => continue,
+                    },
+                };
+                if let Some(answer) = claim.answer.render(&outcome) {
+                    answers.push((&claim.guarded, answer));
+                    kept[i] = true;
+                }
+            }
+            if !answers.is_empty() {
+                let kept_all = c.keep_answers(&answers).await?;
+                if !kept_all {
+                    return Err(DbError::Raced);
+                }
+            }
+            if plan.senders.is_empty() {
+                return Ok(zip_kept(plan.outcomes(regs, &HashSet::new()), kept));
+            }
+            let inserted = c.insert_senders(&plan.senders, now).await?;
+            let went_in: HashSet<&str> = inserted.iter().map(|(_, e)| e.as_str()).collect();
+            let expected: HashSet<&str> = will_win.iter().map(|n| plan.senders[*n].email).collect();
+            if went_in != expected {
+                return Err(DbError::Raced);
+            }
+            return finish_run(c, regs, plan, &inserted, now, kept).await;
+        }
         if plan.senders.is_empty() {
-            return Ok(RunOutcome::Ran(plan.outcomes(regs, &HashSet::new())));
+            return Ok(zip_kept(plan.outcomes(regs, &HashSet::new()), kept));
         }
         let inserted = c.insert_senders(&plan.senders, now).await?;
+        finish_run(c, regs, plan, &inserted, now, kept).await
+    })
+}
+
+/// Each outcome with whether its answer was kept.
+fn zip_kept(outcomes: Vec<Result<Registered, DbError>>, kept: Vec<bool>) -> RunOutcome {
+    RunOutcome::Ran(outcomes.into_iter().zip(kept).collect())
+}
+
+/// After the senders' insert: the activation, the events, each member's outcome.
+async fn finish_run<C: RunWrites>(
+    c: &mut C,
+    regs: &[&SenderRegistration],
+    plan: Plan<'_>,
+    inserted: &[(i64, String)],
+    now: DateTime<Utc>,
+    kept: Vec<bool>,
+) -> Result<RunOutcome, DbError> {
+    {
         let by_email: HashMap<&str, i64> = inserted
             .iter()
             .map(|(id, email)| (email.as_str(), *id))
@@ -120,8 +206,17 @@ pub(crate) async fn register_run(
             ids.sort_unstable();
             c.activate_recording(&ids, &events, now).await?;
         }
-        Ok(RunOutcome::Ran(plan.outcomes(regs, &won)))
-    })
+        Ok(zip_kept(plan.outcomes(regs, &won), kept))
+    }
+}
+
+/// A copy of a refusal the plan made (only those three).
+fn same(error: &DbError) -> DbError {
+    match error {
+        DbError::DomainTaken => DbError::DomainTaken,
+        DbError::KeyRequired => DbError::KeyRequired,
+        _ => DbError::EmailTaken,
+    }
 }
 
 /// The number of senders of the domain read, as one more column of the read.
@@ -138,6 +233,26 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
+    /// Each member's outcome if the senders `won` go in (without consuming the plan).
+    fn foresee(
+        &self,
+        regs: &[&SenderRegistration],
+        won: &HashSet<usize>,
+    ) -> Vec<Result<Registered, DbError>> {
+        regs.iter()
+            .zip(&self.checked)
+            .zip(&self.domains)
+            .map(|((_, check), domain)| match (check, domain) {
+                (Checked::Refused(error), _) => Err(same(error)),
+                (Checked::Inserts(n), Some(domain)) if won.contains(n) => Ok(Registered {
+                    domain: domain.clone(),
+                    domain_created: false,
+                }),
+                _ => Err(DbError::EmailTaken),
+            })
+            .collect()
+    }
+
     /// Each member's outcome once the senders `won` (by index in `senders`) are in.
     fn outcomes(
         self,
@@ -222,6 +337,13 @@ pub(crate) trait RunWrites {
         at: DateTime<Utc>,
     ) -> Result<Vec<(i64, String)>, DbError>;
 
+    /// Keeps each keyed request's `answers`, taking its key (as a key taken with the
+    /// change is); whether every key was taken (none held by another request).
+    async fn keep_answers(
+        &mut self,
+        answers: &[(&Guarded, StoredResponse)],
+    ) -> Result<bool, DbError>;
+
     /// Activates the senders `ids` (one per organization) and records `events`
     /// stamped `at`, in order, with their webhook deliveries.
     async fn activate_recording(
@@ -275,6 +397,80 @@ impl RunWrites for AsyncPgConnection {
             .load(self)
             .await?;
         Ok(inserted.into_iter().map(|i| (i.id, i.email)).collect())
+    }
+
+    /// One statement for every answer: the upsert of a key taken with its change,
+    /// from arrays.
+    async fn keep_answers(
+        &mut self,
+        answers: &[(&Guarded, StoredResponse)],
+    ) -> Result<bool, DbError> {
+        use diesel::sql_types::{Array, Bytea, Integer, Text, Timestamptz};
+        #[derive(QueryableByName)]
+        struct Key {
+            #[diesel(sql_type = Text)]
+            #[expect(dead_code, reason = "only counted")]
+            key: String,
+        }
+        const SQL: &str = "INSERT INTO idempotency_keys (organization_id, key, fingerprint, \
+             status, content_type, body, created_at, expires_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int[], $5::text[], \
+             $6::bytea[], $7::timestamptz[], $8::timestamptz[]) \
+             ON CONFLICT (organization_id, key) DO UPDATE SET \
+             fingerprint = EXCLUDED.fingerprint, holder = NULL, lease_until = NULL, \
+             status = EXCLUDED.status, content_type = EXCLUDED.content_type, \
+             body = EXCLUDED.body, created_at = EXCLUDED.created_at, \
+             expires_at = EXCLUDED.expires_at \
+             WHERE idempotency_keys.expires_at <= EXCLUDED.created_at \
+             OR (idempotency_keys.status IS NULL AND idempotency_keys.lease_until <= EXCLUDED.created_at) \
+             RETURNING key";
+        let kept: Vec<Key> = diesel::sql_query(SQL)
+            .bind::<Array<Text>, _>(
+                answers
+                    .iter()
+                    .map(|(g, _)| g.organization.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(
+                answers
+                    .iter()
+                    .map(|(g, _)| g.key.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Bytea>, _>(
+                answers
+                    .iter()
+                    .map(|(g, _)| g.fingerprint.as_slice())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Integer>, _>(
+                answers
+                    .iter()
+                    .map(|(_, a)| i32::from(a.status))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(
+                answers
+                    .iter()
+                    .map(|(_, a)| a.content_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Bytea>, _>(
+                answers
+                    .iter()
+                    .map(|(_, a)| a.body.as_slice())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Timestamptz>, _>(answers.iter().map(|(g, _)| g.now).collect::<Vec<_>>())
+            .bind::<Array<Timestamptz>, _>(
+                answers
+                    .iter()
+                    .map(|(g, _)| g.expires_at)
+                    .collect::<Vec<_>>(),
+            )
+            .load(self)
+            .await?;
+        Ok(kept.len() == answers.len())
     }
 
     /// One statement: the activation, the events (in order) and their deliveries.
@@ -350,6 +546,21 @@ impl RunWrites for SqliteConn {
         Ok(self
             .spawn_blocking(move |c| sqlite_sync::insert_senders(c, &owned, at))
             .await?)
+    }
+
+    /// A key's upsert per answer (SQLite's statements cost no round trip).
+    async fn keep_answers(
+        &mut self,
+        answers: &[(&Guarded, StoredResponse)],
+    ) -> Result<bool, DbError> {
+        use crate::schema::sqlite::*;
+        let conn = self;
+        for (guarded, answer) in answers {
+            if crate::ambient::take_key!(conn, guarded, &[], Some(answer))?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The activation, one multi-row insert of the events, one of their deliveries,

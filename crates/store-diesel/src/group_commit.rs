@@ -110,9 +110,9 @@ impl Member {
         match &self.work {
             Work::Register {
                 registration,
-                claim: None,
-            } => batch::fits(registration),
-            _ => false,
+                claim,
+            } => batch::fits(registration, claim.as_deref()),
+            Work::Take { .. } => false,
         }
     }
 
@@ -452,11 +452,11 @@ impl Leader {
                             .queues
                             .set_based
                             .fetch_add(run.len() as u64, Ordering::Relaxed);
-                        for (member, outcome) in run.into_iter().zip(outcomes) {
+                        for (member, (outcome, kept)) in run.into_iter().zip(outcomes) {
                             retry.extend(settle_later(
                                 member,
                                 outcome.map(Done::Registered),
-                                false,
+                                kept,
                                 &mut done,
                             ));
                         }
@@ -558,15 +558,18 @@ async fn lock_turn(conn: &mut AmbientConn, turn: &str, lock: bool) -> Result<boo
 async fn run_set(
     backend: &Backend,
     run: &[Member],
-) -> Result<Option<Vec<Result<Registered, DbError>>>, DbError> {
-    let regs: Vec<&SenderRegistration> = run
+) -> Result<Option<Vec<(Result<Registered, DbError>, bool)>>, DbError> {
+    let (regs, claims): (Vec<&SenderRegistration>, Vec<Option<&KeyClaim>>) = run
         .iter()
         .filter_map(|m| match &m.work {
-            Work::Register { registration, .. } => Some(registration),
+            Work::Register {
+                registration,
+                claim,
+            } => Some((registration, claim.as_deref())),
             Work::Take { .. } => None,
         })
-        .collect();
-    match batch::register_run(backend, &regs).await? {
+        .unzip();
+    match batch::register_run(backend, &regs, &claims).await? {
         batch::RunOutcome::Ran(outcomes) => Ok(Some(outcomes)),
         batch::RunOutcome::OneByOne => Ok(None),
     }
