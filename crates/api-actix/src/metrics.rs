@@ -279,6 +279,8 @@ mod tests {
             ("domain_api_db_pool_waiting", "gauge"),
             ("domain_api_register_batches_total", "counter"),
             ("domain_api_register_batched_total", "counter"),
+            ("domain_api_register_set_based_total", "counter"),
+            ("domain_api_register_one_by_one_total", "counter"),
             ("domain_api_db_errors_total", "counter"),
             ("domain_api_webhook_outbox_depth", "gauge"),
             ("domain_api_webhook_outbox_oldest_age_seconds", "gauge"),
@@ -310,6 +312,8 @@ mod tests {
                 waiting: 0,
                 register_batches: 2,
                 registrations_batched: 9,
+                registrations_set_based: 6,
+                registrations_one_by_one: 3,
             }),
             outbox: Some(OutboxGauges {
                 pending: 12,

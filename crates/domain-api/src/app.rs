@@ -92,6 +92,8 @@ impl Probes for AdapterProbes {
                 waiting: db.waiting,
                 register_batches: batched.batches,
                 registrations_batched: batched.registrations,
+                registrations_set_based: batched.set_based,
+                registrations_one_by_one: batched.one_by_one,
             }),
             outbox: self.outbox.get().map(|stats| OutboxGauges {
                 pending: stats.pending,

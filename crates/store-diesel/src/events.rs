@@ -135,7 +135,7 @@ impl RecordEvents for AsyncPgConnection {
 /// per event and endpoint that takes its type. `events` holds an endpoint's types as
 /// `,a,b,`; LIKE's `_` matches any character, harmless here since no two types
 /// differ only there.
-const DELIVERIES: &str = "INSERT INTO webhook_deliveries \
+pub(crate) const DELIVERIES: &str = "INSERT INTO webhook_deliveries \
      (endpoint_id, organization_id, event_id, state, next_attempt_at, created_at) \
      SELECT w.id, w.organization_id, e.id, 'pending', e.created_at, e.created_at \
      FROM e JOIN webhook_endpoints w ON w.organization_id = e.organization_id \
@@ -198,18 +198,7 @@ impl RecordEvents for SqliteConn {
         if events.is_empty() {
             return Ok(());
         }
-        let owned: Vec<sqlite_sync::Owned> = events
-            .iter()
-            .map(|event| {
-                (
-                    event.organization.as_str().to_owned(),
-                    event.kind.as_str(),
-                    event.domain.as_ref().map(|d| d.as_ascii().to_owned()),
-                    event.selector.as_ref().map(|s| s.as_str().to_owned()),
-                    event.email.clone(),
-                )
-            })
-            .collect();
+        let owned: Vec<OwnedEvent> = events.iter().map(|event| owned(event)).collect();
         self.spawn_blocking(move |c| sqlite_sync::record_events(c, &owned, at))
             .await?;
         Ok(())
@@ -230,6 +219,23 @@ impl RecordEvents for SqliteConn {
 }
 
 pub(crate) use record_events;
+
+/// An event's organization, type, domain, selector and email, owned (for a SQLite
+/// connection's thread).
+pub(crate) type OwnedEvent = sqlite_sync::Owned;
+
+/// `event`, owned.
+pub(crate) fn owned(event: &NewEvent) -> OwnedEvent {
+    (
+        event.organization.as_str().to_owned(),
+        event.kind.as_str(),
+        event.domain.as_ref().map(|d| d.as_ascii().to_owned()),
+        event.selector.as_ref().map(|s| s.as_str().to_owned()),
+        event.email.clone(),
+    )
+}
+
+pub(crate) use sqlite_sync::record_events as sqlite_record_events;
 
 /// Inserts `$events` as [`record_events!`] does and keeps `$claim`'s answer
 /// `$response`, taking its key (a key taken with the change): on PostgreSQL in the
@@ -267,17 +273,23 @@ pub(crate) struct Keeping<'a> {
 }
 
 /// SQLite's statements run synchronously on the connection's thread.
-mod sqlite_sync {
+pub(crate) mod sqlite_sync {
     use chrono::{DateTime, Utc};
     use diesel::dsl::sql;
     use diesel::prelude::*;
     use diesel::sql_types::{Nullable, Text};
-    use diesel::sqlite::SqliteConnection;
+    use diesel::sqlite::{Sqlite, SqliteConnection};
 
     use crate::schema::sqlite::*;
 
+    #[derive(QueryableByName)]
+    struct EventId {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+
     /// An event's organization, type, domain, selector and email.
-    pub(super) type Owned = (
+    pub(crate) type Owned = (
         String,
         &'static str,
         Option<String>,
@@ -285,28 +297,42 @@ mod sqlite_sync {
         Option<String>,
     );
 
-    /// The events in order, then their deliveries.
-    pub(super) fn record_events(
+    /// The events in order (one multi-row insert: ids increase in the order
+    /// given), then their deliveries.
+    pub(crate) fn record_events(
         c: &mut SqliteConnection,
         owned: &[Owned],
         at: DateTime<Utc>,
     ) -> QueryResult<()> {
-        let mut ids: Vec<i64> = Vec::with_capacity(owned.len());
-        for (organization, kind, domain, selector, email) in owned {
-            ids.push(
-                diesel::insert_into(events::table)
-                    .values((
-                        events::organization_id.eq(organization),
-                        events::kind.eq(kind),
-                        events::domain.eq(domain),
-                        events::selector.eq(selector),
-                        events::email.eq(email),
-                        events::created_at.eq(at),
-                    ))
-                    .returning(events::id)
-                    .get_result(c)?,
-            );
+        if owned.is_empty() {
+            return Ok(());
         }
+        let mut text = String::from(
+            "INSERT INTO events (organization_id, type, domain, selector, email, created_at) VALUES ",
+        );
+        for i in 0..owned.len() {
+            text.push_str(if i == 0 {
+                "(?, ?, ?, ?, ?, ?)"
+            } else {
+                ", (?, ?, ?, ?, ?, ?)"
+            });
+        }
+        text.push_str(" RETURNING id");
+        let mut query = diesel::sql_query(text).into_boxed::<Sqlite>();
+        for (organization, kind, domain, selector, email) in owned {
+            query = query
+                .bind::<Text, _>(organization)
+                .bind::<Text, _>(*kind)
+                .bind::<Nullable<Text>, _>(domain)
+                .bind::<Nullable<Text>, _>(selector)
+                .bind::<Nullable<Text>, _>(email)
+                .bind::<Moment, _>(at);
+        }
+        let ids: Vec<i64> = query
+            .load::<EventId>(c)?
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
         // As in the PostgreSQL statement: `,a,b,` matched with LIKE.
         let takes_type = webhook_endpoints::events
             .is_null()

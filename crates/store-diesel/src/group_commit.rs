@@ -53,6 +53,7 @@ use tokio::sync::oneshot;
 
 use crate::ambient::{self, Ambient, AmbientConn, KeyClaim, take_key_once};
 use crate::backend::{Backend, DbError, Pools, backoff, bounded, runs_again};
+use crate::batch;
 use crate::domains::register_keeping;
 use crate::locks::lock_organization;
 use crate::writer::Writer;
@@ -67,6 +68,13 @@ pub struct GroupCommitStats {
     pub batches: u64,
     /// Registrations run in them (a retried one counts once per run).
     pub registrations: u64,
+    /// Of those, registrations run in a set with the others of their run
+    /// (`batch`): a fixed number of statements for the whole run.
+    pub set_based: u64,
+    /// Of those, registrations run one by one: alone in their batch, or in a
+    /// savepoint of their own (a new domain, inbound to turn on, a keyed request's
+    /// answer to keep, a domain near its sender limit, a set that failed).
+    pub one_by_one: u64,
 }
 
 type Reply = oneshot::Sender<Result<Done, DbError>>;
@@ -97,6 +105,17 @@ struct Member {
 }
 
 impl Member {
+    /// Whether the member may run in a set with its neighbours (`batch::fits`).
+    fn fits_a_set(&self) -> bool {
+        match &self.work {
+            Work::Register {
+                registration,
+                claim,
+            } => batch::fits(registration, claim.as_deref()),
+            Work::Take { .. } => false,
+        }
+    }
+
     fn claim(&self) -> Option<&KeyClaim> {
         match &self.work {
             Work::Register { claim, .. } => claim.as_deref(),
@@ -144,6 +163,8 @@ struct Queues {
     waiting: Mutex<HashMap<String, VecDeque<Member>>>,
     batches: AtomicU64,
     registrations: AtomicU64,
+    set_based: AtomicU64,
+    one_by_one: AtomicU64,
 }
 
 pub(crate) struct GroupCommit {
@@ -183,6 +204,8 @@ impl GroupCommit {
         GroupCommitStats {
             batches: self.queues.batches.load(Ordering::Relaxed),
             registrations: self.queues.registrations.load(Ordering::Relaxed),
+            set_based: self.queues.set_based.load(Ordering::Relaxed),
+            one_by_one: self.queues.one_by_one.load(Ordering::Relaxed),
         }
     }
 
@@ -377,6 +400,9 @@ impl Leader {
             .fetch_add(registrations as u64, Ordering::Relaxed);
         if let [_] = members.as_slice() {
             let member = members.pop().expect("one member");
+            if registrations == 1 {
+                self.turn.queues.one_by_one.fetch_add(1, Ordering::Relaxed);
+            }
             let (outcome, kept) = member.run(&self.backend, false).await;
             member.committed(&outcome, kept);
             return settle(member, outcome).into_iter().collect();
@@ -410,19 +436,66 @@ impl Leader {
         let mut retry = Vec::new();
         let mut unfinished = Vec::new();
         let mut failed = None;
-        let mut members = members.into_iter();
-        for member in members.by_ref() {
-            let (outcome, kept) =
-                ambient::scope(Arc::clone(&shared), member.run(backend, org_locked)).await;
-            match outcome {
-                // The connection or the transaction is gone: nothing of the batch
-                // can commit.
-                Err(error @ DbError::Unavailable(_)) => {
-                    unfinished.push(member);
-                    failed = Some(error);
-                    break;
+        let mut members = members.into_iter().peekable();
+        while let Some(member) = members.next() {
+            // Consecutive reuse registrations run as one set (`batch`).
+            let mut run = vec![member];
+            if run[0].fits_a_set() {
+                while let Some(next) = members.next_if(Member::fits_a_set) {
+                    run.push(next);
                 }
-                outcome => retry.extend(settle_later(member, outcome, kept, &mut done)),
+            }
+            if run.len() > 1 {
+                match ambient::scope(Arc::clone(&shared), run_set(backend, &run)).await {
+                    Ok(Some(outcomes)) => {
+                        self.turn
+                            .queues
+                            .set_based
+                            .fetch_add(run.len() as u64, Ordering::Relaxed);
+                        for (member, (outcome, kept)) in run.into_iter().zip(outcomes) {
+                            retry.extend(settle_later(
+                                member,
+                                outcome.map(Done::Registered),
+                                kept,
+                                &mut done,
+                            ));
+                        }
+                        continue;
+                    }
+                    Err(error @ DbError::Unavailable(_)) => {
+                        unfinished.extend(run);
+                        failed = Some(error);
+                        break;
+                    }
+                    // A domain at its sender limit, or statements that failed (rolled
+                    // back with the run's savepoint): one by one, as below.
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::debug!(%error, members = run.len(), "a set of registrations failed; running its members one by one");
+                    }
+                }
+            }
+            let mut run = run.into_iter();
+            for member in run.by_ref() {
+                if matches!(member.work, Work::Register { .. }) {
+                    self.turn.queues.one_by_one.fetch_add(1, Ordering::Relaxed);
+                }
+                let (outcome, kept) =
+                    ambient::scope(Arc::clone(&shared), member.run(backend, org_locked)).await;
+                match outcome {
+                    // The connection or the transaction is gone: nothing of the batch
+                    // can commit.
+                    Err(error @ DbError::Unavailable(_)) => {
+                        unfinished.push(member);
+                        unfinished.extend(run.by_ref());
+                        failed = Some(error);
+                        break;
+                    }
+                    outcome => retry.extend(settle_later(member, outcome, kept, &mut done)),
+                }
+            }
+            if failed.is_some() {
+                break;
             }
         }
         // A batch that failed is answered before its transaction is rolled back: a
@@ -477,6 +550,28 @@ async fn lock_turn(conn: &mut AmbientConn, turn: &str, lock: bool) -> Result<boo
             Ok(lock_organization!(c, turn)? == 1)
         }
         AmbientConn::Sqlite(_) => Ok(true),
+    }
+}
+
+/// Runs `run`'s registrations as one set in the task's unit of work: one outcome
+/// per member, or `None` when they must run one by one.
+async fn run_set(
+    backend: &Backend,
+    run: &[Member],
+) -> Result<Option<Vec<(Result<Registered, DbError>, bool)>>, DbError> {
+    let (regs, claims): (Vec<&SenderRegistration>, Vec<Option<&KeyClaim>>) = run
+        .iter()
+        .filter_map(|m| match &m.work {
+            Work::Register {
+                registration,
+                claim,
+            } => Some((registration, claim.as_deref())),
+            Work::Take { .. } => None,
+        })
+        .unzip();
+    match batch::register_run(backend, &regs, &claims).await? {
+        batch::RunOutcome::Ran(outcomes) => Ok(Some(outcomes)),
+        batch::RunOutcome::OneByOne => Ok(None),
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod ambient;
 mod backend;
+mod batch;
 mod credentials;
 mod domains;
 mod events;

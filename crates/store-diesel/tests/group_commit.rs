@@ -167,3 +167,51 @@ async fn two_instances_batching_one_organization_keep_one_active_sender() {
         assert_last_registered_is_active(&store, &acme, 81, kind).await;
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_reaching_the_sender_limit_refuses_exactly_the_members_past_it() {
+    on_every_backend!(|store, kind| {
+        let acme = org(&store, "Acme").await;
+        let limits = domain_core::ownership::CreationLimits {
+            max_senders_per_domain: 10,
+            ..common::GENEROUS
+        };
+        store
+            .register_sender(common::registration_within(
+                &acme,
+                "first@example.com",
+                Some(key("k1")),
+                limits,
+            ))
+            .await
+            .unwrap();
+        let before = store.group_commit_stats();
+
+        let tasks: Vec<_> = (0..30)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let reg =
+                    common::registration_within(&acme, &format!("s{i}@example.com"), None, limits);
+                tokio::spawn(async move { store.register_sender(reg).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+
+        let registered = outcomes.iter().filter(|o| o.is_ok()).count();
+        let refused = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(RegisterError::SenderLimit)))
+            .count();
+        assert_eq!((registered, refused), (9, 21), "{kind:?}: {outcomes:?}");
+        assert_last_registered_is_active(&store, &acme, 10, kind).await;
+        let after = store.group_commit_stats();
+        assert_eq!(
+            after.set_based - before.set_based + after.one_by_one - before.one_by_one,
+            30,
+            "{kind:?}: every registration ran, in a set or one by one"
+        );
+    });
+}

@@ -606,3 +606,136 @@ async fn the_bytes_of_kept_answers_are_counted_per_organization() {
         assert_eq!(store.first_expiry(&org).await.unwrap(), None, "{kind:?}");
     });
 }
+
+/// Keyed reuse registrations (generate's keys, taken with the change) run as one set
+/// of their batch: each keeps its answer with its change, one refused (its email
+/// taken) keeps its refusal, and each key replays what its request answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keyed_reuse_registrations_run_as_a_set_and_keep_their_answers() {
+    on_every_backend!(|store, kind| {
+        let org = common::org(&store, "acme").await;
+        store
+            .register_sender(registration(&org, "first@set.example", Some(key("k1"))))
+            .await
+            .unwrap();
+        let before = store.group_commit_stats();
+        let mut emails: Vec<String> = (0..40).map(|i| format!("s{i}@set.example")).collect();
+        emails.insert(20, "first@set.example".to_owned());
+        let local = tokio::task::LocalSet::new();
+        let outcomes = local
+            .run_until(async {
+                let tasks: Vec<_> = emails
+                    .iter()
+                    .enumerate()
+                    .map(|(i, email)| {
+                        let (store, org) = (Arc::clone(&store), org.clone());
+                        let email = email.clone();
+                        tokio::task::spawn_local(async move {
+                            let guarded = with_change(&org, &format!("key{i}"), 1);
+                            let Begun::Fresh(mut unit) = store.begin(&guarded).await.unwrap()
+                            else {
+                                panic!("a new key is fresh");
+                            };
+                            let (worker, inside) = (Arc::clone(&store), org.clone());
+                            let mut outcome = None;
+                            unit.run(
+                                answering(),
+                                Box::pin(async {
+                                    let reg = registration(&inside, &email, None);
+                                    outcome = Some(worker.register_sender(reg).await.map(|_| ()));
+                                }),
+                            )
+                            .await;
+                            let committed = unit.commit(&answer()).await.unwrap();
+                            (outcome.unwrap(), committed)
+                        })
+                    })
+                    .collect();
+                let mut outcomes = Vec::new();
+                for task in tasks {
+                    outcomes.push(task.await.unwrap());
+                }
+                outcomes
+            })
+            .await;
+
+        for (i, (email, (outcome, committed))) in emails.iter().zip(&outcomes).enumerate() {
+            assert_eq!(*committed, None, "{kind:?} {email}");
+            let taken = email == "first@set.example";
+            assert_eq!(outcome.is_err(), taken, "{kind:?} {email}: {outcome:?}");
+            match store
+                .begin(&with_change(&org, &format!("key{i}"), 1))
+                .await
+                .unwrap()
+            {
+                Begun::Replay(stored) if taken => {
+                    assert_eq!(stored.status, 409, "{kind:?} {email}");
+                }
+                Begun::Replay(stored) => {
+                    assert_eq!(stored.status, 201, "{kind:?} {email}");
+                    assert_eq!(stored.body, b"set.example", "{kind:?} {email}");
+                }
+                other => panic!("{kind:?} {email}: {other:?}"),
+            }
+        }
+        // Two requests with one key in one batch: the first keeps its answer, the
+        // second is refused at its write and told the first's answer.
+        let Begun::Fresh(mut first) = store.begin(&with_change(&org, "dup", 1)).await.unwrap()
+        else {
+            panic!("{kind:?}");
+        };
+        let Begun::Fresh(mut second) = store.begin(&with_change(&org, "dup", 1)).await.unwrap()
+        else {
+            panic!("{kind:?}");
+        };
+        let (inside, worker) = (org.clone(), Arc::clone(&store));
+        let (mut a, mut b) = (None, None);
+        tokio::join!(
+            first.run(
+                answering(),
+                Box::pin(async {
+                    let reg = registration(&inside, "a@set.example", None);
+                    a = Some(worker.register_sender(reg).await.map(|_| ()));
+                }),
+            ),
+            second.run(
+                answering(),
+                Box::pin(async {
+                    let reg = registration(&inside, "b@set.example", None);
+                    b = Some(worker.register_sender(reg).await.map(|_| ()));
+                }),
+            ),
+        );
+        let (winner, loser) = match (a.unwrap(), b.unwrap()) {
+            (Ok(()), Err(_)) => (first, second),
+            (Err(_), Ok(())) => (second, first),
+            other => panic!("{kind:?}: {other:?}"),
+        };
+        let expected = StoredResponse {
+            body: b"set.example".to_vec(),
+            ..answer()
+        };
+        assert_eq!(loser.superseded(), Some(Held::Replay(expected)), "{kind:?}");
+        loser.rollback().await;
+        assert_eq!(winner.commit(&answer()).await.unwrap(), None, "{kind:?}");
+        let detail = store
+            .domain_detail(&org, &DomainName::parse("set.example").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let ab = detail
+            .senders
+            .iter()
+            .filter(|s| s.email.starts_with("a@") || s.email.starts_with("b@"))
+            .count();
+        assert_eq!(ab, 1, "{kind:?}: the loser's sender is rolled back");
+
+        let after = store.group_commit_stats();
+        assert!(
+            after.set_based - before.set_based >= 20,
+            "{kind:?}: {} of {} keyed registrations in sets",
+            after.set_based - before.set_based,
+            emails.len()
+        );
+    });
+}

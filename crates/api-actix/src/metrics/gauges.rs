@@ -69,6 +69,10 @@ pub struct DbPoolGauges {
     /// they ran (their ratio is the mean batch size).
     pub register_batches: u64,
     pub registrations_batched: u64,
+    /// Of those registrations, the ones run in a set with their neighbours (a fixed
+    /// number of statements for the set), and the ones run one by one.
+    pub registrations_set_based: u64,
+    pub registrations_one_by_one: u64,
 }
 
 /// Registers `gauges` as constant metrics in `registry` (one scrape's registry:
@@ -141,6 +145,16 @@ pub(super) fn register(registry: &mut Registry, gauges: Gauges) {
             "domain_api_register_batched",
             "Registrations run in those transactions",
             ConstCounter::new(db.registrations_batched),
+        );
+        registry.register(
+            "domain_api_register_set_based",
+            "Of those, registrations run in a set (a fixed number of statements for the set)",
+            ConstCounter::new(db.registrations_set_based),
+        );
+        registry.register(
+            "domain_api_register_one_by_one",
+            "Of those, registrations run one by one (alone, or in a savepoint of their own)",
+            ConstCounter::new(db.registrations_one_by_one),
         );
     }
     if let Some(errors) = gauges.db_errors {
