@@ -11,6 +11,7 @@ mod client;
 mod concurrency;
 mod disk_full;
 mod dns;
+mod domains;
 mod exactly_once;
 mod fault_proxy;
 mod faults;

@@ -84,6 +84,23 @@ pub struct SenderRegistration {
     pub creation: CreationRules,
 }
 
+/// What creating a domain on its own (`POST /api/v1/emails/domains`) asks the store
+/// to record, atomically: the domain, or the organization's own one as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainCreation {
+    /// The calling organization, which must own the domain or will create it.
+    pub organization: OrganizationId,
+    /// The domain to create or reuse.
+    pub name: DomainName,
+    /// The key for the domain if it has to be created; `None` when the caller
+    /// already saw the domain owned by its organization.
+    pub new_key: Option<DkimKey>,
+    /// Turn inbound on. `false` never turns an enabled domain off.
+    pub enable_inbound: bool,
+    /// What creating the domain must respect (ignored when the domain exists).
+    pub creation: CreationRules,
+}
+
 /// The rules a new domain is admitted under, checked by the store in the unit of work
 /// that creates it (so instances sharing a database hold them together).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +178,19 @@ pub trait DomainStore: Send + Sync {
         &self,
         registration: SenderRegistration,
     ) -> Result<Registered, RegisterError>;
+
+    /// In one unit of work: create the domain with `new_key` unless it exists (no
+    /// sender), check it belongs to the organization, and enable inbound if asked.
+    /// Records `domain.created` and `domain.inbound_enabled` when they happen.
+    /// Concurrent calls converge on one domain row and one key, as registrations do.
+    ///
+    /// # Errors
+    /// [`RegisterError`]: [`RegisterError::DomainTaken`],
+    /// [`RegisterError::DomainLimit`], [`RegisterError::RateLimited`],
+    /// [`RegisterError::KeyRequired`] (the domain is gone and no key was supplied),
+    /// or a store failure; never [`RegisterError::EmailTaken`] or
+    /// [`RegisterError::SenderLimit`].
+    async fn create_domain(&self, creation: DomainCreation) -> Result<Registered, RegisterError>;
 
     /// Whether `organization` may create a domain under `rules` right now: the same
     /// checks [`DomainStore::register_sender`] makes when it creates one, read without
