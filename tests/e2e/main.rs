@@ -26,6 +26,7 @@ mod observability;
 mod operations;
 mod ownership;
 mod setup_page;
+mod setup_truths;
 mod signing;
 mod verifier;
 mod webhooks;

@@ -622,6 +622,8 @@ mod tests {
                     "records",
                     "dkim",
                     "senders",
+                    "inboundMx",
+                    "lastCheck",
                 ][..],
             ),
             (

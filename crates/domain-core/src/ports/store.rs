@@ -36,6 +36,9 @@ pub struct StoredDomain {
     pub next_check_at: Option<DateTime<Utc>>,
     /// Checks in a row that found a record missing or wrong.
     pub failed_checks: u32,
+    /// What the last check (at `last_checked_at`) found, record by record; `None`
+    /// before the first check (or one made before the findings were kept).
+    pub last_check: Option<crate::last_check::LastCheck>,
 }
 
 impl StoredDomain {
@@ -61,6 +64,7 @@ impl StoredDomain {
             last_checked_at: None,
             next_check_at: None,
             failed_checks: 0,
+            last_check: None,
         }
     }
 }
