@@ -1,7 +1,8 @@
 //! `POST /api/v1/emails/domains` over real HTTP on every backend: a domain created on
 //! its own (201, then 200 for its owner, 409 for anyone else), under generate's
 //! ownership rules and quotas, with `Idempotency-Key`, inbound only with the MX, and
-//! reused with its key by a later generate.
+//! reused with its key by a later generate. Also the detail's `inboundMx` and
+//! `lastCheck` (a check's findings kept with the domain).
 
 use dns_hickory::test_support::TestDnsServer;
 use serde_json::Value;
@@ -378,5 +379,52 @@ async fn inbound(kind: BackendKind) {
 async fn creating_a_domain_with_inbound_needs_the_mx_at_the_relay_on_every_backend() {
     for kind in backends() {
         inbound(kind).await;
+    }
+}
+
+async fn last_check_kept(kind: BackendKind) {
+    let dns = TestDnsServer::start_in_thread();
+    let app = app_with(kind, &dns, &[]).await;
+    let org = app.create_org("checked");
+    let path = format!("{DOMAINS}/checked.example");
+    let created = create(&app, &org, r#"{"name":"checked.example"}"#).json();
+    assert_eq!(created["lastCheck"], Value::Null, "{kind:?}");
+    // What inbound needs is named before any check.
+    assert_eq!(
+        created["inboundMx"],
+        serde_json::json!({"type":"MX","host":"@","name":"checked.example","priority":10,"value":"inbound.sendtrim.com"})
+    );
+
+    dns.add_txt_value("checked.example", "v=spf1 ip4:51.79.43.241 -all");
+    let report = call(&app, &org, "POST", &format!("{path}/verify"), None);
+    assert_eq!(report.status, 200, "{kind:?}: {}", report.body);
+    let report = report.json();
+    let detail = call(&app, &org, "GET", &path, None).json();
+    let kept = &detail["lastCheck"];
+    assert_eq!(kept["checkedAt"], detail["lastCheckedAt"], "{kind:?}");
+    let rows: Vec<Value> = report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            serde_json::json!({"type": r["type"], "name": r["name"], "status": r["status"], "reason": r["reason"]})
+        })
+        .collect();
+    assert_eq!(kept["records"], Value::Array(rows), "{kind:?}");
+    let statuses: Vec<&str> = kept["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ok", "missing", "missing"], "{kind:?}");
+    assert_eq!(kept["inbound"]["mxReady"], false);
+    assert_eq!(kept["inbound"]["status"], report["inbound"]["status"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_checks_findings_are_kept_with_the_domain_on_every_backend() {
+    for kind in backends() {
+        last_check_kept(kind).await;
     }
 }
