@@ -40,6 +40,7 @@ examples["generateDomain"] = call(
     {"email": "noreply@example.com", "replyTo": "support@example.com", "inbound": False},
 )
 call("POST", "/api/v1/emails/domains/generate", {"email": "billing@example.com"})
+examples["createDomain"] = call("POST", "/api/v1/emails/domains", {"name": "example.org"})
 examples["listDomains"] = call("GET", "/api/v1/emails/domains")
 examples["getDomain"] = call("GET", f"/api/v1/emails/domains/{domain}")
 examples["getDomainZone"] = call("GET", f"/api/v1/emails/domains/{domain}/zone")

@@ -2,7 +2,8 @@
 //! typed requests and answers, and errors with the service's own status and sentence.
 
 use domain_api_client::types::{
-    DkimKey, DomainStatus, GenerateRequest, GetDomainDomain, KeyState, RotateDkimKeyDomain,
+    DkimKey, DomainCreate, DomainStatus, GenerateRequest, GetDomainDomain, KeyState,
+    RotateDkimKeyDomain,
 };
 use domain_api_client::{Client, Error, text, with_api_tokens};
 use store_diesel::test_support::backends;
@@ -65,5 +66,29 @@ async fn the_generated_rust_client_provisions_reads_and_rotates_a_domain() {
             }
             other => panic!("{kind:?}: expected the 404, got {other:?}"),
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_generated_rust_client_creates_a_domain_on_its_own() {
+    for kind in backends() {
+        let app = spawn_app(kind).await;
+        let org = app.create_org("Typed creator");
+        let client = Client::new_with_client(
+            &app.url(""),
+            with_api_tokens(&org.access, &org.secret).unwrap(),
+        );
+        let request = DomainCreate {
+            name: "typed.example".parse().unwrap(),
+            inbound: None,
+        };
+
+        let created = client.create_domain(None, &request).await.unwrap();
+        assert_eq!(created.status().as_u16(), 201, "{kind:?}");
+        assert_eq!(created.domain, "typed.example");
+        assert!(created.senders.is_empty());
+        let again = client.create_domain(None, &request).await.unwrap();
+        assert_eq!(again.status().as_u16(), 200, "{kind:?}");
+        assert_eq!(again.dkim[0].selector, created.dkim[0].selector);
     }
 }

@@ -61,7 +61,7 @@ impl Setup {
 }
 
 /// Each record row as the page shows it.
-fn rows(browser: &Browser) -> Vec<Value> {
+pub(crate) fn rows(browser: &Browser) -> Vec<Value> {
     browser
         .run(
             "return [...document.querySelectorAll('#records > li')].map(li => ({
@@ -83,14 +83,14 @@ fn rows(browser: &Browser) -> Vec<Value> {
         .clone()
 }
 
-fn statuses(browser: &Browser) -> Vec<String> {
+pub(crate) fn statuses(browser: &Browser) -> Vec<String> {
     rows(browser)
         .iter()
         .map(|r| r["status"].as_str().unwrap().to_owned())
         .collect()
 }
 
-fn wait_loaded(browser: &Browser) {
+pub(crate) fn wait_loaded(browser: &Browser) {
     browser.wait_for(
         "the records",
         "return !document.getElementById('app').hidden && document.querySelectorAll('#records > li').length > 0;",
@@ -138,7 +138,10 @@ fn assert_accessible(browser: &Browser, when: &str) {
 
 /// The browser log holds no error but `allowed` ones (e.g. the expected 409);
 /// returns the allowed ones.
-fn assert_no_console_errors(browser: &Browser, allowed: impl Fn(&str) -> bool) -> Vec<Value> {
+pub(crate) fn assert_no_console_errors(
+    browser: &Browser,
+    allowed: impl Fn(&str) -> bool,
+) -> Vec<Value> {
     let (allowed, errors): (Vec<Value>, Vec<Value>) = browser
         .log()
         .into_iter()
@@ -289,7 +292,7 @@ fn assert_all_reachable_by_tab(browser: &Browser) -> usize {
     usize::try_from(total).unwrap()
 }
 
-fn wait_for_file(path: &std::path::Path) -> String {
+pub(crate) fn wait_for_file(path: &std::path::Path) -> String {
     let started = Instant::now();
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {

@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use domain_core::ports::{BoxError, InfraError};
 use domain_core::usecases::authenticate::AuthError;
 use domain_core::usecases::claim::ClaimError;
+use domain_core::usecases::create::CreateError;
 use domain_core::usecases::generate::GenerateError;
 use domain_core::usecases::manage::ManageError;
 use domain_core::usecases::read::ReadError;
@@ -28,6 +29,8 @@ pub enum Operation {
     Generate,
     /// Domain list and detail.
     ReadDomains,
+    /// Creating a domain on its own.
+    CreateDomain,
     /// The live validation report.
     Validate,
     /// Starting a DKIM key rotation.
@@ -67,6 +70,7 @@ impl Operation {
         match self {
             Self::Generate => "Failed to generate DNS records.",
             Self::ReadDomains => "Failed to read domains.",
+            Self::CreateDomain => "Failed to create the domain.",
             Self::Validate => "Failed to validate DNS records.",
             Self::RotateKey => "Failed to rotate the DKIM key.",
             Self::UpdateDomain => "Failed to update the domain.",
@@ -95,6 +99,9 @@ pub enum ApiError {
     /// The generate use case refused or failed.
     #[error("generate failed")]
     Generate(#[from] GenerateError),
+    /// Creating a domain on its own refused or failed.
+    #[error("create domain failed")]
+    Create(#[source] CreateError),
     /// A domain read refused or failed.
     #[error("read failed")]
     Read(#[from] ReadError),
@@ -178,6 +185,7 @@ impl ApiError {
             | Self::Claim(_, operation)
             | Self::Webhook(_, operation) => *operation,
             Self::Generate(_) => Operation::Generate,
+            Self::Create(_) => Operation::CreateDomain,
             Self::Read(_) => Operation::ReadDomains,
             Self::Validate(_) => Operation::Validate,
             Self::Verify(_) => Operation::VerifyDomain,
@@ -215,6 +223,7 @@ impl ApiError {
             Self::Auth(AuthError::Infra(e), _)
             | Self::Generate(GenerateError::Infra(e))
             | Self::Read(ReadError::Infra(e))
+            | Self::Create(CreateError::Infra(e))
             | Self::Validate(ValidateError::Infra(e))
             | Self::Verify(ValidateError::Infra(e))
             | Self::Manage(ManageError::Infra(e), _)
@@ -237,19 +246,20 @@ impl ApiError {
                 "Invalid reply-to address",
                 raw,
             ),
-            Self::Generate(GenerateError::DomainTaken) => {
+            Self::Generate(GenerateError::DomainTaken) | Self::Create(CreateError::DomainTaken) => {
                 Row::new(S::CONFLICT, "domain_taken", "Domain is already taken")
             }
             Self::Generate(GenerateError::EmailTaken) => {
                 Row::new(S::CONFLICT, "email_taken", "Email is already taken")
             }
-            Self::Generate(GenerateError::DomainLimit) => {
+            Self::Generate(GenerateError::DomainLimit) | Self::Create(CreateError::DomainLimit) => {
                 Row::new(S::FORBIDDEN, "domain_limit_reached", "Domain limit reached")
             }
             Self::Generate(GenerateError::SenderLimit) => {
                 Row::new(S::FORBIDDEN, "sender_limit_reached", "Sender limit reached")
             }
-            Self::Generate(GenerateError::RateLimited(_)) => Row::new(
+            Self::Generate(GenerateError::RateLimited(_))
+            | Self::Create(CreateError::RateLimited(_)) => Row::new(
                 S::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Too many new domains; retry later",
@@ -274,7 +284,8 @@ impl ApiError {
             | Self::Validate(ValidateError::InvalidDomain(raw))
             | Self::Verify(ValidateError::InvalidDomain(raw))
             | Self::Manage(ManageError::InvalidDomain(raw), _)
-            | Self::Claim(ClaimError::InvalidDomain(raw), _) => {
+            | Self::Claim(ClaimError::InvalidDomain(raw), _)
+            | Self::Create(CreateError::InvalidDomain(raw)) => {
                 echoed("invalid_domain", S::BAD_REQUEST, "Invalid domain", raw)
             }
             Self::Read(ReadError::NotFound)
@@ -298,7 +309,8 @@ impl ApiError {
             Self::Claim(ClaimError::DomainLimit, _) => {
                 Row::new(S::FORBIDDEN, "domain_limit_reached", "Domain limit reached")
             }
-            Self::Manage(ManageError::MxNotReady(hosts), _) => Row::new(
+            Self::Manage(ManageError::MxNotReady(hosts), _)
+            | Self::Create(CreateError::MxNotReady(hosts)) => Row::new(
                 S::CONFLICT,
                 "inbound_mx_missing",
                 format!(
@@ -411,6 +423,7 @@ fn bad_request_code(reason: &str) -> &'static str {
         ("url must be", "invalid_webhook_url"),
         ("events must be", "invalid_event_types"),
         ("Missing domain parameter", "missing_domain"),
+        ("Missing domain name", "missing_domain"),
     ];
     CODES
         .iter()
@@ -492,6 +505,7 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             Self::Generate(GenerateError::RateLimited(wait))
+            | Self::Create(CreateError::RateLimited(wait))
             | Self::Manage(ManageError::TooManyKeys(wait), _)
             | Self::Claim(ClaimError::TooManyKeys(wait), _)
             | Self::TooManyLiveChecks(wait)

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    claims, domains, events, generate, health, manage, senders, validate, webhooks,
+    claims, create, domains, events, generate, health, manage, senders, validate, webhooks,
 };
 use crate::wire::ErrorBody;
 
@@ -42,6 +42,7 @@ impl Modify for SecuritySchemes {
     info(title = "domain-api", description = "Provision sender domains: DKIM keys and the SPF, DKIM and DMARC records to publish."),
     paths(
         generate::generate,
+        create::create,
         domains::list,
         domains::detail,
         domains::zone,
@@ -621,6 +622,8 @@ mod tests {
                     "records",
                     "dkim",
                     "senders",
+                    "inboundMx",
+                    "lastCheck",
                 ][..],
             ),
             (

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use domain_core::ports::BoxError;
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::claim::ClaimDomain;
+use domain_core::usecases::create::CreateDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::idempotency::GuardRetries;
 use domain_core::usecases::manage::ManageDomain;
@@ -41,6 +42,8 @@ pub trait Probes: Send + Sync {
 pub struct AppState {
     pub authenticate: Authenticate,
     pub generate: GenerateRecords,
+    /// A domain on its own (`POST /api/v1/emails/domains`).
+    pub create: CreateDomain,
     pub read: ReadDomains,
     pub validate: ValidateDomain,
     /// Rotate, the inbound toggle, delete.

@@ -24,6 +24,7 @@ use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::background::CheckDueDomains;
 use domain_core::usecases::claim::ClaimDomain;
+use domain_core::usecases::create::CreateDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::idempotency::{GuardRetries, PruneExpiredAnswers};
 use domain_core::usecases::key_budget::KeyBudget;
@@ -450,6 +451,15 @@ pub fn build_state(
         },
     );
     let outbox = Arc::new(OutboxReading::default());
+    let generate = GenerateRecords::new(
+        store.clone(),
+        keys.clone(),
+        dns.clone(),
+        policy.clone(),
+        Arc::new(config.ownership.clone()),
+        schedule.clone(),
+        clock.clone(),
+    );
     let state = AppState {
         authenticate: Authenticate::new(store.clone()),
         idempotency: GuardRetries::new(
@@ -468,15 +478,8 @@ pub fn build_state(
             webhook_policy,
             config.webhooks.max_endpoints,
         ),
-        generate: GenerateRecords::new(
-            store.clone(),
-            keys.clone(),
-            dns.clone(),
-            policy.clone(),
-            Arc::new(config.ownership.clone()),
-            schedule.clone(),
-            clock.clone(),
-        ),
+        create: CreateDomain::new(generate.clone(), read.clone()),
+        generate,
         claim: ClaimDomain::new(
             store.clone(),
             dns.clone(),

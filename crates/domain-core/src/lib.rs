@@ -55,6 +55,8 @@ pub use chrono;
 
 mod domain_name;
 mod email;
+pub mod inbound_mx;
+pub mod last_check;
 pub mod lifecycle;
 mod organization;
 pub mod ownership;

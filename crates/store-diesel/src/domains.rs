@@ -7,8 +7,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain_core::lifecycle::{EventType, NewEvent, Page, Paged};
 use domain_core::ports::store::{
-    CreationRules, DomainDetail, DomainStore, RegisterError, Registered, SenderRecord,
-    SenderRegistration, SigningKey, StoreError, StoredDomain,
+    CreationRules, DomainCreation, DomainDetail, DomainStore, RegisterError, Registered,
+    SenderRecord, SenderRegistration, SigningKey, StoreError, StoredDomain,
 };
 use domain_core::{DomainName, OrganizationId, SealedKey, Selector};
 
@@ -24,6 +24,64 @@ use crate::{BackendKind, Store, ambient};
 /// The number of senders of the domain read, as one more column of the read.
 fn senders_of_domain() -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
     diesel::dsl::sql("(SELECT count(*) FROM senders WHERE senders.domain_id = domains.id)")
+}
+
+/// The name creations of `$name` take turns on: the registrable domain (the first of
+/// `$ancestors`), or the domain itself when it is registrable.
+fn registrable_of<'a>(name: &'a str, ancestors: &'a [DomainName]) -> &'a str {
+    ancestors.first().map_or(name, DomainName::as_ascii)
+}
+
+/// Creates domain `$name` (`&str`, A-labels) for organization `$org` with `$key`
+/// (`&DkimKey`) as its active key, at `$now`, unless the name exists: admitted under
+/// `$rules` (`&CreationRules`), taking turns on `$registrable`. The caller holds the
+/// organization's row lock, which makes the quota counts exact. Evaluates to
+/// `Result<bool, DbError>`: whether it created the domain (a racing creator of the
+/// same name makes it a no-op; the caller reads the winner's row). Expands inside an
+/// `in_transaction!` body.
+macro_rules! create_row {
+    ($conn:ident, $org:expr, $name:expr, $registrable:expr, $rules:expr, $key:expr, $now:expr) => {
+        async {
+            let org: &str = $org;
+            let name: &str = $name;
+            let rules: &CreationRules = $rules;
+            let now: DateTime<Utc> = $now;
+            // Creations under one registrable domain take turns, so no two
+            // organizations both pass the ancestor check.
+            $conn.lock_registrable($registrable).await?;
+            let exists: i64 = domains::table
+                .filter(domains::name.eq(name))
+                .count()
+                .get_result(&mut *$conn)
+                .await?;
+            if exists == 0 {
+                admit!($conn, org, rules, now)?;
+            }
+            let inserted: Option<i64> = diesel::insert_into(domains::table)
+                .values((
+                    domains::organization_id.eq(org),
+                    domains::name.eq(name),
+                    domains::inbound_enabled.eq(false),
+                    domains::created_at.eq(now),
+                    domains::updated_at.eq(now),
+                    domains::next_check_at.eq(Some(rules.first_check_at)),
+                ))
+                .on_conflict(domains::name)
+                .do_nothing()
+                .returning(domains::id)
+                .get_result(&mut *$conn)
+                .await
+                .optional()?;
+            match inserted {
+                Some(domain_id) => {
+                    insert_active_key!($conn, domain_id, $key, now)?;
+                    Ok::<bool, DbError>(true)
+                }
+                None => Ok(false),
+            }
+        }
+        .await
+    };
 }
 
 /// [`register_once`], and a keyed request's answer kept with the outcome: in the
@@ -76,11 +134,7 @@ pub(crate) async fn register_once(
     let org = reg.organization.as_str();
     let email = reg.email.canonical();
     let reply_to = reg.reply_to.as_ref().map(ToString::to_string);
-    // The name creations take turns on: the registrable domain (the first
-    // ancestor), or the domain itself when it is registrable.
-    let registrable = <[DomainName]>::first(&reg.creation.ancestors)
-        .map_or(name, DomainName::as_ascii)
-        .to_owned();
+    let registrable = registrable_of(name, &reg.creation.ancestors).to_owned();
     in_transaction!(backend, |c| {
         let now = Utc::now();
         // The organization's row first: switching the active sender is a
@@ -90,42 +144,10 @@ pub(crate) async fn register_once(
                 "organization {org} does not exist"
             )));
         }
-        let mut created = false;
-        if let Some(key) = &reg.new_key {
-            // Creations under one registrable domain take turns, so no two
-            // organizations both pass the ancestor check; this organization's
-            // row lock (above) makes the quota counts exact.
-            c.lock_registrable(&registrable).await?;
-            let exists: i64 = domains::table
-                .filter(domains::name.eq(name))
-                .count()
-                .get_result(c)
-                .await?;
-            if exists == 0 {
-                admit!(c, org, &reg.creation, now)?;
-            }
-            // A racing creator of the same name makes this a no-op; we then
-            // read and use the winner's row (and key) below.
-            let inserted: Option<i64> = diesel::insert_into(domains::table)
-                .values((
-                    domains::organization_id.eq(org),
-                    domains::name.eq(name),
-                    domains::inbound_enabled.eq(false),
-                    domains::created_at.eq(now),
-                    domains::updated_at.eq(now),
-                    domains::next_check_at.eq(Some(reg.creation.first_check_at)),
-                ))
-                .on_conflict(domains::name)
-                .do_nothing()
-                .returning(domains::id)
-                .get_result(c)
-                .await
-                .optional()?;
-            if let Some(domain_id) = inserted {
-                insert_active_key!(c, domain_id, key, now)?;
-                created = true;
-            }
-        }
+        let created = match &reg.new_key {
+            Some(key) => create_row!(c, org, name, &registrable, &reg.creation, key, now)?,
+            None => false,
+        };
         // With its sender count, in the same statement (a domain's senders are
         // added under its organization's lock, held here: the count is exact).
         let row: Option<(DomainRow, i64)> = domains_with_active_key!()
@@ -230,6 +252,83 @@ pub(crate) async fn register_once(
     })
 }
 
+/// Create-domain (no sender), once, in its own transaction or a savepoint of the
+/// ambient one (a keyed request's): lock the organization, create the domain unless it
+/// exists, check the owner, turn inbound on if asked, record the events.
+async fn create_once(backend: &Backend, req: &DomainCreation) -> Result<Registered, DbError> {
+    let name = req.name.as_ascii();
+    let org = req.organization.as_str();
+    let registrable = registrable_of(name, &req.creation.ancestors).to_owned();
+    in_transaction!(backend, |c| {
+        let now = Utc::now();
+        // The organization's row first, as registrations take it: its quota
+        // counts are exact under it.
+        if lock_organization!(c, org)? == 0 {
+            return Err(DbError::Corrupt(format!(
+                "organization {org} does not exist"
+            )));
+        }
+        let created = match &req.new_key {
+            Some(key) => create_row!(c, org, name, &registrable, &req.creation, key, now)?,
+            None => false,
+        };
+        let row: Option<DomainRow> = domains_with_active_key!()
+            .filter(domains::name.eq(name))
+            .select(domain_columns!())
+            .first(c)
+            .await
+            .optional()?;
+        let Some(mut row) = row else {
+            return Err(if req.new_key.is_some() {
+                DbError::Raced
+            } else {
+                DbError::KeyRequired
+            });
+        };
+        if row.organization != org {
+            return Err(DbError::DomainTaken);
+        }
+        // Only a change of state is an event: inbound already on stays quiet.
+        let inbound_enabled = req.enable_inbound
+            && !row.inbound_enabled
+            && diesel::update(
+                domains::table
+                    .find(row.id)
+                    .filter(domains::inbound_enabled.eq(false)),
+            )
+            .set((
+                domains::inbound_enabled.eq(true),
+                domains::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await?
+                == 1;
+        row.inbound_enabled |= inbound_enabled;
+        let mut events = Vec::with_capacity(2);
+        if created {
+            events.push(NewEvent::domain(
+                &req.organization,
+                EventType::DomainCreated,
+                &req.name,
+            ));
+        }
+        if inbound_enabled {
+            events.push(NewEvent::domain(
+                &req.organization,
+                EventType::DomainInboundEnabled,
+                &req.name,
+            ));
+        }
+        if !events.is_empty() {
+            record_events!(c, &events, now)?;
+        }
+        Ok(Registered {
+            domain: row.into_domain()?,
+            domain_created: created,
+        })
+    })
+}
+
 #[async_trait]
 impl DomainStore for Store {
     async fn find_domain(&self, name: &DomainName) -> Result<Option<StoredDomain>, StoreError> {
@@ -265,6 +364,21 @@ impl DomainStore for Store {
             .register(&self.backend, &turn, registration, claim)
             .await
             .map_err(register_error)
+    }
+
+    #[tracing::instrument(skip_all, fields(domain = %creation.name, org = %creation.organization))]
+    async fn create_domain(&self, creation: DomainCreation) -> Result<Registered, RegisterError> {
+        let mut attempt = 1;
+        loop {
+            match create_once(&self.backend, &creation).await {
+                Err(error) if runs_again(&error, attempt) => {
+                    tracing::debug!(attempt, %error, "create-domain raced another unit of work; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                result => return result.map_err(register_error),
+            }
+        }
     }
 
     async fn admit_creation(

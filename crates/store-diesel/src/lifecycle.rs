@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use domain_core::last_check::LastCheck;
 use domain_core::lifecycle::{EventType, KeyState, NewEvent};
 use domain_core::ports::InfraError;
 use domain_core::ports::lifecycle::{
@@ -102,6 +103,7 @@ impl KeyLifecycleStore for Store {
                 domains::verified_at.eq(plan.verified_at),
                 domains::failed_checks.eq(stored_count(plan.failed_checks)),
                 domains::last_checked_at.eq(Some(at)),
+                domains::last_check.eq(plan.last_check.as_ref().map(LastCheck::encode)),
                 domains::next_check_at.eq(plan.next_check_at),
                 domains::check_lease_until.eq(None::<DateTime<Utc>>),
                 domains::updated_at.eq(at),

@@ -373,6 +373,7 @@ impl Store {
                     domains::status.eq(DomainStatus::Pending.as_str()),
                     domains::verified_at.eq(None::<DateTime<Utc>>),
                     domains::last_checked_at.eq(None::<DateTime<Utc>>),
+                    domains::last_check.eq(None::<String>),
                     domains::next_check_at.eq(Some(first_check_at)),
                     domains::check_lease_until.eq(None::<DateTime<Utc>>),
                     domains::failed_checks.eq(0),

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::Queryable;
+use domain_core::last_check::LastCheck;
 use domain_core::lifecycle::{DomainStatus, KeyRecord, KeyState};
 use domain_core::ports::lifecycle::SenderView;
 use domain_core::ports::store::StoredDomain;
@@ -26,6 +27,7 @@ pub(crate) struct DomainRow {
     pub last_checked_at: Option<DateTime<Utc>>,
     pub next_check_at: Option<DateTime<Utc>>,
     pub failed_checks: i32,
+    pub last_check: Option<String>,
 }
 
 /// `domains` joined with the domain's active key: every read of a domain goes
@@ -56,6 +58,7 @@ macro_rules! domain_columns {
             domains::last_checked_at,
             domains::next_check_at,
             domains::failed_checks,
+            domains::last_check,
         )
     };
 }
@@ -91,6 +94,13 @@ impl DomainRow {
             last_checked_at: self.last_checked_at,
             next_check_at: self.next_check_at,
             failed_checks,
+            last_check: self
+                .last_check
+                .map(|text| {
+                    LastCheck::decode(&text)
+                        .ok_or_else(|| DbError::Corrupt(format!("last_check of {}", self.name)))
+                })
+                .transpose()?,
         })
     }
 }

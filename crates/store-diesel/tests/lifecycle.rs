@@ -50,6 +50,7 @@ fn plan(org: &OrganizationId, hour: u32, key_moves: Vec<KeyMove>) -> CheckPlan {
         next_check_at: Some(at(hour + 1)),
         key_moves,
         events: Vec::new(),
+        last_check: None,
     }
 }
 

@@ -124,17 +124,29 @@
     return { kind: 'TXT', label: 'TXT', what: 'TXT record' };
   }
 
+  /**
+   * The last check's report: the one "Check now" made on this page, else the last
+   * check kept with the domain (a background check's, or an earlier visit's), so the
+   * rows always agree with the status the domain got from that check.
+   */
+  const lastReport = () => state.report || state.detail.lastCheck || null;
+
   /** The check of this record in the last report, if it has one. */
   function checkOf(info, record) {
-    if (!state.report) return null;
-    return state.report.records.find((r) => r.type === info.kind && sameName(r.name, record.name)) || null;
+    const report = lastReport();
+    if (!report) return null;
+    return report.records.find((r) => r.type === info.kind && sameName(r.name, record.name)) || null;
   }
 
   /** The row's badge and reason: the live check, or what the key's state means. */
   function rowStatus(info, check) {
     const key = info.key;
     if (key && key.state === 'pending') {
-      return state.report
+      // A check since the key was made looked for it (one that found it would have
+      // made it active).
+      const kept = state.detail.lastCheck;
+      const looked = state.report || (kept && new Date(kept.checkedAt) >= new Date(key.createdAt));
+      return looked
         ? { status: 'missing', text: 'Not seen yet', reason: 'This new key was not found in DNS yet. Publish it next to the current key; it becomes active at the first check that finds it.' }
         : { status: 'unchecked', text: CHECK.unchecked, reason: 'A key rotation is in progress: publish this new key next to the current one. It becomes active at the first check that finds it.' };
     }
@@ -277,6 +289,49 @@
     return item;
   }
 
+  /** The MX record of inbound mail as fields: host, full name, priority, value. */
+  function mxFields(mx) {
+    const what = 'MX record for inbound mail';
+    const host = el('div', 'copy-row');
+    host.append(valueLine(mx.host, 'host'), copyButton(mx.host, `host of the ${what}`));
+    const value = el('div', 'copy-row');
+    value.append(valueLine(mx.value), copyButton(mx.value, `value of the ${what}`));
+    return [field('Host', host), field('Full name', valueLine(mx.name, 'name')),
+      field('Priority', valueLine(String(mx.priority), 'priority')), field('Value', value)];
+  }
+
+  /** The inbound MX as a row of the records, once inbound is on. */
+  function mxItem(mx) {
+    const report = lastReport();
+    const inbound = report && report.inbound;
+    const status = inbound
+      ? { status: inbound.status, text: CHECK[inbound.status] || inbound.status, reason: inbound.reason || null }
+      : { status: 'unchecked', text: CHECK.unchecked, reason: null };
+    const item = el('li', 'record card', null, { 'data-record-name': mx.name, 'data-kind': 'MX' });
+    const head = el('div', 'card-head');
+    const title = el('h3', null, 'Inbound mail');
+    title.append(el('span', 'type', 'MX'));
+    head.append(title, el('span', 'badge', status.text, { 'data-status': status.status }));
+    item.append(head);
+    const reason = el('p', 'reason', status.reason);
+    reason.hidden = !status.reason;
+    item.append(reason);
+    const fields = el('dl', 'fields');
+    fields.append(...mxFields(mx));
+    item.append(fields);
+    return item;
+  }
+
+  /** When the last check ran and what it found, shown next to the status. */
+  function renderLastCheck() {
+    const line = byId('check-summary');
+    const kept = !state.report && state.detail.lastCheck;
+    if (!kept) return;
+    const when = formatTime(state.detail.lastCheck.checkedAt, '');
+    line.replaceChildren(document.createTextNode('Last check, '), when, document.createTextNode(`: ${summary(state.detail.lastCheck).replace(/^Checked: /, '')}`));
+    line.hidden = false;
+  }
+
   function renderStatus() {
     const detail = state.detail;
     const badge = byId('domain-status');
@@ -298,8 +353,10 @@
     const toggle = byId('inbound');
     toggle.setAttribute('aria-checked', String(enabled));
     let text = enabled ? 'On' : 'Off';
-    if (state.report && state.report.inbound) {
-      const inbound = state.report.inbound;
+    if (state.detail.inboundMx) byId('inbound-mx').replaceChildren(...mxFields(state.detail.inboundMx));
+    const report = lastReport();
+    if (report && report.inbound) {
+      const inbound = report.inbound;
       text += inbound.mxReady ? ' · MX record found' : ` · ${inbound.reason || 'No MX record for our inbound server found.'}`;
     }
     byId('inbound-state').textContent = text;
@@ -309,8 +366,11 @@
     document.title = `Domain setup · ${state.detail.domain}`;
     byId('title').textContent = `Set up ${state.detail.unicode || state.detail.domain}`;
     renderStatus();
-    byId('records').replaceChildren(...state.detail.records.map(recordItem));
+    const items = state.detail.records.map(recordItem);
+    if (state.detail.inboundEnabled && state.detail.inboundMx) items.push(mxItem(state.detail.inboundMx));
+    byId('records').replaceChildren(...items);
     renderInbound();
+    renderLastCheck();
   }
 
   function summary(report) {

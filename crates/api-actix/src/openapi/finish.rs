@@ -10,6 +10,7 @@ use actix_web::body::MessageBody as _;
 use domain_core::ports::InfraError;
 use domain_core::usecases::authenticate::AuthError;
 use domain_core::usecases::claim::ClaimError;
+use domain_core::usecases::create::CreateError;
 use domain_core::usecases::generate::GenerateError;
 use domain_core::usecases::manage::ManageError;
 use domain_core::usecases::read::ReadError;
@@ -25,6 +26,7 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 /// Every operation, with the operation its 500 sentence names.
 const OPERATIONS: &[(&str, Operation)] = &[
     ("generateDomain", Operation::Generate),
+    ("createDomain", Operation::CreateDomain),
     ("listDomains", Operation::ReadDomains),
     ("getDomain", Operation::ReadDomains),
     ("getDomainZone", Operation::ReadDomains),
@@ -73,6 +75,7 @@ fn example_error(id: &str, operation: Operation, status: &str) -> Option<ApiErro
             "openClaim" | "verifyClaim" => {
                 ApiError::Claim(ClaimError::InvalidDomain("exa mple.com".into()), operation)
             }
+            "createDomain" => ApiError::Create(CreateError::InvalidDomain("co.uk".into())),
             _ if domain_op => ApiError::Read(ReadError::InvalidDomain("exa mple.com".into())),
             "createWebhook" => ApiError::Webhook(
                 WebhookError::InvalidUrl("ftp://hooks.example.com/".into()),
@@ -102,6 +105,7 @@ fn example_error(id: &str, operation: Operation, status: &str) -> Option<ApiErro
         "408" => ApiError::BodyTimeout,
         "409" => match id {
             "generateDomain" => ApiError::Generate(GenerateError::DomainTaken),
+            "createDomain" => ApiError::Create(CreateError::DomainTaken),
             "rotateDkimKey" => ApiError::Manage(ManageError::RotationInProgress, operation),
             "updateDomain" => ApiError::Manage(
                 ManageError::MxNotReady(vec!["mx1.example.net".into(), "mx2.example.net".into()]),
@@ -132,6 +136,9 @@ fn example_error(id: &str, operation: Operation, status: &str) -> Option<ApiErro
             ) =>
         {
             ApiError::TooManyLiveChecks(std::time::Duration::from_secs(30))
+        }
+        "429" if id == "createDomain" => {
+            ApiError::Create(CreateError::RateLimited(std::time::Duration::from_secs(30)))
         }
         "429" if id != "generateDomain" => {
             ApiError::TooManyStoredAnswers(std::time::Duration::from_secs(30))

@@ -167,6 +167,67 @@ impl From<KeyView> for DkimKeyJson {
     }
 }
 
+/// The MX record inbound mail needs, at the sender domain itself.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = InboundMxRecord)]
+pub struct InboundMxJson {
+    /// Always `MX`.
+    #[serde(rename = "type")]
+    #[schema(example = "MX")]
+    record_type: &'static str,
+    /// Relative to the sender domain: `@`.
+    host: String,
+    /// Fully qualified: the sender domain.
+    name: String,
+    /// The MX preference to publish (10).
+    priority: u16,
+    /// The mail exchanger: the first of `DOMAIN_API_INBOUND_MX_HOSTS`.
+    value: String,
+}
+
+/// One record's finding in the last check.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = CheckedRecord)]
+pub struct CheckedRecordJson {
+    /// `SPF`, `DKIM` or `DMARC`.
+    #[serde(rename = "type")]
+    record_type: String,
+    name: String,
+    /// `ok`, `missing`, `mismatch` or `error`.
+    status: String,
+    /// Why it is not `ok`; null when it is.
+    #[schema(required = true)]
+    reason: Option<String>,
+}
+
+/// The last check's MX finding.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = CheckedInbound)]
+pub struct CheckedInboundJson {
+    /// Some MX record points at one of the inbound hosts.
+    mx_ready: bool,
+    /// `ok`, `missing`, `mismatch` or `error`.
+    status: String,
+    /// Why it is not `ok`; null when it is.
+    #[schema(required = true)]
+    reason: Option<String>,
+}
+
+/// What the last check (`verify`, or the background verifier) found, record by record.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LastCheck)]
+pub struct LastCheckJson {
+    /// When it ran: the domain's `lastCheckedAt`.
+    checked_at: String,
+    /// SPF, the DKIM record of the key active after the check, DMARC.
+    records: Vec<CheckedRecordJson>,
+    inbound: CheckedInboundJson,
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = DomainDetail)]
@@ -190,11 +251,47 @@ pub struct DomainDetailJson {
     /// Every key not yet safe to forget, newest first.
     dkim: Vec<DkimKeyJson>,
     senders: Vec<SenderJson>,
+    /// The MX record inbound mail needs; listed with the records (and in the zone
+    /// file) once `inboundEnabled` is true.
+    inbound_mx: InboundMxJson,
+    /// What the last check found, record by record; null before the first check.
+    #[schema(required = true)]
+    last_check: Option<LastCheckJson>,
 }
 
 impl From<DomainView> for DomainDetailJson {
     fn from(view: DomainView) -> Self {
+        let last_check = view
+            .last_check
+            .zip(view.last_checked_at.as_ref())
+            .map(|(check, at)| LastCheckJson {
+                checked_at: rfc3339(at),
+                records: check
+                    .records
+                    .into_iter()
+                    .map(|r| CheckedRecordJson {
+                        record_type: r.record_type,
+                        name: r.name,
+                        status: r.status,
+                        reason: r.reason,
+                    })
+                    .collect(),
+                inbound: CheckedInboundJson {
+                    mx_ready: check.inbound.mx_ready,
+                    status: check.inbound.status,
+                    reason: check.inbound.reason,
+                },
+            });
+        let mx = view.inbound_mx;
         Self {
+            inbound_mx: InboundMxJson {
+                record_type: "MX",
+                host: mx.host,
+                name: mx.name,
+                priority: mx.priority,
+                value: mx.value,
+            },
+            last_check,
             unicode: view.domain.to_unicode(),
             domain: view.domain.to_string(),
             inbound_enabled: view.inbound_enabled,
@@ -253,8 +350,9 @@ pub async fn detail(
 }
 
 /// Every record to publish now as BIND zone-file lines (`3600 IN TXT`, absolute names,
-/// long values as quoted ≤255-octet strings): paste into a zone file, or import at a
-/// DNS provider that reads one. API tokens or the dashboard JWT.
+/// long values as quoted ≤255-octet strings), and the inbound MX (`3600 IN MX 10 …`)
+/// when inbound is on: paste into a zone file, or import at a DNS provider that reads
+/// one. API tokens or the dashboard JWT.
 #[utoipa::path(
     get,
     path = "/api/v1/emails/domains/{domain}/zone",
@@ -282,7 +380,11 @@ pub async fn zone(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let view = state.read.detail(&organization, &path).await?;
+    let mut lines = domain_core::zone_lines(&view.domain, &view.records);
+    if view.inbound_enabled {
+        lines.push_str(&view.inbound_mx.zone_line());
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .body(domain_core::zone_lines(&view.domain, &view.records)))
+        .body(lines))
 }

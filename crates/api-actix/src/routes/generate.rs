@@ -206,7 +206,7 @@ pub const TARPIT: Duration = Duration::from_secs(1);
 /// (a hostile flood, or just a buggy retry) then sends a call a second per connection
 /// instead of hundreds, and leaves the machine to other organizations; a client that
 /// honours `Retry-After` waits no longer in all.
-async fn tarpit(wait: Duration) -> ApiError {
+pub(crate) async fn tarpit(wait: Duration) -> ApiError {
     let held = wait.min(TARPIT);
     tokio::time::sleep(held).await;
     let left = wait.saturating_sub(held).max(Duration::from_secs(1));

@@ -1,6 +1,7 @@
 //! The HTTP surface: `configure` mounts every route on an actix `ServiceConfig`.
 
 pub mod claims;
+pub mod create;
 pub mod domains;
 pub mod events;
 pub mod generate;
@@ -18,6 +19,7 @@ use crate::error::{ApiError, Operation};
 
 /// The seed endpoint.
 pub(crate) const GENERATE_PATH: &str = "/api/v1/emails/domains/generate";
+const DOMAINS: &str = "/api/v1/emails/domains";
 const DOMAIN: &str = "/api/v1/emails/domains/{domain}";
 const SENDER: &str = "/api/v1/emails/senders/{email}";
 
@@ -43,10 +45,16 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/api/v1/emails/domains")
+        web::resource(DOMAINS)
+            .guard(guard::Post())
+            .app_data(Operation::CreateDomain)
+            .route(web::post().to(create::create)),
+    )
+    .service(
+        web::resource(DOMAINS)
             .app_data(Operation::ReadDomains)
             .route(web::get().to(domains::list))
-            .default_service(web::to(method_not_allowed("GET"))),
+            .default_service(web::to(method_not_allowed("GET, POST"))),
     )
     .service(
         web::resource(DOMAIN)

@@ -26,6 +26,7 @@ use domain_core::ports::store::{DomainDetail, MockDomainStore, SenderRecord, Sto
 use domain_core::ports::webhooks::{IssuedSecret, MockWebhookSecrets, MockWebhookStore};
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::claim::ClaimDomain;
+use domain_core::usecases::create::CreateDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::idempotency::{DEFAULT_LEASE, DEFAULT_TTL, GuardRetries};
 use domain_core::usecases::manage::ManageDomain;
@@ -173,6 +174,15 @@ impl Mocks {
         let keys_policy = KeyPolicy::default();
         let read = ReadDomains::new(store.clone(), policy.clone(), keys_policy, clock.clone());
         let validate = ValidateDomain::new(store.clone(), dns.clone(), policy.clone());
+        let generate = GenerateRecords::new(
+            store.clone(),
+            keys.clone(),
+            dns.clone(),
+            policy.clone(),
+            Arc::new(Ownership::default()),
+            Arc::new(VerifySchedule::default()),
+            clock.clone(),
+        );
         AppState {
             authenticate: Authenticate::new(Arc::new(credentials)),
             webhooks: ManageWebhooks::new(
@@ -190,15 +200,8 @@ impl Mocks {
                 DEFAULT_TTL,
                 DEFAULT_LEASE,
             ),
-            generate: GenerateRecords::new(
-                store.clone(),
-                keys.clone(),
-                dns.clone(),
-                policy.clone(),
-                Arc::new(Ownership::default()),
-                Arc::new(VerifySchedule::default()),
-                clock.clone(),
-            ),
+            create: CreateDomain::new(generate.clone(), read.clone()),
+            generate,
             claim: ClaimDomain::new(
                 Arc::new(self.claims),
                 dns.clone(),

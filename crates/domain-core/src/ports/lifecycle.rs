@@ -55,6 +55,8 @@ pub struct CheckPlan {
     pub key_moves: Vec<KeyMove>,
     /// Events to record with the change.
     pub events: Vec<NewEvent>,
+    /// What the check found, record by record, kept with the domain.
+    pub last_check: Option<crate::last_check::LastCheck>,
 }
 
 /// Why a rotation did not start.

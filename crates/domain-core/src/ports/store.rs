@@ -36,6 +36,9 @@ pub struct StoredDomain {
     pub next_check_at: Option<DateTime<Utc>>,
     /// Checks in a row that found a record missing or wrong.
     pub failed_checks: u32,
+    /// What the last check (at `last_checked_at`) found, record by record; `None`
+    /// before the first check (or one made before the findings were kept).
+    pub last_check: Option<crate::last_check::LastCheck>,
 }
 
 impl StoredDomain {
@@ -61,6 +64,7 @@ impl StoredDomain {
             last_checked_at: None,
             next_check_at: None,
             failed_checks: 0,
+            last_check: None,
         }
     }
 }
@@ -81,6 +85,23 @@ pub struct SenderRegistration {
     pub enable_inbound: bool,
     /// What creating the domain must respect (ignored when the domain exists), and
     /// the sender limit every registration respects.
+    pub creation: CreationRules,
+}
+
+/// What creating a domain on its own (`POST /api/v1/emails/domains`) asks the store
+/// to record, atomically: the domain, or the organization's own one as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainCreation {
+    /// The calling organization, which must own the domain or will create it.
+    pub organization: OrganizationId,
+    /// The domain to create or reuse.
+    pub name: DomainName,
+    /// The key for the domain if it has to be created; `None` when the caller
+    /// already saw the domain owned by its organization.
+    pub new_key: Option<DkimKey>,
+    /// Turn inbound on. `false` never turns an enabled domain off.
+    pub enable_inbound: bool,
+    /// What creating the domain must respect (ignored when the domain exists).
     pub creation: CreationRules,
 }
 
@@ -161,6 +182,19 @@ pub trait DomainStore: Send + Sync {
         &self,
         registration: SenderRegistration,
     ) -> Result<Registered, RegisterError>;
+
+    /// In one unit of work: create the domain with `new_key` unless it exists (no
+    /// sender), check it belongs to the organization, and enable inbound if asked.
+    /// Records `domain.created` and `domain.inbound_enabled` when they happen.
+    /// Concurrent calls converge on one domain row and one key, as registrations do.
+    ///
+    /// # Errors
+    /// [`RegisterError`]: [`RegisterError::DomainTaken`],
+    /// [`RegisterError::DomainLimit`], [`RegisterError::RateLimited`],
+    /// [`RegisterError::KeyRequired`] (the domain is gone and no key was supplied),
+    /// or a store failure; never [`RegisterError::EmailTaken`] or
+    /// [`RegisterError::SenderLimit`].
+    async fn create_domain(&self, creation: DomainCreation) -> Result<Registered, RegisterError>;
 
     /// Whether `organization` may create a domain under `rules` right now: the same
     /// checks [`DomainStore::register_sender`] makes when it creates one, read without

@@ -23,14 +23,14 @@ use crate::{DkimKey, DomainName, EmailAddress, OrganizationId, RecordPolicy, Rec
 /// returns the records to publish.
 #[derive(Clone)]
 pub struct GenerateRecords {
-    store: Arc<dyn DomainStore>,
+    pub(super) store: Arc<dyn DomainStore>,
     keys: Arc<dyn KeyGenerator>,
     dns: Arc<dyn Dns>,
-    policy: Arc<RecordPolicy>,
-    ownership: Arc<Ownership>,
-    schedule: Arc<VerifySchedule>,
-    clock: Arc<dyn Clock>,
-    rate_limited: Arc<RateLimitMemo>,
+    pub(super) policy: Arc<RecordPolicy>,
+    pub(super) ownership: Arc<Ownership>,
+    pub(super) schedule: Arc<VerifySchedule>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) rate_limited: Arc<RateLimitMemo>,
 }
 
 /// Organizations this instance has seen refused by the new-domain rate, and until
@@ -39,11 +39,15 @@ pub struct GenerateRecords {
 /// is known without asking the store: a flood of new domains from one organization
 /// costs two reads a call (its token, the domain), not five.
 #[derive(Debug, Default)]
-struct RateLimitMemo(Mutex<HashMap<OrganizationId, DateTime<Utc>>>);
+pub(super) struct RateLimitMemo(Mutex<HashMap<OrganizationId, DateTime<Utc>>>);
 
 impl RateLimitMemo {
     /// How long `organization` must still wait at `now`, if it is known to.
-    fn wait(&self, organization: &OrganizationId, now: DateTime<Utc>) -> Option<Duration> {
+    pub(super) fn wait(
+        &self,
+        organization: &OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Option<Duration> {
         let until = *self.0.lock().ok()?.get(organization)?;
         let left = until.signed_duration_since(now).to_std().ok()?;
         (!left.is_zero())
@@ -238,7 +242,7 @@ impl GenerateRecords {
     }
 
     /// The store's refusal in the use case's terms, remembering a rate limit.
-    fn refused(
+    pub(super) fn refused(
         &self,
         organization: &OrganizationId,
         now: DateTime<Utc>,
@@ -250,14 +254,14 @@ impl GenerateRecords {
         GenerateError::from_register(error)
     }
 
-    async fn generate_key(&self, domain: &DomainName) -> Result<DkimKey, GenerateError> {
+    pub(super) async fn generate_key(&self, domain: &DomainName) -> Result<DkimKey, GenerateError> {
         self.keys
             .generate(domain)
             .await
             .map_err(|e| InfraError::unexpected(e).into())
     }
 
-    async fn mx_points_at_relay(&self, domain: &DomainName) -> bool {
+    pub(super) async fn mx_points_at_relay(&self, domain: &DomainName) -> bool {
         match self.dns.mx(domain).await {
             Ok(records) => {
                 let matched = records

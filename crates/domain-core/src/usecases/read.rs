@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::inbound_mx::InboundMx;
+use crate::last_check::LastCheck;
 use crate::lifecycle::{DomainStatus, KeyRecord, KeyState, Page, Paged};
 use crate::ports::InfraError;
 use crate::ports::clock::Clock;
@@ -45,6 +47,10 @@ pub struct DomainView {
     pub dkim: Vec<KeyView>,
     /// Its sender addresses, oldest first.
     pub senders: Vec<SenderRecord>,
+    /// The MX record inbound mail needs (listed with the records once inbound is on).
+    pub inbound_mx: InboundMx,
+    /// What the last check (at `last_checked_at`) found, record by record.
+    pub last_check: Option<LastCheck>,
 }
 
 /// One DKIM key with the record to publish for it.
@@ -162,6 +168,8 @@ impl ReadDomains {
         records.extend(dkim.iter().map(|k| k.record.clone()));
         records.extend(base.last().cloned());
         DomainView {
+            inbound_mx: InboundMx::new(&self.policy, &stored.name),
+            last_check: stored.last_check,
             domain: stored.name,
             inbound_enabled: stored.inbound_enabled,
             created_at: stored.created_at,

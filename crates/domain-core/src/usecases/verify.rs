@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::last_check::LastCheck;
 use crate::lifecycle::{DomainStatus, EventType, KeyState, NewEvent};
 use crate::ports::clock::Clock;
 use crate::ports::lifecycle::{CheckPlan, KeyLifecycleStore, KeyMove, KeyTarget};
@@ -279,6 +280,7 @@ pub fn plan_check(
         next_check_at: domain.next_check_at,
         key_moves,
         events,
+        last_check: None,
     }
 }
 
@@ -376,19 +378,25 @@ impl VerifyDomain {
         let mut plan = plan_check(detail, &findings, self.clock.now(), &self.policy);
         plan.next_check_at = Some(self.schedule.next_check(&plan));
         let promoted = plan.key_moves.iter().any(|m| m.to == KeyTarget::Active);
-        let applied = self.lifecycle.apply_check(&plan).await?;
-        if applied && promoted {
-            // The report speaks of the key that is active now.
-            if let (Some(check), Some(slot)) = (
-                pending_check,
-                report
+        // The report speaks of the key that is active after the check.
+        let promoted_report = match pending_check {
+            Some(check) if promoted => {
+                let mut after = report.clone();
+                if let Some(slot) = after
                     .records
                     .iter_mut()
-                    .find(|r| r.kind == RecordKind::Dkim),
-            ) {
-                *slot = check;
+                    .find(|r| r.kind == RecordKind::Dkim)
+                {
+                    *slot = check;
+                }
+                Some(after.judged())
             }
-            report = report.judged();
+            _ => None,
+        };
+        plan.last_check = Some(LastCheck::of(promoted_report.as_ref().unwrap_or(&report)));
+        let applied = self.lifecycle.apply_check(&plan).await?;
+        if applied && let Some(after) = promoted_report {
+            report = after;
         }
         tracing::info!(
             domain = %detail.domain.name,
