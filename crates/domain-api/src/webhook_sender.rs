@@ -13,7 +13,7 @@
 //!   HTTP answer is leased one delivery at a time (across instances) and sent one at
 //!   a time here, until an attempt gets an answer.
 //! - **Slots count requests.** A delivery's slot is given back as soon as its request
-//!   has its answer (or gave up); its task then waits for its attempt to be recorded,
+//!   has an HTTP answer; its task then waits for its attempt to be recorded,
 //!   and its lease is held until then, so no sender takes it again meanwhile. At most
 //!   `RECORDING_FACTOR` times `concurrency` tasks wait so: past that nothing more is
 //!   leased until the database catches up.
@@ -143,7 +143,7 @@ struct Dispatcher {
     /// request is out, so its slot is given back when the answer comes (or the task
     /// ends, even by a panic).
     owners: HashMap<tokio::task::Id, (OrganizationId, Option<WebhookId>)>,
-    /// Tasks whose request got its answer (or gave up) and now wait for their
+    /// Tasks whose request got an HTTP answer and now wait for their
     /// attempt's batch to commit: their slot is free, their lease still held.
     answered_tx: mpsc::UnboundedSender<tokio::task::Id>,
     answered: mpsc::UnboundedReceiver<tokio::task::Id>,
@@ -241,13 +241,11 @@ impl Dispatcher {
                 // and half as many again, so the next slots to free start from the
                 // backlog instead of a lease each (a lease is a transaction: on
                 // PostgreSQL a WAL flush).
-                // An organization's share is what it has in flight; what it has
-                // leased and waiting may be as much again.
                 let skip = self
                     .in_flight
                     .keys()
                     .chain(self.backlog.keys())
-                    .filter(|org| self.org_load(org) >= settings.per_organization.saturating_mul(2))
+                    .filter(|org| self.org_load(org) >= settings.per_organization)
                     .cloned()
                     .collect();
                 (
@@ -342,9 +340,13 @@ impl Dispatcher {
         let task = self.tasks.spawn(async move {
             let started = Instant::now();
             let attempted = deliver.attempt(&due).await;
-            // The slot is free once the request is done; the lease is held until the
-            // attempt's batch commits.
-            let _ = answered.send(tokio::task::id());
+            // The slot is free once the request has its answer; the lease is held until
+            // the attempt's batch commits. An attempt that got no answer keeps its slot
+            // until its failure is recorded, so the next lease sees the endpoint's
+            // health as it now is (degraded after a few: one at a time).
+            if attempted.answered() {
+                let _ = answered.send(tokio::task::id());
+            }
             let outcome = deliver.record(attempted).await;
             metrics.record_delivery(outcome.label(), started.elapsed());
             tracing::debug!(

@@ -298,6 +298,13 @@ impl Attempted {
     pub fn outcome(&self) -> DeliveryOutcome {
         self.outcome
     }
+
+    /// Whether the endpoint gave an HTTP answer (any status): an attempt without one
+    /// counts towards the endpoint's degraded health once recorded.
+    #[must_use]
+    pub fn answered(&self) -> bool {
+        self.recorded.reach == Reach::Answered
+    }
 }
 
 /// Leases due deliveries and delivers them.
