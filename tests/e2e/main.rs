@@ -28,3 +28,4 @@ mod setup_page;
 mod signing;
 mod verifier;
 mod webhooks;
+mod zone;

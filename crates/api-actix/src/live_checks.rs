@@ -164,6 +164,10 @@ impl Dns for DeadlineDns {
     async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, DnsError> {
         by_deadline(self.inner.addresses(name)).await
     }
+
+    async fn soa(&self, name: &str) -> Result<(), DnsError> {
+        by_deadline(self.inner.soa(name)).await
+    }
 }
 
 impl std::fmt::Debug for DeadlineDns {
@@ -267,6 +271,9 @@ mod tests {
             std::future::pending().await
         }
         async fn addresses(&self, _: &str) -> Result<Vec<std::net::IpAddr>, DnsError> {
+            std::future::pending().await
+        }
+        async fn soa(&self, _: &str) -> Result<(), DnsError> {
             std::future::pending().await
         }
     }

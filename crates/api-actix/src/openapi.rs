@@ -618,6 +618,8 @@ mod tests {
                     "verifiedAt",
                     "lastCheckedAt",
                     "nextCheckAt",
+                    "zone",
+                    "zoneSource",
                     "records",
                     "dkim",
                     "senders",

@@ -209,6 +209,23 @@ impl Dns for HickoryDns {
             (true, None) => Err(DnsError::NoRecords),
         }
     }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(name = name))]
+    async fn soa(&self, name: &str) -> Result<(), DnsError> {
+        let name = fqdn(name)?;
+        let lookup = self.lookup(name.clone(), RecordType::SOA).await?;
+        // Only an SOA owned by the name itself makes it an apex; a negative answer's
+        // authority SOA (the enclosing zone's) never reaches `answers`.
+        let apex = lookup
+            .answers()
+            .iter()
+            .any(|record| matches!(record.data, RData::SOA(_)) && record.name == name);
+        if apex {
+            Ok(())
+        } else {
+            Err(DnsError::NoRecords)
+        }
+    }
 }
 
 /// The resolver options: no cache, no hosts file, few retries, case preserved.

@@ -5,8 +5,8 @@
 //! Answers, for a query of type T at name N (case-insensitive):
 //! - N marked [`TestDnsServer::set_blackhole`]: no answer at all, over UDP or TCP;
 //! - N marked [`TestDnsServer::set_servfail`]: SERVFAIL;
-//! - N has records of type T: NOERROR with them (MX, TXT, A and AAAA, TTL 0, in the
-//!   order added);
+//! - N has records of type T: NOERROR with them (MX, TXT, A, AAAA and SOA, TTL 0, in
+//!   the order added);
 //! - N has other records, or is an empty non-terminal (a name below it has records):
 //!   NOERROR with an empty answer (NODATA);
 //! - otherwise: NXDOMAIN.
@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread;
 
 use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{MX, TXT};
+use hickory_resolver::proto::rr::rdata::{MX, SOA, TXT};
 use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -287,6 +287,23 @@ impl TestDnsServer {
             .entry(name, |entry| entry.addresses.push(address));
     }
 
+    /// Makes `name` a zone apex: an SOA record there (`ns1.<name>.`,
+    /// `hostmaster.<name>.`, serial 1).
+    ///
+    /// # Panics
+    /// When `name` is not a valid domain name.
+    pub fn add_soa(&self, name: &str) {
+        let mut apex = parse_name(name);
+        apex.set_fqdn(true);
+        let under = |label: &str| {
+            Name::from_ascii(label)
+                .and_then(|l| l.append_domain(&apex))
+                .unwrap_or_else(|e| panic!("{name:?} cannot hold {label}: {e}"))
+        };
+        let soa = SOA::new(under("ns1"), under("hostmaster"), 1, 3600, 600, 86400, 0);
+        self.shared.entry(name, |entry| entry.soa = Some(soa));
+    }
+
     /// Answers every query at `name` with SERVFAIL until [`TestDnsServer::clear`].
     ///
     /// # Panics
@@ -343,6 +360,7 @@ struct Entry {
     mx: Vec<(u16, Name)>,
     txt: Vec<Vec<Vec<u8>>>,
     addresses: Vec<std::net::IpAddr>,
+    soa: Option<SOA>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -414,6 +432,9 @@ impl Shared {
                     std::net::IpAddr::V4(_) => None,
                 })
                 .collect(),
+            (Behaviour::Answer, RecordType::SOA) => {
+                entry.soa.iter().cloned().map(RData::SOA).collect()
+            }
             (Behaviour::Answer, _) => Vec::new(),
         };
         // The owner name echoes the query's spelling, as authoritative servers do.

@@ -391,7 +391,8 @@ pub fn build_state(
     };
     let policy = Arc::new(
         RecordPolicy::new(config.spf_ips.clone(), &config.inbound_mx_hosts)
-            .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?,
+            .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?
+            .with_ttl(config.record_ttl),
     );
     let clock: Arc<dyn Clock> = match &config.test_clock_file {
         None => Arc::new(SystemClock),

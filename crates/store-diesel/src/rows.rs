@@ -26,6 +26,7 @@ pub(crate) struct DomainRow {
     pub last_checked_at: Option<DateTime<Utc>>,
     pub next_check_at: Option<DateTime<Utc>>,
     pub failed_checks: i32,
+    pub zone: Option<String>,
 }
 
 /// `domains` joined with the domain's active key: every read of a domain goes
@@ -56,6 +57,7 @@ macro_rules! domain_columns {
             domains::last_checked_at,
             domains::next_check_at,
             domains::failed_checks,
+            domains::zone,
         )
     };
 }
@@ -79,6 +81,7 @@ impl DomainRow {
         })?;
         let failed_checks = u32::try_from(self.failed_checks)
             .map_err(|_| DbError::Corrupt(format!("failed_checks of {}", self.name)))?;
+        let zone = self.zone.as_deref().map(domain_name).transpose()?;
         Ok(StoredDomain {
             selector: selector(self.selector, &self.name)?,
             name,
@@ -91,6 +94,7 @@ impl DomainRow {
             last_checked_at: self.last_checked_at,
             next_check_at: self.next_check_at,
             failed_checks,
+            zone,
         })
     }
 }

@@ -58,6 +58,7 @@ macro_rules! tables {
                 next_check_at -> Nullable<Moment>,
                 check_lease_until -> Nullable<Moment>,
                 failed_checks -> Integer,
+                zone -> Nullable<Text>,
             }
         }
 

@@ -107,6 +107,7 @@ async fn due_domains_are_leased_once_until_the_lease_runs_out_or_a_check_lands()
                 next_check_at: Some(now + Duration::seconds(1)),
                 key_moves: Vec::new(),
                 events: Vec::new(),
+                zone: None,
             })
             .await
             .unwrap();

@@ -58,6 +58,14 @@ impl Dns for MeteredDns {
             .record_dns("A/AAAA", outcome(&result), started.elapsed());
         result
     }
+
+    async fn soa(&self, name: &str) -> Result<(), DnsError> {
+        let started = Instant::now();
+        let result = self.inner.soa(name).await;
+        self.metrics
+            .record_dns("SOA", outcome(&result), started.elapsed());
+        result
+    }
 }
 
 impl std::fmt::Debug for MeteredDns {

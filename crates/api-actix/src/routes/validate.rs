@@ -20,6 +20,12 @@ pub struct RecordCheckJson {
     #[serde(rename = "type")]
     kind: &'static str,
     name: String,
+    /// `name` relative to the report's `zone` (`@` for the zone's own name).
+    host: String,
+    /// The DNS zone to publish the record in.
+    zone: String,
+    /// Seconds to live to publish it with.
+    ttl: u32,
     expected: String,
     found: Vec<String>,
     status: &'static str,
@@ -61,6 +67,14 @@ pub struct InboundJson {
 pub struct ReportJson {
     domain: String,
     verified: bool,
+    /// The DNS zone the records go into: the closest enclosing zone cut, by SOA
+    /// lookup (at this check, or the last one that found it), else the registrable
+    /// domain.
+    zone: String,
+    /// `soa` or `registrable`, as on the domain detail.
+    #[serde(rename = "zoneSource")]
+    #[schema(value_type = crate::wire::ZoneSource)]
+    zone_source: &'static str,
     records: Vec<RecordCheckJson>,
     inbound: InboundJson,
 }
@@ -78,9 +92,12 @@ impl From<ValidationReport> for ReportJson {
             status: inbound_status,
             reason,
         } = report.inbound;
+        let zone = report.zone.name().as_ascii().to_owned();
+        let ttl = report.ttl;
         Self {
             domain: report.domain,
             verified: report.verified,
+            zone_source: report.zone.source().as_str(),
             records: report
                 .records
                 .into_iter()
@@ -88,6 +105,7 @@ impl From<ValidationReport> for ReportJson {
                     |RecordCheck {
                          kind,
                          name,
+                         host,
                          expected,
                          found,
                          status: s,
@@ -107,6 +125,9 @@ impl From<ValidationReport> for ReportJson {
                         RecordCheckJson {
                             kind: kind.as_str(),
                             name,
+                            host,
+                            zone: zone.clone(),
+                            ttl,
                             expected,
                             found,
                             status: status(s),
@@ -120,6 +141,7 @@ impl From<ValidationReport> for ReportJson {
                     },
                 )
                 .collect(),
+            zone,
             inbound: InboundJson {
                 enabled,
                 mx_ready,

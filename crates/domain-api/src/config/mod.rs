@@ -90,6 +90,9 @@ pub struct Config {
     pub master_key: MasterKeySource,
     pub spf_ips: Vec<IpAddr>,
     pub inbound_mx_hosts: Vec<String>,
+    /// The TTL of every record to publish, in seconds (`DOMAIN_API_RECORD_TTL`,
+    /// default 3600).
+    pub record_ttl: u32,
     pub dns_servers: Option<Vec<SocketAddr>>,
     pub dns_timeout: Duration,
     pub db_pool_size: usize,
@@ -238,6 +241,7 @@ impl Config {
                 .transpose()?,
             master_key,
             spf_ips: records.spf_ips()?,
+            record_ttl: count(&records.record_ttl, "DOMAIN_API_RECORD_TTL", 1..=604_800)?,
             dns_servers: given(records.dns_servers.as_ref())
                 .map(|v| {
                     list_of(v, "DOMAIN_API_DNS_SERVERS", |s| {

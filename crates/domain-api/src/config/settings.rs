@@ -174,6 +174,15 @@ pub struct RecordsArgs {
         value_name = "HOSTS"
     )]
     pub inbound_mx_hosts: String,
+    /// TTL, in seconds, of every record to publish (detail, Setup page, zone file;
+    /// 1 to 604800).
+    #[arg(
+        long,
+        env = "DOMAIN_API_RECORD_TTL",
+        default_value = "3600",
+        value_name = "SECONDS"
+    )]
+    pub record_ttl: String,
     /// Comma list of ip:port nameservers. Default: the system resolver.
     #[arg(long, env = "DOMAIN_API_DNS_SERVERS", value_name = "SERVERS")]
     pub dns_servers: Option<String>,

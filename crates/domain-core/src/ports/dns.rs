@@ -50,6 +50,14 @@ pub trait Dns: Send + Sync {
     /// # Errors
     /// [`DnsError`]; a name with neither is [`DnsError::NoRecords`].
     async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, DnsError>;
+
+    /// Whether `name` is a zone apex: `Ok` when an SOA record is published at `name`
+    /// itself (not merely in the authority section of a negative answer).
+    ///
+    /// # Errors
+    /// [`DnsError`]; a name inside a zone but not its apex is
+    /// [`DnsError::NoRecords`] (or [`DnsError::NxDomain`] when it does not exist).
+    async fn soa(&self, name: &str) -> Result<(), DnsError>;
 }
 
 /// Why a lookup returned no records: a name or type with nothing published is kept

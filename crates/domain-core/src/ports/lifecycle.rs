@@ -55,6 +55,9 @@ pub struct CheckPlan {
     pub key_moves: Vec<KeyMove>,
     /// Events to record with the change.
     pub events: Vec<NewEvent>,
+    /// The zone the check found the domain in; `None` leaves the stored one as it is
+    /// (the lookup failed, or found none).
+    pub zone: Option<DomainName>,
 }
 
 /// Why a rotation did not start.

@@ -36,6 +36,9 @@ pub struct StoredDomain {
     pub next_check_at: Option<DateTime<Utc>>,
     /// Checks in a row that found a record missing or wrong.
     pub failed_checks: u32,
+    /// The zone a check's SOA lookup last found the domain in ([`crate::find_zone`]);
+    /// `None` until one did. [`crate::Zone::of`] makes it the zone of the records.
+    pub zone: Option<DomainName>,
 }
 
 impl StoredDomain {
@@ -61,6 +64,7 @@ impl StoredDomain {
             last_checked_at: None,
             next_check_at: None,
             failed_checks: 0,
+            zone: None,
         }
     }
 }

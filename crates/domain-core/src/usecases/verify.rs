@@ -17,7 +17,7 @@ use crate::ports::store::DomainDetail;
 use crate::usecases::validate::{
     CheckStatus, RecordKind, ValidateDomain, ValidateError, ValidationReport,
 };
-use crate::{DomainName, OrganizationId};
+use crate::{DomainName, OrganizationId, ZoneSource};
 
 /// How long keys stay in each late state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +279,7 @@ pub fn plan_check(
         next_check_at: domain.next_check_at,
         key_moves,
         events,
+        zone: None,
     }
 }
 
@@ -375,6 +376,11 @@ impl VerifyDomain {
         };
         let mut plan = plan_check(detail, &findings, self.clock.now(), &self.policy);
         plan.next_check_at = Some(self.schedule.next_check(&plan));
+        // A zone found that is not the one stored is kept for the records the detail
+        // lists (nothing is written while it stays the same).
+        plan.zone = (report.zone.source() == ZoneSource::Soa)
+            .then(|| report.zone.name().clone())
+            .filter(|found| detail.domain.zone.as_ref() != Some(found));
         let promoted = plan.key_moves.iter().any(|m| m.to == KeyTarget::Active);
         let applied = self.lifecycle.apply_check(&plan).await?;
         if applied && promoted {

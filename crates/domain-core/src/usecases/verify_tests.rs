@@ -296,6 +296,7 @@ mod schedule {
             next_check_at: None,
             key_moves: Vec::new(),
             events: Vec::new(),
+            zone: None,
         }
     }
 

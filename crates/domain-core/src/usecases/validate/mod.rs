@@ -24,7 +24,7 @@ use crate::lifecycle::KeyRecord;
 use crate::ports::InfraError;
 use crate::ports::dns::{Dns, DnsError, TxtRecord};
 use crate::ports::store::{DomainDetail, DomainStore, StoredDomain};
-use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
+use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet, Zone, find_zone};
 pub use changeset::{ChangeAction, ChangeSet, MAX_SPF_LOOKUPS, merge_spf};
 use verdict::{Verdict, txt_failure};
 
@@ -52,11 +52,15 @@ pub enum ValidateError {
 }
 
 impl ValidationReport {
-    /// `verified` recomputed from the records and inbound.
+    /// `verified` recomputed from the records and inbound, and each record's host
+    /// from the zone.
     #[must_use]
     pub(crate) fn judged(mut self) -> Self {
         self.verified = self.records.iter().all(|c| c.status == CheckStatus::Ok)
             && (!self.inbound.enabled || self.inbound.status == CheckStatus::Ok);
+        for check in &mut self.records {
+            check.host = self.zone.host(&check.name);
+        }
         self
     }
 }
@@ -68,6 +72,11 @@ pub struct ValidationReport {
     pub domain: String,
     /// SPF, DKIM and DMARC are all ok, and so is inbound when it is enabled.
     pub verified: bool,
+    /// The zone the records belong in: the one this check's SOA lookup found, else
+    /// the one an earlier check found, else the registrable domain.
+    pub zone: Zone,
+    /// The TTL to publish each record with, in seconds.
+    pub ttl: u32,
     /// SPF, DKIM and DMARC, in that order.
     pub records: Vec<RecordCheck>,
     /// The MX check, judged only when inbound is enabled.
@@ -104,6 +113,8 @@ pub struct RecordCheck {
     pub kind: RecordKind,
     /// The fully-qualified name queried, e.g. `s1._domainkey.example.com`.
     pub name: String,
+    /// `name` relative to the report's zone, e.g. `s1._domainkey.mail`.
+    pub host: String,
     /// The value the customer should publish there.
     pub expected: String,
     /// Each TXT record found, its strings joined.
@@ -205,21 +216,26 @@ impl ValidateDomain {
         );
 
         // The lookups are independent: the slowest one, not their sum, bounds the call.
-        let ((spf, dkim), (dmarc, inbound)) = join(
+        let (((spf, dkim), (dmarc, inbound)), found) = join(
             join(
-                self.check_spf(&stored.name, &expected.spf),
-                self.check_dkim(stored, &expected),
+                join(
+                    self.check_spf(&stored.name, &expected.spf),
+                    self.check_dkim(stored, &expected),
+                ),
+                join(
+                    self.check_dmarc(&stored.name, &expected.dmarc),
+                    self.check_inbound(stored),
+                ),
             ),
-            join(
-                self.check_dmarc(&stored.name, &expected.dmarc),
-                self.check_inbound(stored),
-            ),
+            find_zone(self.dns.as_ref(), &stored.name),
         )
         .await;
 
         let report = ValidationReport {
             domain: stored.name.as_ascii().to_owned(),
             verified: false,
+            zone: Zone::of(&stored.name, found.as_ref().or(stored.zone.as_ref())),
+            ttl: self.policy.ttl(),
             records: vec![spf, dkim, dmarc],
             inbound,
         }
@@ -289,6 +305,8 @@ impl RecordCheck {
         Self {
             kind,
             name: name.to_owned(),
+            // Relative to the report's zone once the report is judged.
+            host: name.to_owned(),
             expected: expected.to_owned(),
             found,
             status: verdict.status,
@@ -327,7 +345,7 @@ async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
 }
 
 /// Polls every future until all finish; the outputs in the futures' order.
-async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     poll_fn(move |cx| {
