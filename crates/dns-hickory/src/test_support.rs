@@ -173,6 +173,40 @@ impl TestDnsServer {
     /// # Errors
     /// When the thread or its runtime cannot be created, or no port can be bound.
     pub fn try_start_in_thread() -> io::Result<Self> {
+        Self::try_start_in_thread_at(None)
+    }
+
+    /// Servers on each of `ips` (loopback addresses such as 127.0.0.2, 127.0.0.3),
+    /// all on one port, each on a thread of its own: the authoritative nameservers of
+    /// a zone, whose NS addresses carry no port (the service under test is told the
+    /// port). Their tables are separate, so one can lag behind the others.
+    ///
+    /// # Panics
+    /// When no port is free on every address.
+    #[must_use]
+    pub fn start_in_thread_on_each(ips: &[std::net::IpAddr]) -> Vec<Self> {
+        for _ in 0..BIND_ATTEMPTS {
+            let Some((first, rest)) = ips.split_first() else {
+                return Vec::new();
+            };
+            let Ok(server) = Self::try_start_in_thread_at(Some(SocketAddr::new(*first, 0))) else {
+                continue;
+            };
+            let port = server.addr().port();
+            let others: io::Result<Vec<Self>> = rest
+                .iter()
+                .map(|ip| Self::try_start_in_thread_at(Some(SocketAddr::new(*ip, port))))
+                .collect();
+            if let Ok(others) = others {
+                let mut all = vec![server];
+                all.extend(others);
+                return all;
+            }
+        }
+        panic!("no port is free on every one of {ips:?}");
+    }
+
+    fn try_start_in_thread_at(at: Option<SocketAddr>) -> io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let serving = Arc::clone(&shared);
         let (ready, bound) = mpsc::channel::<io::Result<SocketAddr>>();
@@ -191,7 +225,11 @@ impl TestDnsServer {
                     }
                 };
                 runtime.block_on(async move {
-                    let (udp, tcp) = match bind_pair().await {
+                    let bound = match at {
+                        None => bind_pair().await,
+                        Some(addr) => bind_pair_at(addr).await,
+                    };
+                    let (udp, tcp) = match bound {
                         Ok(pair) => pair,
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -304,6 +342,16 @@ impl TestDnsServer {
         self.shared.entry(name, |entry| entry.soa = Some(soa));
     }
 
+    /// Adds an NS record at `zone` naming `host` (made absolute).
+    ///
+    /// # Panics
+    /// When `zone` or `host` is not a valid domain name.
+    pub fn add_ns(&self, zone: &str, host: &str) {
+        let mut host = parse_name(host);
+        host.set_fqdn(true);
+        self.shared.entry(zone, |entry| entry.ns.push(host));
+    }
+
     /// Answers every query at `name` with SERVFAIL until [`TestDnsServer::clear`].
     ///
     /// # Panics
@@ -361,6 +409,7 @@ struct Entry {
     txt: Vec<Vec<Vec<u8>>>,
     addresses: Vec<std::net::IpAddr>,
     soa: Option<SOA>,
+    ns: Vec<Name>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -432,6 +481,11 @@ impl Shared {
                     std::net::IpAddr::V4(_) => None,
                 })
                 .collect(),
+            (Behaviour::Answer, RecordType::NS) => entry
+                .ns
+                .iter()
+                .map(|host| RData::NS(hickory_resolver::proto::rr::rdata::NS(host.clone())))
+                .collect(),
             (Behaviour::Answer, RecordType::SOA) => {
                 entry.soa.iter().cloned().map(RData::SOA).collect()
             }
@@ -493,6 +547,20 @@ fn respond(shared: &Shared, request: &[u8], transport: Transport) -> Option<Vec<
         return response.to_vec().ok();
     }
     Some(bytes)
+}
+
+/// A UDP socket and a TCP listener on `addr`; with port 0, on one port free for both.
+async fn bind_pair_at(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+    let mut last_error = io::Error::new(io::ErrorKind::AddrInUse, "no port tried");
+    for _ in 0..BIND_ATTEMPTS {
+        let udp = UdpSocket::bind(addr).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last_error = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error)
 }
 
 /// A UDP socket and a TCP listener on the same 127.0.0.1 port.

@@ -377,6 +377,7 @@ pub fn build_state(
     let dns = HickoryDns::new(&DnsConfig {
         servers: config.dns_servers.clone(),
         timeout: config.dns_timeout,
+        nameserver_port: config.test_nameserver_port.unwrap_or(53),
     })
     .context("Failed to set up the DNS resolver (DOMAIN_API_DNS_SERVERS)")?;
     let metrics = Arc::new(Metrics::default());

@@ -2,7 +2,9 @@
 //! for the dashboard, authenticated by an HS256 JWT.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain_core::usecases::validate::{CheckStatus, InboundCheck, RecordCheck, ValidationReport};
+use domain_core::usecases::validate::{
+    CheckStatus, InboundCheck, RecordCheck, Tally, ValidationReport,
+};
 use serde::Serialize;
 
 use crate::AppState;
@@ -48,6 +50,38 @@ pub struct RecordCheckJson {
     /// A sentence when the suggested value needs attention.
     #[serde(skip_serializing_if = "Option::is_none")]
     warning: Option<String>,
+    /// How the record stands at each of the zone's authoritative nameservers, asked
+    /// directly; absent when none could be found (the resolver was asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nameservers: Option<NameserversJson>,
+}
+
+/// A record at the zone's authoritative nameservers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = NameserverTally)]
+pub struct NameserversJson {
+    /// `published on k of n nameservers`.
+    summary: String,
+    /// Nameservers (addresses) serving the record as it should be.
+    published: usize,
+    /// Nameservers (addresses) asked.
+    total: usize,
+    /// Those that answered without it (a lagging secondary): `host (address)`.
+    lagging: Vec<String>,
+    /// Those that did not answer (timeout, SERVFAIL, REFUSED, not authoritative).
+    unanswered: Vec<String>,
+}
+
+impl From<Tally> for NameserversJson {
+    fn from(tally: Tally) -> Self {
+        Self {
+            summary: tally.summary(),
+            published: tally.published,
+            total: tally.total,
+            lagging: tally.lagging,
+            unanswered: tally.unanswered,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -111,6 +145,7 @@ impl From<ValidationReport> for ReportJson {
                          status: s,
                          reason,
                          change,
+                         nameservers,
                      }| {
                         let (existing, action, suggested_value, lookups, warning) = match change {
                             Some(c) => (
@@ -137,6 +172,7 @@ impl From<ValidationReport> for ReportJson {
                             suggested_value,
                             lookups,
                             warning,
+                            nameservers: nameservers.map(NameserversJson::from),
                         }
                     },
                 )

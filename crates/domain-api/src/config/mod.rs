@@ -119,6 +119,9 @@ pub struct Config {
     /// service's clock runs ahead of the system's, read at each reading of the
     /// clock, so an end-to-end test moves time on instead of sleeping.
     pub test_clock_file: Option<PathBuf>,
+    /// Tests only (`DOMAIN_API_TEST_NAMESERVER_PORT`): the port authoritative
+    /// nameservers are asked on instead of 53.
+    pub test_nameserver_port: Option<u16>,
     /// When domains are checked (`DOMAIN_API_VERIFY_SCHEDULE`,
     /// `DOMAIN_API_VERIFY_INTERVAL`).
     pub verify_schedule: VerifySchedule,
@@ -291,6 +294,9 @@ impl Config {
             ownership: ownership.ownership(&inbound_mx_hosts)?,
             claim_ttl: std_duration(&ownership.claim_ttl, "DOMAIN_API_CLAIM_TTL")?,
             test_clock_file: given(server.test_clock_file.as_ref()).map(PathBuf::from),
+            test_nameserver_port: given(server.test_nameserver_port.as_ref())
+                .map(|v| count(v, "DOMAIN_API_TEST_NAMESERVER_PORT", 1..=65_535))
+                .transpose()?,
             verify_schedule: verifier.schedule()?,
             verifier: verifier.settings()?,
             dkim_keys: KeyPolicy {

@@ -87,6 +87,10 @@ pub struct ServerArgs {
     /// Tests only: a file holding whole seconds the service's clock runs ahead.
     #[arg(long, env = "DOMAIN_API_TEST_CLOCK_FILE", hide = true)]
     pub test_clock_file: Option<String>,
+    /// Tests only: the port authoritative nameservers are asked on (NS addresses
+    /// carry none; default 53).
+    #[arg(long, env = "DOMAIN_API_TEST_NAMESERVER_PORT", hide = true)]
+    pub test_nameserver_port: Option<String>,
 }
 
 /// The database, its pool, and the master key that seals the DKIM keys.

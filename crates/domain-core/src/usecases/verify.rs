@@ -358,7 +358,11 @@ impl VerifyDomain {
         let mut report = self.validate.report(&detail.domain).await;
         let pending = detail.keys.iter().find(|k| k.state == KeyState::Pending);
         let pending_check = match pending {
-            Some(key) => Some(self.validate.check_key(&detail.domain, key).await),
+            Some(key) => Some(
+                self.validate
+                    .check_key(&detail.domain, key, &report.servers)
+                    .await,
+            ),
             None => None,
         };
         let finding = |kind: RecordKind| {

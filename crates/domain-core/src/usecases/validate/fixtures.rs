@@ -130,6 +130,9 @@ impl CustomerZone {
 
     pub(super) fn into_dns(self) -> MockDns {
         let mut dns = MockDns::new();
+        // No nameserver found: the records are asked of the resolver.
+        dns.expect_nameservers()
+            .returning(|_| Err(DnsError::NoRecords));
         // `example.com` is the zone apex.
         dns.expect_soa().returning(|name| {
             if name == DOMAIN {

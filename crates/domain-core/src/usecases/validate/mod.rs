@@ -7,6 +7,7 @@
 //! `dkim` (RFC 6376), `dmarc` (RFC 7489) and `inbound` (MX); `cidr` matches the
 //! `ip4:`/`ip6:` networks SPF names, and `verdict` holds what the checks share.
 
+mod authoritative;
 mod changeset;
 mod cidr;
 mod dkim;
@@ -25,6 +26,7 @@ use crate::ports::InfraError;
 use crate::ports::dns::{Dns, DnsError, TxtRecord};
 use crate::ports::store::{DomainDetail, DomainStore, StoredDomain};
 use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet, Zone, find_zone};
+pub use authoritative::{MAX_NAMESERVERS, Server, Tally};
 pub use changeset::{ChangeAction, ChangeSet, MAX_SPF_LOOKUPS, merge_spf};
 use verdict::{Verdict, txt_failure};
 
@@ -34,6 +36,8 @@ pub struct ValidateDomain {
     store: Arc<dyn DomainStore>,
     dns: Arc<dyn Dns>,
     policy: Arc<RecordPolicy>,
+    /// The nameserver every TXT lookup asks directly; `None`: the resolver.
+    at: Option<std::net::IpAddr>,
 }
 
 /// Why no report was produced.
@@ -77,6 +81,9 @@ pub struct ValidationReport {
     pub zone: Zone,
     /// The TTL to publish each record with, in seconds.
     pub ttl: u32,
+    /// The zone's authoritative nameservers the records were checked at; empty when
+    /// none could be found (the resolver was asked).
+    pub servers: Vec<Server>,
     /// SPF, DKIM and DMARC, in that order.
     pub records: Vec<RecordCheck>,
     /// The MX check, judged only when inbound is enabled.
@@ -126,6 +133,9 @@ pub struct RecordCheck {
     /// SPF and DMARC: what is there now and the one value to publish; `None` for DKIM
     /// and when the lookup failed.
     pub change: Option<ChangeSet>,
+    /// How the record stands at each of the zone's nameservers; `None` when the
+    /// resolver was asked instead.
+    pub nameservers: Option<Tally>,
 }
 
 /// The outcome of one check.
@@ -173,7 +183,12 @@ impl ValidateDomain {
     /// Builds the use case over its ports and the policy that says what to expect.
     #[must_use]
     pub fn new(store: Arc<dyn DomainStore>, dns: Arc<dyn Dns>, policy: Arc<RecordPolicy>) -> Self {
-        Self { store, dns, policy }
+        Self {
+            store,
+            dns,
+            policy,
+            at: None,
+        }
     }
 
     /// Checks the organization's `domain` (raw user input) against live DNS.
@@ -207,6 +222,8 @@ impl ValidateDomain {
     }
 
     /// The live report for a stored domain: SPF, its active key, DMARC, inbound.
+    /// First the zone (SOA lookups), then its nameservers (NS lookups): the TXT
+    /// records are asked at each of them; MX through the resolver.
     pub(crate) async fn report(&self, stored: &StoredDomain) -> ValidationReport {
         let expected = RecordSet::render(
             &self.policy,
@@ -214,28 +231,34 @@ impl ValidateDomain {
             &stored.selector,
             &stored.public_key,
         );
+        let expected = &expected;
+        let found = find_zone(self.dns.as_ref(), &stored.name).await;
+        let zone = Zone::of(&stored.name, found.as_ref().or(stored.zone.as_ref()));
 
         // The lookups are independent: the slowest one, not their sum, bounds the call.
-        let (((spf, dkim), (dmarc, inbound)), found) = join(
+        let (servers, inbound) = join(self.servers(&zone), self.check_inbound(stored)).await;
+        let ((spf, dkim), dmarc) = join(
             join(
-                join(
-                    self.check_spf(&stored.name, &expected.spf),
-                    self.check_dkim(stored, &expected),
-                ),
-                join(
-                    self.check_dmarc(&stored.name, &expected.dmarc),
-                    self.check_inbound(stored),
+                self.at_each(&servers, |v| async move {
+                    v.check_spf(&stored.name, &expected.spf).await
+                }),
+                self.at_each(
+                    &servers,
+                    |v| async move { v.check_dkim(stored, expected).await },
                 ),
             ),
-            find_zone(self.dns.as_ref(), &stored.name),
+            self.at_each(&servers, |v| async move {
+                v.check_dmarc(&stored.name, &expected.dmarc).await
+            }),
         )
         .await;
 
         let report = ValidationReport {
             domain: stored.name.as_ascii().to_owned(),
             verified: false,
-            zone: Zone::of(&stored.name, found.as_ref().or(stored.zone.as_ref())),
+            zone,
             ttl: self.policy.ttl(),
+            servers,
             records: vec![spf, dkim, dmarc],
             inbound,
         }
@@ -244,8 +267,14 @@ impl ValidateDomain {
         report
     }
 
-    /// The live check of one key's record, as if it were the active key.
-    pub(crate) async fn check_key(&self, stored: &StoredDomain, key: &KeyRecord) -> RecordCheck {
+    /// The live check of one key's record, as if it were the active key, at
+    /// `servers` (the resolver when there are none).
+    pub(crate) async fn check_key(
+        &self,
+        stored: &StoredDomain,
+        key: &KeyRecord,
+        servers: &[Server],
+    ) -> RecordCheck {
         let mut as_active = stored.clone();
         as_active.selector = key.selector.clone();
         as_active.public_key = key.public_key.clone();
@@ -255,12 +284,19 @@ impl ValidateDomain {
             &as_active.selector,
             &as_active.public_key,
         );
-        self.check_dkim(&as_active, &expected).await
+        let (as_active, expected) = (&as_active, &expected);
+        self.at_each(servers, |v| async move {
+            v.check_dkim(as_active, expected).await
+        })
+        .await
     }
 
     /// The TXT records at `name`, joined; an empty answer counts as no records.
     async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
-        let records = self.dns.txt(name).await?;
+        let records = match self.at {
+            Some(server) => self.dns.txt_at(server, name).await?,
+            None => self.dns.txt(name).await?,
+        };
         if records.is_empty() {
             return Err(DnsError::NoRecords);
         }
@@ -312,6 +348,7 @@ impl RecordCheck {
             status: verdict.status,
             reason: verdict.reason,
             change: None,
+            nameservers: None,
         }
     }
 }

@@ -111,6 +111,8 @@ async fn looks_up_an_internationalised_domain_by_its_a_label() {
     dns.expect_mx()
         .times(1)
         .returning(|_| Err(DnsError::NoRecords));
+    dns.expect_nameservers()
+        .returning(|_| Err(DnsError::NoRecords));
     dns.expect_soa()
         .with(eq(idn))
         .times(1)
@@ -140,6 +142,8 @@ async fn records_are_placed_in_the_zone_the_soa_lookup_finds() {
     let mut dns = MockDns::new();
     dns.expect_txt().returning(|_| Err(DnsError::NoRecords));
     dns.expect_mx().returning(|_| Err(DnsError::NoRecords));
+    dns.expect_nameservers()
+        .returning(|_| Err(DnsError::NoRecords));
     // A zone of its own: hosts relative to the sender domain.
     dns.expect_soa()
         .with(eq(sub))
@@ -169,6 +173,8 @@ async fn a_failed_soa_lookup_falls_back_to_the_registrable_domain() {
     let mut dns = MockDns::new();
     dns.expect_txt().returning(|_| Err(DnsError::NoRecords));
     dns.expect_mx().returning(|_| Err(DnsError::NoRecords));
+    dns.expect_nameservers()
+        .returning(|_| Err(DnsError::NoRecords));
     dns.expect_soa().returning(|_| Err(DnsError::ServFail));
 
     let report = use_case(store, dns).execute(&org(), sub).await.unwrap();
