@@ -160,7 +160,10 @@ async fn the_read_api_lists_and_describes_only_the_orgs_own_domains() {
     let published = view["records"].as_array().unwrap();
     let (dkim_name, dkim_value) = records.as_object().unwrap().iter().nth(1).unwrap();
     assert_eq!(published[0]["type"], "TXT");
-    assert_eq!(published[0]["host"], "@");
+    // Before any check found the zone, hosts are relative to the registrable domain.
+    assert_eq!(view["zone"], "example.com");
+    assert_eq!(view["zoneSource"], "registrable");
+    assert_eq!(published[0]["host"], "mail");
     assert_eq!(published[0]["value"], records["SPF"]);
     assert_eq!(&published[1]["name"], dkim_name);
     assert_eq!(&published[1]["value"], dkim_value);
@@ -172,7 +175,7 @@ async fn the_read_api_lists_and_describes_only_the_orgs_own_domains() {
         .collect();
     assert!(strings.len() >= 2 && strings.iter().all(|s| s.len() <= 255));
     assert_eq!(strings.concat(), dkim_value.as_str().unwrap());
-    assert_eq!(published[2]["host"], "_dmarc");
+    assert_eq!(published[2]["host"], "_dmarc.mail");
     assert_eq!(published[2]["name"], "_dmarc.mail.example.com");
     let senders = view["senders"].as_array().unwrap();
     assert_eq!(senders.len(), 2);

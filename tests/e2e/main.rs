@@ -2,6 +2,7 @@
 //! and on PostgreSQL when `DOMAIN_API_TEST_POSTGRES_URL` is set.
 #![expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod authoritative;
 mod availability;
 mod backup;
 mod browser;
@@ -30,3 +31,4 @@ mod setup_truths;
 mod signing;
 mod verifier;
 mod webhooks;
+mod zone;

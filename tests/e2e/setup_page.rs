@@ -837,3 +837,67 @@ async fn the_page_and_its_assets_carry_the_security_headers_and_framing_follows_
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_names_the_zone_the_hosts_are_relative_to() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let s = setup(BackendKind::Sqlite).await;
+    let domain = "mail.gworkspace.example";
+    s.dns.add_soa("gworkspace.example");
+    let generated = s.generate(domain);
+    let selector = generated
+        .as_object()
+        .unwrap()
+        .keys()
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let zone_line = "return document.getElementById('records-zone').textContent;";
+
+    browser.goto(&s.page(domain));
+    wait_loaded(&browser);
+    let hosts: Vec<Value> = rows(&browser).iter().map(|r| r["host"].clone()).collect();
+    assert_eq!(
+        hosts,
+        [
+            json!("mail"),
+            json!(format!("{selector}._domainkey.mail")),
+            json!("_dmarc.mail")
+        ]
+    );
+    let before = browser.run(zone_line, &[]);
+    let before = before.as_str().unwrap();
+    assert!(
+        before.contains("in the zone gworkspace.example"),
+        "{before}"
+    );
+    assert!(
+        before.contains("not been confirmed by a DNS lookup"),
+        "{before}"
+    );
+    let ttl = browser.run(
+        "return [...document.querySelectorAll('#records code.ttl')].map(c => c.textContent);",
+        &[],
+    );
+    assert_eq!(ttl, json!(["3600", "3600", "3600"]));
+
+    // "Check now" finds the SOA: the zone is confirmed.
+    browser.click("#check");
+    browser.wait_for(
+        "the check",
+        "return !document.getElementById('check-summary').hidden;",
+        &[],
+    );
+    wait_idle(&browser);
+    let after = browser.run(zone_line, &[]);
+    let after = after.as_str().unwrap();
+    assert!(after.contains("in the zone gworkspace.example"), "{after}");
+    assert!(!after.contains("not been confirmed"), "{after}");
+    assert_accessible(&browser, "with the zone named");
+    assert_no_console_errors(&browser, |_| false);
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use domain_core::ownership::retry_after;
-use domain_core::ports::dns::{Dns, DnsError, MxRecord, TxtRecord};
+use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord};
 use domain_core::{DomainName, OrganizationId};
 
 /// The window the budget counts over.
@@ -164,6 +164,22 @@ impl Dns for DeadlineDns {
     async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, DnsError> {
         by_deadline(self.inner.addresses(name)).await
     }
+
+    async fn soa(&self, name: &str) -> Result<(), DnsError> {
+        by_deadline(self.inner.soa(name)).await
+    }
+
+    async fn nameservers(&self, zone: &str) -> Result<Vec<Nameserver>, DnsError> {
+        by_deadline(self.inner.nameservers(zone)).await
+    }
+
+    async fn txt_at(
+        &self,
+        server: std::net::IpAddr,
+        name: &str,
+    ) -> Result<Vec<TxtRecord>, DnsError> {
+        by_deadline(self.inner.txt_at(server, name)).await
+    }
 }
 
 impl std::fmt::Debug for DeadlineDns {
@@ -267,6 +283,15 @@ mod tests {
             std::future::pending().await
         }
         async fn addresses(&self, _: &str) -> Result<Vec<std::net::IpAddr>, DnsError> {
+            std::future::pending().await
+        }
+        async fn soa(&self, _: &str) -> Result<(), DnsError> {
+            std::future::pending().await
+        }
+        async fn nameservers(&self, _: &str) -> Result<Vec<Nameserver>, DnsError> {
+            std::future::pending().await
+        }
+        async fn txt_at(&self, _: std::net::IpAddr, _: &str) -> Result<Vec<TxtRecord>, DnsError> {
             std::future::pending().await
         }
     }

@@ -619,6 +619,8 @@ mod tests {
                     "verifiedAt",
                     "lastCheckedAt",
                     "nextCheckAt",
+                    "zone",
+                    "zoneSource",
                     "records",
                     "dkim",
                     "senders",

@@ -34,6 +34,17 @@ pub enum DomainStatus {
     Failing,
 }
 
+/// How a domain's `zone` was found.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ZoneSource {
+    /// An SOA lookup at a check found the closest enclosing zone cut.
+    Soa,
+    /// No lookup has found the zone (none ran yet, or it failed): the registrable
+    /// domain (one label below the public suffix) is assumed.
+    Registrable,
+}
+
 /// A DKIM key's `state`.
 #[derive(Debug, utoipa::ToSchema)]
 #[schema(rename_all = "lowercase")]

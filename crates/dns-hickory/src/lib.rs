@@ -7,6 +7,7 @@
 //! authoritative DNS server on 127.0.0.1 (UDP and TCP) whose records tests change while
 //! it runs.
 
+mod direct;
 mod errors;
 mod resolver;
 

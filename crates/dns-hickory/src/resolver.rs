@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain_core::DomainName;
 use domain_core::ports::BoxError;
-use domain_core::ports::dns::{Dns, DnsError, MxRecord, TxtRecord};
+use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord};
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
@@ -30,6 +30,10 @@ pub struct DnsConfig {
     pub servers: Option<Vec<SocketAddr>>,
     /// The bound on one lookup, retries and TCP fallback included.
     pub timeout: Duration,
+    /// The port authoritative nameservers are asked on ([`Dns::txt_at`]): 53, but
+    /// for tests whose nameservers listen on loopback addresses on another port (NS
+    /// records carry no port).
+    pub nameserver_port: u16,
 }
 
 impl DnsConfig {
@@ -39,6 +43,7 @@ impl DnsConfig {
         Self {
             servers: None,
             timeout,
+            nameserver_port: 53,
         }
     }
 
@@ -48,6 +53,7 @@ impl DnsConfig {
         Self {
             servers: Some(servers),
             timeout,
+            nameserver_port: 53,
         }
     }
 }
@@ -71,6 +77,7 @@ pub enum DnsSetupError {
 pub struct HickoryDns {
     resolver: TokioResolver,
     timeout: Duration,
+    nameserver_port: u16,
 }
 
 impl HickoryDns {
@@ -101,6 +108,7 @@ impl HickoryDns {
         Ok(Self {
             resolver,
             timeout: config.timeout,
+            nameserver_port: config.nameserver_port,
         })
     }
 
@@ -209,6 +217,98 @@ impl Dns for HickoryDns {
             (true, None) => Err(DnsError::NoRecords),
         }
     }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(name = name))]
+    async fn soa(&self, name: &str) -> Result<(), DnsError> {
+        let name = fqdn(name)?;
+        let lookup = self.lookup(name.clone(), RecordType::SOA).await?;
+        // Only an SOA owned by the name itself makes it an apex; a negative answer's
+        // authority SOA (the enclosing zone's) never reaches `answers`.
+        let apex = lookup
+            .answers()
+            .iter()
+            .any(|record| matches!(record.data, RData::SOA(_)) && record.name == name);
+        if apex {
+            Ok(())
+        } else {
+            Err(DnsError::NoRecords)
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(zone = zone))]
+    async fn nameservers(&self, zone: &str) -> Result<Vec<Nameserver>, DnsError> {
+        let lookup = self.lookup(fqdn(zone)?, RecordType::NS).await?;
+        let mut hosts: Vec<String> = lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::NS(ns) => Some(ns.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        if hosts.is_empty() {
+            return Err(DnsError::NoRecords);
+        }
+        // Side by side, on this task (so a caller's deadline covers them): the
+        // slowest host bounds the call, not their sum.
+        let found = join_all(hosts.iter().map(|host| self.addresses(host))).await;
+        Ok(hosts
+            .into_iter()
+            .zip(found)
+            .map(|(host, addresses)| Nameserver {
+                host,
+                addresses: addresses.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(%server, name = name))]
+    async fn txt_at(&self, server: IpAddr, name: &str) -> Result<Vec<TxtRecord>, DnsError> {
+        let answer = crate::direct::ask(
+            SocketAddr::new(server, self.nameserver_port),
+            fqdn(name)?,
+            RecordType::TXT,
+            self.timeout,
+        )
+        .await?;
+        let records: Vec<TxtRecord> = answer
+            .answers
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::TXT(txt) => {
+                    Some(TxtRecord(txt.txt_data.iter().map(|s| s.to_vec()).collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        if records.is_empty() {
+            return Err(DnsError::NoRecords);
+        }
+        Ok(records)
+    }
+}
+
+/// Polls every future until all finish; the outputs in the futures' order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none()
+                && let std::task::Poll::Ready(out) = future.as_mut().poll(cx)
+            {
+                *output = Some(out);
+            }
+        }
+        if outputs.iter().all(Option::is_some) {
+            std::task::Poll::Ready(outputs.iter_mut().filter_map(Option::take).collect())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// The resolver options: no cache, no hosts file, few retries, case preserved.

@@ -5,8 +5,8 @@
 //! Answers, for a query of type T at name N (case-insensitive):
 //! - N marked [`TestDnsServer::set_blackhole`]: no answer at all, over UDP or TCP;
 //! - N marked [`TestDnsServer::set_servfail`]: SERVFAIL;
-//! - N has records of type T: NOERROR with them (MX, TXT, A and AAAA, TTL 0, in the
-//!   order added);
+//! - N has records of type T: NOERROR with them (MX, TXT, A, AAAA and SOA, TTL 0, in
+//!   the order added);
 //! - N has other records, or is an empty non-terminal (a name below it has records):
 //!   NOERROR with an empty answer (NODATA);
 //! - otherwise: NXDOMAIN.
@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread;
 
 use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{MX, TXT};
+use hickory_resolver::proto::rr::rdata::{MX, SOA, TXT};
 use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -173,6 +173,40 @@ impl TestDnsServer {
     /// # Errors
     /// When the thread or its runtime cannot be created, or no port can be bound.
     pub fn try_start_in_thread() -> io::Result<Self> {
+        Self::try_start_in_thread_at(None)
+    }
+
+    /// Servers on each of `ips` (loopback addresses such as 127.0.0.2, 127.0.0.3),
+    /// all on one port, each on a thread of its own: the authoritative nameservers of
+    /// a zone, whose NS addresses carry no port (the service under test is told the
+    /// port). Their tables are separate, so one can lag behind the others.
+    ///
+    /// # Panics
+    /// When no port is free on every address.
+    #[must_use]
+    pub fn start_in_thread_on_each(ips: &[std::net::IpAddr]) -> Vec<Self> {
+        for _ in 0..BIND_ATTEMPTS {
+            let Some((first, rest)) = ips.split_first() else {
+                return Vec::new();
+            };
+            let Ok(server) = Self::try_start_in_thread_at(Some(SocketAddr::new(*first, 0))) else {
+                continue;
+            };
+            let port = server.addr().port();
+            let others: io::Result<Vec<Self>> = rest
+                .iter()
+                .map(|ip| Self::try_start_in_thread_at(Some(SocketAddr::new(*ip, port))))
+                .collect();
+            if let Ok(others) = others {
+                let mut all = vec![server];
+                all.extend(others);
+                return all;
+            }
+        }
+        panic!("no port is free on every one of {ips:?}");
+    }
+
+    fn try_start_in_thread_at(at: Option<SocketAddr>) -> io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let serving = Arc::clone(&shared);
         let (ready, bound) = mpsc::channel::<io::Result<SocketAddr>>();
@@ -191,7 +225,11 @@ impl TestDnsServer {
                     }
                 };
                 runtime.block_on(async move {
-                    let (udp, tcp) = match bind_pair().await {
+                    let bound = match at {
+                        None => bind_pair().await,
+                        Some(addr) => bind_pair_at(addr).await,
+                    };
+                    let (udp, tcp) = match bound {
                         Ok(pair) => pair,
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -287,6 +325,33 @@ impl TestDnsServer {
             .entry(name, |entry| entry.addresses.push(address));
     }
 
+    /// Makes `name` a zone apex: an SOA record there (`ns1.<name>.`,
+    /// `hostmaster.<name>.`, serial 1).
+    ///
+    /// # Panics
+    /// When `name` is not a valid domain name.
+    pub fn add_soa(&self, name: &str) {
+        let mut apex = parse_name(name);
+        apex.set_fqdn(true);
+        let under = |label: &str| {
+            Name::from_ascii(label)
+                .and_then(|l| l.append_domain(&apex))
+                .unwrap_or_else(|e| panic!("{name:?} cannot hold {label}: {e}"))
+        };
+        let soa = SOA::new(under("ns1"), under("hostmaster"), 1, 3600, 600, 86400, 0);
+        self.shared.entry(name, |entry| entry.soa = Some(soa));
+    }
+
+    /// Adds an NS record at `zone` naming `host` (made absolute).
+    ///
+    /// # Panics
+    /// When `zone` or `host` is not a valid domain name.
+    pub fn add_ns(&self, zone: &str, host: &str) {
+        let mut host = parse_name(host);
+        host.set_fqdn(true);
+        self.shared.entry(zone, |entry| entry.ns.push(host));
+    }
+
     /// Answers every query at `name` with SERVFAIL until [`TestDnsServer::clear`].
     ///
     /// # Panics
@@ -343,6 +408,8 @@ struct Entry {
     mx: Vec<(u16, Name)>,
     txt: Vec<Vec<Vec<u8>>>,
     addresses: Vec<std::net::IpAddr>,
+    soa: Option<SOA>,
+    ns: Vec<Name>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -414,6 +481,14 @@ impl Shared {
                     std::net::IpAddr::V4(_) => None,
                 })
                 .collect(),
+            (Behaviour::Answer, RecordType::NS) => entry
+                .ns
+                .iter()
+                .map(|host| RData::NS(hickory_resolver::proto::rr::rdata::NS(host.clone())))
+                .collect(),
+            (Behaviour::Answer, RecordType::SOA) => {
+                entry.soa.iter().cloned().map(RData::SOA).collect()
+            }
             (Behaviour::Answer, _) => Vec::new(),
         };
         // The owner name echoes the query's spelling, as authoritative servers do.
@@ -472,6 +547,20 @@ fn respond(shared: &Shared, request: &[u8], transport: Transport) -> Option<Vec<
         return response.to_vec().ok();
     }
     Some(bytes)
+}
+
+/// A UDP socket and a TCP listener on `addr`; with port 0, on one port free for both.
+async fn bind_pair_at(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+    let mut last_error = io::Error::new(io::ErrorKind::AddrInUse, "no port tried");
+    for _ in 0..BIND_ATTEMPTS {
+        let udp = UdpSocket::bind(addr).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last_error = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error)
 }
 
 /// A UDP socket and a TCP listener on the same 127.0.0.1 port.

@@ -37,6 +37,39 @@ fn dkim_value() -> String {
 }
 
 #[tokio::test]
+async fn only_a_name_with_its_own_soa_is_a_zone_apex() {
+    let server = TestDnsServer::start().await;
+    server.add_soa("gworkspace.example");
+    server.add_txt("mail.gworkspace.example", &["v=spf1 -all"]);
+    let dns = resolver(&server, TIMEOUT);
+
+    assert_eq!(dns.soa("gworkspace.example").await, Ok(()));
+    assert_eq!(dns.soa("GWorkspace.Example.").await, Ok(()));
+    // Inside the zone, with records of other types: NODATA.
+    assert_eq!(
+        dns.soa("mail.gworkspace.example").await,
+        Err(DnsError::NoRecords)
+    );
+    assert_eq!(
+        dns.soa("nope.gworkspace.example").await,
+        Err(DnsError::NxDomain)
+    );
+    let zone = domain_core::find_zone(&dns, &domain("mail.gworkspace.example")).await;
+    assert_eq!(zone, Some(domain("gworkspace.example")));
+
+    server.add_soa("mail.gworkspace.example");
+    let zone = domain_core::find_zone(&dns, &domain("mail.gworkspace.example")).await;
+    assert_eq!(zone, Some(domain("mail.gworkspace.example")));
+
+    server.set_servfail("mail.gworkspace.example");
+    let zone = domain_core::find_zone(&dns, &domain("mail.gworkspace.example")).await;
+    assert_eq!(
+        zone, None,
+        "a failed lookup below the apex found decides nothing"
+    );
+}
+
+#[tokio::test]
 async fn mx_records_come_sorted_by_preference_as_published() {
     let server = TestDnsServer::start().await;
     // Published out of order; the exchange's spelling and final dot are kept.

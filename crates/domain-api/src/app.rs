@@ -380,6 +380,7 @@ pub fn build_state(
     let dns = HickoryDns::new(&DnsConfig {
         servers: config.dns_servers.clone(),
         timeout: config.dns_timeout,
+        nameserver_port: config.test_nameserver_port.unwrap_or(53),
     })
     .context("Failed to set up the DNS resolver (DOMAIN_API_DNS_SERVERS)")?;
     let metrics = Arc::new(Metrics::default());
@@ -394,7 +395,8 @@ pub fn build_state(
     };
     let policy = Arc::new(
         RecordPolicy::new(config.spf_ips.clone(), &config.inbound_mx_hosts)
-            .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?,
+            .context("DOMAIN_API_INBOUND_MX_HOSTS / DOMAIN_API_SPF_IPS")?
+            .with_ttl(config.record_ttl),
     );
     let clock: Arc<dyn Clock> = match &config.test_clock_file {
         None => Arc::new(SystemClock),

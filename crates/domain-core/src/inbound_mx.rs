@@ -2,8 +2,7 @@
 //! first configured inbound host. Shown before any check (what to publish), and
 //! listed with the records and in the zone file once inbound is on.
 
-use crate::published::ZONE_TTL;
-use crate::{DomainName, RecordPolicy};
+use crate::{DomainName, RecordPolicy, Zone};
 
 /// The preference the MX record is suggested with (any works: the relay is the
 /// domain's only mail exchanger, or one of them).
@@ -12,7 +11,8 @@ pub const INBOUND_MX_PRIORITY: u16 = 10;
 /// The MX record to publish for inbound mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundMx {
-    /// Relative to the sender domain: `@`.
+    /// Relative to the zone the records go into (`@` at its apex, `mail` for
+    /// `mail.example.com` in the zone `example.com`).
     pub host: String,
     /// The sender domain, fully qualified.
     pub name: String,
@@ -20,17 +20,20 @@ pub struct InboundMx {
     pub priority: u16,
     /// The exchange: the first of the policy's inbound hosts.
     pub value: String,
+    /// Its TTL in the zone file, as the other records' (`DOMAIN_API_RECORD_TTL`).
+    pub ttl: u32,
 }
 
 impl InboundMx {
-    /// The record for `domain` under `policy`.
+    /// The record for `domain`, in `zone`, under `policy`, with the TTL `ttl`.
     #[must_use]
-    pub fn new(policy: &RecordPolicy, domain: &DomainName) -> Self {
+    pub fn new(policy: &RecordPolicy, domain: &DomainName, zone: &Zone, ttl: u32) -> Self {
         Self {
-            host: "@".to_owned(),
+            host: zone.host(domain.as_ascii()),
             name: domain.as_ascii().to_owned(),
             priority: INBOUND_MX_PRIORITY,
             value: policy.inbound_hosts().first().cloned().unwrap_or_default(),
+            ttl,
         }
     }
 
@@ -38,8 +41,8 @@ impl InboundMx {
     #[must_use]
     pub fn zone_line(&self) -> String {
         format!(
-            "{}. {ZONE_TTL} IN MX {} {}.\n",
-            self.name, self.priority, self.value
+            "{}. {} IN MX {} {}.\n",
+            self.name, self.ttl, self.priority, self.value
         )
     }
 }
@@ -49,13 +52,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn points_the_sender_domain_at_the_first_inbound_host() {
+    fn points_the_sender_domain_at_the_first_inbound_host_relative_to_its_zone() {
         let policy = RecordPolicy::new(
             vec!["51.79.43.241".parse().unwrap()],
             &["inbound.sendtrim.com".into(), "smtp.sendtrim.com".into()],
         )
         .unwrap();
-        let mx = InboundMx::new(&policy, &DomainName::parse("mail.example.com").unwrap());
+        let domain = DomainName::parse("mail.example.com").unwrap();
+        let parent = DomainName::parse("example.com").unwrap();
+        let mx = InboundMx::new(&policy, &domain, &Zone::of(&domain, Some(&parent)), 900);
         assert_eq!(
             (
                 mx.host.as_str(),
@@ -63,11 +68,13 @@ mod tests {
                 mx.priority,
                 mx.value.as_str()
             ),
-            ("@", "mail.example.com", 10, "inbound.sendtrim.com")
+            ("mail", "mail.example.com", 10, "inbound.sendtrim.com")
         );
         assert_eq!(
             mx.zone_line(),
-            "mail.example.com. 3600 IN MX 10 inbound.sendtrim.com.\n"
+            "mail.example.com. 900 IN MX 10 inbound.sendtrim.com.\n"
         );
+        let apex = InboundMx::new(&policy, &domain, &Zone::of(&domain, Some(&domain)), 3600);
+        assert_eq!(apex.host, "@");
     }
 }

@@ -6,8 +6,8 @@
 //!   [`DomainName`] (internationalised names, the Public Suffix List), [`Selector`],
 //!   [`ApiCredentials`].
 //! - [`RecordSet`] renders the SPF, DKIM and DMARC records of a domain;
-//!   [`RecordSet::published`] and [`zone_lines`] give them as DNS records and as
-//!   zone-file lines. None of this needs a port.
+//!   [`RecordSet::published`] and [`zone_lines`] give them as DNS records (hosts
+//!   relative to a [`Zone`]) and as zone-file lines. None of this needs a port.
 //! - [`ports`] are the traits; with the `mocks` feature, [`ports::mocks`] has a
 //!   mockall double of each, and an example running
 //!   [`GenerateRecords`](usecases::generate::GenerateRecords) on them.
@@ -18,7 +18,9 @@
 //! - Times in the public API are [`chrono`]'s, re-exported here.
 //!
 //! ```
-//! use domain_core::{DomainName, EmailAddress, RecordPolicy, RecordSet, Selector, zone_lines};
+//! use domain_core::{
+//!     DomainName, EmailAddress, RecordPolicy, RecordSet, Selector, ZONE_TTL, Zone, zone_lines,
+//! };
 //!
 //! let sender = EmailAddress::parse("first.last@Bücher.example")?;
 //! let domain = sender.domain();
@@ -35,8 +37,10 @@
 //!         ("_dmarc", "v=DMARC1; p=none; rua=mailto:dmarc@xn--bcher-kva.example"),
 //!     ]
 //! );
-//! let published = records.published(domain);
+//! // Hosts relative to the zone; without a lookup's finding, the registrable domain.
+//! let published = records.published(domain, &Zone::of(domain, None), ZONE_TTL);
 //! assert_eq!(published[2].name, "_dmarc.xn--bcher-kva.example");
+//! assert_eq!(published[2].host, "_dmarc");
 //! let zone = zone_lines(domain, &published);
 //! assert!(zone.contains("_dmarc.xn--bcher-kva.example. 3600 IN TXT \"v=DMARC1;"));
 //!
@@ -65,6 +69,7 @@ mod records;
 mod selector;
 mod tokens;
 pub mod webhooks;
+mod zone;
 
 pub mod ports;
 pub mod usecases;
@@ -79,6 +84,7 @@ pub use published::{MAX_TXT_STRING, PublishedRecord, ZONE_TTL, split_txt, zone_l
 pub use records::{PolicyError, RecordPolicy, RecordSet};
 pub use selector::{Selector, SelectorError};
 pub use tokens::{AccessTokenShape, IssuedToken};
+pub use zone::{Zone, ZoneSource, find_zone};
 
 /// The API token format's constants.
 pub mod token_format {

@@ -1,7 +1,7 @@
 //! Records as a customer enters them at a DNS provider: type, host, full name, value,
 //! and the value cut into the ≤255-octet character-strings a TXT record holds.
 
-use crate::RecordSet;
+use crate::{RecordSet, Zone};
 
 /// One character-string of a TXT record holds at most 255 octets (RFC 1035 §3.3).
 pub const MAX_TXT_STRING: usize = 255;
@@ -11,10 +11,15 @@ pub const MAX_TXT_STRING: usize = 255;
 pub struct PublishedRecord {
     /// Always `TXT` today.
     pub record_type: &'static str,
-    /// Relative to the sender domain: `@` for the domain itself.
+    /// Relative to `zone`: `@` for the zone's own name, e.g. `s1._domainkey.mail` for
+    /// `s1._domainkey.mail.example.com` in the zone `example.com`.
     pub host: String,
+    /// The zone `host` is relative to (A-labels): where the customer publishes it.
+    pub zone: String,
     /// Fully-qualified name, e.g. `s1._domainkey.example.com`.
     pub name: String,
+    /// The TTL to publish it with, in seconds.
+    pub ttl: u32,
     /// The whole TXT value, as one string.
     pub value: String,
     /// `value` in ≤255-octet pieces, for providers that want them separately.
@@ -22,22 +27,24 @@ pub struct PublishedRecord {
 }
 
 impl RecordSet {
-    /// The three records as a typed list, in the seed's order.
+    /// The three records as a typed list, in the seed's order, with hosts relative
+    /// to `zone` and `ttl` seconds to live.
     #[must_use]
-    pub fn published(&self, domain: &crate::DomainName) -> Vec<PublishedRecord> {
+    pub fn published(
+        &self,
+        domain: &crate::DomainName,
+        zone: &Zone,
+        ttl: u32,
+    ) -> Vec<PublishedRecord> {
         let apex = domain.as_ascii();
-        let record = |name: String, value: &str| {
-            let host = name
-                .strip_suffix(apex)
-                .and_then(|h| h.strip_suffix('.'))
-                .map_or_else(|| "@".to_owned(), str::to_owned);
-            PublishedRecord {
-                record_type: "TXT",
-                host,
-                name,
-                value: value.to_owned(),
-                strings: split_txt(value),
-            }
+        let record = |name: String, value: &str| PublishedRecord {
+            record_type: "TXT",
+            host: zone.host(&name),
+            zone: zone.name().as_ascii().to_owned(),
+            name,
+            ttl,
+            value: value.to_owned(),
+            strings: split_txt(value),
         };
         vec![
             record(apex.to_owned(), &self.spf),
@@ -67,19 +74,24 @@ pub fn split_txt(value: &str) -> Vec<String> {
     pieces
 }
 
-/// The TTL the zone-file lines carry: an hour, what DNS providers default to.
+/// The default TTL of a record to publish: an hour, what DNS providers default to
+/// (see [`RecordPolicy::with_ttl`](crate::RecordPolicy::with_ttl)).
 pub const ZONE_TTL: u32 = 3600;
 
 /// `records` as BIND zone-file lines (RFC 1035 §5 master file format): one line a
-/// record, absolute names, `3600 IN TXT`, each value as its quoted ≤255-octet
-/// character-strings with `"` and `\` escaped. Pasted into a zone with an SOA, it is
-/// what `named-checkzone` loads.
+/// record, absolute names, each record's TTL, `IN TXT`, each value as its quoted
+/// ≤255-octet character-strings with `"` and `\` escaped. The comment at the top
+/// names the zone the records belong in (that of the first record). Pasted into a
+/// zone with an SOA, it is what `named-checkzone` loads.
 #[must_use]
 pub fn zone_lines(domain: &crate::DomainName, records: &[PublishedRecord]) -> String {
     let mut out = format!("; Records to publish for {domain} (domain-api)\n");
+    if let Some(first) = records.first() {
+        out.push_str(&format!("; in the zone {}\n", first.zone));
+    }
     for record in records {
         out.push_str(&record.name);
-        out.push_str(&format!(". {ZONE_TTL} IN {}", record.record_type));
+        out.push_str(&format!(". {} IN {}", record.ttl, record.record_type));
         for piece in &record.strings {
             out.push_str(" \"");
             for c in piece.chars() {
@@ -107,11 +119,52 @@ mod tests {
         )
         .unwrap();
         let domain = DomainName::parse(domain).unwrap();
-        RecordSet::render(&policy, &domain, &Selector::new("s1").unwrap(), key).published(&domain)
+        RecordSet::render(&policy, &domain, &Selector::new("s1").unwrap(), key).published(
+            &domain,
+            &Zone::of(&domain, Some(&domain)),
+            ZONE_TTL,
+        )
     }
 
     #[test]
-    fn names_hosts_relative_to_the_sender_domain() {
+    fn names_hosts_relative_to_the_zone() {
+        let policy = RecordPolicy::new(
+            vec!["51.79.43.241".parse().unwrap()],
+            &["inbound.sendtrim.com".into()],
+        )
+        .unwrap();
+        let domain = DomainName::parse("mail.gworkspace.example").unwrap();
+        let zone = Zone::of(
+            &domain,
+            DomainName::parse("gworkspace.example").ok().as_ref(),
+        );
+        let list = RecordSet::render(&policy, &domain, &Selector::new("s1").unwrap(), "K")
+            .published(&domain, &zone, 300);
+        let hosts: Vec<_> = list
+            .iter()
+            .map(|r| (r.host.as_str(), r.zone.as_str(), r.ttl))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("mail", "gworkspace.example", 300),
+                ("s1._domainkey.mail", "gworkspace.example", 300),
+                ("_dmarc.mail", "gworkspace.example", 300),
+            ]
+        );
+        let zone_file = zone_lines(&domain, &list);
+        assert!(
+            zone_file.contains("; in the zone gworkspace.example\n"),
+            "{zone_file}"
+        );
+        assert!(
+            zone_file.contains("\nmail.gworkspace.example. 300 IN TXT \"v=spf1"),
+            "{zone_file}"
+        );
+    }
+
+    #[test]
+    fn names_hosts_relative_to_the_sender_domain_when_it_is_its_own_zone() {
         let list = records("mail.example.com", "K");
         let hosts: Vec<_> = list
             .iter()
@@ -158,6 +211,8 @@ mod tests {
             lines[0],
             "; Records to publish for example.com (domain-api)"
         );
+        assert_eq!(lines[1], "; in the zone example.com");
+        let lines = &lines[1..];
         assert_eq!(
             lines[1],
             "example.com. 3600 IN TXT \"v=spf1 ip4:51.79.43.241 -all\""

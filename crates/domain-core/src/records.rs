@@ -10,6 +10,7 @@ use crate::{DomainName, Selector};
 pub struct RecordPolicy {
     spf_ips: Vec<IpAddr>,
     inbound_hosts: Vec<String>,
+    ttl: u32,
 }
 
 /// The policy cannot produce usable records.
@@ -50,7 +51,22 @@ impl RecordPolicy {
         Ok(Self {
             spf_ips,
             inbound_hosts,
+            ttl: crate::ZONE_TTL,
         })
+    }
+
+    /// The policy with `ttl` (seconds) as the TTL of every record to publish, instead
+    /// of [`ZONE_TTL`](crate::ZONE_TTL).
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: u32) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The TTL (seconds) every record to publish carries.
+    #[must_use]
+    pub fn ttl(&self) -> u32 {
+        self.ttl
     }
 
     /// `v=spf1 ip4:… ip6:… -all`, one mechanism per configured IP.

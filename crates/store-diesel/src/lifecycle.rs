@@ -115,6 +115,13 @@ impl KeyLifecycleStore for Store {
             let Some(domain_id) = domain_id else {
                 return Err(DbError::Raced);
             };
+            // A zone found is kept; a check that found none leaves the last one.
+            if let Some(zone) = &plan.zone {
+                diesel::update(domains::table.filter(domains::id.eq(domain_id)))
+                    .set(domains::zone.eq(Some(zone.as_ascii())))
+                    .execute(c)
+                    .await?;
+            }
             for step in &plan.key_moves {
                 // Each move applies only to a key still in `from`; a key that moved
                 // since the check read it makes the whole plan stale.

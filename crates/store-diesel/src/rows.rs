@@ -28,6 +28,7 @@ pub(crate) struct DomainRow {
     pub next_check_at: Option<DateTime<Utc>>,
     pub failed_checks: i32,
     pub last_check: Option<String>,
+    pub zone: Option<String>,
 }
 
 /// `domains` joined with the domain's active key: every read of a domain goes
@@ -59,6 +60,7 @@ macro_rules! domain_columns {
             domains::next_check_at,
             domains::failed_checks,
             domains::last_check,
+            domains::zone,
         )
     };
 }
@@ -82,6 +84,7 @@ impl DomainRow {
         })?;
         let failed_checks = u32::try_from(self.failed_checks)
             .map_err(|_| DbError::Corrupt(format!("failed_checks of {}", self.name)))?;
+        let zone = self.zone.as_deref().map(domain_name).transpose()?;
         Ok(StoredDomain {
             selector: selector(self.selector, &self.name)?,
             name,
@@ -101,6 +104,7 @@ impl DomainRow {
                         .ok_or_else(|| DbError::Corrupt(format!("last_check of {}", self.name)))
                 })
                 .transpose()?,
+            zone,
         })
     }
 }

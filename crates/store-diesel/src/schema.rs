@@ -59,6 +59,7 @@ macro_rules! tables {
                 check_lease_until -> Nullable<Moment>,
                 failed_checks -> Integer,
                 last_check -> Nullable<Text>,
+                zone -> Nullable<Text>,
             }
         }
 

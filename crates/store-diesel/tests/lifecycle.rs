@@ -51,6 +51,7 @@ fn plan(org: &OrganizationId, hour: u32, key_moves: Vec<KeyMove>) -> CheckPlan {
         key_moves,
         events: Vec::new(),
         last_check: None,
+        zone: None,
     }
 }
 
@@ -483,6 +484,48 @@ async fn a_check_counts_failures_and_schedules_the_next_one() {
             events(&store, &org).await.last().unwrap().kind,
             EventType::DomainFailing
         );
+    });
+}
+
+/// The zone stored for example.com.
+async fn zone_of(store: &Store) -> Option<String> {
+    store
+        .find_domain(&example())
+        .await
+        .unwrap()
+        .unwrap()
+        .zone
+        .map(|z| z.as_ascii().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_keeps_the_zone_it_found_until_another_is_found() {
+    on_every_backend!(|store, kind| {
+        let org = domain_with_key(&store, "Acme").await;
+        assert_eq!(zone_of(&store).await, None, "{kind:?}: none before a check");
+
+        let mut found = plan(&org, 1, Vec::new());
+        found.zone = Some(example());
+        assert!(store.apply_check(&found).await.unwrap());
+        assert_eq!(
+            zone_of(&store).await.as_deref(),
+            Some("example.com"),
+            "{kind:?}"
+        );
+
+        // A check whose lookup failed finds none: the last zone stays.
+        assert!(store.apply_check(&plan(&org, 2, Vec::new())).await.unwrap());
+        assert_eq!(
+            zone_of(&store).await.as_deref(),
+            Some("example.com"),
+            "{kind:?}"
+        );
+        let detail = store
+            .domain_detail(&org, &example())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(detail.domain.zone, Some(example()), "{kind:?}");
     });
 }
 

@@ -108,6 +108,7 @@ async fn due_domains_are_leased_once_until_the_lease_runs_out_or_a_check_lands()
                 key_moves: Vec::new(),
                 events: Vec::new(),
                 last_check: None,
+                zone: None,
             })
             .await
             .unwrap();

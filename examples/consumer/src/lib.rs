@@ -16,7 +16,9 @@ use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::sign::{SignMessage, SignMessageError};
 use domain_core::usecases::validate::ValidateDomain;
 use domain_core::usecases::verify::{KeyPolicy, VerifyDomain, VerifySchedule};
-use domain_core::{EmailAddress, PublishedRecord, RecordPolicy, RecordSet, Selector, zone_lines};
+use domain_core::{
+    EmailAddress, PublishedRecord, RecordPolicy, RecordSet, Selector, Zone, zone_lines,
+};
 
 /// Why an address gets no records.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,7 +50,12 @@ pub fn records_for(
     if Ownership::default().reserved.contains(domain) {
         return Err(Refused::Reserved);
     }
-    let published = RecordSet::render(policy, domain, selector, public_key).published(domain);
+    // Hosts relative to the registrable domain: no DNS lookup here to find the zone.
+    let published = RecordSet::render(policy, domain, selector, public_key).published(
+        domain,
+        &Zone::of(domain, None),
+        policy.ttl(),
+    );
     let zone = zone_lines(domain, &published);
     Ok((published, zone))
 }

@@ -275,7 +275,7 @@
     host.append(valueLine(record.host, 'host'), copyButton(record.host, `host of the ${what}`));
     const value = el('div', 'copy-row');
     value.append(valueLine(record.value), copyButton(record.value, `value of the ${what}`));
-    fields.append(field('Host', host), field('Full name', valueLine(record.name, 'name')), field('Value', value));
+    fields.append(field('Host', host), field('Full name', valueLine(record.name, 'name')), field('TTL (seconds)', valueLine(String(record.ttl), 'ttl')), field('Value', value));
     if (record.strings.length > 1) {
       const list = listOf('ol', 'strings', record.strings);
       const quoted = record.strings.map((s) => `"${s}"`).join(' ');
@@ -362,10 +362,24 @@
     byId('inbound-state').textContent = text;
   }
 
+  /** Which zone the hosts are relative to, and how it was found. */
+  function renderZone() {
+    const { zone, zoneSource } = state.detail;
+    const line = byId('records-zone');
+    line.replaceChildren(
+      'Publish them in the zone ', el('strong', null, zone, { 'data-zone': zone }),
+      `: each host is relative to it (@ is ${zone} itself).`,
+    );
+    if (zoneSource !== 'soa') {
+      line.append(` ${zone} is your registrable domain; the zone has not been confirmed by a DNS lookup yet — "Check now" looks it up. If your DNS provider manages a zone of its own for a subdomain, publish there with the host relative to that zone.`);
+    }
+  }
+
   function render() {
     document.title = `Domain setup · ${state.detail.domain}`;
     byId('title').textContent = `Set up ${state.detail.unicode || state.detail.domain}`;
     renderStatus();
+    renderZone();
     const items = state.detail.records.map(recordItem);
     if (state.detail.inboundEnabled && state.detail.inboundMx) items.push(mxItem(state.detail.inboundMx));
     byId('records').replaceChildren(...items);

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use domain_core::DomainName;
-use domain_core::ports::dns::{Dns, DnsError, MxRecord, TxtRecord};
+use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord};
 
 use super::Metrics;
 
@@ -56,6 +56,34 @@ impl Dns for MeteredDns {
         let result = self.inner.addresses(name).await;
         self.metrics
             .record_dns("A/AAAA", outcome(&result), started.elapsed());
+        result
+    }
+
+    async fn soa(&self, name: &str) -> Result<(), DnsError> {
+        let started = Instant::now();
+        let result = self.inner.soa(name).await;
+        self.metrics
+            .record_dns("SOA", outcome(&result), started.elapsed());
+        result
+    }
+
+    async fn nameservers(&self, zone: &str) -> Result<Vec<Nameserver>, DnsError> {
+        let started = Instant::now();
+        let result = self.inner.nameservers(zone).await;
+        self.metrics
+            .record_dns("NS", outcome(&result), started.elapsed());
+        result
+    }
+
+    async fn txt_at(
+        &self,
+        server: std::net::IpAddr,
+        name: &str,
+    ) -> Result<Vec<TxtRecord>, DnsError> {
+        let started = Instant::now();
+        let result = self.inner.txt_at(server, name).await;
+        self.metrics
+            .record_dns("TXT@authoritative", outcome(&result), started.elapsed());
         result
     }
 }

@@ -43,6 +43,9 @@ async fn the_detail_shows_status_times_every_key_and_every_record_to_publish() {
     assert_eq!(body["lastCheckedAt"], "2026-11-26T16:15:47Z");
     assert_eq!(body["nextCheckAt"], serde_json::Value::Null);
     assert_eq!(body["inboundEnabled"], false);
+    // No check has found the zone: the registrable domain, said so.
+    assert_eq!(body["zone"], "example.com");
+    assert_eq!(body["zoneSource"], "registrable");
     assert_eq!(body["senders"][0]["email"], "noreply@example.com");
     let dkim = body["dkim"].as_array().unwrap();
     let states: Vec<&str> = dkim.iter().map(|k| k["state"].as_str().unwrap()).collect();
@@ -55,7 +58,9 @@ async fn the_detail_shows_status_times_every_key_and_every_record_to_publish() {
             "record": {
                 "type": "TXT",
                 "host": "s1._domainkey",
+                "zone": "example.com",
                 "name": "s1._domainkey.example.com",
+                "ttl": 3600,
                 "value": "v=DKIM1; k=rsa; p=MIIBOLD",
                 "strings": ["v=DKIM1; k=rsa; p=MIIBOLD"]
             },

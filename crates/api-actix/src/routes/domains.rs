@@ -93,10 +93,16 @@ pub struct RecordJson {
     /// Always `TXT`.
     #[serde(rename = "type")]
     record_type: &'static str,
-    /// Relative to the sender domain: `@`, `<selector>._domainkey`, `_dmarc`.
+    /// Relative to `zone`: `@` for the zone's own name; for the sender domain
+    /// `mail.example.com` in the zone `example.com`: `mail`,
+    /// `<selector>._domainkey.mail`, `_dmarc.mail`.
     host: String,
+    /// The DNS zone to publish the record in (A-labels), the one `host` is relative to.
+    zone: String,
     /// Fully qualified.
     name: String,
+    /// Seconds to live (`DOMAIN_API_RECORD_TTL`, default 3600).
+    ttl: u32,
     value: String,
     /// `value` in pieces of at most 255 octets.
     strings: Vec<String>,
@@ -107,7 +113,9 @@ impl From<PublishedRecord> for RecordJson {
         Self {
             record_type: r.record_type,
             host: r.host,
+            zone: r.zone,
             name: r.name,
+            ttl: r.ttl,
             value: r.value,
             strings: r.strings,
         }
@@ -246,6 +254,14 @@ pub struct DomainDetailJson {
     /// Null when no check is scheduled.
     #[schema(required = true)]
     next_check_at: Option<String>,
+    /// The DNS zone the records go into (A-labels): the closest enclosing zone cut a
+    /// check's SOA lookup found, else the registrable domain.
+    zone: String,
+    /// How `zone` was found: `soa` (an SOA lookup at a check found it) or
+    /// `registrable` (no lookup has found it yet, or it failed: the registrable
+    /// domain is assumed).
+    #[schema(value_type = crate::wire::ZoneSource)]
+    zone_source: &'static str,
     /// Every record to publish now: SPF, every key's DKIM record (newest first), DMARC.
     records: Vec<RecordJson>,
     /// Every key not yet safe to forget, newest first.
@@ -300,6 +316,8 @@ impl From<DomainView> for DomainDetailJson {
             verified_at: view.verified_at.as_ref().map(rfc3339),
             last_checked_at: view.last_checked_at.as_ref().map(rfc3339),
             next_check_at: view.next_check_at.as_ref().map(rfc3339),
+            zone: view.zone.name().as_ascii().to_owned(),
+            zone_source: view.zone.source().as_str(),
             records: view.records.into_iter().map(RecordJson::from).collect(),
             dkim: view.dkim.into_iter().map(DkimKeyJson::from).collect(),
             senders: view
@@ -349,10 +367,11 @@ pub async fn detail(
     Ok(HttpResponse::Ok().json(DomainDetailJson::from(view)))
 }
 
-/// Every record to publish now as BIND zone-file lines (`3600 IN TXT`, absolute names,
-/// long values as quoted ≤255-octet strings), and the inbound MX (`3600 IN MX 10 …`)
-/// when inbound is on: paste into a zone file, or import at a DNS provider that reads
-/// one. API tokens or the dashboard JWT.
+/// Every record to publish now as BIND zone-file lines (each record's TTL, `IN TXT`,
+/// absolute names, long values as quoted ≤255-octet strings), and the inbound MX
+/// (`IN MX 10 …`) when inbound is on, under a comment naming the zone they go into:
+/// paste into a zone file, or import at a DNS provider that reads one. API tokens or
+/// the dashboard JWT.
 #[utoipa::path(
     get,
     path = "/api/v1/emails/domains/{domain}/zone",

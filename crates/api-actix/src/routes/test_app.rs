@@ -118,6 +118,9 @@ impl Mocks {
         let mut dns = MockDns::new();
         dns.expect_txt().returning(|_| Err(DnsError::NxDomain));
         dns.expect_mx().returning(|_| Err(DnsError::NxDomain));
+        dns.expect_soa().returning(|_| Err(DnsError::NxDomain));
+        dns.expect_nameservers()
+            .returning(|_| Err(DnsError::NxDomain));
         dns.expect_addresses()
             .returning(|_| Ok(vec!["93.184.216.34".parse().expect("an address")]));
         Self {

@@ -2,7 +2,9 @@
 //! for the dashboard, authenticated by an HS256 JWT.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain_core::usecases::validate::{CheckStatus, InboundCheck, RecordCheck, ValidationReport};
+use domain_core::usecases::validate::{
+    CheckStatus, InboundCheck, RecordCheck, Tally, ValidationReport,
+};
 use serde::Serialize;
 
 use crate::AppState;
@@ -20,6 +22,12 @@ pub struct RecordCheckJson {
     #[serde(rename = "type")]
     kind: &'static str,
     name: String,
+    /// `name` relative to the report's `zone` (`@` for the zone's own name).
+    host: String,
+    /// The DNS zone to publish the record in.
+    zone: String,
+    /// Seconds to live to publish it with.
+    ttl: u32,
     expected: String,
     found: Vec<String>,
     status: &'static str,
@@ -42,6 +50,38 @@ pub struct RecordCheckJson {
     /// A sentence when the suggested value needs attention.
     #[serde(skip_serializing_if = "Option::is_none")]
     warning: Option<String>,
+    /// How the record stands at each of the zone's authoritative nameservers, asked
+    /// directly; absent when none could be found (the resolver was asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nameservers: Option<NameserversJson>,
+}
+
+/// A record at the zone's authoritative nameservers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = NameserverTally)]
+pub struct NameserversJson {
+    /// `published on k of n nameservers`.
+    summary: String,
+    /// Nameservers (addresses) serving the record as it should be.
+    published: usize,
+    /// Nameservers (addresses) asked.
+    total: usize,
+    /// Those that answered without it (a lagging secondary): `host (address)`.
+    lagging: Vec<String>,
+    /// Those that did not answer (timeout, SERVFAIL, REFUSED, not authoritative).
+    unanswered: Vec<String>,
+}
+
+impl From<Tally> for NameserversJson {
+    fn from(tally: Tally) -> Self {
+        Self {
+            summary: tally.summary(),
+            published: tally.published,
+            total: tally.total,
+            lagging: tally.lagging,
+            unanswered: tally.unanswered,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -61,6 +101,14 @@ pub struct InboundJson {
 pub struct ReportJson {
     domain: String,
     verified: bool,
+    /// The DNS zone the records go into: the closest enclosing zone cut, by SOA
+    /// lookup (at this check, or the last one that found it), else the registrable
+    /// domain.
+    zone: String,
+    /// `soa` or `registrable`, as on the domain detail.
+    #[serde(rename = "zoneSource")]
+    #[schema(value_type = crate::wire::ZoneSource)]
+    zone_source: &'static str,
     records: Vec<RecordCheckJson>,
     inbound: InboundJson,
 }
@@ -78,9 +126,12 @@ impl From<ValidationReport> for ReportJson {
             status: inbound_status,
             reason,
         } = report.inbound;
+        let zone = report.zone.name().as_ascii().to_owned();
+        let ttl = report.ttl;
         Self {
             domain: report.domain,
             verified: report.verified,
+            zone_source: report.zone.source().as_str(),
             records: report
                 .records
                 .into_iter()
@@ -88,11 +139,13 @@ impl From<ValidationReport> for ReportJson {
                     |RecordCheck {
                          kind,
                          name,
+                         host,
                          expected,
                          found,
                          status: s,
                          reason,
                          change,
+                         nameservers,
                      }| {
                         let (existing, action, suggested_value, lookups, warning) = match change {
                             Some(c) => (
@@ -107,6 +160,9 @@ impl From<ValidationReport> for ReportJson {
                         RecordCheckJson {
                             kind: kind.as_str(),
                             name,
+                            host,
+                            zone: zone.clone(),
+                            ttl,
                             expected,
                             found,
                             status: status(s),
@@ -116,10 +172,12 @@ impl From<ValidationReport> for ReportJson {
                             suggested_value,
                             lookups,
                             warning,
+                            nameservers: nameservers.map(NameserversJson::from),
                         }
                     },
                 )
                 .collect(),
+            zone,
             inbound: InboundJson {
                 enabled,
                 mx_ready,

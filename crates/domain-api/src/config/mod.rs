@@ -90,6 +90,9 @@ pub struct Config {
     pub master_key: MasterKeySource,
     pub spf_ips: Vec<IpAddr>,
     pub inbound_mx_hosts: Vec<String>,
+    /// The TTL of every record to publish, in seconds (`DOMAIN_API_RECORD_TTL`,
+    /// default 3600).
+    pub record_ttl: u32,
     pub dns_servers: Option<Vec<SocketAddr>>,
     pub dns_timeout: Duration,
     pub db_pool_size: usize,
@@ -116,6 +119,9 @@ pub struct Config {
     /// service's clock runs ahead of the system's, read at each reading of the
     /// clock, so an end-to-end test moves time on instead of sleeping.
     pub test_clock_file: Option<PathBuf>,
+    /// Tests only (`DOMAIN_API_TEST_NAMESERVER_PORT`): the port authoritative
+    /// nameservers are asked on instead of 53.
+    pub test_nameserver_port: Option<u16>,
     /// When domains are checked (`DOMAIN_API_VERIFY_SCHEDULE`,
     /// `DOMAIN_API_VERIFY_INTERVAL`).
     pub verify_schedule: VerifySchedule,
@@ -238,6 +244,7 @@ impl Config {
                 .transpose()?,
             master_key,
             spf_ips: records.spf_ips()?,
+            record_ttl: count(&records.record_ttl, "DOMAIN_API_RECORD_TTL", 1..=604_800)?,
             dns_servers: given(records.dns_servers.as_ref())
                 .map(|v| {
                     list_of(v, "DOMAIN_API_DNS_SERVERS", |s| {
@@ -287,6 +294,9 @@ impl Config {
             ownership: ownership.ownership(&inbound_mx_hosts)?,
             claim_ttl: std_duration(&ownership.claim_ttl, "DOMAIN_API_CLAIM_TTL")?,
             test_clock_file: given(server.test_clock_file.as_ref()).map(PathBuf::from),
+            test_nameserver_port: given(server.test_nameserver_port.as_ref())
+                .map(|v| count(v, "DOMAIN_API_TEST_NAMESERVER_PORT", 1..=65_535))
+                .transpose()?,
             verify_schedule: verifier.schedule()?,
             verifier: verifier.settings()?,
             dkim_keys: KeyPolicy {

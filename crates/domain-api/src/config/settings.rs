@@ -87,6 +87,10 @@ pub struct ServerArgs {
     /// Tests only: a file holding whole seconds the service's clock runs ahead.
     #[arg(long, env = "DOMAIN_API_TEST_CLOCK_FILE", hide = true)]
     pub test_clock_file: Option<String>,
+    /// Tests only: the port authoritative nameservers are asked on (NS addresses
+    /// carry none; default 53).
+    #[arg(long, env = "DOMAIN_API_TEST_NAMESERVER_PORT", hide = true)]
+    pub test_nameserver_port: Option<String>,
 }
 
 /// The database, its pool, and the master key that seals the DKIM keys.
@@ -174,6 +178,15 @@ pub struct RecordsArgs {
         value_name = "HOSTS"
     )]
     pub inbound_mx_hosts: String,
+    /// TTL, in seconds, of every record to publish (detail, Setup page, zone file;
+    /// 1 to 604800).
+    #[arg(
+        long,
+        env = "DOMAIN_API_RECORD_TTL",
+        default_value = "3600",
+        value_name = "SECONDS"
+    )]
+    pub record_ttl: String,
     /// Comma list of ip:port nameservers. Default: the system resolver.
     #[arg(long, env = "DOMAIN_API_DNS_SERVERS", value_name = "SERVERS")]
     pub dns_servers: Option<String>,

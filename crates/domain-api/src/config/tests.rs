@@ -44,6 +44,7 @@ fn defaults_to_the_embedded_sqlite_setup() {
         config.inbound_mx_hosts,
         ["inbound.sendtrim.com", "smtp.sendtrim.com"]
     );
+    assert_eq!(config.record_ttl, 3600);
     assert_eq!(config.dns_timeout, Duration::from_millis(2000));
     assert_eq!(config.check_deadline, Duration::from_millis(4000));
     assert_eq!(config.db_statement_timeout, Duration::from_millis(5000));
@@ -670,6 +671,23 @@ fn the_readme_table_is_the_declared_settings_with_their_defaults() {
         assert!(
             variable == "RUST_LOG" || declared.iter().any(|(_, v, _, _)| v == variable),
             "README's table lists {variable}, which is not declared"
+        );
+    }
+}
+
+#[test]
+fn the_record_ttl_is_a_number_of_seconds_within_a_week() {
+    assert_eq!(
+        config(&[("DOMAIN_API_RECORD_TTL", "300")])
+            .unwrap()
+            .record_ttl,
+        300
+    );
+    for bad in ["0", "604801", "1h", "-5"] {
+        let error = config(&[("DOMAIN_API_RECORD_TTL", bad)]).unwrap_err();
+        assert!(
+            error.to_string().contains("DOMAIN_API_RECORD_TTL"),
+            "{bad}: {error}"
         );
     }
 }

@@ -27,6 +27,16 @@ impl TxtRecord {
     }
 }
 
+/// One authoritative nameserver of a zone: its host name (an NS record's target,
+/// without the trailing dot) and its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nameserver {
+    /// The host name, e.g. `ns1.example.com`.
+    pub host: String,
+    /// Its IPv4 and IPv6 addresses.
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
 /// Live DNS lookups, each bounded in time by the adapter.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -50,6 +60,36 @@ pub trait Dns: Send + Sync {
     /// # Errors
     /// [`DnsError`]; a name with neither is [`DnsError::NoRecords`].
     async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, DnsError>;
+
+    /// Whether `name` is a zone apex: `Ok` when an SOA record is published at `name`
+    /// itself (not merely in the authority section of a negative answer).
+    ///
+    /// # Errors
+    /// [`DnsError`]; a name inside a zone but not its apex is
+    /// [`DnsError::NoRecords`] (or [`DnsError::NxDomain`] when it does not exist).
+    async fn soa(&self, name: &str) -> Result<(), DnsError>;
+
+    /// The authoritative nameservers of `zone` (its NS records) with their
+    /// addresses, found through the configured resolver. A host whose addresses
+    /// cannot be found is listed with none.
+    ///
+    /// # Errors
+    /// [`DnsError`]; a zone without NS records is [`DnsError::NoRecords`].
+    async fn nameservers(&self, zone: &str) -> Result<Vec<Nameserver>, DnsError>;
+
+    /// The TXT records at `name` as the nameserver at `server` serves them now:
+    /// asked directly, without recursion (over TCP when the answer is truncated), so
+    /// no cache of any resolver stands between. Only an authoritative answer counts.
+    ///
+    /// # Errors
+    /// [`DnsError`]; NXDOMAIN and NODATA as for [`Dns::txt`], an answer that is not
+    /// authoritative (the server does not serve the zone) is
+    /// [`DnsError::Unexpected`].
+    async fn txt_at(
+        &self,
+        server: std::net::IpAddr,
+        name: &str,
+    ) -> Result<Vec<TxtRecord>, DnsError>;
 }
 
 /// Why a lookup returned no records: a name or type with nothing published is kept

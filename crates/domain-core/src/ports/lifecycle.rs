@@ -57,6 +57,9 @@ pub struct CheckPlan {
     pub events: Vec<NewEvent>,
     /// What the check found, record by record, kept with the domain.
     pub last_check: Option<crate::last_check::LastCheck>,
+    /// The zone the check found the domain in; `None` leaves the stored one as it is
+    /// (the lookup failed, or found none).
+    pub zone: Option<DomainName>,
 }
 
 /// Why a rotation did not start.

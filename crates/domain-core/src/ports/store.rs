@@ -39,6 +39,9 @@ pub struct StoredDomain {
     /// What the last check (at `last_checked_at`) found, record by record; `None`
     /// before the first check (or one made before the findings were kept).
     pub last_check: Option<crate::last_check::LastCheck>,
+    /// The zone a check's SOA lookup last found the domain in ([`crate::find_zone`]);
+    /// `None` until one did. [`crate::Zone::of`] makes it the zone of the records.
+    pub zone: Option<DomainName>,
 }
 
 impl StoredDomain {
@@ -65,6 +68,7 @@ impl StoredDomain {
             next_check_at: None,
             failed_checks: 0,
             last_check: None,
+            zone: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::ports::clock::Clock;
 use crate::ports::store::{DomainDetail, DomainStore, SenderRecord, StoredDomain};
 use crate::published::PublishedRecord;
 use crate::usecases::verify::KeyPolicy;
-use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
+use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet, Zone};
 
 /// Lists and describes an organization's domains. Another organization's domain is
 /// reported exactly like one that does not exist.
@@ -41,6 +41,9 @@ pub struct DomainView {
     pub last_checked_at: Option<DateTime<Utc>>,
     /// When the next check is due; `None` when none is scheduled.
     pub next_check_at: Option<DateTime<Utc>>,
+    /// The zone the records are published in: the one a check last found, else the
+    /// registrable domain.
+    pub zone: Zone,
     /// What to publish now: SPF, every key's record (newest first), DMARC.
     pub records: Vec<PublishedRecord>,
     /// Every key not yet safe to forget, newest first.
@@ -140,13 +143,15 @@ impl ReadDomains {
             keys,
         } = detail;
         let now = self.clock.now();
+        let zone = Zone::of(&stored.name, stored.zone.as_ref());
+        let ttl = self.policy.ttl();
         let base = RecordSet::render(
             &self.policy,
             &stored.name,
             &stored.selector,
             &stored.public_key,
         )
-        .published(&stored.name);
+        .published(&stored.name, &zone, ttl);
         let dkim: Vec<KeyView> = keys
             .into_iter()
             .map(|key| {
@@ -155,7 +160,7 @@ impl ReadDomains {
                 if key.state == KeyState::Revoked {
                     REVOKED_DKIM_VALUE.clone_into(&mut set.dkim_value);
                 }
-                let record = set.published(&stored.name).swap_remove(1);
+                let record = set.published(&stored.name, &zone, ttl).swap_remove(1);
                 KeyView {
                     safe_to_remove: self.keys.safe_to_remove(key.revoked_at, now),
                     key,
@@ -168,7 +173,7 @@ impl ReadDomains {
         records.extend(dkim.iter().map(|k| k.record.clone()));
         records.extend(base.last().cloned());
         DomainView {
-            inbound_mx: InboundMx::new(&self.policy, &stored.name),
+            inbound_mx: InboundMx::new(&self.policy, &stored.name, &zone, ttl),
             last_check: stored.last_check,
             domain: stored.name,
             inbound_enabled: stored.inbound_enabled,
@@ -177,6 +182,7 @@ impl ReadDomains {
             verified_at: stored.verified_at,
             last_checked_at: stored.last_checked_at,
             next_check_at: stored.next_check_at,
+            zone,
             records,
             dkim,
             senders,

@@ -18,7 +18,7 @@ use crate::ports::store::DomainDetail;
 use crate::usecases::validate::{
     CheckStatus, RecordKind, ValidateDomain, ValidateError, ValidationReport,
 };
-use crate::{DomainName, OrganizationId};
+use crate::{DomainName, OrganizationId, ZoneSource};
 
 /// How long keys stay in each late state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +281,7 @@ pub fn plan_check(
         key_moves,
         events,
         last_check: None,
+        zone: None,
     }
 }
 
@@ -359,7 +360,11 @@ impl VerifyDomain {
         let mut report = self.validate.report(&detail.domain).await;
         let pending = detail.keys.iter().find(|k| k.state == KeyState::Pending);
         let pending_check = match pending {
-            Some(key) => Some(self.validate.check_key(&detail.domain, key).await),
+            Some(key) => Some(
+                self.validate
+                    .check_key(&detail.domain, key, &report.servers)
+                    .await,
+            ),
             None => None,
         };
         let finding = |kind: RecordKind| {
@@ -377,6 +382,11 @@ impl VerifyDomain {
         };
         let mut plan = plan_check(detail, &findings, self.clock.now(), &self.policy);
         plan.next_check_at = Some(self.schedule.next_check(&plan));
+        // A zone found that is not the one stored is kept for the records the detail
+        // lists (nothing is written while it stays the same).
+        plan.zone = (report.zone.source() == ZoneSource::Soa)
+            .then(|| report.zone.name().clone())
+            .filter(|found| detail.domain.zone.as_ref() != Some(found));
         let promoted = plan.key_moves.iter().any(|m| m.to == KeyTarget::Active);
         // The report speaks of the key that is active after the check.
         let promoted_report = match pending_check {

@@ -297,6 +297,7 @@ mod schedule {
             key_moves: Vec::new(),
             events: Vec::new(),
             last_check: None,
+            zone: None,
         }
     }
 

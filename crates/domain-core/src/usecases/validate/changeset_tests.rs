@@ -15,7 +15,7 @@ fn change(report: &ValidationReport, kind: RecordKind) -> ChangeSet {
 
 /// The zone with `spf` at the apex and `extra` TXT records elsewhere.
 async fn with_spf(spf: &[&str], extra: &[(&str, &[&str])]) -> ValidationReport {
-    let mut zone = Zone::correct().with_txt(DOMAIN, txt(spf));
+    let mut zone = CustomerZone::correct().with_txt(DOMAIN, txt(spf));
     for (name, values) in extra {
         zone = zone.with_txt(name, txt(values));
     }
@@ -52,7 +52,7 @@ async fn no_spf_record_adds_ours() {
 
 #[tokio::test]
 async fn our_record_needs_nothing() {
-    let report = validate(Zone::correct()).await;
+    let report = validate(CustomerZone::correct()).await;
     let spf = change(&report, RecordKind::Spf);
     assert_eq!(
         (spf.action, spf.suggested_value.as_str()),
@@ -198,12 +198,13 @@ async fn plus_all_is_kept_as_theirs_with_a_warning() {
 #[tokio::test]
 async fn an_existing_dmarc_record_is_kept() {
     let theirs = "v=DMARC1; p=reject; rua=mailto:dmarc@corp.example";
-    let report = validate(Zone::correct().with_txt(DMARC_NAME, txt(&[theirs]))).await;
+    let report = validate(CustomerZone::correct().with_txt(DMARC_NAME, txt(&[theirs]))).await;
     let dmarc = change(&report, RecordKind::Dmarc);
     assert_eq!(dmarc.action, ChangeAction::Keep);
     assert_eq!(dmarc.suggested_value, theirs);
     assert_eq!(dmarc.existing, [theirs]);
-    let none = validate(Zone::correct().with_txt(DMARC_NAME, txt(&["something else"]))).await;
+    let none =
+        validate(CustomerZone::correct().with_txt(DMARC_NAME, txt(&["something else"]))).await;
     let dmarc = change(&none, RecordKind::Dmarc);
     assert_eq!(
         (dmarc.action, dmarc.suggested_value.as_str()),
@@ -230,7 +231,7 @@ fn the_merge_keeps_their_terms_once_and_adds_only_what_is_missing() {
 #[tokio::test]
 async fn the_report_a_background_check_judges_by_has_no_change_set_and_follows_no_include() {
     // A strict zone: a lookup of _spf.google.com would fail the test.
-    let zone = Zone::correct().with_txt(DOMAIN, txt(&[GOOGLE]));
+    let zone = CustomerZone::correct().with_txt(DOMAIN, txt(&[GOOGLE]));
     let report = use_case(untouched_store(), zone.into_dns())
         .report(&detail(DOMAIN, false).domain)
         .await;

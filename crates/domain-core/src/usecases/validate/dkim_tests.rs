@@ -6,13 +6,13 @@ use crate::ports::dns::{DnsError, TxtRecord};
 use crate::usecases::validate::CheckStatus;
 use crate::usecases::validate::fixtures::*;
 
-async fn dkim_check(zone: Zone) -> RecordCheck {
+async fn dkim_check(zone: CustomerZone) -> RecordCheck {
     let report = validate(zone).await;
     check(&report, RecordKind::Dkim).clone()
 }
 
-fn dkim_published(values: &[&str]) -> Zone {
-    Zone::correct().with_txt(DKIM_NAME, txt(values))
+fn dkim_published(values: &[&str]) -> CustomerZone {
+    CustomerZone::correct().with_txt(DKIM_NAME, txt(values))
 }
 
 #[tokio::test]
@@ -21,7 +21,7 @@ async fn accepts_a_key_split_into_several_strings() {
     let (first, rest) = value.split_at(255);
     let record = TxtRecord(vec![first.as_bytes().to_vec(), rest.as_bytes().to_vec()]);
 
-    let dkim = dkim_check(Zone::correct().with_txt(DKIM_NAME, Ok(vec![record]))).await;
+    let dkim = dkim_check(CustomerZone::correct().with_txt(DKIM_NAME, Ok(vec![record]))).await;
 
     assert_eq!(dkim.status, CheckStatus::Ok);
     assert_eq!(dkim.found, [value]);
@@ -76,7 +76,7 @@ async fn reports_a_truncated_key_with_its_length_and_the_255_limit() {
 #[tokio::test]
 async fn finds_the_record_published_under_the_domain_appended_twice() {
     let doubled = "s1._domainkey.example.com.example.com";
-    let zone = Zone::correct()
+    let zone = CustomerZone::correct()
         .with_txt(DKIM_NAME, Err(DnsError::NxDomain))
         .with_txt(doubled, txt(&[&dkim_value(&key())]));
 
@@ -93,7 +93,7 @@ async fn finds_the_record_published_under_the_domain_appended_twice() {
 
 #[tokio::test]
 async fn reports_dkim_missing_when_neither_name_has_a_key_record() {
-    let zone = Zone::correct()
+    let zone = CustomerZone::correct()
         .with_txt(DKIM_NAME, Err(DnsError::NoRecords))
         .with_txt(
             "s1._domainkey.example.com.example.com",
@@ -113,7 +113,8 @@ async fn reports_dkim_missing_when_neither_name_has_a_key_record() {
 #[tokio::test]
 async fn does_not_look_for_a_doubled_name_when_the_lookup_failed() {
     // The zone lists no doubled name, so a lookup of it would fail the test.
-    let dkim = dkim_check(Zone::correct().with_txt(DKIM_NAME, Err(DnsError::Timeout))).await;
+    let dkim =
+        dkim_check(CustomerZone::correct().with_txt(DKIM_NAME, Err(DnsError::Timeout))).await;
 
     assert_eq!(dkim.status, CheckStatus::Error);
 }

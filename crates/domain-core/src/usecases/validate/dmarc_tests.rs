@@ -5,7 +5,7 @@ use crate::usecases::validate::CheckStatus;
 use crate::usecases::validate::fixtures::*;
 
 async fn dmarc_check(records: &[&str]) -> RecordCheck {
-    let report = validate(Zone::correct().with_txt(DMARC_NAME, txt(records))).await;
+    let report = validate(CustomerZone::correct().with_txt(DMARC_NAME, txt(records))).await;
     check(&report, RecordKind::Dmarc).clone()
 }
 

@@ -88,7 +88,7 @@ pub(super) fn mx(hosts: &[&str]) -> Result<Vec<MxRecord>, DnsError> {
 
 /// What the customer's zone answers. Every name listed must be queried exactly once,
 /// and a query for a name not listed fails the test.
-pub(super) struct Zone {
+pub(super) struct CustomerZone {
     txt: Vec<(String, Result<Vec<TxtRecord>, DnsError>)>,
     mx: Result<Vec<MxRecord>, DnsError>,
     /// Answer names not listed with NXDOMAIN instead of failing the test (the SPF
@@ -96,7 +96,7 @@ pub(super) struct Zone {
     others_nxdomain: bool,
 }
 
-impl Zone {
+impl CustomerZone {
     /// Everything published as the generate call told the customer, MX at our relay.
     pub(super) fn correct() -> Self {
         Self {
@@ -130,6 +130,17 @@ impl Zone {
 
     pub(super) fn into_dns(self) -> MockDns {
         let mut dns = MockDns::new();
+        // No nameserver found: the records are asked of the resolver.
+        dns.expect_nameservers()
+            .returning(|_| Err(DnsError::NoRecords));
+        // `example.com` is the zone apex.
+        dns.expect_soa().returning(|name| {
+            if name == DOMAIN {
+                Ok(())
+            } else {
+                Err(DnsError::NoRecords)
+            }
+        });
         if self.others_nxdomain {
             let listed: Vec<String> = self.txt.iter().map(|(n, _)| n.clone()).collect();
             dns.expect_txt()
@@ -156,11 +167,11 @@ pub(super) fn use_case(store: MockDomainStore, dns: MockDns) -> ValidateDomain {
 }
 
 /// Validates `example.com` (inbound off) against `zone`.
-pub(super) async fn validate(zone: Zone) -> ValidationReport {
+pub(super) async fn validate(zone: CustomerZone) -> ValidationReport {
     validate_with_inbound(zone, false).await
 }
 
-pub(super) async fn validate_with_inbound(zone: Zone, inbound: bool) -> ValidationReport {
+pub(super) async fn validate_with_inbound(zone: CustomerZone, inbound: bool) -> ValidationReport {
     let store = store_returning(Some(detail(DOMAIN, inbound)));
     use_case(store, zone.into_dns())
         .execute(&org(), DOMAIN)

@@ -6,7 +6,7 @@ use crate::usecases::validate::fixtures::*;
 
 #[tokio::test]
 async fn reports_inbound_ready_when_an_mx_points_at_our_relay() {
-    let zone = Zone::correct().with_mx(mx(&["aspmx.l.google.com.", "SMTP.sendtrim.com."]));
+    let zone = CustomerZone::correct().with_mx(mx(&["aspmx.l.google.com.", "SMTP.sendtrim.com."]));
 
     let report = validate_with_inbound(zone, true).await;
 
@@ -23,7 +23,7 @@ async fn reports_inbound_ready_when_an_mx_points_at_our_relay() {
 #[tokio::test]
 async fn reports_inbound_missing_when_the_domain_has_no_mx() {
     for failure in [DnsError::NoRecords, DnsError::NxDomain] {
-        let report = validate(Zone::correct().with_mx(Err(failure))).await;
+        let report = validate(CustomerZone::correct().with_mx(Err(failure))).await;
 
         assert!(!report.inbound.mx_ready);
         assert_eq!(report.inbound.status, CheckStatus::Missing);
@@ -36,7 +36,7 @@ async fn reports_inbound_missing_when_the_domain_has_no_mx() {
 
 #[tokio::test]
 async fn names_where_mx_points_when_it_points_elsewhere() {
-    let report = validate(Zone::correct().with_mx(mx(&["aspmx.l.google.com."]))).await;
+    let report = validate(CustomerZone::correct().with_mx(mx(&["aspmx.l.google.com."]))).await;
 
     assert_eq!(report.inbound.status, CheckStatus::Mismatch);
     let reason = report.inbound.reason.unwrap_or_default();
@@ -49,7 +49,7 @@ async fn names_where_mx_points_when_it_points_elsewhere() {
 
 #[tokio::test]
 async fn reports_an_inbound_error_when_the_mx_lookup_fails() {
-    let report = validate(Zone::correct().with_mx(Err(DnsError::ServFail))).await;
+    let report = validate(CustomerZone::correct().with_mx(Err(DnsError::ServFail))).await;
 
     assert_eq!(report.inbound.status, CheckStatus::Error);
     assert!(!report.inbound.mx_ready);
@@ -57,7 +57,7 @@ async fn reports_an_inbound_error_when_the_mx_lookup_fails() {
 
 #[tokio::test]
 async fn is_not_verified_when_inbound_is_enabled_but_mx_points_elsewhere() {
-    let zone = Zone::correct().with_mx(mx(&["aspmx.l.google.com."]));
+    let zone = CustomerZone::correct().with_mx(mx(&["aspmx.l.google.com."]));
 
     let report = validate_with_inbound(zone, true).await;
 
@@ -66,7 +66,7 @@ async fn is_not_verified_when_inbound_is_enabled_but_mx_points_elsewhere() {
 
 #[tokio::test]
 async fn is_verified_without_our_mx_when_inbound_is_disabled() {
-    let zone = Zone::correct().with_mx(mx(&["aspmx.l.google.com."]));
+    let zone = CustomerZone::correct().with_mx(mx(&["aspmx.l.google.com."]));
 
     let report = validate_with_inbound(zone, false).await;
 

@@ -7,6 +7,7 @@
 //! `dkim` (RFC 6376), `dmarc` (RFC 7489) and `inbound` (MX); `cidr` matches the
 //! `ip4:`/`ip6:` networks SPF names, and `verdict` holds what the checks share.
 
+mod authoritative;
 mod changeset;
 mod cidr;
 mod dkim;
@@ -24,7 +25,8 @@ use crate::lifecycle::KeyRecord;
 use crate::ports::InfraError;
 use crate::ports::dns::{Dns, DnsError, TxtRecord};
 use crate::ports::store::{DomainDetail, DomainStore, StoredDomain};
-use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet};
+use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet, Zone, find_zone};
+pub use authoritative::{MAX_NAMESERVERS, Server, Tally};
 pub use changeset::{ChangeAction, ChangeSet, MAX_SPF_LOOKUPS, merge_spf};
 use verdict::{Verdict, txt_failure};
 
@@ -34,6 +36,8 @@ pub struct ValidateDomain {
     store: Arc<dyn DomainStore>,
     dns: Arc<dyn Dns>,
     policy: Arc<RecordPolicy>,
+    /// The nameserver every TXT lookup asks directly; `None`: the resolver.
+    at: Option<std::net::IpAddr>,
 }
 
 /// Why no report was produced.
@@ -52,11 +56,15 @@ pub enum ValidateError {
 }
 
 impl ValidationReport {
-    /// `verified` recomputed from the records and inbound.
+    /// `verified` recomputed from the records and inbound, and each record's host
+    /// from the zone.
     #[must_use]
     pub(crate) fn judged(mut self) -> Self {
         self.verified = self.records.iter().all(|c| c.status == CheckStatus::Ok)
             && (!self.inbound.enabled || self.inbound.status == CheckStatus::Ok);
+        for check in &mut self.records {
+            check.host = self.zone.host(&check.name);
+        }
         self
     }
 }
@@ -68,6 +76,14 @@ pub struct ValidationReport {
     pub domain: String,
     /// SPF, DKIM and DMARC are all ok, and so is inbound when it is enabled.
     pub verified: bool,
+    /// The zone the records belong in: the one this check's SOA lookup found, else
+    /// the one an earlier check found, else the registrable domain.
+    pub zone: Zone,
+    /// The TTL to publish each record with, in seconds.
+    pub ttl: u32,
+    /// The zone's authoritative nameservers the records were checked at; empty when
+    /// none could be found (the resolver was asked).
+    pub servers: Vec<Server>,
     /// SPF, DKIM and DMARC, in that order.
     pub records: Vec<RecordCheck>,
     /// The MX check, judged only when inbound is enabled.
@@ -104,6 +120,8 @@ pub struct RecordCheck {
     pub kind: RecordKind,
     /// The fully-qualified name queried, e.g. `s1._domainkey.example.com`.
     pub name: String,
+    /// `name` relative to the report's zone, e.g. `s1._domainkey.mail`.
+    pub host: String,
     /// The value the customer should publish there.
     pub expected: String,
     /// Each TXT record found, its strings joined.
@@ -115,6 +133,9 @@ pub struct RecordCheck {
     /// SPF and DMARC: what is there now and the one value to publish; `None` for DKIM
     /// and when the lookup failed.
     pub change: Option<ChangeSet>,
+    /// How the record stands at each of the zone's nameservers; `None` when the
+    /// resolver was asked instead.
+    pub nameservers: Option<Tally>,
 }
 
 /// The outcome of one check.
@@ -162,7 +183,12 @@ impl ValidateDomain {
     /// Builds the use case over its ports and the policy that says what to expect.
     #[must_use]
     pub fn new(store: Arc<dyn DomainStore>, dns: Arc<dyn Dns>, policy: Arc<RecordPolicy>) -> Self {
-        Self { store, dns, policy }
+        Self {
+            store,
+            dns,
+            policy,
+            at: None,
+        }
     }
 
     /// Checks the organization's `domain` (raw user input) against live DNS.
@@ -196,6 +222,8 @@ impl ValidateDomain {
     }
 
     /// The live report for a stored domain: SPF, its active key, DMARC, inbound.
+    /// First the zone (SOA lookups), then its nameservers (NS lookups): the TXT
+    /// records are asked at each of them; MX through the resolver.
     pub(crate) async fn report(&self, stored: &StoredDomain) -> ValidationReport {
         let expected = RecordSet::render(
             &self.policy,
@@ -203,23 +231,34 @@ impl ValidateDomain {
             &stored.selector,
             &stored.public_key,
         );
+        let expected = &expected;
+        let found = find_zone(self.dns.as_ref(), &stored.name).await;
+        let zone = Zone::of(&stored.name, found.as_ref().or(stored.zone.as_ref()));
 
         // The lookups are independent: the slowest one, not their sum, bounds the call.
-        let ((spf, dkim), (dmarc, inbound)) = join(
+        let (servers, inbound) = join(self.servers(&zone), self.check_inbound(stored)).await;
+        let ((spf, dkim), dmarc) = join(
             join(
-                self.check_spf(&stored.name, &expected.spf),
-                self.check_dkim(stored, &expected),
+                self.at_each(&servers, |v| async move {
+                    v.check_spf(&stored.name, &expected.spf).await
+                }),
+                self.at_each(
+                    &servers,
+                    |v| async move { v.check_dkim(stored, expected).await },
+                ),
             ),
-            join(
-                self.check_dmarc(&stored.name, &expected.dmarc),
-                self.check_inbound(stored),
-            ),
+            self.at_each(&servers, |v| async move {
+                v.check_dmarc(&stored.name, &expected.dmarc).await
+            }),
         )
         .await;
 
         let report = ValidationReport {
             domain: stored.name.as_ascii().to_owned(),
             verified: false,
+            zone,
+            ttl: self.policy.ttl(),
+            servers,
             records: vec![spf, dkim, dmarc],
             inbound,
         }
@@ -228,8 +267,14 @@ impl ValidateDomain {
         report
     }
 
-    /// The live check of one key's record, as if it were the active key.
-    pub(crate) async fn check_key(&self, stored: &StoredDomain, key: &KeyRecord) -> RecordCheck {
+    /// The live check of one key's record, as if it were the active key, at
+    /// `servers` (the resolver when there are none).
+    pub(crate) async fn check_key(
+        &self,
+        stored: &StoredDomain,
+        key: &KeyRecord,
+        servers: &[Server],
+    ) -> RecordCheck {
         let mut as_active = stored.clone();
         as_active.selector = key.selector.clone();
         as_active.public_key = key.public_key.clone();
@@ -239,12 +284,19 @@ impl ValidateDomain {
             &as_active.selector,
             &as_active.public_key,
         );
-        self.check_dkim(&as_active, &expected).await
+        let (as_active, expected) = (&as_active, &expected);
+        self.at_each(servers, |v| async move {
+            v.check_dkim(as_active, expected).await
+        })
+        .await
     }
 
     /// The TXT records at `name`, joined; an empty answer counts as no records.
     async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
-        let records = self.dns.txt(name).await?;
+        let records = match self.at {
+            Some(server) => self.dns.txt_at(server, name).await?,
+            None => self.dns.txt(name).await?,
+        };
         if records.is_empty() {
             return Err(DnsError::NoRecords);
         }
@@ -289,11 +341,14 @@ impl RecordCheck {
         Self {
             kind,
             name: name.to_owned(),
+            // Relative to the report's zone once the report is judged.
+            host: name.to_owned(),
             expected: expected.to_owned(),
             found,
             status: verdict.status,
             reason: verdict.reason,
             change: None,
+            nameservers: None,
         }
     }
 }
@@ -327,7 +382,7 @@ async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
 }
 
 /// Polls every future until all finish; the outputs in the futures' order.
-async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     poll_fn(move |cx| {

@@ -8,7 +8,7 @@ use crate::usecases::validate::fixtures::*;
 
 async fn spf_check(records: &[&str]) -> RecordCheck {
     let report = validate(
-        Zone::correct()
+        CustomerZone::correct()
             .with_txt(DOMAIN, txt(records))
             .others_nxdomain(),
     )

@@ -14,7 +14,7 @@ use crate::usecases::fixtures::org;
 
 #[tokio::test]
 async fn reports_verified_when_every_record_is_published_correctly() {
-    let report = validate_with_inbound(Zone::correct(), true).await;
+    let report = validate_with_inbound(CustomerZone::correct(), true).await;
 
     assert!(report.verified);
     assert_eq!(report.domain, DOMAIN);
@@ -111,6 +111,12 @@ async fn looks_up_an_internationalised_domain_by_its_a_label() {
     dns.expect_mx()
         .times(1)
         .returning(|_| Err(DnsError::NoRecords));
+    dns.expect_nameservers()
+        .returning(|_| Err(DnsError::NoRecords));
+    dns.expect_soa()
+        .with(eq(idn))
+        .times(1)
+        .returning(|_| Ok(()));
 
     let report = use_case(store, dns)
         .execute(&org(), "bücher.example")
@@ -122,6 +128,61 @@ async fn looks_up_an_internationalised_domain_by_its_a_label() {
         report.records[1].name,
         "s1._domainkey.xn--bcher-kva.example"
     );
+    assert_eq!(report.zone.name().as_ascii(), idn);
+    assert_eq!(report.records[1].host, "s1._domainkey");
+}
+
+#[tokio::test]
+async fn records_are_placed_in_the_zone_the_soa_lookup_finds() {
+    let sub = "mail.example.com";
+    let mut store = MockDomainStore::new();
+    store
+        .expect_domain_detail()
+        .returning(move |_, _| Ok(Some(detail(sub, false))));
+    let mut dns = MockDns::new();
+    dns.expect_txt().returning(|_| Err(DnsError::NoRecords));
+    dns.expect_mx().returning(|_| Err(DnsError::NoRecords));
+    dns.expect_nameservers()
+        .returning(|_| Err(DnsError::NoRecords));
+    // A zone of its own: hosts relative to the sender domain.
+    dns.expect_soa()
+        .with(eq(sub))
+        .times(1)
+        .returning(|_| Ok(()));
+    dns.expect_soa()
+        .with(eq(DOMAIN))
+        .times(1)
+        .returning(|_| Ok(()));
+
+    let report = use_case(store, dns).execute(&org(), sub).await.unwrap();
+
+    assert_eq!(report.zone.name().as_ascii(), sub);
+    assert_eq!(report.zone.source(), crate::ZoneSource::Soa);
+    let hosts: Vec<&str> = report.records.iter().map(|r| r.host.as_str()).collect();
+    assert_eq!(hosts, ["@", "s1._domainkey", "_dmarc"]);
+    assert_eq!(report.ttl, crate::ZONE_TTL);
+}
+
+#[tokio::test]
+async fn a_failed_soa_lookup_falls_back_to_the_registrable_domain() {
+    let sub = "mail.example.com";
+    let mut store = MockDomainStore::new();
+    store
+        .expect_domain_detail()
+        .returning(move |_, _| Ok(Some(detail(sub, false))));
+    let mut dns = MockDns::new();
+    dns.expect_txt().returning(|_| Err(DnsError::NoRecords));
+    dns.expect_mx().returning(|_| Err(DnsError::NoRecords));
+    dns.expect_nameservers()
+        .returning(|_| Err(DnsError::NoRecords));
+    dns.expect_soa().returning(|_| Err(DnsError::ServFail));
+
+    let report = use_case(store, dns).execute(&org(), sub).await.unwrap();
+
+    assert_eq!(report.zone.name().as_ascii(), DOMAIN);
+    assert_eq!(report.zone.source(), crate::ZoneSource::Registrable);
+    let hosts: Vec<&str> = report.records.iter().map(|r| r.host.as_str()).collect();
+    assert_eq!(hosts, ["mail", "s1._domainkey.mail", "_dmarc.mail"]);
 }
 
 #[test]
@@ -173,7 +234,8 @@ async fn join_all_polls_every_future_together_and_keeps_their_order() {
 
 #[tokio::test]
 async fn reports_missing_when_the_name_does_not_exist() {
-    let report = validate(Zone::correct().with_txt(DMARC_NAME, Err(DnsError::NxDomain))).await;
+    let report =
+        validate(CustomerZone::correct().with_txt(DMARC_NAME, Err(DnsError::NxDomain))).await;
 
     let dmarc = check(&report, RecordKind::Dmarc);
     assert_eq!(dmarc.status, CheckStatus::Missing);
@@ -183,7 +245,7 @@ async fn reports_missing_when_the_name_does_not_exist() {
 
 #[tokio::test]
 async fn reports_missing_when_the_name_has_no_txt_records() {
-    let report = validate(Zone::correct().with_txt(DOMAIN, Err(DnsError::NoRecords))).await;
+    let report = validate(CustomerZone::correct().with_txt(DOMAIN, Err(DnsError::NoRecords))).await;
 
     let spf = check(&report, RecordKind::Spf);
     assert_eq!(spf.status, CheckStatus::Missing);
@@ -201,7 +263,7 @@ async fn reports_an_error_naming_the_outcome_when_the_lookup_fails() {
             "resolver error",
         ),
     ] {
-        let report = validate(Zone::correct().with_txt(DOMAIN, Err(failure))).await;
+        let report = validate(CustomerZone::correct().with_txt(DOMAIN, Err(failure))).await;
 
         let spf = check(&report, RecordKind::Spf);
         assert_eq!(spf.status, CheckStatus::Error);

@@ -1,0 +1,111 @@
+//! Checks at the zone's authoritative nameservers: three in-process servers on
+//! 127.0.0.2–4 (one port, told to the service by a test-only setting), found through
+//! the configured resolver's NS and A records; one of them lags.
+
+use std::net::IpAddr;
+
+use dns_hickory::test_support::TestDnsServer;
+use serde_json::Value;
+use store_diesel::BackendKind;
+
+use crate::lifecycle::{app_with, publish_generated, verify};
+
+fn record<'a>(report: &'a Value, kind: &str) -> &'a Value {
+    report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == kind)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_is_published_when_every_answering_nameserver_serves_it() {
+    let zone = "auth.example";
+    let ips: Vec<IpAddr> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        .iter()
+        .map(|ip| ip.parse().unwrap())
+        .collect();
+    let nameservers = TestDnsServer::start_in_thread_on_each(&ips);
+    let port = nameservers[0].addr().port().to_string();
+    // The configured resolver knows where the zone is served, and (to show it is not
+    // asked for them) the records too.
+    let resolver = TestDnsServer::start_in_thread();
+    resolver.add_soa(zone);
+    for (i, ip) in ips.iter().enumerate() {
+        let host = format!("ns{}.{zone}", i + 1);
+        resolver.add_ns(zone, &host);
+        resolver.add_address(&host, *ip);
+    }
+    let app = app_with(
+        BackendKind::Sqlite,
+        &resolver,
+        &[("DOMAIN_API_TEST_NAMESERVER_PORT", port.as_str())],
+    )
+    .await;
+    let org = app.create_org("Acme");
+    let generated = app.generate(&org, &format!(r#"{{"email":"a@{zone}"}}"#));
+    assert_eq!(generated.status, 201, "{}", generated.body);
+    let map = generated.json();
+
+    // Only the resolver has them: the nameservers do not, so nothing is published.
+    publish_generated(&resolver, zone, &map);
+    let report = verify(&app, &org, zone).json();
+    assert_eq!(report["verified"], false, "{report}");
+    let spf = record(&report, "SPF");
+    assert_eq!(spf["status"], "missing", "{report}");
+    assert_eq!(
+        spf["nameservers"]["summary"],
+        "published on 0 of 3 nameservers"
+    );
+    assert_eq!(spf["nameservers"]["lagging"].as_array().unwrap().len(), 3);
+
+    // The primary and one secondary serve them; ns3 lags: not published, and named.
+    publish_generated(&nameservers[0], zone, &map);
+    publish_generated(&nameservers[1], zone, &map);
+    let report = verify(&app, &org, zone).json();
+    assert_eq!(report["verified"], false, "{report}");
+    for kind in ["SPF", "DKIM", "DMARC"] {
+        let check = record(&report, kind);
+        assert_eq!(check["status"], "missing", "{kind}: {report}");
+        assert_eq!(
+            check["nameservers"]["summary"], "published on 2 of 3 nameservers",
+            "{kind}"
+        );
+        assert_eq!(
+            check["nameservers"]["lagging"],
+            serde_json::json!(["ns3.auth.example (127.0.0.4)"]),
+            "{kind}"
+        );
+        let reason = check["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with(
+                "Only published on 2 of 3 nameservers: ns3.auth.example (127.0.0.4) does not serve it yet."
+            ),
+            "{reason}"
+        );
+    }
+
+    // The secondary catches up: published at once (no negative cache in between).
+    publish_generated(&nameservers[2], zone, &map);
+    let report = verify(&app, &org, zone).json();
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(
+        record(&report, "DKIM")["nameservers"]["summary"],
+        "published on 3 of 3 nameservers"
+    );
+
+    // A nameserver that does not answer is named, and does not hold the record back.
+    nameservers[2].set_blackhole(zone);
+    let report = verify(&app, &org, zone).json();
+    let spf = record(&report, "SPF");
+    assert_eq!(spf["status"], "ok", "{report}");
+    assert_eq!(
+        spf["nameservers"]["unanswered"],
+        serde_json::json!(["ns3.auth.example (127.0.0.4)"])
+    );
+    assert_eq!(
+        spf["nameservers"]["summary"],
+        "published on 2 of 3 nameservers"
+    );
+}
