@@ -92,7 +92,7 @@ pub(crate) enum Work {
 
 /// What a member came to.
 pub(crate) enum Done {
-    Registered(Registered),
+    Registered(Box<Registered>),
     /// `None`: the key is the holder's now.
     Taken(Option<Held>),
 }
@@ -145,7 +145,10 @@ impl Member {
             } => {
                 let (outcome, kept) =
                     register_keeping(backend, registration, org_locked, claim.as_deref()).await;
-                (outcome.map(Done::Registered), kept)
+                (
+                    outcome.map(|registered| Done::Registered(Box::new(registered))),
+                    kept,
+                )
             }
             Work::Take { guarded, holder } => (
                 take_key_once(backend, guarded, holder)
@@ -224,7 +227,7 @@ impl GroupCommit {
             claim,
         };
         match self.submit(backend, turn, work).await? {
-            Done::Registered(registered) => Ok(registered),
+            Done::Registered(registered) => Ok(*registered),
             Done::Taken(_) => Err(DbError::Corrupt("a registration answered as a take".into())),
         }
     }
@@ -455,7 +458,7 @@ impl Leader {
                         for (member, (outcome, kept)) in run.into_iter().zip(outcomes) {
                             retry.extend(settle_later(
                                 member,
-                                outcome.map(Done::Registered),
+                                outcome.map(|registered| Done::Registered(Box::new(registered))),
                                 kept,
                                 &mut done,
                             ));
