@@ -463,6 +463,94 @@ class SilentDns:
                 pass
 
 
+class SlowDns(SilentDns):
+    """A DNS server on 127.0.0.1 (UDP, and TCP on the same port) that answers every
+    query after `delay` seconds, TTL 0 (nothing cached): every name exists; a TXT
+    query for a name fewer than `depth` labels below its domain answers an SPF record
+    with `fanout` includes of fresh names one level down (so no two checks share a
+    lookup), deeper names `v=spf1 -all`, `_dmarc.` names a DMARC record; every other
+    type answers no records. The live-check amplifier with includes that answer,
+    slowly, instead of never."""
+
+    def __init__(self, delay, fanout=8, depth=3):
+        self.delay, self.fanout, self.depth = delay, fanout, depth
+        super().__init__()
+
+    @staticmethod
+    def _question(query):
+        labels, i = [], 12
+        while query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].decode("ascii", "replace"))
+            i += 1 + query[i]
+        qtype = int.from_bytes(query[i + 1:i + 3], "big")
+        return labels, qtype, i + 5
+
+    def _answer(self, query):
+        labels, qtype, end = self._question(query)
+        name = ".".join(labels).lower()
+        answers = []
+        if qtype == 16:  # TXT
+            if name.startswith("_dmarc."):
+                text = "v=DMARC1; p=none"
+            elif (sum(label.startswith("i-") for label in labels) < self.depth
+                  and "._domainkey." not in name):
+                fresh = " ".join(f"include:i-{uuid.uuid4().hex[:8]}.{name}"
+                                 for _ in range(self.fanout))
+                text = f"v=spf1 {fresh} -all"
+            else:
+                text = "v=spf1 -all"
+            data = text.encode()
+            chunks = b"".join(bytes([len(data[i:i + 255])]) + data[i:i + 255]
+                              for i in range(0, len(data), 255))
+            answers.append(b"\xc0\x0c" + (16).to_bytes(2, "big") + b"\x00\x01"
+                           + (0).to_bytes(4, "big") + len(chunks).to_bytes(2, "big") + chunks)
+        flags = b"\x84\x00" if not query[2] & 0x01 else b"\x85\x00"  # QR AA (RD copied)
+        header = (query[:2] + flags + b"\x00\x01" + len(answers).to_bytes(2, "big")
+                  + b"\x00\x00\x00\x00")
+        return header + query[12:end] + b"".join(answers)
+
+    def _udp(self):
+        while not self.stopped:
+            try:
+                query, peer = self.udp.recvfrom(4096)
+            except OSError:
+                return
+            self.queries += 1
+            threading.Thread(target=self._reply_udp, args=(query, peer), daemon=True).start()
+
+    def _reply_udp(self, query, peer):
+        time.sleep(self.delay)
+        try:
+            self.udp.sendto(self._answer(query), peer)
+        except (OSError, IndexError):
+            pass
+
+    def _tcp(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.held.append(conn)
+            threading.Thread(target=self._reply_tcp, args=(conn,), daemon=True).start()
+
+    def _reply_tcp(self, conn):
+        try:
+            size = int.from_bytes(conn.recv(2), "big")
+            query = b""
+            while len(query) < size:
+                more = conn.recv(size - len(query))
+                if not more:
+                    return
+                query += more
+            time.sleep(self.delay)
+            answer = self._answer(query)
+            conn.sendall(len(answer).to_bytes(2, "big") + answer)
+        except (OSError, IndexError):
+            pass
+
+
 # ---------------------------------------------------------------- set-up
 
 
@@ -644,7 +732,7 @@ def run(args, tmp):
     settings = {}
     verify_rate = 0.0
     if args.vector == "live-checks":
-        dns = SilentDns()
+        dns = SilentDns() if args.dns == "silent" else SlowDns(args.dns_delay_ms / 1000.0)
         settings["DOMAIN_API_DNS_SERVERS"] = f"127.0.0.1:{dns.port}"
         settings["DOMAIN_API_JWT_SECRET"] = uuid.uuid4().hex + uuid.uuid4().hex
         verify_rate = args.victim_verify_rate
@@ -738,6 +826,7 @@ def run(args, tmp):
         flood["storage"] = {"before": stored_before, "after": stored_after,
                             "growth": growth(stored_before, stored_after)}
         if dns:
+            flood["dns"] = args.dns
             flood["silent_dns"] = {"udp_queries": dns.queries - dns_before[0],
                                    "tcp_connections": dns.connections - dns_before[1]}
         if args.vector == "senders":
@@ -830,7 +919,7 @@ def table(result):
     if "a_domain" in result["flood"]:
         lines.append(f"  A's domain at the end: {result['flood']['a_domain']}")
     if "silent_dns" in result["flood"]:
-        lines.append(f"  silent DNS in the flood: {result['flood']['silent_dns']}")
+        lines.append(f"  {result['flood'].get('dns', 'silent')} DNS in the flood: {result['flood']['silent_dns']}")
     lines.append(f"  B all 2xx: {result['b_all_2xx']}; within 2x: {result['within_2x']}")
     for phase in phases:
         p = result[phase]
@@ -864,6 +953,12 @@ def main():
                         help="keyed-answers: senders on A's domain (its PATCH answer is its detail)")
     parser.add_argument("--answer-bytes", type=int, default=None,
                         help="keyed-answers: DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG (default: unset)")
+    parser.add_argument("--dns", choices=("silent", "slow"), default="silent",
+                        help="live-checks: a DNS server that never answers, or one that "
+                             "answers after --dns-delay-ms with SPF records of 8 fresh "
+                             "includes, three levels deep")
+    parser.add_argument("--dns-delay-ms", type=float, default=1500.0,
+                        help="live-checks with --dns slow: each answer's delay")
     parser.add_argument("--quiet-limit", type=float, default=180.0,
                         help="longest wait for other processes to quiet down before a phase")
     parser.add_argument("--master-key", default=DEFAULT_MASTER_KEY)

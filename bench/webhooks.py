@@ -24,8 +24,10 @@ recording when each webhook-id arrived), and the release binary on a fresh datab
    loopback server that accepts and never answers, each creating a domain a second
    (60 deliveries a domain), and a healthy organization whose endpoint (the
    receiver) takes `domain.created`, creating a domain every 200 ms: the delay from
-   its generate call to its webhook, p50/p99/max, over --hostile-seconds. Defaults
-   everywhere (16 slots, 4 per organization, 5 s timeout, 1 s poll).
+   its generate call to its webhook, p50/p99/max, over --hostile-seconds, after the
+   same over --hostile-idle-seconds with the quiet organization alone (its idle
+   p99; `p99_over_idle` is the noisy-neighbour target's ratio). Defaults everywhere
+   (16 slots, 4 per organization, 5 s timeout, 1 s poll).
 3. Delay: an instance with the test-sized schedule (`DOMAIN_API_VERIFY_SCHEDULE=1s`,
    `…_VERIFY_POLL_INTERVAL=100ms`, `…_WEBHOOK_POLL_INTERVAL=100ms`) and an endpoint
    taking `domain.verified`; the script publishes each domain's records at a recorded
@@ -251,6 +253,53 @@ def hostile(args, dns_port):
              "events": ["domain.created"]})
         stop_flag = threading.Event()
 
+        def quiet_phase(seconds, tag):
+            """The quiet organization creates a domain every 200 ms for `seconds`."""
+            sent, answered = {}, {}
+            finish = time.monotonic() + seconds
+            n = 0
+            while time.monotonic() < finish:
+                domain = f"{tag}{n}.quiet-bench.com"
+                sent[domain] = time.monotonic()
+                api(base, "POST", "/api/v1/emails/domains/generate", quiet, {"email": f"x@{domain}"})
+                answered[domain] = time.monotonic()
+                n += 1
+                time.sleep(0.2)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                with receiver.lock:
+                    got = {body["data"].get("domain") for _, body in receiver.arrivals.values()}
+                if all(d in got for d in sent):
+                    break
+                time.sleep(0.05)
+            return sent, answered
+
+        def summary(sent, answered):
+            with receiver.lock:
+                arrived = [(arrival, body["data"]["domain"])
+                           for arrival, body in receiver.arrivals.values()
+                           if body["data"].get("domain") in sent]
+            missing = [float("inf")] * (len(sent) - len(arrived))
+            # From the generate call (what the quiet organization waits in all), and
+            # from its answer, when the event is committed (the delivery's own delay).
+            delays = [arrival - sent[domain] for arrival, domain in arrived] + missing
+            delivery = [arrival - answered[domain] for arrival, domain in arrived] + missing
+            generate = [answered[domain] - sent[domain] for domain in answered]
+            return {
+                "quiet_webhooks": len(sent),
+                "arrived": len(arrived),
+                "p50_s": round(percentile(delays, 50), 3),
+                "p99_s": round(percentile(delays, 99), 3),
+                "max_s": round(max(delays), 3),
+                "delivery_p50_s": round(percentile(delivery, 50), 3),
+                "delivery_p99_s": round(percentile(delivery, 99), 3),
+                "generate_p50_s": round(percentile(generate, 50), 3),
+                "generate_p99_s": round(percentile(generate, 99), 3),
+            }
+
+        # Idle: the quiet organization alone (the hostile endpoints exist, no events).
+        idle = summary(*quiet_phase(args.hostile_idle_seconds, "i"))
+
         def attack(i, auth):
             n = 0
             while not stop_flag.is_set():
@@ -264,45 +313,15 @@ def hostile(args, dns_port):
         for t in threads:
             t.start()
         time.sleep(5)  # the hanging endpoints fill their slots
-        sent = {}
-        answered = {}
-        finish = time.monotonic() + args.hostile_seconds
-        n = 0
-        while time.monotonic() < finish:
-            domain = f"q{n}.quiet-bench.com"
-            sent[domain] = time.monotonic()
-            api(base, "POST", "/api/v1/emails/domains/generate", quiet, {"email": f"x@{domain}"})
-            answered[domain] = time.monotonic()
-            n += 1
-            time.sleep(0.2)
-        deadline = time.monotonic() + 120
-        while len(receiver.arrivals) < len(sent) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        attacked = summary(*quiet_phase(args.hostile_seconds, "q"))
         stop_flag.set()
         for t in threads:
             t.join(timeout=10)
         stop(server)
-        arrived = [(arrival, body["data"]["domain"])
-                   for arrival, body in receiver.arrivals.values()
-                   if body["data"].get("domain") in sent]
-        missing = [float("inf")] * (len(sent) - len(arrived))
-        # From the generate call (what the quiet organization waits in all), and from
-        # its answer, when the event is committed (the delivery's own delay).
-        delays = [arrival - sent[domain] for arrival, domain in arrived] + missing
-        delivery = [arrival - answered[domain] for arrival, domain in arrived] + missing
-        generate = [answered[domain] - sent[domain] for domain in answered]
-        return {
-            "quiet_webhooks": len(sent),
-            "arrived": len(arrived),
-            "hanging_connections": hanging.accepted,
-            "p50_s": round(percentile(delays, 50), 2),
-            "p99_s": round(percentile(delays, 99), 2),
-            "max_s": round(max(delays), 2),
-            "delivery_p50_s": round(percentile(delivery, 50), 2),
-            "delivery_p99_s": round(percentile(delivery, 99), 2),
-            "generate_p50_s": round(percentile(generate, 50), 2),
-            "generate_p99_s": round(percentile(generate, 99), 2),
-        }
+        attacked["hanging_connections"] = hanging.accepted
+        attacked["idle"] = idle
+        attacked["p99_over_idle"] = round(attacked["p99_s"] / idle["p99_s"], 2)
+        return attacked
     finally:
         hanging.stop()
         receiver.shutdown()
@@ -368,6 +387,8 @@ def main():
     parser.add_argument("--scenarios", default="throughput,hostile,delay",
                         help="comma-separated: throughput, hostile, delay")
     parser.add_argument("--hostile-seconds", type=int, default=40)
+    parser.add_argument("--hostile-idle-seconds", type=int, default=15,
+                        help="the quiet organization alone first: its idle p99")
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
 
