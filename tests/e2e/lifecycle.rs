@@ -11,7 +11,7 @@ use serde_json::Value;
 use store_diesel::BackendKind;
 use store_diesel::test_support::backends;
 
-use crate::helpers::{Answer, Options, Org, TestApp, spawn_app_with};
+use crate::helpers::{Answer, Options, Org, TestApp, spawn_app_with, spawn_sibling};
 
 pub const JWT_SECRET: &str = "an-e2e-lifecycle-secret-of-at-least-32-bytes";
 
@@ -331,27 +331,42 @@ async fn rotation_interval(kind: BackendKind) {
 /// they answer 429 with `Retry-After` and query nothing, and another organization's
 /// budget is its own.
 #[tokio::test(flavor = "multi_thread")]
-async fn live_dns_checks_are_budgeted_per_organization() {
+async fn live_dns_checks_are_budgeted_per_organization_across_instances_on_every_backend() {
+    for kind in backends() {
+        live_check_budget(kind).await;
+    }
+}
+
+async fn live_check_budget(kind: BackendKind) {
     let dns = TestDnsServer::start_in_thread();
-    let kind = BackendKind::Sqlite;
     let app = app_with(kind, &dns, &[("DOMAIN_API_LIVE_CHECKS_PER_MINUTE", "3")]).await;
+    // A second instance on the same database: the budget is the organization's, not
+    // each instance's.
+    let sibling = spawn_sibling(&app);
     let (org, other) = (app.create_org("Eager"), app.create_org("Quiet"));
     app.generate(&org, r#"{"email":"a@eager.example"}"#);
     app.generate(&other, r#"{"email":"a@quiet.example"}"#);
-    for _ in 0..3 {
-        assert_eq!(verify(&app, &org, "eager.example").status, 200);
+    for target in [&app, &sibling, &app] {
+        assert_eq!(
+            verify(target, &org, "eager.example").status,
+            200,
+            "{kind:?}"
+        );
     }
     let queries = dns.udp_queries() + dns.tcp_queries();
-    let refused = verify(&app, &org, "eager.example");
-    assert_eq!(
-        (refused.status, refused.body.as_str()),
-        (429, "Too many live DNS checks; retry later")
-    );
-    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    for target in [&sibling, &app] {
+        let refused = verify(target, &org, "eager.example");
+        assert_eq!(
+            (refused.status, refused.body.as_str()),
+            (429, "Too many live DNS checks; retry later"),
+            "{kind:?}"
+        );
+        let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+    }
     // Turning inbound on looks the MX up: refused too; turning it off is not a check.
     let on = call(
-        &app,
+        &sibling,
         &org,
         "PATCH",
         "/api/v1/emails/domains/eager.example",
@@ -371,7 +386,7 @@ async fn live_dns_checks_are_budgeted_per_organization() {
         queries,
         "a refused check queries nothing"
     );
-    assert_eq!(verify(&app, &other, "quiet.example").status, 200);
+    assert_eq!(verify(&sibling, &other, "quiet.example").status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -151,6 +151,10 @@ pub enum ApiError {
     /// (`DOMAIN_API_LIVE_CHECKS_PER_MINUTE`); carries how long until a check is free.
     #[error("too many live DNS checks")]
     TooManyLiveChecks(std::time::Duration),
+    /// The live-check budget could not be read or recorded on a route doing
+    /// `Operation`.
+    #[error("live-check budget failed")]
+    LiveCheckBudget(#[source] InfraError, Operation),
     /// The organization's kept Idempotency-Key answers take all their room
     /// (`DOMAIN_API_IDEMPOTENCY_MAX_BYTES_PER_ORG`); carries how long until the first
     /// of them expires.
@@ -183,7 +187,8 @@ impl ApiError {
             | Self::Manage(_, operation)
             | Self::Sender(_, operation)
             | Self::Claim(_, operation)
-            | Self::Webhook(_, operation) => *operation,
+            | Self::Webhook(_, operation)
+            | Self::LiveCheckBudget(_, operation) => *operation,
             Self::Generate(_) => Operation::Generate,
             Self::Create(_) => Operation::CreateDomain,
             Self::Read(_) => Operation::ReadDomains,
@@ -230,6 +235,7 @@ impl ApiError {
             | Self::Sender(SenderError::Infra(e), _)
             | Self::Claim(ClaimError::Infra(e), _)
             | Self::Webhook(WebhookError::Infra(e), _)
+            | Self::LiveCheckBudget(e, _)
             | Self::Events(e) => match infra_status(e) {
                 S::SERVICE_UNAVAILABLE => self.unavailable(),
                 _ => self.failure(),

@@ -1,10 +1,14 @@
 //! The live-check budget (`DOMAIN_API_LIVE_CHECKS_PER_MINUTE`): how many requests
 //! that query DNS on the caller's behalf — validate, verify, claim verify, turning
-//! inbound on, webhook creation — one organization may make in any 60 seconds, per
-//! instance. One validate can send dozens of queries to names the caller chose; a
-//! budget keeps one tenant from turning the service into its DNS amplifier or
-//! spending the resolver every tenant shares. The background verifier does not draw
-//! on it.
+//! inbound on, webhook creation — one organization may make in any 60 seconds,
+//! across every instance (the store's [`LiveCheckLog`] counts them). One validate can
+//! send dozens of queries to names the caller chose; a budget keeps one tenant from
+//! turning the service into its DNS amplifier or spending the resolver every tenant
+//! shares. The background verifier does not draw on it.
+//!
+//! A refused organization is remembered by the instance that refused it until its
+//! oldest check leaves the window, so its further calls are refused without a
+//! write to the store.
 //!
 //! An admitted check also gets one deadline for all its DNS work
 //! (`DOMAIN_API_CHECK_DEADLINE_MS`): [`Admitted::within`] runs the request's work with
@@ -13,15 +17,20 @@
 //! checks report as not determined). Work outside such a scope — the background
 //! verifier's — is bounded by the resolver's own per-lookup timeout only.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain_core::ownership::retry_after;
+use domain_core::ports::InfraError;
 use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord};
+use domain_core::ports::lifecycle::LiveCheckLog;
 use domain_core::{DomainName, OrganizationId};
+
+use crate::error::{ApiError, Operation};
 
 /// The window the budget counts over.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -29,7 +38,8 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 /// The default budget per organization and minute.
 pub const DEFAULT_PER_MINUTE: u32 = 120;
 
-/// Sweep organizations with no check in the window once the map holds this many.
+/// Forget refused organizations whose refusal has passed once the memo holds this
+/// many.
 const SWEEP_AT: usize = 4096;
 
 /// The default deadline of one check's DNS work: twice the default DNS timeout.
@@ -40,12 +50,14 @@ tokio::task_local! {
     static CHECK_DEADLINE: tokio::time::Instant;
 }
 
-/// Live checks per organization in a sliding 60-second window.
-#[derive(Debug)]
+/// Live checks per organization in a sliding 60-second window, counted by the
+/// store across instances.
 pub struct LiveChecks {
     per_minute: u32,
     deadline: Duration,
-    recent: Mutex<HashMap<OrganizationId, VecDeque<Instant>>>,
+    log: Arc<dyn LiveCheckLog>,
+    /// Organizations this instance refused, until the time a check frees.
+    refused: Mutex<HashMap<OrganizationId, DateTime<Utc>>>,
 }
 
 /// An admitted live check: the request's DNS work runs [`Admitted::within`] its
@@ -64,67 +76,102 @@ impl Admitted {
     }
 }
 
+/// Why a live check was not admitted.
+#[derive(Debug)]
+pub enum Refused {
+    /// The budget is spent: how long until a check is free (whole seconds, at least
+    /// one, as `Retry-After` carries it).
+    Wait(Duration),
+    /// The store could not count or record the check.
+    Store(InfraError),
+}
+
 impl LiveChecks {
-    /// A budget of `per_minute` live checks per organization, each check's DNS work
-    /// bounded by `deadline` in all.
+    /// A budget of `per_minute` live checks per organization, counted in `log`, each
+    /// check's DNS work bounded by `deadline` in all.
     #[must_use]
-    pub fn new(per_minute: u32, deadline: Duration) -> Self {
+    pub fn new(per_minute: u32, deadline: Duration, log: Arc<dyn LiveCheckLog>) -> Self {
         Self {
             per_minute: per_minute.max(1),
             deadline,
-            recent: Mutex::new(HashMap::new()),
+            log,
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Spends one check of `organization`'s budget at `now`, or says how long until
-    /// one is free (whole seconds, at least one, as `Retry-After` carries it).
+    /// The default budget and deadline, counted in `log`.
+    #[must_use]
+    pub fn with_defaults(log: Arc<dyn LiveCheckLog>) -> Self {
+        Self::new(DEFAULT_PER_MINUTE, DEFAULT_DEADLINE, log)
+    }
+
+    fn refused_until(&self) -> std::sync::MutexGuard<'_, HashMap<OrganizationId, DateTime<Utc>>> {
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Spends one check of `organization`'s budget at `now`.
     ///
     /// # Errors
-    /// The wait, when the budget is spent; nothing is spent then.
-    pub fn admit_at(&self, organization: &OrganizationId, now: Instant) -> Result<(), Duration> {
-        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if recent.len() >= SWEEP_AT {
-            recent.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < WINDOW)
-            });
-        }
-        let times = recent.entry(organization.clone()).or_default();
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+    /// [`Refused::Wait`] when the budget is spent (nothing is spent then), or
+    /// [`Refused::Store`].
+    pub async fn admit_at(
+        &self,
+        organization: &OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
+        let wait = |until: DateTime<Utc>| retry_after((until - now).to_std().unwrap_or_default());
+        if let Some(until) = self.refused_until().get(organization).copied()
+            && until > now
         {
-            times.pop_front();
+            return Err(Refused::Wait(wait(until)));
         }
-        let quota = usize::try_from(self.per_minute).unwrap_or(usize::MAX);
-        if times.len() >= quota {
-            let oldest = times.front().copied().unwrap_or(now);
-            let frees_in = WINDOW.saturating_sub(now.duration_since(oldest));
-            return Err(retry_after(frees_in));
+        let oldest = self
+            .log
+            .take_live_check(organization, now, WINDOW, self.per_minute)
+            .await
+            .map_err(Refused::Store)?;
+        let Some(oldest) = oldest else {
+            return Ok(());
+        };
+        let frees_at = oldest + chrono::Duration::from_std(WINDOW).unwrap_or_default();
+        let mut refused = self.refused_until();
+        if refused.len() >= SWEEP_AT {
+            refused.retain(|_, until| *until > now);
         }
-        times.push_back(now);
-        Ok(())
+        refused.insert(organization.clone(), frees_at);
+        Err(Refused::Wait(wait(frees_at)))
     }
 
-    /// [`LiveChecks::admit_at`] now; the admitted check's DNS work must end within
-    /// the deadline from now.
+    /// [`LiveChecks::admit_at`] now, for a route doing `operation`; the admitted
+    /// check's DNS work must end within the deadline from now.
     ///
     /// # Errors
-    /// As [`LiveChecks::admit_at`].
-    pub fn admit(&self, organization: &OrganizationId) -> Result<Admitted, crate::error::ApiError> {
-        let now = Instant::now();
-        self.admit_at(organization, now)
-            .map_err(crate::error::ApiError::TooManyLiveChecks)?;
+    /// [`ApiError::TooManyLiveChecks`] when the budget is spent,
+    /// [`ApiError::LiveCheckBudget`] when the store fails.
+    pub async fn admit(
+        &self,
+        organization: &OrganizationId,
+        operation: Operation,
+    ) -> Result<Admitted, ApiError> {
+        let started = tokio::time::Instant::now();
+        self.admit_at(organization, Utc::now())
+            .await
+            .map_err(|refused| match refused {
+                Refused::Wait(wait) => ApiError::TooManyLiveChecks(wait),
+                Refused::Store(e) => ApiError::LiveCheckBudget(e, operation),
+            })?;
         Ok(Admitted {
-            deadline: tokio::time::Instant::from_std(now + self.deadline),
+            deadline: started + self.deadline,
         })
     }
 }
 
-impl Default for LiveChecks {
-    fn default() -> Self {
-        Self::new(DEFAULT_PER_MINUTE, DEFAULT_DEADLINE)
+impl std::fmt::Debug for LiveChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveChecks")
+            .field("per_minute", &self.per_minute)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
     }
 }
 
@@ -189,68 +236,130 @@ impl std::fmt::Debug for DeadlineDns {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
-    #[test]
-    fn an_organization_gets_its_budget_per_minute_and_no_more() {
-        let checks = LiveChecks::new(3, DEFAULT_DEADLINE);
+    /// The store's log in memory, as one instance sees it: a sliding window per
+    /// organization; counts the calls that reached it.
+    #[derive(Default)]
+    pub(crate) struct MemoryLog {
+        recent: Mutex<HashMap<OrganizationId, VecDeque<DateTime<Utc>>>>,
+        pub(crate) calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl LiveCheckLog for MemoryLog {
+        async fn take_live_check(
+            &self,
+            organization: &OrganizationId,
+            now: DateTime<Utc>,
+            window: Duration,
+            limit: u32,
+        ) -> Result<Option<DateTime<Utc>>, InfraError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let mut recent = self.recent.lock().unwrap();
+            let times = recent.entry(organization.clone()).or_default();
+            let since = now - chrono::Duration::from_std(window).unwrap();
+            while times.front().is_some_and(|t| *t <= since) {
+                times.pop_front();
+            }
+            if times.len() >= usize::try_from(limit).unwrap() {
+                return Ok(times.front().copied());
+            }
+            times.push_back(now);
+            Ok(None)
+        }
+    }
+
+    fn seconds(n: i64) -> chrono::Duration {
+        chrono::Duration::seconds(n)
+    }
+
+    fn waited(refused: Result<(), Refused>) -> Option<Duration> {
+        match refused {
+            Err(Refused::Wait(wait)) => Some(wait),
+            Ok(()) | Err(Refused::Store(_)) => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_organization_gets_its_budget_per_minute_and_no_more() {
+        let log = Arc::new(MemoryLog::default());
+        let checks = LiveChecks::new(3, DEFAULT_DEADLINE, log.clone());
         let (acme, other) = (OrganizationId::new("acme"), OrganizationId::new("other"));
-        let start = Instant::now();
+        let start = Utc::now();
         for second in 0..3 {
             assert!(
                 checks
-                    .admit_at(&acme, start + Duration::from_secs(second))
+                    .admit_at(&acme, start + seconds(second))
+                    .await
                     .is_ok()
             );
         }
         // Spent: the first check frees a slot 60 s after it was made.
         assert_eq!(
-            checks.admit_at(&acme, start + Duration::from_secs(10)),
-            Err(Duration::from_secs(50))
+            waited(checks.admit_at(&acme, start + seconds(10)).await),
+            Some(Duration::from_secs(50))
         );
         // Another organization's budget is its own.
-        assert!(
-            checks
-                .admit_at(&other, start + Duration::from_secs(10))
-                .is_ok()
+        assert!(checks.admit_at(&other, start + seconds(10)).await.is_ok());
+        // A refusal spends nothing, and further ones until the first check frees are
+        // answered from memory, without the store.
+        let asked = log.calls.load(Ordering::SeqCst);
+        assert_eq!(
+            waited(checks.admit_at(&acme, start + seconds(30)).await),
+            Some(Duration::from_secs(30))
         );
-        // A refusal spends nothing; the window slides.
-        assert!(
-            checks
-                .admit_at(&acme, start + Duration::from_secs(60))
-                .is_ok()
-        );
-        assert!(
-            checks
-                .admit_at(&acme, start + Duration::from_secs(60))
-                .is_err()
-        );
-        assert!(
-            checks
-                .admit_at(&acme, start + Duration::from_secs(62))
-                .is_ok()
-        );
+        assert_eq!(log.calls.load(Ordering::SeqCst), asked);
+        // The window slides.
+        assert!(checks.admit_at(&acme, start + seconds(60)).await.is_ok());
+        assert!(checks.admit_at(&acme, start + seconds(60)).await.is_err());
+        assert!(checks.admit_at(&acme, start + seconds(62)).await.is_ok());
     }
 
-    #[test]
-    fn idle_organizations_are_swept() {
-        let checks = LiveChecks::new(1, DEFAULT_DEADLINE);
-        let start = Instant::now();
+    #[tokio::test]
+    async fn instances_sharing_one_log_share_one_budget() {
+        let log = Arc::new(MemoryLog::default());
+        let (one, two) = (
+            LiveChecks::new(2, DEFAULT_DEADLINE, log.clone()),
+            LiveChecks::new(2, DEFAULT_DEADLINE, log),
+        );
+        let acme = OrganizationId::new("acme");
+        let now = Utc::now();
+        assert!(one.admit_at(&acme, now).await.is_ok());
+        assert!(two.admit_at(&acme, now).await.is_ok());
+        assert!(one.admit_at(&acme, now).await.is_err());
+        assert!(two.admit_at(&acme, now).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn refusals_remembered_are_swept() {
+        let checks = LiveChecks::new(1, DEFAULT_DEADLINE, Arc::new(MemoryLog::default()));
+        let start = Utc::now();
         for i in 0..SWEEP_AT {
             let org = OrganizationId::new(format!("org-{i}"));
-            assert!(checks.admit_at(&org, start).is_ok());
+            assert!(checks.admit_at(&org, start).await.is_ok());
+            assert!(checks.admit_at(&org, start).await.is_err());
         }
-        let later = start + WINDOW + Duration::from_secs(1);
-        assert!(checks.admit_at(&OrganizationId::new("late"), later).is_ok());
-        assert_eq!(checks.recent.lock().unwrap().len(), 1);
+        assert_eq!(checks.refused_until().len(), SWEEP_AT);
+        let later = start + seconds(61);
+        let late = OrganizationId::new("late");
+        assert!(checks.admit_at(&late, later).await.is_ok());
+        assert!(checks.admit_at(&late, later).await.is_err());
+        assert_eq!(checks.refused_until().len(), 1);
     }
 
     #[tokio::test]
     async fn a_lookup_ends_at_the_deadline_of_its_check_and_only_within_one() {
         let dns = DeadlineDns::new(Arc::new(Hanging));
-        let checks = LiveChecks::new(10, Duration::from_secs(1));
-        let admitted = checks.admit(&OrganizationId::new("acme")).unwrap();
+        let checks = LiveChecks::new(10, Duration::from_secs(1), Arc::new(MemoryLog::default()));
+        let admitted = checks
+            .admit(&OrganizationId::new("acme"), Operation::Validate)
+            .await
+            .unwrap();
 
         let started = tokio::time::Instant::now();
         let (first, second) = admitted

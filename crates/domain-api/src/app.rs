@@ -519,6 +519,7 @@ pub fn build_state(
         live_checks: Arc::new(api_actix::live_checks::LiveChecks::new(
             config.live_checks_per_minute,
             config.check_deadline,
+            store.clone(),
         )),
     };
     Ok(Built {

@@ -19,6 +19,7 @@ mod faults;
 mod group_commit;
 mod keys;
 mod lifecycle;
+mod live_checks;
 mod locks;
 mod ownership;
 mod rows;

@@ -198,6 +198,17 @@ macro_rules! tables {
             }
         }
 
+        diesel::table! {
+            use diesel::sql_types::*;
+            use super::Moment;
+
+            live_checks (id) {
+                id -> BigInt,
+                organization_id -> Text,
+                checked_at -> Moment,
+            }
+        }
+
         diesel::joinable!(api_tokens -> organizations (organization_id));
         diesel::joinable!(domains -> organizations (organization_id));
         diesel::joinable!(senders -> domains (domain_id));
@@ -220,7 +231,8 @@ macro_rules! tables {
             webhook_deliveries,
             webhook_attempts,
             idempotency_keys,
-            idempotency_usage
+            idempotency_usage,
+            live_checks
         );
     };
 }

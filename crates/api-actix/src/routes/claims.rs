@@ -130,7 +130,8 @@ pub async fn verify(
 ) -> Result<HttpResponse, ApiError> {
     let view = state
         .live_checks
-        .admit(&organization)?
+        .admit(&organization, Operation::VerifyClaim)
+        .await?
         .within(state.claim.verify(&organization, &path))
         .await
         .map_err(|e| ApiError::Claim(e, Operation::VerifyClaim))?;

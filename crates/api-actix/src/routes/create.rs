@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::auth::AuthenticatedOrg;
 use crate::body::authenticated_json;
-use crate::error::ApiError;
+use crate::error::{ApiError, Operation};
 use crate::routes::domains::DomainDetailJson;
 use crate::routes::generate::{MAX_BODY_BYTES, json_reason, tarpit};
 
@@ -127,7 +127,12 @@ pub async fn create(
     let work = state.create.execute(&organization, input);
     // Turning inbound on looks the MX up, within the live-check budget.
     let outcome = if inbound {
-        state.live_checks.admit(&organization)?.within(work).await
+        state
+            .live_checks
+            .admit(&organization, Operation::CreateDomain)
+            .await?
+            .within(work)
+            .await
     } else {
         work.await
     };

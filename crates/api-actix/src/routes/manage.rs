@@ -166,7 +166,12 @@ pub async fn update(
     let change = state.manage.set_inbound(&organization, &path, inbound);
     // Turning inbound on looks the MX up; turning it off queries nothing.
     let view = if inbound {
-        state.live_checks.admit(&organization)?.within(change).await
+        state
+            .live_checks
+            .admit(&organization, Operation::UpdateDomain)
+            .await?
+            .within(change)
+            .await
     } else {
         change.await
     }
@@ -243,7 +248,8 @@ pub async fn verify(
 ) -> Result<HttpResponse, ApiError> {
     let report = state
         .live_checks
-        .admit(&organization)?
+        .admit(&organization, Operation::VerifyDomain)
+        .await?
         .within(state.verify.execute(&organization, &path))
         .await
         .map_err(ApiError::Verify)?;

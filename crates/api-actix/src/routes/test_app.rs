@@ -240,7 +240,9 @@ impl Mocks {
             metrics: Arc::new(Metrics::default()),
             body_timeout: Duration::from_secs(5),
             frame_ancestors: self.frame_ancestors,
-            live_checks: Arc::new(crate::live_checks::LiveChecks::default()),
+            live_checks: Arc::new(crate::live_checks::LiveChecks::with_defaults(Arc::new(
+                crate::live_checks::tests::MemoryLog::default(),
+            ))),
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::DashboardOrg;
-use crate::error::ApiError;
+use crate::error::{ApiError, Operation};
 
 #[derive(serde::Deserialize)]
 struct ValidateQuery {
@@ -226,7 +226,8 @@ pub async fn validate(
 
     let report = state
         .live_checks
-        .admit(&organization)?
+        .admit(&organization, Operation::Validate)
+        .await?
         .within(state.validate.execute(&organization, &domain))
         .await?;
 

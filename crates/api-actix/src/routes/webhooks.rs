@@ -294,7 +294,8 @@ pub async fn create(
     // The endpoint's host is resolved now.
     let created = state
         .live_checks
-        .admit(&organization)?
+        .admit(&organization, Operation::CreateWebhook)
+        .await?
         .within(
             state
                 .webhooks

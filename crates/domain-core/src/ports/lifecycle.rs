@@ -93,6 +93,28 @@ pub trait KeyGenerations: Send + Sync {
     ) -> Result<Vec<DateTime<Utc>>, InfraError>;
 }
 
+/// The log of live DNS checks — the requests that query DNS on a caller's behalf —
+/// which holds each organization to its budget across every instance
+/// (`DOMAIN_API_LIVE_CHECKS_PER_MINUTE`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait LiveCheckLog: Send + Sync {
+    /// Records one live check of `organization` at `now` if fewer than `limit` were
+    /// recorded in the `window` before `now`, atomically across instances: `Ok(None)`.
+    /// Otherwise records nothing and returns when the oldest of those checks was
+    /// recorded (one check frees at that time plus `window`).
+    ///
+    /// # Errors
+    /// [`InfraError`] when the store fails.
+    async fn take_live_check(
+        &self,
+        organization: &OrganizationId,
+        now: DateTime<Utc>,
+        window: std::time::Duration,
+        limit: u32,
+    ) -> Result<Option<DateTime<Utc>>, InfraError>;
+}
+
 /// Rotation, checks, inbound and deletion.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

@@ -121,7 +121,7 @@ pub mod mocks {
     pub use super::idempotency::{MockAnswerSealer, MockKeptAnswers};
     pub use super::keys::{MockKeyGenerator, MockKeyVault};
     pub use super::lifecycle::{
-        MockCheckQueue, MockEventStore, MockKeyLifecycleStore, MockSenderStore,
+        MockCheckQueue, MockEventStore, MockKeyLifecycleStore, MockLiveCheckLog, MockSenderStore,
     };
     pub use super::signing::MockDkimSigner;
     pub use super::store::MockDomainStore;
