@@ -38,6 +38,7 @@ use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 use crate::backend::{
     Backend, DbError, Pools, SqliteConn, begin_immediate, bounded, pool_error, with_conn,
 };
+use crate::shares::UnitShare;
 use crate::{BackendKind, Store};
 
 /// The connection of an ambient unit of work, held in place (boxing the larger one
@@ -62,6 +63,9 @@ pub(crate) struct Ambient {
     poisoned: AtomicBool,
     /// The keyed request this unit of work belongs to.
     pub(crate) claim: Option<Arc<KeyClaim>>,
+    /// The organization's place in the pool while the transaction is open
+    /// (`crate::shares`), taken before its connection.
+    share: std::sync::Mutex<Option<UnitShare>>,
 }
 
 tokio::task_local! {
@@ -90,6 +94,16 @@ pub(crate) async fn joined(write: bool) -> Result<Option<Joined>, DbError> {
     if conn.is_none() {
         match (&ambient.opens, write) {
             (Some(backend), true) => {
+                if let Some(claim) = ambient.claim.as_deref() {
+                    let share = backend
+                        .unit_shares
+                        .enter(claim.guarded.organization.as_str(), backend.deadline())
+                        .await?;
+                    *ambient
+                        .share
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(share);
+                }
                 let opened = conn.insert(AmbientConn::open(backend).await?);
                 // A key taken with the change is taken first thing in its
                 // transaction (the row is this request's until it commits).
@@ -147,6 +161,7 @@ impl Ambient {
             opens: None,
             poisoned: AtomicBool::new(false),
             claim: None,
+            share: std::sync::Mutex::new(None),
         })
     }
 
@@ -699,6 +714,7 @@ impl UnitOfWork for Unit {
             opens: Some(self.backend.clone()),
             poisoned: AtomicBool::new(false),
             claim: Some(claim),
+            share: std::sync::Mutex::new(None),
         });
         self.ambient = Some(Arc::clone(&ambient));
         scope(ambient, work).await;

@@ -27,6 +27,9 @@ pub(crate) struct Backend {
     /// batches run there, so a batch's round trips never wait behind request
     /// handling on a busy worker.
     pub(crate) runtime: Option<tokio::runtime::Handle>,
+    /// Each organization's share of the pool for units of work held open across a
+    /// request (`crate::shares`).
+    pub(crate) unit_shares: std::sync::Arc<crate::shares::UnitShares>,
 }
 
 /// One pool of whichever backend the URL named.
@@ -225,6 +228,9 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                 pools: Pools::Postgres(pool),
                 statement_timeout: config.statement_timeout,
                 runtime,
+                unit_shares: std::sync::Arc::new(crate::shares::UnitShares::new(
+                    config.max_connections,
+                )),
             })
         }
         BackendKind::Sqlite => {
@@ -262,6 +268,9 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                 pools: Pools::Sqlite(pool),
                 statement_timeout: config.statement_timeout,
                 runtime,
+                unit_shares: std::sync::Arc::new(crate::shares::UnitShares::new(
+                    config.max_connections,
+                )),
             })
         }
     }

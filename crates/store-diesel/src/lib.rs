@@ -26,6 +26,7 @@ mod rows;
 mod schema;
 mod senders;
 mod session;
+mod shares;
 mod webhooks;
 mod writer;
 
