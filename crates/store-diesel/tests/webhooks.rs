@@ -1218,6 +1218,57 @@ async fn an_endpoint_unanswered_three_times_in_a_row_is_degraded_and_leased_one_
     });
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_degraded_endpoint_has_one_delivery_out_when_two_stores_lease_at_once() {
+    on_every_backend!(|store, kind, db| {
+        let second = Arc::new(db.store().await);
+        let a = common::org(&store, "a").await;
+        let hook = create(&store, &a, 1, None).await;
+        for i in 0..4 {
+            register(&store, &a, &format!("x@a{i}.example"), &format!("a{i}")).await;
+        }
+        let mut at = after_now();
+        for _ in 0..DEGRADED_AFTER {
+            let due = lease(&store, at, &[]).await;
+            store
+                .record_attempts(&[recorded(&due[0], at, Reach::Unreachable)])
+                .await
+                .unwrap();
+            at += lease_length() + Duration::seconds(1);
+        }
+        assert_eq!(
+            health(&store, &a, &hook).await,
+            Health::Degraded,
+            "{kind:?}"
+        );
+
+        // Each round, eight leases at once across two stores (two instances); the
+        // delivery leased is never recorded, so its lease runs out before the next.
+        for round in 0..12 {
+            let mut tasks = Vec::new();
+            for i in 0..8 {
+                let target = if i % 2 == 0 {
+                    store.clone()
+                } else {
+                    second.clone()
+                };
+                tasks.push(tokio::spawn(async move {
+                    target
+                        .lease_deliveries(at, at + lease_length(), 4, 4, &[])
+                        .await
+                        .unwrap()
+                }));
+            }
+            let mut out = Vec::new();
+            for task in tasks {
+                out.extend(task.await.unwrap().into_iter().map(|d| d.id));
+            }
+            assert_eq!(out.len(), 1, "{kind:?}: round {round}: {out:?}");
+            at += lease_length() + Duration::seconds(1);
+        }
+    });
+}
+
 /// Issue 21: events were never pruned. Events recorded before the cut go, oldest
 /// first and a batch at a time, with their deliveries (and those deliveries'
 /// attempts); later ones stay, with theirs.
