@@ -313,6 +313,31 @@ async fn a_revoked_token_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_token_revoked_by_the_cli_stops_working_once_the_token_cache_ttl_has_passed() {
+    for kind in backends() {
+        let app = crate::helpers::spawn_app_with(
+            kind,
+            crate::helpers::Options {
+                env: vec![("DOMAIN_API_TOKEN_CACHE_TTL".to_owned(), "1s".to_owned())],
+            },
+        )
+        .await;
+        let org = app.create_org("Acme");
+        // Used, so the instance has it cached; then revoked by another process.
+        assert_eq!(app.generate(&org, SEED_BODY).status, 201, "{kind:?}");
+        let (ok, _, stderr) = app.cli(&["token", "revoke", "--access-token", &org.access]);
+        assert!(ok, "{stderr}");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let rejected = app.generate(&org, SEED_BODY);
+        assert_eq!(
+            (rejected.status, rejected.body.as_str()),
+            (401, "Invalid API credentials"),
+            "{kind:?}: the bound is the TTL"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_call_keeps_the_connection_open() {
     use std::io::Write as _;
     let app = spawn_app(store_diesel::BackendKind::Sqlite).await;

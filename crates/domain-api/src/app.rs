@@ -125,6 +125,7 @@ pub fn connect_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     // Waiting for a connection includes opening one when the pool has room: one bound.
     store_config.connect_timeout = config.db_wait_timeout;
     store_config.statement_timeout = config.db_statement_timeout;
+    store_config.token_cache_ttl = config.token_cache_ttl;
     let store = Store::connect(&store_config)
         .context("Failed to set up the database pool (DOMAIN_API_DATABASE_URL)")?;
     Ok(Arc::new(store))

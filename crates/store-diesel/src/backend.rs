@@ -120,6 +120,10 @@ pub struct StoreConfig {
     /// `statement_timeout` and `lock_timeout` (with TCP keepalives of the same
     /// order), SQLite's `busy_timeout`. A query that hits it fails as unavailable.
     pub statement_timeout: Duration,
+    /// How long a token pair looked up stays confirmed without a lookup: the
+    /// longest a token revoked elsewhere keeps working here. Zero looks every
+    /// request's token up.
+    pub token_cache_ttl: Duration,
 }
 
 impl StoreConfig {
@@ -132,6 +136,7 @@ impl StoreConfig {
             wait_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
+            token_cache_ttl: Duration::ZERO,
         }
     }
 }

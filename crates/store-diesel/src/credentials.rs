@@ -36,6 +36,7 @@ use subtle::ConstantTimeEq;
 
 use crate::Store;
 use crate::backend::{DbError, in_transaction, with_conn};
+use crate::token_cache::StoredToken;
 
 fn sha256(value: &str) -> Vec<u8> {
     digest(&SHA256, value.as_bytes()).as_ref().to_vec()
@@ -171,20 +172,35 @@ impl Credentials for Store {
             return Ok(None);
         }
         let access_hash = sha256(credentials.access_token());
-        // One indexed lookup by digest, only for tokens that carry our tag.
-        let row: Option<(String, Vec<u8>)> = with_conn!(&self.backend, |c| {
-            api_tokens::table
-                .filter(api_tokens::access_token_hash.eq(&access_hash))
-                .filter(api_tokens::revoked_at.is_null())
-                .select((api_tokens::organization_id, api_tokens::secret_hash))
-                .first(c)
-                .await
-                .optional()
-                .map_err(DbError::from)
-        })?;
+        let now = std::time::Instant::now();
+        let stored = match self.tokens.get(&access_hash, now) {
+            Some(kept) => Some(kept),
+            None => {
+                // One indexed lookup by digest, only for tokens that carry our tag.
+                let row: Option<(String, Vec<u8>)> = with_conn!(&self.backend, |c| {
+                    api_tokens::table
+                        .filter(api_tokens::access_token_hash.eq(&access_hash))
+                        .filter(api_tokens::revoked_at.is_null())
+                        .select((api_tokens::organization_id, api_tokens::secret_hash))
+                        .first(c)
+                        .await
+                        .optional()
+                        .map_err(DbError::from)
+                })?;
+                row.map(|(organization, secret_hash)| {
+                    let token = StoredToken {
+                        organization,
+                        secret_hash,
+                    };
+                    self.tokens.put(access_hash.clone(), token.clone(), now);
+                    token
+                })
+            }
+        };
         let secret_hash = sha256(credentials.secret_token());
-        Ok(row.and_then(|(organization, stored)| {
-            bool::from(stored.ct_eq(&secret_hash)).then(|| OrganizationId::new(organization))
+        Ok(stored.and_then(|token| {
+            bool::from(token.secret_hash.ct_eq(&secret_hash))
+                .then(|| OrganizationId::new(token.organization))
         }))
     }
 }
@@ -331,6 +347,7 @@ impl Administration for Store {
 
     async fn revoke_token(&self, access_token: &str) -> Result<bool, InfraError> {
         let access_hash = sha256(access_token);
+        self.tokens.forget(&access_hash);
         let revoked = with_conn!(&self.backend, |c| {
             diesel::update(api_tokens::table)
                 .filter(api_tokens::access_token_hash.eq(&access_hash))

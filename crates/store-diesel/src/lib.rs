@@ -27,6 +27,7 @@ mod schema;
 mod senders;
 mod session;
 mod shares;
+mod token_cache;
 mod webhooks;
 mod writer;
 
@@ -53,6 +54,8 @@ pub struct Store {
     token_key: std::sync::OnceLock<credentials::TokenKey>,
     /// Registrations that queue up share one transaction and one commit.
     group_commit: group_commit::GroupCommit,
+    /// Token pairs looked up recently (`StoreConfig::token_cache_ttl`).
+    tokens: token_cache::TokenCache,
 }
 
 /// Connection pool gauges.
@@ -100,6 +103,7 @@ impl Store {
             url: config.url.clone(),
             token_key: std::sync::OnceLock::new(),
             group_commit: group_commit::GroupCommit::new(),
+            tokens: token_cache::TokenCache::new(config.token_cache_ttl),
         })
     }
 

@@ -70,6 +70,76 @@ async fn an_issued_token_pair_authenticates_its_organization_only_while_live() {
     });
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_looked_up_is_confirmed_for_the_cache_ttl_and_a_revocation_elsewhere_holds_after_it()
+ {
+    const TTL: std::time::Duration = std::time::Duration::from_millis(400);
+    on_every_backend!(|store, kind, db| {
+        let mut config = db.config();
+        config.token_cache_ttl = TTL;
+        let cached = db.store_with(&config).await;
+        let (org, token) = store
+            .create_organization(&OrganizationName::parse("Acme").unwrap())
+            .await
+            .unwrap();
+        let good =
+            ApiCredentials::from_headers(Some(&token.access_token), Some(&token.secret_token))
+                .unwrap();
+        let wrong_secret =
+            ApiCredentials::from_headers(Some(&token.access_token), Some("das_nope")).unwrap();
+        let looked_up = std::time::Instant::now();
+        assert_eq!(
+            cached.organization_for(&good).await.unwrap(),
+            Some(org.clone())
+        );
+        let kept_until = std::time::Instant::now() + TTL;
+
+        // Revoked by another instance (the CLI's store): the cached instance still
+        // confirms the pair it looked up (without a lookup), and still compares the
+        // secret; never past the TTL.
+        assert!(store.revoke_token(&token.access_token).await.unwrap());
+        assert_eq!(
+            store.organization_for(&good).await.unwrap(),
+            None,
+            "{kind:?}"
+        );
+        if looked_up.elapsed() < TTL {
+            assert_eq!(
+                cached.organization_for(&good).await.unwrap(),
+                Some(org.clone()),
+                "{kind:?}: confirmed from the cache"
+            );
+        }
+        assert_eq!(
+            cached.organization_for(&wrong_secret).await.unwrap(),
+            None,
+            "{kind:?}"
+        );
+        tokio::time::sleep(kept_until.saturating_duration_since(std::time::Instant::now())).await;
+        assert_eq!(
+            cached.organization_for(&good).await.unwrap(),
+            None,
+            "{kind:?}: revoked elsewhere, rejected once the TTL has passed"
+        );
+
+        // Revoked through the caching store itself: rejected at once.
+        let second = store.create_token(&org).await.unwrap().unwrap();
+        let creds =
+            ApiCredentials::from_headers(Some(&second.access_token), Some(&second.secret_token))
+                .unwrap();
+        assert_eq!(
+            cached.organization_for(&creds).await.unwrap(),
+            Some(org.clone())
+        );
+        assert!(cached.revoke_token(&second.access_token).await.unwrap());
+        assert_eq!(
+            cached.organization_for(&creds).await.unwrap(),
+            None,
+            "{kind:?}"
+        );
+    });
+}
+
 /// `token` with the character at `index` replaced by another base64url character.
 fn altered(token: &str, index: usize) -> String {
     let mut chars: Vec<char> = token.chars().collect();

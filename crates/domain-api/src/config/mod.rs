@@ -100,6 +100,9 @@ pub struct Config {
     /// Bound on one database statement or lock wait (`statement_timeout` and
     /// `lock_timeout` on PostgreSQL, `busy_timeout` on SQLite).
     pub db_statement_timeout: Duration,
+    /// `DOMAIN_API_TOKEN_CACHE_TTL`: how long a looked-up token pair stays
+    /// confirmed without a lookup (zero: never).
+    pub token_cache_ttl: Duration,
     pub log_format: LogFormat,
     /// `DOMAIN_API_JWT_SECRET`; `None` disables the validate endpoint (404).
     pub jwt_secret: Option<JwtSecret>,
@@ -274,6 +277,13 @@ impl Config {
                 "DOMAIN_API_DB_STATEMENT_TIMEOUT_MS",
                 1..=600_000,
             )?,
+            token_cache_ttl: {
+                let ttl = std_duration(&store.token_cache_ttl, "DOMAIN_API_TOKEN_CACHE_TTL")?;
+                if ttl > Duration::from_secs(300) {
+                    return Err(invalid("DOMAIN_API_TOKEN_CACHE_TTL", "must be at most 5m"));
+                }
+                ttl
+            },
             log_format: match server.log_format.trim() {
                 "pretty" => LogFormat::Pretty,
                 "json" => LogFormat::Json,

@@ -156,6 +156,16 @@ pub struct StoreArgs {
         value_name = "MS"
     )]
     pub db_statement_timeout_ms: String,
+    /// How long a looked-up API token pair stays confirmed without a lookup: the
+    /// longest a token revoked elsewhere keeps working on this instance; `0s` looks
+    /// every request's token up; at most 5m.
+    #[arg(
+        long,
+        env = "DOMAIN_API_TOKEN_CACHE_TTL",
+        default_value = "5s",
+        value_name = "DURATION"
+    )]
+    pub token_cache_ttl: String,
 }
 
 /// The records the service hands out, and the DNS it checks them with.
