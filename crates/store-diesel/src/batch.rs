@@ -638,7 +638,7 @@ mod sqlite_sync {
             // The new senders are inactive: only the organizations' old active ones.
             diesel::update(
                 senders::table
-                    .filter(senders::active.eq(true))
+                    .filter(senders::active)
                     .filter(senders::organization_id.eq_any(&organizations)),
             )
             .set(senders::active.eq(false))

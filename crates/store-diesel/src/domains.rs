@@ -173,7 +173,9 @@ pub(crate) async fn register_once(
         }
         diesel::update(senders::table)
             .filter(senders::organization_id.eq(org))
-            .filter(senders::active.eq(true))
+            // `active` itself, not `active = ?`: SQLite uses the partial index
+            // `senders_one_active_per_org … WHERE active` only for the literal term.
+            .filter(senders::active)
             .set(senders::active.eq(false))
             .execute(c)
             .await?;

@@ -5,7 +5,8 @@
 //! waiting for that sender (PostgreSQL aborts one of them as a deadlock). Deleting
 //! one sender locks only that row and needs no more.
 //!
-//! The organization lock is a no-op `UPDATE`, which both backends understand. The
+//! The organization lock is a no-op `UPDATE` of its name, which both backends
+//! understand. The
 //! domain lock for deletion is the one the two backends take differently:
 //! PostgreSQL needs `SELECT … FOR UPDATE` (a no-op `UPDATE` only takes `FOR NO KEY
 //! UPDATE`, which does not hold back the foreign-key checks of a concurrent sender
@@ -26,8 +27,11 @@ use crate::backend::{DbError, SqliteConn};
 /// serializes writers.
 macro_rules! lock_organization {
     ($conn:ident, $org:expr) => {
+        // `name`, not `id`: updating a key column, even to itself, makes SQLite
+        // check every row referencing it (every sender, domain and event of the
+        // organization); no foreign key references `name`.
         diesel::update(organizations::table.find($org))
-            .set(organizations::id.eq(organizations::id))
+            .set(organizations::name.eq(organizations::name))
             .execute(&mut *$conn)
             .await
     };

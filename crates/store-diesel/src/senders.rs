@@ -77,7 +77,7 @@ impl SenderStore for Store {
             diesel::update(
                 senders::table
                     .filter(senders::organization_id.eq(org))
-                    .filter(senders::active.eq(true))
+                    .filter(senders::active)
                     .filter(senders::id.ne(sender_id)),
             )
             .set(senders::active.eq(false))
