@@ -65,6 +65,10 @@ largest ÷ smallest size of p50 and p99), and a table to stderr. A route whose p
 p99 ratio is above --threshold (1.25) is flagged "OVER"; --strict makes that exit 1.
 The databases and temp files are removed at the end (--keep leaves them). Every
 address is on 127.0.0.0/8. Standard library only.
+
+Figures measured with it, and why the routes that grow do: docs/benchmarks.md, "Data
+size: 1 k → 1 M domains". `--keep` and the sqlite3 shell or psql give the plans
+(`EXPLAIN QUERY PLAN` / `EXPLAIN ANALYZE`) on the seeded databases.
 """
 
 import argparse
@@ -477,9 +481,11 @@ def run_backend(args, backend, tmp):
                 }
         return {"seeding": seeding, "routes": kept}
     finally:
-        if not args.keep:
-            for db in dbs.values():
+        for db in dbs.values():
+            if not args.keep:
                 db.drop()
+            elif backend == "postgres":
+                log(f"kept PostgreSQL database {db.name}")
 
 
 # ---------------------------------------------------------------- output
