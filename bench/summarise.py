@@ -4,7 +4,7 @@
 Usage: summarise.py OUT_DIR ELAPSED_SECONDS "SETTINGS"
 
 Reads OUT/machine.json, OUT/criterion.json, OUT/scenarios.jsonl (one line per wrk
-or pgbench run). Ratios: each figure against its ceiling measured in the same run;
+or pgbench run), and OUT/datasize.json when bench/datasize.py ran. Ratios: each figure against its ceiling measured in the same run;
 targets: the four from the "Performance" issue.
 """
 
@@ -127,6 +127,9 @@ results = {
     "scenarios": rows,
     "targets": targets,
 }
+datasize_path = os.path.join(out_dir, "datasize.json")
+if os.path.exists(datasize_path) and os.path.getsize(datasize_path) > 0:
+    results["datasize"] = json.load(open(datasize_path))
 
 # ---------------------------------------------------------------- stdout
 
@@ -171,4 +174,13 @@ print()
 print("targets")
 for t in targets:
     print(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['detail']}")
+if "datasize" in results:
+    ds = results["datasize"]
+    small, large = str(ds["sizes"][0]), str(ds["sizes"][-1])
+    print(f"\ndata size {small} -> {large} domains (p50 and p99 ratios, large / small)")
+    for backend, data in ds["backends"].items():
+        for org, routes in data["routes"].items():
+            for route, r in routes.items():
+                print(f"  [{'OVER' if r['over'] else 'ok'}] {backend}/{org}/{route}: "
+                      f"p50 {r['p50_ratio']:.2f}x, p99 {r['p99_ratio']:.2f}x")
 print(f"\ntotal run time: {elapsed} s")
