@@ -484,7 +484,7 @@ pub fn build_state(
         generate,
         claim: ClaimDomain::new(
             store.clone(),
-            dns.clone(),
+            validate.clone(),
             keys.clone(),
             read.clone(),
             clock.clone(),
