@@ -23,8 +23,12 @@ fn record<'a>(report: &'a Value, kind: &str) -> &'a Value {
 
 /// `zone` served by three nameservers `ns1`–`ns3.<zone>` on 127.0.0.2–4, which the
 /// configured resolver (returned second) names; the service under test is told their
-/// port.
-async fn zone_with_three_nameservers(zone: &str) -> (Vec<TestDnsServer>, TestDnsServer, TestApp) {
+/// port. `signed`: the resolver serves the zone signed (DNSSEC), and the service
+/// trusts its key.
+async fn zone_with_three_nameservers(
+    zone: &str,
+    signed: bool,
+) -> (Vec<TestDnsServer>, TestDnsServer, TestApp) {
     let ips: Vec<IpAddr> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
         .iter()
         .map(|ip| ip.parse().unwrap())
@@ -38,12 +42,12 @@ async fn zone_with_three_nameservers(zone: &str) -> (Vec<TestDnsServer>, TestDns
         resolver.add_ns(zone, &host);
         resolver.add_address(&host, *ip);
     }
-    let app = app_with(
-        BackendKind::Sqlite,
-        &resolver,
-        &[("DOMAIN_API_TEST_NAMESERVER_PORT", port.as_str())],
-    )
-    .await;
+    let anchor = signed.then(|| resolver.sign_zone(zone).setting());
+    let mut env = vec![("DOMAIN_API_TEST_NAMESERVER_PORT", port.as_str())];
+    if let Some(anchor) = &anchor {
+        env.push(("DOMAIN_API_TEST_DNSSEC_TRUST_ANCHOR", anchor.as_str()));
+    }
+    let app = app_with(BackendKind::Sqlite, &resolver, &env).await;
     (nameservers, resolver, app)
 }
 
@@ -52,7 +56,7 @@ async fn a_record_is_published_when_every_answering_nameserver_serves_it() {
     let zone = "auth.example";
     // The configured resolver knows where the zone is served, and (to show it is not
     // asked for them) the records too.
-    let (nameservers, resolver, app) = zone_with_three_nameservers(zone).await;
+    let (nameservers, resolver, app) = zone_with_three_nameservers(zone, false).await;
     let org = app.create_org("Acme");
     let generated = app.generate(&org, &format!(r#"{{"email":"a@{zone}"}}"#));
     assert_eq!(generated.status, 201, "{}", generated.body);
@@ -126,7 +130,7 @@ async fn a_record_is_published_when_every_answering_nameserver_serves_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claim_is_proven_only_when_every_answering_nameserver_serves_its_record() {
     let zone = "claimed.example";
-    let (nameservers, resolver, app) = zone_with_three_nameservers(zone).await;
+    let (nameservers, resolver, app) = zone_with_three_nameservers(zone, false).await;
     let squatter = app.create_org("squatter");
     let owner = app.create_org("owner");
     let generated = app.generate(&squatter, &format!(r#"{{"email":"a@{zone}"}}"#));
@@ -186,4 +190,51 @@ async fn a_claim_is_proven_only_when_every_answering_nameserver_serves_its_recor
         None,
     );
     assert_eq!(gone.status, 404, "{}", gone.body);
+}
+
+/// Where the zone is signed, the claim record must also be in a DNSSEC-validated
+/// answer: signatures made without the zone's key (what a forger can send) hold the
+/// transfer back although every nameserver serves the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_signed_zone_a_claim_needs_a_validated_answer() {
+    let zone = "signed.example";
+    let (nameservers, resolver, app) = zone_with_three_nameservers(zone, true).await;
+    let squatter = app.create_org("squatter");
+    let owner = app.create_org("owner");
+    let generated = app.generate(&squatter, &format!(r#"{{"email":"a@{zone}"}}"#));
+    assert_eq!(generated.status, 201, "{}", generated.body);
+    let claim_path = format!("/api/v1/emails/domains/{zone}/claim");
+    let opened = call(&app, &owner, "POST", &claim_path, None);
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let record = opened.json()["record"].clone();
+    let (name, value) = (
+        record["name"].as_str().unwrap(),
+        record["value"].as_str().unwrap(),
+    );
+    for server in nameservers.iter().chain([&resolver]) {
+        server.add_txt_value(name, value);
+    }
+    let verify_claim = || call(&app, &owner, "POST", &format!("{claim_path}/verify"), None);
+
+    resolver.forge_signatures(zone, true);
+    let refused = verify_claim();
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(
+        refused.body,
+        format!("Claim record at {name} is not DNSSEC-validated: the zone {zone} is signed")
+    );
+    let detail = call(
+        &app,
+        &squatter,
+        "GET",
+        &format!("/api/v1/emails/domains/{zone}"),
+        None,
+    );
+    assert_eq!(detail.status, 200, "not transferred: {}", detail.body);
+
+    // Signed with the zone's key: validated, the domain moves.
+    resolver.forge_signatures(zone, false);
+    let proven = verify_claim();
+    assert_eq!(proven.status, 200, "{}", proven.body);
+    assert_eq!(proven.json()["domain"], zone);
 }

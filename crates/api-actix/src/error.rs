@@ -291,6 +291,12 @@ impl ApiError {
                 ),
             )
             .with_detail(name.clone()),
+            Self::Claim(ClaimError::NotValidated { name, zone }, _) => Row::new(
+                S::CONFLICT,
+                "claim_record_not_validated",
+                format!("Claim record at {name} is not DNSSEC-validated: the zone {zone} is signed"),
+            )
+            .with_detail(name.clone()),
             Self::Read(ReadError::InvalidDomain(raw))
             | Self::Validate(ValidateError::InvalidDomain(raw))
             | Self::Verify(ValidateError::InvalidDomain(raw))

@@ -329,6 +329,17 @@ async fn renders_the_ownership_answers_of_the_contract() {
         ),
         (
             ApiError::Claim(
+                ClaimError::NotValidated {
+                    name: "_domain-api-claim.example.com".into(),
+                    zone: "example.com".into(),
+                },
+                Operation::VerifyClaim,
+            ),
+            409,
+            "Claim record at _domain-api-claim.example.com is not DNSSEC-validated: the zone example.com is signed",
+        ),
+        (
+            ApiError::Claim(
                 ClaimError::InvalidDomain("a b".into()),
                 Operation::OpenClaim,
             ),

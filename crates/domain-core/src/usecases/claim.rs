@@ -13,7 +13,7 @@ use crate::ports::clock::Clock;
 use crate::ports::keys::KeyGenerator;
 use crate::usecases::key_budget::KeyBudget;
 use crate::usecases::read::{DomainView, ReadDomains, ReadError};
-use crate::usecases::validate::{CheckStatus, Tally, ValidateDomain};
+use crate::usecases::validate::{CheckStatus, ClaimDnssec, Tally, ValidateDomain};
 use crate::usecases::verify::VerifySchedule;
 use crate::{DomainName, OrganizationId};
 
@@ -67,6 +67,16 @@ pub enum ClaimError {
     /// The domain would take the organization past its domain limit.
     #[error("the organization's domain limit is reached")]
     DomainLimit,
+    /// The claim record is served by the nameservers, but the zone is signed and no
+    /// DNSSEC-validated answer holds it (bogus, or not validated): nothing is
+    /// transferred. Carries its name and the zone.
+    #[error("the claim record is not DNSSEC-validated")]
+    NotValidated {
+        /// `_domain-api-claim.<domain>`.
+        name: String,
+        /// The signed zone.
+        zone: String,
+    },
     /// A port failed.
     #[error(transparent)]
     Infra(#[from] InfraError),
@@ -160,7 +170,7 @@ impl ClaimDomain {
     /// # Errors
     /// [`ClaimError::InvalidDomain`], [`ClaimError::OwnDomain`],
     /// [`ClaimError::NoOpenClaim`], [`ClaimError::RecordNotFound`],
-    /// [`ClaimError::NotOnEveryNameserver`],
+    /// [`ClaimError::NotOnEveryNameserver`], [`ClaimError::NotValidated`],
     /// [`ClaimError::TooManyKeys`], [`ClaimError::DomainLimit`] (nothing
     /// transferred), or a port failure.
     pub async fn verify(
@@ -228,7 +238,8 @@ impl ClaimDomain {
 
 impl ClaimDomain {
     /// `Ok` when the claim record is published: at every authoritative nameserver
-    /// that answers, or, when none can be found, at the resolver.
+    /// that answers, or, when none can be found, at the resolver; and, where the
+    /// zone is signed, in a DNSSEC-validated answer.
     async fn proven(
         &self,
         name: &DomainName,
@@ -241,6 +252,16 @@ impl ClaimDomain {
             .await;
         let check = found.check;
         let zone = found.zone.name();
+        if let Some(dnssec) = &found.dnssec {
+            if let ClaimDnssec::NotValidated(why) = dnssec {
+                tracing::warn!(domain = %name, %zone, reason = %why, "claim record served, but not DNSSEC-validated in a signed zone");
+                return Err(ClaimError::NotValidated {
+                    name: record_name.to_owned(),
+                    zone: zone.as_ascii().to_owned(),
+                });
+            }
+            tracing::info!(domain = %name, %zone, dnssec = ?dnssec, "claim record DNSSEC standing");
+        }
         match (check.status, check.nameservers) {
             (CheckStatus::Ok, Some(tally)) => {
                 tracing::info!(domain = %name, %zone, nameservers = tally.total, "claim record served by every answering nameserver");

@@ -9,7 +9,7 @@ use crate::lifecycle::{KeyRecord, KeyState};
 use crate::ownership::CreationLimits;
 use crate::ports::claims::{Claim, MockClaimStore};
 use crate::ports::clock::SystemClock;
-use crate::ports::dns::{DnsError, MockDns, Nameserver, TxtRecord};
+use crate::ports::dns::{DnsError, Dnssec, MockDns, Nameserver, TxtRecord, ValidatedTxt};
 use crate::ports::keys::{DkimKey, MockKeyGenerator, SealedKey};
 use crate::ports::lifecycle::MockKeyGenerations;
 use crate::ports::store::{DomainDetail, MockDomainStore, StoredDomain};
@@ -70,6 +70,13 @@ fn without_nameservers(mut dns: MockDns) -> MockDns {
     dns.expect_nameservers()
         .withf(|zone| zone == "example.com")
         .returning(|_| Err(DnsError::ServFail));
+    unsigned(dns)
+}
+
+/// `example.com` publishes no DNSKEY: nothing to validate, no validating lookup.
+fn unsigned(mut dns: MockDns) -> MockDns {
+    dns.expect_signed().returning(|_| Ok(false));
+    dns.expect_txt_validated().never();
     dns
 }
 
@@ -360,6 +367,11 @@ async fn a_claim_past_the_domain_limit_is_refused_and_transfers_nothing() {
 /// `example.com` served by ns1–ns3 (127.0.0.2–4); `serves(address)` says whether
 /// that nameserver serves the claim record. The resolver is never asked for it.
 fn at_nameservers(serves: fn(std::net::IpAddr) -> Result<bool, DnsError>) -> MockDns {
+    unsigned(signed_at_nameservers(serves))
+}
+
+/// As [`at_nameservers`], the zone's DNSSEC standing left to the test.
+fn signed_at_nameservers(serves: fn(std::net::IpAddr) -> Result<bool, DnsError>) -> MockDns {
     let mut dns = MockDns::new();
     dns.expect_soa()
         .withf(|name| name == "example.com")
@@ -473,4 +485,87 @@ async fn served_by_every_answering_nameserver_the_domain_is_transferred() {
         .await
         .unwrap();
     assert_eq!(view.domain.as_ascii(), "example.com");
+}
+
+/// `example.com` is signed (DNSKEY at its apex); the validating lookup answers
+/// `dnssec` with the claim's value.
+fn signed(dnssec: Dnssec) -> MockDns {
+    let mut dns = signed_at_nameservers(|_| Ok(true));
+    dns.expect_signed()
+        .withf(|zone| zone == "example.com")
+        .returning(|_| Ok(true));
+    dns.expect_txt_validated()
+        .withf(|name| name == "_domain-api-claim.example.com")
+        .times(1)
+        .returning(move |_| {
+            Ok(ValidatedTxt {
+                dnssec,
+                records: vec![TxtRecord(vec![b"domain-api-claim=tok".to_vec()])],
+            })
+        });
+    dns
+}
+
+#[tokio::test]
+async fn in_a_signed_zone_a_bogus_answer_transfers_nothing() {
+    let error = use_case(
+        open_claim_never_transferred(),
+        signed(Dnssec::Bogus),
+        no_keys(),
+        MockDomainStore::new(),
+    )
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    match error {
+        ClaimError::NotValidated { name, zone } => {
+            assert_eq!(name, "_domain-api-claim.example.com");
+            assert_eq!(zone, "example.com");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn in_a_signed_zone_a_validated_answer_transfers_the_domain() {
+    for dnssec in [Dnssec::Secure, Dnssec::Insecure] {
+        let mut claims = MockClaimStore::new();
+        claims
+            .expect_find_claim()
+            .returning(|_, _, _| Ok(Some(claim())));
+        claims
+            .expect_transfer()
+            .times(1)
+            .returning(|_, _, _, _, _, _| Ok(()));
+        let view = use_case(
+            claims,
+            signed(dnssec),
+            one_key(),
+            reads(Some(owned_detail())),
+        )
+        .verify(&org(), "example.com")
+        .await
+        .unwrap();
+        assert_eq!(view.domain.as_ascii(), "example.com", "{dnssec:?}");
+    }
+}
+
+#[tokio::test]
+async fn in_a_signed_zone_a_failed_dnskey_lookup_transfers_nothing() {
+    let mut dns = signed_at_nameservers(|_| Ok(true));
+    dns.expect_signed().returning(|_| Err(DnsError::Timeout));
+    dns.expect_txt_validated().never();
+    let error = use_case(
+        open_claim_never_transferred(),
+        dns,
+        no_keys(),
+        MockDomainStore::new(),
+    )
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, ClaimError::NotValidated { .. }),
+        "{error:?}"
+    );
 }

@@ -29,7 +29,7 @@ use crate::ports::store::{DomainDetail, DomainStore, StoredDomain};
 use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet, Zone, find_zone};
 pub use authoritative::{MAX_NAMESERVERS, Server, Tally};
 pub use changeset::{ChangeAction, ChangeSet, MAX_SPF_LOOKUPS, merge_spf};
-pub use claim_record::ClaimRecordCheck;
+pub use claim_record::{ClaimDnssec, ClaimRecordCheck};
 use verdict::{Verdict, txt_failure};
 
 /// Checks a domain's published records against the ones it should publish.
