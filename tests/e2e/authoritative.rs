@@ -1,6 +1,7 @@
 //! Checks at the zone's authoritative nameservers: three in-process servers on
 //! 127.0.0.2–4 (one port, told to the service by a test-only setting), found through
-//! the configured resolver's NS and A records; one of them lags.
+//! the configured resolver's NS and A records; one of them lags. Record checks
+//! (verify) and claim verification alike.
 
 use std::net::IpAddr;
 
@@ -8,7 +9,8 @@ use dns_hickory::test_support::TestDnsServer;
 use serde_json::Value;
 use store_diesel::BackendKind;
 
-use crate::lifecycle::{app_with, publish_generated, verify};
+use crate::helpers::TestApp;
+use crate::lifecycle::{app_with, call, publish_generated, verify};
 
 fn record<'a>(report: &'a Value, kind: &str) -> &'a Value {
     report["records"]
@@ -19,17 +21,20 @@ fn record<'a>(report: &'a Value, kind: &str) -> &'a Value {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_record_is_published_when_every_answering_nameserver_serves_it() {
-    let zone = "auth.example";
+/// `zone` served by three nameservers `ns1`–`ns3.<zone>` on 127.0.0.2–4, which the
+/// configured resolver (returned second) names; the service under test is told their
+/// port. `signed`: the resolver serves the zone signed (DNSSEC), and the service
+/// trusts its key.
+async fn zone_with_three_nameservers(
+    zone: &str,
+    signed: bool,
+) -> (Vec<TestDnsServer>, TestDnsServer, TestApp) {
     let ips: Vec<IpAddr> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
         .iter()
         .map(|ip| ip.parse().unwrap())
         .collect();
     let nameservers = TestDnsServer::start_in_thread_on_each(&ips);
     let port = nameservers[0].addr().port().to_string();
-    // The configured resolver knows where the zone is served, and (to show it is not
-    // asked for them) the records too.
     let resolver = TestDnsServer::start_in_thread();
     resolver.add_soa(zone);
     for (i, ip) in ips.iter().enumerate() {
@@ -37,12 +42,21 @@ async fn a_record_is_published_when_every_answering_nameserver_serves_it() {
         resolver.add_ns(zone, &host);
         resolver.add_address(&host, *ip);
     }
-    let app = app_with(
-        BackendKind::Sqlite,
-        &resolver,
-        &[("DOMAIN_API_TEST_NAMESERVER_PORT", port.as_str())],
-    )
-    .await;
+    let anchor = signed.then(|| resolver.sign_zone(zone).setting());
+    let mut env = vec![("DOMAIN_API_TEST_NAMESERVER_PORT", port.as_str())];
+    if let Some(anchor) = &anchor {
+        env.push(("DOMAIN_API_TEST_DNSSEC_TRUST_ANCHOR", anchor.as_str()));
+    }
+    let app = app_with(BackendKind::Sqlite, &resolver, &env).await;
+    (nameservers, resolver, app)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_is_published_when_every_answering_nameserver_serves_it() {
+    let zone = "auth.example";
+    // The configured resolver knows where the zone is served, and (to show it is not
+    // asked for them) the records too.
+    let (nameservers, resolver, app) = zone_with_three_nameservers(zone, false).await;
     let org = app.create_org("Acme");
     let generated = app.generate(&org, &format!(r#"{{"email":"a@{zone}"}}"#));
     assert_eq!(generated.status, 201, "{}", generated.body);
@@ -108,4 +122,119 @@ async fn a_record_is_published_when_every_answering_nameserver_serves_it() {
         spf["nameservers"]["summary"],
         "published on 2 of 3 nameservers"
     );
+}
+
+/// A claim moves a domain between organizations: the record must be served by every
+/// authoritative nameserver that answers, not merely by the resolver, and a lagging
+/// secondary holds the transfer back (and is named).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_is_proven_only_when_every_answering_nameserver_serves_its_record() {
+    let zone = "claimed.example";
+    let (nameservers, resolver, app) = zone_with_three_nameservers(zone, false).await;
+    let squatter = app.create_org("squatter");
+    let owner = app.create_org("owner");
+    let generated = app.generate(&squatter, &format!(r#"{{"email":"a@{zone}"}}"#));
+    assert_eq!(generated.status, 201, "{}", generated.body);
+    let claim_path = format!("/api/v1/emails/domains/{zone}/claim");
+    let opened = call(&app, &owner, "POST", &claim_path, None);
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let record = opened.json()["record"].clone();
+    let (name, value) = (
+        record["name"].as_str().unwrap(),
+        record["value"].as_str().unwrap(),
+    );
+    let verify_claim = || call(&app, &owner, "POST", &format!("{claim_path}/verify"), None);
+    let still_the_squatters = || {
+        let detail = call(
+            &app,
+            &squatter,
+            "GET",
+            &format!("/api/v1/emails/domains/{zone}"),
+            None,
+        );
+        assert_eq!(detail.status, 200, "not transferred: {}", detail.body);
+    };
+
+    // The resolver's word alone (a spoofed or stale answer) proves nothing while the
+    // zone's nameservers can be asked.
+    resolver.add_txt_value(name, value);
+    let refused = verify_claim();
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.body, format!("Claim record not found at {name}"));
+    still_the_squatters();
+
+    // The primary and one secondary serve it; ns3 lags: not yet, and named.
+    nameservers[0].add_txt_value(name, value);
+    nameservers[1].add_txt_value(name, value);
+    let lagging = verify_claim();
+    assert_eq!(lagging.status, 409, "{}", lagging.body);
+    assert_eq!(
+        lagging.body,
+        format!(
+            "Claim record not found at {name} on every nameserver: published on 2 of 3 \
+             nameservers; ns3.{zone} (127.0.0.4) does not serve it yet"
+        )
+    );
+    still_the_squatters();
+
+    // The secondary catches up: the domain moves.
+    nameservers[2].add_txt_value(name, value);
+    let proven = verify_claim();
+    assert_eq!(proven.status, 200, "{}", proven.body);
+    assert_eq!(proven.json()["domain"], zone);
+    let gone = call(
+        &app,
+        &squatter,
+        "GET",
+        &format!("/api/v1/emails/domains/{zone}"),
+        None,
+    );
+    assert_eq!(gone.status, 404, "{}", gone.body);
+}
+
+/// Where the zone is signed, the claim record must also be in a DNSSEC-validated
+/// answer: signatures made without the zone's key (what a forger can send) hold the
+/// transfer back although every nameserver serves the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_signed_zone_a_claim_needs_a_validated_answer() {
+    let zone = "signed.example";
+    let (nameservers, resolver, app) = zone_with_three_nameservers(zone, true).await;
+    let squatter = app.create_org("squatter");
+    let owner = app.create_org("owner");
+    let generated = app.generate(&squatter, &format!(r#"{{"email":"a@{zone}"}}"#));
+    assert_eq!(generated.status, 201, "{}", generated.body);
+    let claim_path = format!("/api/v1/emails/domains/{zone}/claim");
+    let opened = call(&app, &owner, "POST", &claim_path, None);
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    let record = opened.json()["record"].clone();
+    let (name, value) = (
+        record["name"].as_str().unwrap(),
+        record["value"].as_str().unwrap(),
+    );
+    for server in nameservers.iter().chain([&resolver]) {
+        server.add_txt_value(name, value);
+    }
+    let verify_claim = || call(&app, &owner, "POST", &format!("{claim_path}/verify"), None);
+
+    resolver.forge_signatures(zone, true);
+    let refused = verify_claim();
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(
+        refused.body,
+        format!("Claim record at {name} is not DNSSEC-validated: the zone {zone} is signed")
+    );
+    let detail = call(
+        &app,
+        &squatter,
+        "GET",
+        &format!("/api/v1/emails/domains/{zone}"),
+        None,
+    );
+    assert_eq!(detail.status, 200, "not transferred: {}", detail.body);
+
+    // Signed with the zone's key: validated, the domain moves.
+    resolver.forge_signatures(zone, false);
+    let proven = verify_claim();
+    assert_eq!(proven.status, 200, "{}", proven.body);
+    assert_eq!(proven.json()["domain"], zone);
 }

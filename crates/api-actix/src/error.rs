@@ -286,6 +286,23 @@ impl ApiError {
                 format!("Claim record not found at {name}"),
             )
             .with_detail(name.clone()),
+            Self::Claim(ClaimError::NotOnEveryNameserver { name, tally }, _) => Row::new(
+                S::CONFLICT,
+                "claim_record_not_found",
+                format!(
+                    "Claim record not found at {name} on every nameserver: {}; {} {} not serve it yet",
+                    tally.summary(),
+                    tally.lagging.join(", "),
+                    if tally.lagging.len() == 1 { "does" } else { "do" },
+                ),
+            )
+            .with_detail(name.clone()),
+            Self::Claim(ClaimError::NotValidated { name, zone }, _) => Row::new(
+                S::CONFLICT,
+                "claim_record_not_validated",
+                format!("Claim record at {name} is not DNSSEC-validated: the zone {zone} is signed"),
+            )
+            .with_detail(name.clone()),
             Self::Read(ReadError::InvalidDomain(raw))
             | Self::Validate(ValidateError::InvalidDomain(raw))
             | Self::Verify(ValidateError::InvalidDomain(raw))

@@ -1,6 +1,7 @@
 use actix_web::body::to_bytes;
 
 use super::*;
+use domain_core::usecases::validate::Tally;
 
 async fn render(error: ApiError) -> (u16, String, String) {
     let response = error.error_response();
@@ -309,6 +310,33 @@ async fn renders_the_ownership_answers_of_the_contract() {
             ),
             409,
             "Claim record not found at _domain-api-claim.example.com",
+        ),
+        (
+            ApiError::Claim(
+                ClaimError::NotOnEveryNameserver {
+                    name: "_domain-api-claim.example.com".into(),
+                    tally: Tally {
+                        published: 2,
+                        total: 3,
+                        lagging: vec!["ns3.example.com (192.0.2.4)".into()],
+                        unanswered: Vec::new(),
+                    },
+                },
+                Operation::VerifyClaim,
+            ),
+            409,
+            "Claim record not found at _domain-api-claim.example.com on every nameserver: published on 2 of 3 nameservers; ns3.example.com (192.0.2.4) does not serve it yet",
+        ),
+        (
+            ApiError::Claim(
+                ClaimError::NotValidated {
+                    name: "_domain-api-claim.example.com".into(),
+                    zone: "example.com".into(),
+                },
+                Operation::VerifyClaim,
+            ),
+            409,
+            "Claim record at _domain-api-claim.example.com is not DNSSEC-validated: the zone example.com is signed",
         ),
         (
             ApiError::Claim(

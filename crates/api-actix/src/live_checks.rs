@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain_core::ownership::retry_after;
 use domain_core::ports::InfraError;
-use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord};
+use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord, ValidatedTxt};
 use domain_core::ports::lifecycle::LiveCheckLog;
 use domain_core::{DomainName, OrganizationId};
 
@@ -227,6 +227,14 @@ impl Dns for DeadlineDns {
     ) -> Result<Vec<TxtRecord>, DnsError> {
         by_deadline(self.inner.txt_at(server, name)).await
     }
+
+    async fn signed(&self, zone: &str) -> Result<bool, DnsError> {
+        by_deadline(self.inner.signed(zone)).await
+    }
+
+    async fn txt_validated(&self, name: &str) -> Result<ValidatedTxt, DnsError> {
+        by_deadline(self.inner.txt_validated(name)).await
+    }
 }
 
 impl std::fmt::Debug for DeadlineDns {
@@ -401,6 +409,12 @@ pub(crate) mod tests {
             std::future::pending().await
         }
         async fn txt_at(&self, _: std::net::IpAddr, _: &str) -> Result<Vec<TxtRecord>, DnsError> {
+            std::future::pending().await
+        }
+        async fn signed(&self, _: &str) -> Result<bool, DnsError> {
+            std::future::pending().await
+        }
+        async fn txt_validated(&self, _: &str) -> Result<ValidatedTxt, DnsError> {
             std::future::pending().await
         }
     }

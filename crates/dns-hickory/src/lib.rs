@@ -14,4 +14,4 @@ mod resolver;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
-pub use resolver::{DnsConfig, DnsSetupError, HickoryDns};
+pub use resolver::{DnsConfig, DnsSetupError, HickoryDns, TrustAnchor};

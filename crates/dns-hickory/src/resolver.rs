@@ -1,18 +1,23 @@
 //! [`HickoryDns`]: the [`Dns`] adapter, its [`DnsConfig`] and its setup errors.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use domain_core::DomainName;
 use domain_core::ports::BoxError;
-use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord};
+use domain_core::ports::dns::{
+    Dns, DnsError, Dnssec, MxRecord, Nameserver, TxtRecord, ValidatedTxt,
+};
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::net::{DnsError as WireError, NetError};
+use hickory_resolver::proto::dnssec::{Algorithm, Proof, PublicKeyBuf, TrustAnchors};
+use hickory_resolver::proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_resolver::{TokioResolver, system_conf};
 
 use crate::errors::{classify, short};
@@ -34,6 +39,42 @@ pub struct DnsConfig {
     /// for tests whose nameservers listen on loopback addresses on another port (NS
     /// records carry no port).
     pub nameserver_port: u16,
+    /// Keys validating lookups ([`Dns::txt_validated`]) trust besides the root's:
+    /// none, but for tests whose signed zones are not delegated from the root.
+    pub trust_anchors: Vec<TrustAnchor>,
+}
+
+/// A zone's public key trusted as is by validating lookups, e.g. an in-process
+/// test zone's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustAnchor {
+    /// The zone, e.g. `claimed.example`.
+    pub zone: String,
+    /// The DNSSEC algorithm number, e.g. 15 (Ed25519).
+    pub algorithm: u8,
+    /// The public key as its DNSKEY carries it.
+    pub public_key: Vec<u8>,
+}
+
+impl TrustAnchor {
+    /// `<zone> <algorithm> <public key in hex>`; `None` when it is not that.
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.split_whitespace();
+        let (zone, algorithm, hex) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || hex.len() % 2 != 0 {
+            return None;
+        }
+        let public_key = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(Self {
+            zone: zone.to_owned(),
+            algorithm: algorithm.parse().ok()?,
+            public_key,
+        })
+    }
 }
 
 impl DnsConfig {
@@ -44,6 +85,7 @@ impl DnsConfig {
             servers: None,
             timeout,
             nameserver_port: 53,
+            trust_anchors: Vec::new(),
         }
     }
 
@@ -54,6 +96,7 @@ impl DnsConfig {
             servers: Some(servers),
             timeout,
             nameserver_port: 53,
+            trust_anchors: Vec::new(),
         }
     }
 }
@@ -69,13 +112,16 @@ pub enum DnsSetupError {
     SystemConfig(#[source] BoxError),
     #[error("the DNS resolver could not be built")]
     Build(#[source] BoxError),
+    #[error("a trust anchor's zone is not a domain name")]
+    TrustAnchor(#[source] BoxError),
 }
 
 /// The [`Dns`] adapter: a hickory resolver without cache or search list, each lookup
-/// bounded by one timeout.
+/// bounded by one timeout; a second one, over the same nameservers, validates DNSSEC.
 #[derive(Debug, Clone)]
 pub struct HickoryDns {
     resolver: TokioResolver,
+    validating: TokioResolver,
     timeout: Duration,
     nameserver_port: u16,
 }
@@ -99,14 +145,25 @@ impl HickoryDns {
             return Err(DnsSetupError::NoNameservers);
         }
         let resolver = TokioResolver::builder_with_config(
-            ResolverConfig::from_name_servers(name_servers),
+            ResolverConfig::from_name_servers(name_servers.clone()),
             TokioRuntimeProvider::default(),
         )
         .with_options(options(config.timeout))
         .build()
         .map_err(|e| DnsSetupError::Build(Box::new(e)))?;
+        let mut validating_options = options(config.timeout);
+        validating_options.validate = true;
+        let validating = TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(name_servers),
+            TokioRuntimeProvider::default(),
+        )
+        .with_options(validating_options)
+        .with_trust_anchor(Arc::new(trust_anchors(&config.trust_anchors)?))
+        .build()
+        .map_err(|e| DnsSetupError::Build(Box::new(e)))?;
         Ok(Self {
             resolver,
+            validating,
             timeout: config.timeout,
             nameserver_port: config.nameserver_port,
         })
@@ -287,6 +344,88 @@ impl Dns for HickoryDns {
             return Err(DnsError::NoRecords);
         }
         Ok(records)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(zone = zone))]
+    async fn signed(&self, zone: &str) -> Result<bool, DnsError> {
+        match self.lookup(fqdn(zone)?, RecordType::DNSKEY).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .any(|record| record.record_type() == RecordType::DNSKEY)),
+            Err(DnsError::NoRecords | DnsError::NxDomain) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(name = name))]
+    async fn txt_validated(&self, name: &str) -> Result<ValidatedTxt, DnsError> {
+        let lookup = self.validating.lookup(fqdn(name)?, RecordType::TXT);
+        let lookup = match tokio::time::timeout(self.timeout, lookup).await {
+            Ok(Ok(lookup)) => lookup,
+            Ok(Err(NetError::Dns(WireError::DnssecBogus | WireError::Nsec { .. }))) => {
+                tracing::debug!("validating TXT lookup: bogus");
+                return Ok(ValidatedTxt {
+                    dnssec: Dnssec::Bogus,
+                    records: Vec::new(),
+                });
+            }
+            Ok(Err(error)) => {
+                let outcome = classify(&error);
+                tracing::debug!(%error, ?outcome, "validating TXT lookup failed");
+                return Err(outcome);
+            }
+            Err(_elapsed) => return Err(DnsError::Timeout),
+        };
+        let txt: Vec<&Record> = lookup
+            .answers()
+            .iter()
+            .filter(|record| matches!(record.data, RData::TXT(_)))
+            .collect();
+        if txt.is_empty() {
+            return Err(DnsError::NoRecords);
+        }
+        Ok(ValidatedTxt {
+            dnssec: standing(&txt),
+            records: txt
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(t) => {
+                        Some(TxtRecord(t.txt_data.iter().map(|s| s.to_vec()).collect()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The root's keys (compiled into hickory) and `extra`.
+fn trust_anchors(extra: &[TrustAnchor]) -> Result<TrustAnchors, DnsSetupError> {
+    let mut anchors = TrustAnchors::default();
+    for anchor in extra {
+        let zone = fqdn(&anchor.zone).map_err(|e| DnsSetupError::TrustAnchor(Box::new(e)))?;
+        let key = PublicKeyBuf::new(
+            anchor.public_key.clone(),
+            Algorithm::from_u8(anchor.algorithm),
+        );
+        anchors.insert_with_name(&key, LowerName::new(&zone));
+    }
+    Ok(anchors)
+}
+
+/// The weakest standing among the TXT records of a validated answer: secure only
+/// when every one is.
+fn standing(records: &[&Record]) -> Dnssec {
+    if records.iter().all(|r| r.proof == Proof::Secure) {
+        Dnssec::Secure
+    } else if records
+        .iter()
+        .all(|r| matches!(r.proof, Proof::Secure | Proof::Insecure))
+    {
+        Dnssec::Insecure
+    } else {
+        Dnssec::Bogus
     }
 }
 

@@ -11,6 +11,13 @@
 //!   NOERROR with an empty answer (NODATA);
 //! - otherwise: NXDOMAIN.
 //!
+//! A zone marked [`TestDnsServer::sign_zone`] is signed (DNSSEC, Ed25519): a DNSKEY
+//! RRset at its apex, and, to a query with the DO bit, an RRSIG over every non-empty
+//! answer RRset in the zone, made at query time. Negative answers carry no NSEC, so a
+//! validator judges them bogus; positive ones validate from the zone's key as a trust
+//! anchor ([`ZoneKey::setting`]). [`TestDnsServer::forge_signatures`] signs with
+//! another key instead, as an attacker without the zone's key would.
+//!
 //! NOERROR and NXDOMAIN answers carry the AA bit. A UDP answer larger than the client's
 //! advertised payload size (512 octets without EDNS, at most 1232) is replaced by an
 //! empty one with the TC bit, so that the client asks again over TCP, where answers are
@@ -42,13 +49,16 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread;
 
+use hickory_resolver::proto::dnssec::crypto::Ed25519SigningKey;
+use hickory_resolver::proto::dnssec::rdata::{DNSKEY, DNSSECRData, RRSIG, SigInput};
+use hickory_resolver::proto::dnssec::{DnssecSigner, PublicKey, SigningKey, TBS};
 use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_resolver::proto::rr::rdata::{MX, SOA, TXT};
-use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
@@ -352,6 +362,66 @@ impl TestDnsServer {
         self.shared.entry(zone, |entry| entry.ns.push(host));
     }
 
+    /// Signs `zone` (see the [module documentation](self)) with a new Ed25519 key:
+    /// publishes its DNSKEY at the apex and returns the key, to be given to the
+    /// validator as a trust anchor.
+    ///
+    /// # Panics
+    /// When `zone` is not a valid domain name or the key cannot be made.
+    #[must_use]
+    pub fn sign_zone(&self, zone: &str) -> ZoneKey {
+        let mut apex = parse_name(zone);
+        apex.set_fqdn(true);
+        let signing = new_key();
+        let public = signing
+            .to_public_key()
+            .unwrap_or_else(|e| panic!("no public key: {e}"));
+        let dnskey = DNSKEY::new(true, true, false, public.clone());
+        let signer = DnssecSigner::new(
+            dnskey.clone(),
+            Box::new(signing),
+            apex.clone(),
+            std::time::Duration::from_secs(3600),
+        );
+        let forger = DnssecSigner::new(
+            dnskey.clone(),
+            Box::new(new_key()),
+            apex.clone(),
+            std::time::Duration::from_secs(3600),
+        );
+        self.shared.entry(zone, |entry| entry.dnskey.push(dnskey));
+        self.shared.signers().insert(
+            key(&apex),
+            Arc::new(ZoneSigning {
+                signer,
+                forger,
+                forged: AtomicBool::new(false),
+            }),
+        );
+        ZoneKey {
+            zone: apex.to_ascii().trim_end_matches('.').to_owned(),
+            algorithm: u8::from(public.algorithm()),
+            public_key: public.public_bytes().to_vec(),
+        }
+    }
+
+    /// `forged`: from now on the answers in `zone` (signed by
+    /// [`TestDnsServer::sign_zone`]) carry signatures made with another key under the
+    /// zone key's tag, what a forger without the zone's key can send, which a
+    /// validator finds bogus; `false`: signed with the zone's key again.
+    ///
+    /// # Panics
+    /// When `zone` was not signed.
+    pub fn forge_signatures(&self, zone: &str, forged: bool) {
+        let mut apex = parse_name(zone);
+        apex.set_fqdn(true);
+        let signers = self.shared.signers();
+        let Some(signing) = signers.get(&key(&apex)) else {
+            panic!("{zone} is not signed");
+        };
+        signing.forged.store(forged, Ordering::Relaxed);
+    }
+
     /// Answers every query at `name` with SERVFAIL until [`TestDnsServer::clear`].
     ///
     /// # Panics
@@ -393,11 +463,61 @@ impl TestDnsServer {
     }
 }
 
+/// A signed zone's public key, for a validator's trust anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneKey {
+    /// The zone, e.g. `claimed.example`.
+    pub zone: String,
+    /// The DNSSEC algorithm number (15, Ed25519).
+    pub algorithm: u8,
+    /// The public key as a DNSKEY carries it.
+    pub public_key: Vec<u8>,
+}
+
+impl ZoneKey {
+    /// `<zone> <algorithm> <public key in hex>`: the value of the service's
+    /// `DOMAIN_API_TEST_DNSSEC_TRUST_ANCHOR`.
+    #[must_use]
+    pub fn setting(&self) -> String {
+        let hex: String = self
+            .public_key
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("{} {} {hex}", self.zone, self.algorithm)
+    }
+}
+
+/// A signed zone's signer, and the forger that signs in its name without its key.
+struct ZoneSigning {
+    signer: DnssecSigner,
+    forger: DnssecSigner,
+    forged: AtomicBool,
+}
+
+impl ZoneSigning {
+    fn current(&self) -> &DnssecSigner {
+        if self.forged.load(Ordering::Relaxed) {
+            &self.forger
+        } else {
+            &self.signer
+        }
+    }
+}
+
+fn new_key() -> Ed25519SigningKey {
+    Ed25519SigningKey::generate_pkcs8()
+        .and_then(|pkcs8| Ed25519SigningKey::from_pkcs8(&pkcs8))
+        .unwrap_or_else(|e| panic!("no Ed25519 key: {e}"))
+}
+
 /// The table and the counters, shared by the handle and the serving tasks.
 #[derive(Default)]
 struct Shared {
     /// Keyed by the lower-cased absolute name, e.g. `example.com.`.
     names: Mutex<HashMap<String, Entry>>,
+    /// Signed zones, keyed like `names`.
+    signers: Mutex<HashMap<String, Arc<ZoneSigning>>>,
     udp_queries: AtomicUsize,
     tcp_queries: AtomicUsize,
 }
@@ -410,6 +530,7 @@ struct Entry {
     addresses: Vec<std::net::IpAddr>,
     soa: Option<SOA>,
     ns: Vec<Name>,
+    dnskey: Vec<DNSKEY>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -431,6 +552,26 @@ impl Shared {
     fn names(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         // A panicking test thread must not take the server down with it.
         self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn signers(&self) -> MutexGuard<'_, HashMap<String, Arc<ZoneSigning>>> {
+        self.signers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The signer of the nearest signed zone enclosing `name`.
+    fn signer_for(&self, name: &Name) -> Option<Arc<ZoneSigning>> {
+        let signers = self.signers();
+        let mut at = name.to_lowercase();
+        at.set_fqdn(true);
+        loop {
+            if let Some(signer) = signers.get(&at.to_ascii()) {
+                return Some(Arc::clone(signer));
+            }
+            if at.is_root() {
+                return None;
+            }
+            at = at.base_name();
+        }
     }
 
     fn entry(&self, name: &str, change: impl FnOnce(&mut Entry)) {
@@ -489,6 +630,11 @@ impl Shared {
             (Behaviour::Answer, RecordType::SOA) => {
                 entry.soa.iter().cloned().map(RData::SOA).collect()
             }
+            (Behaviour::Answer, RecordType::DNSKEY) => entry
+                .dnskey
+                .iter()
+                .map(|key| RData::DNSSEC(DNSSECRData::DNSKEY(key.clone())))
+                .collect(),
             (Behaviour::Answer, _) => Vec::new(),
         };
         // The owner name echoes the query's spelling, as authoritative servers do.
@@ -534,8 +680,19 @@ fn respond(shared: &Shared, request: &[u8], transport: Transport) -> Option<Vec<
             response.metadata.response_code = code;
             response.metadata.authoritative = code == ResponseCode::NXDomain;
         }
-        Outcome::Records(records) => {
+        Outcome::Records(mut records) => {
             response.metadata.authoritative = true;
+            let dnssec_ok = request
+                .edns
+                .as_ref()
+                .is_some_and(|edns| edns.flags().dnssec_ok);
+            if dnssec_ok
+                && let ([query], false) = (request.queries.as_slice(), records.is_empty())
+                && let Some(signer) = shared.signer_for(query.name())
+                && let Some(rrsig) = rrsig(signer.current(), query, &records)
+            {
+                records.push(rrsig);
+            }
             response.answers = records;
         }
     }
@@ -547,6 +704,33 @@ fn respond(shared: &Shared, request: &[u8], transport: Transport) -> Option<Vec<
         return response.to_vec().ok();
     }
     Some(bytes)
+}
+
+/// The RRSIG over `records` (the answer RRset to `query`), valid from a minute ago
+/// for an hour.
+fn rrsig(signer: &DnssecSigner, query: &Query, records: &[Record]) -> Option<Record> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let now = u32::try_from(now).ok()?;
+    let input = SigInput {
+        type_covered: query.query_type(),
+        algorithm: signer.key().algorithm(),
+        num_labels: query.name().num_labels(),
+        original_ttl: 0,
+        sig_expiration: SerialNumber::new(now.wrapping_add(3600)),
+        sig_inception: SerialNumber::new(now.wrapping_sub(60)),
+        key_tag: signer.calculate_key_tag().ok()?,
+        signer_name: signer.signer_name().clone(),
+    };
+    let tbs = TBS::from_input(query.name(), DNSClass::IN, &input, records.iter()).ok()?;
+    let sig = signer.sign(&tbs).ok()?;
+    Some(Record::from_rdata(
+        query.name().clone(),
+        0,
+        RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig))),
+    ))
 }
 
 /// A UDP socket and a TCP listener on `addr`; with port 0, on one port free for both.

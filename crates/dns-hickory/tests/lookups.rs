@@ -356,3 +356,51 @@ async fn a_server_on_its_own_thread_answers_while_the_test_blocks() {
 
     assert_eq!(records[0].joined(), "v=spf1 -all");
 }
+
+/// A validating lookup: secure with the zone's key as the trust anchor, bogus when
+/// the signatures are forged, and a zone without DNSKEY reads as unsigned.
+#[tokio::test]
+async fn validating_lookups_tell_secure_from_bogus() {
+    use domain_core::ports::dns::Dnssec;
+
+    let server = TestDnsServer::start().await;
+    server.add_soa("signed.example");
+    server.add_txt(
+        "_domain-api-claim.signed.example",
+        &["domain-api-claim=tok"],
+    );
+    server.add_soa("plain.example");
+    let key = server.sign_zone("signed.example");
+    let mut config = DnsConfig::with_servers(vec![server.addr()], TIMEOUT);
+    config.trust_anchors = vec![dns_hickory::TrustAnchor::parse(&key.setting()).unwrap()];
+    let dns = HickoryDns::new(&config).expect("the resolver builds");
+
+    assert_eq!(dns.signed("signed.example").await, Ok(true));
+    assert_eq!(dns.signed("plain.example").await, Ok(false));
+
+    let answer = dns
+        .txt_validated("_domain-api-claim.signed.example")
+        .await
+        .unwrap();
+    assert_eq!(answer.dnssec, Dnssec::Secure, "{answer:?}");
+    assert_eq!(answer.records[0].joined(), "domain-api-claim=tok");
+
+    server.forge_signatures("signed.example", true);
+    let answer = dns
+        .txt_validated("_domain-api-claim.signed.example")
+        .await
+        .unwrap();
+    assert_eq!(answer.dnssec, Dnssec::Bogus, "{answer:?}");
+    assert!(answer.records.is_empty());
+
+    // Without the zone's key as an anchor nothing validates it.
+    server.forge_signatures("signed.example", false);
+    let untrusting = resolver(&server, TIMEOUT);
+    let answer = untrusting
+        .txt_validated("_domain-api-claim.signed.example")
+        .await;
+    assert!(
+        !matches!(answer, Ok(ref a) if a.dnssec == Dnssec::Secure),
+        "{answer:?}"
+    );
+}

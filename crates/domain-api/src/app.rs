@@ -382,6 +382,7 @@ pub fn build_state(
         servers: config.dns_servers.clone(),
         timeout: config.dns_timeout,
         nameserver_port: config.test_nameserver_port.unwrap_or(53),
+        trust_anchors: config.test_dnssec_trust_anchor.iter().cloned().collect(),
     })
     .context("Failed to set up the DNS resolver (DOMAIN_API_DNS_SERVERS)")?;
     let metrics = Arc::new(Metrics::default());
@@ -485,7 +486,7 @@ pub fn build_state(
         generate,
         claim: ClaimDomain::new(
             store.clone(),
-            dns.clone(),
+            validate.clone(),
             keys.clone(),
             read.clone(),
             clock.clone(),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use domain_core::DomainName;
-use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord};
+use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord, ValidatedTxt};
 
 use super::Metrics;
 
@@ -84,6 +84,22 @@ impl Dns for MeteredDns {
         let result = self.inner.txt_at(server, name).await;
         self.metrics
             .record_dns("TXT@authoritative", outcome(&result), started.elapsed());
+        result
+    }
+
+    async fn signed(&self, zone: &str) -> Result<bool, DnsError> {
+        let started = Instant::now();
+        let result = self.inner.signed(zone).await;
+        self.metrics
+            .record_dns("DNSKEY", outcome(&result), started.elapsed());
+        result
+    }
+
+    async fn txt_validated(&self, name: &str) -> Result<ValidatedTxt, DnsError> {
+        let started = Instant::now();
+        let result = self.inner.txt_validated(name).await;
+        self.metrics
+            .record_dns("TXT@validated", outcome(&result), started.elapsed());
         result
     }
 }

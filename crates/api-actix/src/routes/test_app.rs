@@ -207,7 +207,7 @@ impl Mocks {
             generate,
             claim: ClaimDomain::new(
                 Arc::new(self.claims),
-                dns.clone(),
+                validate.clone(),
                 keys.clone(),
                 read.clone(),
                 clock.clone(),

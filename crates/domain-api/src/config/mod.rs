@@ -125,6 +125,9 @@ pub struct Config {
     /// Tests only (`DOMAIN_API_TEST_NAMESERVER_PORT`): the port authoritative
     /// nameservers are asked on instead of 53.
     pub test_nameserver_port: Option<u16>,
+    /// Tests only (`DOMAIN_API_TEST_DNSSEC_TRUST_ANCHOR`): a zone key DNSSEC
+    /// validation trusts besides the root's (an in-process signed test zone).
+    pub test_dnssec_trust_anchor: Option<dns_hickory::TrustAnchor>,
     /// When domains are checked (`DOMAIN_API_VERIFY_SCHEDULE`,
     /// `DOMAIN_API_VERIFY_INTERVAL`).
     pub verify_schedule: VerifySchedule,
@@ -306,6 +309,16 @@ impl Config {
             test_clock_file: given(server.test_clock_file.as_ref()).map(PathBuf::from),
             test_nameserver_port: given(server.test_nameserver_port.as_ref())
                 .map(|v| count(v, "DOMAIN_API_TEST_NAMESERVER_PORT", 1..=65_535))
+                .transpose()?,
+            test_dnssec_trust_anchor: given(server.test_dnssec_trust_anchor.as_ref())
+                .map(|v| {
+                    dns_hickory::TrustAnchor::parse(v).ok_or_else(|| {
+                        invalid(
+                            "DOMAIN_API_TEST_DNSSEC_TRUST_ANCHOR",
+                            "expected <zone> <algorithm> <public key in hex>".to_owned(),
+                        )
+                    })
+                })
                 .transpose()?,
             verify_schedule: verifier.schedule()?,
             verifier: verifier.settings()?,

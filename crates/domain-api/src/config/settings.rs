@@ -91,6 +91,10 @@ pub struct ServerArgs {
     /// carry none; default 53).
     #[arg(long, env = "DOMAIN_API_TEST_NAMESERVER_PORT", hide = true)]
     pub test_nameserver_port: Option<String>,
+    /// Tests only: a zone key validating lookups trust besides the root's,
+    /// `<zone> <algorithm> <public key in hex>`.
+    #[arg(long, env = "DOMAIN_API_TEST_DNSSEC_TRUST_ANCHOR", hide = true)]
+    pub test_dnssec_trust_anchor: Option<String>,
 }
 
 /// The database, its pool, and the master key that seals the DKIM keys.

@@ -90,6 +90,45 @@ pub trait Dns: Send + Sync {
         server: std::net::IpAddr,
         name: &str,
     ) -> Result<Vec<TxtRecord>, DnsError>;
+
+    /// Whether `zone` publishes DNSKEY records at its apex (as the configured
+    /// resolver serves them): a signed zone, whose answers a validator can check.
+    ///
+    /// # Errors
+    /// [`DnsError`] when the lookup fails; no DNSKEY (NODATA, NXDOMAIN) is
+    /// `Ok(false)`.
+    async fn signed(&self, zone: &str) -> Result<bool, DnsError>;
+
+    /// The TXT records at `name` through a validating lookup (RFC 4035 §5): the
+    /// configured resolver asked with the DO bit, every signature and the chain of
+    /// keys checked by the adapter from the root's trust anchor down. A bogus answer
+    /// is `Ok` with [`Dnssec::Bogus`] and no records.
+    ///
+    /// # Errors
+    /// [`DnsError`] as for [`Dns::txt`].
+    async fn txt_validated(&self, name: &str) -> Result<ValidatedTxt, DnsError>;
+}
+
+/// How a validating lookup judged an answer (RFC 4033 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dnssec {
+    /// Signed, and every signature checked from a trust anchor down.
+    Secure,
+    /// Provably unsigned: a delegation on the way from the trust anchor has no DS
+    /// record, so there is nothing to check.
+    Insecure,
+    /// Signed, but the signatures or the chain of keys do not check out (forged,
+    /// stripped or expired), or that could not be decided: not to be trusted.
+    Bogus,
+}
+
+/// TXT records, and how the validating lookup that found them judged them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedTxt {
+    /// The answer's standing: the weakest of its records'.
+    pub dnssec: Dnssec,
+    /// The records (none when bogus).
+    pub records: Vec<TxtRecord>,
 }
 
 /// Why a lookup returned no records: a name or type with nothing published is kept

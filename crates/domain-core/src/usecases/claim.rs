@@ -10,10 +10,10 @@ use crate::ownership::{claim_record_name, claim_record_value};
 use crate::ports::InfraError;
 use crate::ports::claims::{ClaimStore, OpenClaimError, TransferError};
 use crate::ports::clock::Clock;
-use crate::ports::dns::Dns;
 use crate::ports::keys::KeyGenerator;
 use crate::usecases::key_budget::KeyBudget;
 use crate::usecases::read::{DomainView, ReadDomains, ReadError};
+use crate::usecases::validate::{CheckStatus, ClaimDnssec, Tally, ValidateDomain};
 use crate::usecases::verify::VerifySchedule;
 use crate::{DomainName, OrganizationId};
 
@@ -46,9 +46,20 @@ pub enum ClaimError {
     /// another claim or a deletion got there first).
     #[error("no open claim for this domain")]
     NoOpenClaim,
-    /// The claim record is not published (or not yet visible); carries its name.
+    /// The claim record is not published (or not yet visible, or no nameserver
+    /// answered); carries its name.
     #[error("the claim record is not published")]
     RecordNotFound(String),
+    /// The claim record is served by some of the zone's authoritative nameservers
+    /// but not by every one that answers (a secondary lags): nothing is transferred
+    /// yet. Carries its name and how it stands at the nameservers.
+    #[error("the claim record is not published on every nameserver")]
+    NotOnEveryNameserver {
+        /// `_domain-api-claim.<domain>`.
+        name: String,
+        /// On how many nameservers it is published, and which lag.
+        tally: Tally,
+    },
     /// The organization's key-generation budget is spent; carries how long until
     /// it may generate another key.
     #[error("too many DKIM keys generated")]
@@ -56,6 +67,16 @@ pub enum ClaimError {
     /// The domain would take the organization past its domain limit.
     #[error("the organization's domain limit is reached")]
     DomainLimit,
+    /// The claim record is served by the nameservers, but the zone is signed and no
+    /// DNSSEC-validated answer holds it (bogus, or not validated): nothing is
+    /// transferred. Carries its name and the zone.
+    #[error("the claim record is not DNSSEC-validated")]
+    NotValidated {
+        /// `_domain-api-claim.<domain>`.
+        name: String,
+        /// The signed zone.
+        zone: String,
+    },
     /// A port failed.
     #[error(transparent)]
     Infra(#[from] InfraError),
@@ -65,7 +86,7 @@ pub enum ClaimError {
 #[derive(Clone)]
 pub struct ClaimDomain {
     claims: Arc<dyn ClaimStore>,
-    dns: Arc<dyn Dns>,
+    checks: ValidateDomain,
     keys: Arc<dyn KeyGenerator>,
     read: ReadDomains,
     clock: Arc<dyn Clock>,
@@ -75,12 +96,14 @@ pub struct ClaimDomain {
 }
 
 impl ClaimDomain {
-    /// The use case over its ports; a claim stays open for `ttl`, and a claimed
-    /// domain is checked from scratch on `schedule`.
+    /// The use case over its ports; the claim record is checked by `checks` as
+    /// validate checks records (at the zone's authoritative nameservers), a claim
+    /// stays open for `ttl`, and a claimed domain is checked from scratch on
+    /// `schedule`.
     #[must_use]
     pub fn new(
         claims: Arc<dyn ClaimStore>,
-        dns: Arc<dyn Dns>,
+        checks: ValidateDomain,
         keys: Arc<dyn KeyGenerator>,
         read: ReadDomains,
         clock: Arc<dyn Clock>,
@@ -89,7 +112,7 @@ impl ClaimDomain {
     ) -> Self {
         Self {
             claims,
-            dns,
+            checks,
             keys,
             read,
             clock,
@@ -139,12 +162,15 @@ impl ClaimDomain {
         })
     }
 
-    /// Looks for the claim record over live DNS; when it is there, transfers the
-    /// domain to the organization with a new key and returns it.
+    /// Looks for the claim record at every authoritative nameserver of the
+    /// domain's zone (the resolver only when none can be found); when every one that
+    /// answers serves it, transfers the domain to the organization with a new key
+    /// and returns it.
     ///
     /// # Errors
     /// [`ClaimError::InvalidDomain`], [`ClaimError::OwnDomain`],
     /// [`ClaimError::NoOpenClaim`], [`ClaimError::RecordNotFound`],
+    /// [`ClaimError::NotOnEveryNameserver`], [`ClaimError::NotValidated`],
     /// [`ClaimError::TooManyKeys`], [`ClaimError::DomainLimit`] (nothing
     /// transferred), or a port failure.
     pub async fn verify(
@@ -167,16 +193,7 @@ impl ClaimDomain {
         };
         let record_name = claim_record_name(&name);
         let expected = claim_record_value(&claim.token);
-        let published = match self.dns.txt(&record_name).await {
-            Ok(records) => records.iter().any(|txt| txt.joined().trim() == expected),
-            Err(outcome) => {
-                tracing::info!(domain = %name, %outcome, "claim record lookup found nothing");
-                false
-            }
-        };
-        if !published {
-            return Err(ClaimError::RecordNotFound(record_name));
-        }
+        self.proven(&name, &record_name, &expected).await?;
         if let Some(budget) = &self.budget
             && let Some(wait) = budget.wait(organization, self.clock.now()).await?
         {
@@ -216,6 +233,56 @@ impl ClaimDomain {
                 // Deleted by its new owner between the transfer and this read.
                 ReadError::InvalidDomain(_) | ReadError::NotFound => ClaimError::NoOpenClaim,
             })
+    }
+}
+
+impl ClaimDomain {
+    /// `Ok` when the claim record is published: at every authoritative nameserver
+    /// that answers, or, when none can be found, at the resolver; and, where the
+    /// zone is signed, in a DNSSEC-validated answer.
+    async fn proven(
+        &self,
+        name: &DomainName,
+        record_name: &str,
+        expected: &str,
+    ) -> Result<(), ClaimError> {
+        let found = self
+            .checks
+            .check_claim_record(name, record_name, expected)
+            .await;
+        let check = found.check;
+        let zone = found.zone.name();
+        if let Some(dnssec) = &found.dnssec {
+            if let ClaimDnssec::NotValidated(why) = dnssec {
+                tracing::warn!(domain = %name, %zone, reason = %why, "claim record served, but not DNSSEC-validated in a signed zone");
+                return Err(ClaimError::NotValidated {
+                    name: record_name.to_owned(),
+                    zone: zone.as_ascii().to_owned(),
+                });
+            }
+            tracing::info!(domain = %name, %zone, dnssec = ?dnssec, "claim record DNSSEC standing");
+        }
+        match (check.status, check.nameservers) {
+            (CheckStatus::Ok, Some(tally)) => {
+                tracing::info!(domain = %name, %zone, nameservers = tally.total, "claim record served by every answering nameserver");
+                Ok(())
+            }
+            (CheckStatus::Ok, None) => {
+                tracing::warn!(domain = %name, %zone, "claim record seen through the resolver only: the zone's nameservers could not be found");
+                Ok(())
+            }
+            (CheckStatus::Missing | CheckStatus::Mismatch, Some(tally)) if tally.published > 0 => {
+                tracing::info!(domain = %name, %zone, summary = %tally.summary(), "claim record not on every nameserver yet");
+                Err(ClaimError::NotOnEveryNameserver {
+                    name: record_name.to_owned(),
+                    tally,
+                })
+            }
+            (status, _) => {
+                tracing::info!(domain = %name, %zone, status = status.as_str(), reason = ?check.reason, "claim record not found");
+                Err(ClaimError::RecordNotFound(record_name.to_owned()))
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use crate::lifecycle::{KeyRecord, KeyState};
 use crate::ownership::CreationLimits;
 use crate::ports::claims::{Claim, MockClaimStore};
 use crate::ports::clock::SystemClock;
-use crate::ports::dns::{DnsError, MockDns, TxtRecord};
+use crate::ports::dns::{DnsError, Dnssec, MockDns, Nameserver, TxtRecord, ValidatedTxt};
 use crate::ports::keys::{DkimKey, MockKeyGenerator, SealedKey};
 use crate::ports::lifecycle::MockKeyGenerations;
 use crate::ports::store::{DomainDetail, MockDomainStore, StoredDomain};
@@ -61,8 +61,27 @@ fn reads(detail: Option<DomainDetail>) -> MockDomainStore {
     store
 }
 
+/// The zone `example.com` is found, but none of its nameservers: the resolver is
+/// asked, as validate asks it.
+fn without_nameservers(mut dns: MockDns) -> MockDns {
+    dns.expect_soa()
+        .withf(|name| name == "example.com")
+        .returning(|_| Ok(()));
+    dns.expect_nameservers()
+        .withf(|zone| zone == "example.com")
+        .returning(|_| Err(DnsError::ServFail));
+    unsigned(dns)
+}
+
+/// `example.com` publishes no DNSKEY: nothing to validate, no validating lookup.
+fn unsigned(mut dns: MockDns) -> MockDns {
+    dns.expect_signed().returning(|_| Ok(false));
+    dns.expect_txt_validated().never();
+    dns
+}
+
 fn txt(values: &'static [&'static str]) -> MockDns {
-    let mut dns = MockDns::new();
+    let mut dns = without_nameservers(MockDns::new());
     dns.expect_txt()
         .withf(|name| name == "_domain-api-claim.example.com")
         .returning(move |_| {
@@ -101,7 +120,7 @@ fn use_case(
     let clock = Arc::new(SystemClock);
     ClaimDomain::new(
         Arc::new(claims),
-        Arc::new(dns),
+        ValidateDomain::new(Arc::new(MockDomainStore::new()), Arc::new(dns), policy()),
         Arc::new(keys),
         ReadDomains::new(
             Arc::new(read),
@@ -175,7 +194,7 @@ async fn a_missing_or_wrong_record_transfers_nothing_and_draws_no_key() {
         ),
         (
             {
-                let mut dns = MockDns::new();
+                let mut dns = without_nameservers(MockDns::new());
                 dns.expect_txt().returning(|_| Err(DnsError::NxDomain));
                 dns
             },
@@ -343,4 +362,210 @@ async fn a_claim_past_the_domain_limit_is_refused_and_transfers_nothing() {
     .await
     .unwrap_err();
     assert!(matches!(error, ClaimError::DomainLimit), "{error:?}");
+}
+
+/// `example.com` served by ns1–ns3 (127.0.0.2–4); `serves(address)` says whether
+/// that nameserver serves the claim record. The resolver is never asked for it.
+fn at_nameservers(serves: fn(std::net::IpAddr) -> Result<bool, DnsError>) -> MockDns {
+    unsigned(signed_at_nameservers(serves))
+}
+
+/// As [`at_nameservers`], the zone's DNSSEC standing left to the test.
+fn signed_at_nameservers(serves: fn(std::net::IpAddr) -> Result<bool, DnsError>) -> MockDns {
+    let mut dns = MockDns::new();
+    dns.expect_soa()
+        .withf(|name| name == "example.com")
+        .returning(|_| Ok(()));
+    dns.expect_nameservers()
+        .withf(|zone| zone == "example.com")
+        .returning(|_| {
+            Ok((2..=4)
+                .map(|i| Nameserver {
+                    host: format!("ns{}.example.com", i - 1),
+                    addresses: vec![std::net::IpAddr::from([127, 0, 0, i])],
+                })
+                .collect())
+        });
+    dns.expect_txt_at()
+        .withf(|_, name| name == "_domain-api-claim.example.com")
+        .returning(move |server, _| match serves(server)? {
+            true => Ok(vec![TxtRecord(vec![b"domain-api-claim=tok".to_vec()])]),
+            false => Err(DnsError::NxDomain),
+        });
+    dns.expect_txt().never();
+    dns
+}
+
+fn open_claim_never_transferred() -> MockClaimStore {
+    let mut claims = MockClaimStore::new();
+    claims
+        .expect_find_claim()
+        .returning(|_, _, _| Ok(Some(claim())));
+    claims.expect_transfer().never();
+    claims
+}
+
+#[tokio::test]
+async fn a_lagging_secondary_holds_the_transfer_back_and_is_named() {
+    let dns = at_nameservers(|server| Ok(server != std::net::IpAddr::from([127, 0, 0, 4])));
+    let error = use_case(
+        open_claim_never_transferred(),
+        dns,
+        no_keys(),
+        MockDomainStore::new(),
+    )
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    match error {
+        ClaimError::NotOnEveryNameserver { name, tally } => {
+            assert_eq!(name, "_domain-api-claim.example.com");
+            assert_eq!(tally.summary(), "published on 2 of 3 nameservers");
+            assert_eq!(tally.lagging, ["ns3.example.com (127.0.0.4)"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_record_on_no_nameserver_is_not_found_and_the_resolver_is_not_asked() {
+    // The resolver is not asked (`at_nameservers` expects no `txt`): the
+    // nameservers answered.
+    let dns = at_nameservers(|_| Ok(false));
+    let error = use_case(
+        open_claim_never_transferred(),
+        dns,
+        no_keys(),
+        MockDomainStore::new(),
+    )
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, ClaimError::RecordNotFound(ref n) if n == "_domain-api-claim.example.com"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn nameservers_that_do_not_answer_prove_nothing() {
+    let dns = at_nameservers(|_| Err(DnsError::Timeout));
+    let error = use_case(
+        open_claim_never_transferred(),
+        dns,
+        no_keys(),
+        MockDomainStore::new(),
+    )
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    assert!(matches!(error, ClaimError::RecordNotFound(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn served_by_every_answering_nameserver_the_domain_is_transferred() {
+    // ns3 does not answer: it holds nothing back (as in validate).
+    let dns = at_nameservers(|server| {
+        if server == std::net::IpAddr::from([127, 0, 0, 4]) {
+            Err(DnsError::Timeout)
+        } else {
+            Ok(true)
+        }
+    });
+    let mut claims = MockClaimStore::new();
+    claims
+        .expect_find_claim()
+        .returning(|_, _, _| Ok(Some(claim())));
+    claims
+        .expect_transfer()
+        .times(1)
+        .returning(|_, _, _, _, _, _| Ok(()));
+    let view = use_case(claims, dns, one_key(), reads(Some(owned_detail())))
+        .verify(&org(), "example.com")
+        .await
+        .unwrap();
+    assert_eq!(view.domain.as_ascii(), "example.com");
+}
+
+/// `example.com` is signed (DNSKEY at its apex); the validating lookup answers
+/// `dnssec` with the claim's value.
+fn signed(dnssec: Dnssec) -> MockDns {
+    let mut dns = signed_at_nameservers(|_| Ok(true));
+    dns.expect_signed()
+        .withf(|zone| zone == "example.com")
+        .returning(|_| Ok(true));
+    dns.expect_txt_validated()
+        .withf(|name| name == "_domain-api-claim.example.com")
+        .times(1)
+        .returning(move |_| {
+            Ok(ValidatedTxt {
+                dnssec,
+                records: vec![TxtRecord(vec![b"domain-api-claim=tok".to_vec()])],
+            })
+        });
+    dns
+}
+
+#[tokio::test]
+async fn in_a_signed_zone_a_bogus_answer_transfers_nothing() {
+    let error = use_case(
+        open_claim_never_transferred(),
+        signed(Dnssec::Bogus),
+        no_keys(),
+        MockDomainStore::new(),
+    )
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    match error {
+        ClaimError::NotValidated { name, zone } => {
+            assert_eq!(name, "_domain-api-claim.example.com");
+            assert_eq!(zone, "example.com");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn in_a_signed_zone_a_validated_answer_transfers_the_domain() {
+    for dnssec in [Dnssec::Secure, Dnssec::Insecure] {
+        let mut claims = MockClaimStore::new();
+        claims
+            .expect_find_claim()
+            .returning(|_, _, _| Ok(Some(claim())));
+        claims
+            .expect_transfer()
+            .times(1)
+            .returning(|_, _, _, _, _, _| Ok(()));
+        let view = use_case(
+            claims,
+            signed(dnssec),
+            one_key(),
+            reads(Some(owned_detail())),
+        )
+        .verify(&org(), "example.com")
+        .await
+        .unwrap();
+        assert_eq!(view.domain.as_ascii(), "example.com", "{dnssec:?}");
+    }
+}
+
+#[tokio::test]
+async fn in_a_signed_zone_a_failed_dnskey_lookup_transfers_nothing() {
+    let mut dns = signed_at_nameservers(|_| Ok(true));
+    dns.expect_signed().returning(|_| Err(DnsError::Timeout));
+    dns.expect_txt_validated().never();
+    let error = use_case(
+        open_claim_never_transferred(),
+        dns,
+        no_keys(),
+        MockDomainStore::new(),
+    )
+    .verify(&org(), "example.com")
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, ClaimError::NotValidated { .. }),
+        "{error:?}"
+    );
 }

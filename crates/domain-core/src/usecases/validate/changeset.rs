@@ -245,7 +245,7 @@ impl ValidateDomain {
             check.change = match check.kind {
                 RecordKind::Spf => Some(self.spf_change_set(&check.found, &check.expected).await),
                 RecordKind::Dmarc => Some(dmarc_change(&check.found, &check.expected)),
-                RecordKind::Dkim => None,
+                RecordKind::Dkim | RecordKind::Claim => None,
             };
         }
         report

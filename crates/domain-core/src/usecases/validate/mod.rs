@@ -10,6 +10,7 @@
 mod authoritative;
 mod changeset;
 mod cidr;
+mod claim_record;
 mod dkim;
 mod dmarc;
 mod inbound;
@@ -28,6 +29,7 @@ use crate::ports::store::{DomainDetail, DomainStore, StoredDomain};
 use crate::{DomainName, OrganizationId, RecordPolicy, RecordSet, Zone, find_zone};
 pub use authoritative::{MAX_NAMESERVERS, Server, Tally};
 pub use changeset::{ChangeAction, ChangeSet, MAX_SPF_LOOKUPS, merge_spf};
+pub use claim_record::{ClaimDnssec, ClaimRecordCheck};
 use verdict::{Verdict, txt_failure};
 
 /// Checks a domain's published records against the ones it should publish.
@@ -99,6 +101,9 @@ pub enum RecordKind {
     Dkim,
     /// DMARC (RFC 7489), at `_dmarc.<domain>`.
     Dmarc,
+    /// A claim's proof, at `_domain-api-claim.<domain>`: checked by claim
+    /// verification only, never part of a report.
+    Claim,
 }
 
 impl RecordKind {
@@ -109,6 +114,7 @@ impl RecordKind {
             Self::Spf => "SPF",
             Self::Dkim => "DKIM",
             Self::Dmarc => "DMARC",
+            Self::Claim => "CLAIM",
         }
     }
 }
