@@ -728,3 +728,79 @@ async fn without_a_domainconnect_record_or_configuration_there_is_no_apply_url()
     assert!(!ok);
     assert!(err.contains("Domain Connect is not configured"), "{err}");
 }
+
+/// The Setup page in a real browser: "Set up automatically at <provider>" links to the
+/// apply URL; back from the provider (`?domainconnect=applied`, no token in the
+/// address) it signs in with the token the tab kept and checks the domain.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_setup_page_links_to_the_provider_and_checks_the_domain_when_the_customer_comes_back() {
+    let Some(browser) = crate::browser::Browser::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    make_keys(dir.path());
+    let provider = StandIn::start(dir.path());
+    let dns = TestDnsServer::start_in_thread();
+    let localhost: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    dns.add_txt_value(
+        &format!("_domainconnect.{ZONE}"),
+        &format!("{API_HOST}:{}", provider.port),
+    );
+    dns.add_address(API_HOST, localhost);
+    let app = service(&dns, dir.path(), true).await;
+    publish_pubkey(&app, &dns);
+    let org = app.create_org("Acme");
+    let generated = app.generate(&org, &format!(r#"{{"email":"noreply@{SENDER_DOMAIN}"}}"#));
+    assert_eq!(generated.status, 201, "{}", generated.body);
+    let token = crate::lifecycle::jwt(&app, &org);
+
+    browser.goto(&app.url(&format!("/setup/{SENDER_DOMAIN}#token={token}")));
+    crate::setup_page::wait_loaded(&browser);
+    browser.wait_for(
+        "the Domain Connect link",
+        "return !document.getElementById('connect').hidden;",
+        &[],
+    );
+    let link = browser.run(
+        "const a = document.getElementById('connect-link'); return [a.textContent, a.href];",
+        &[],
+    );
+    assert_eq!(link[0], "Set up automatically at Stand-in DNS");
+    let href = link[1].as_str().unwrap().to_owned();
+    assert!(
+        href.starts_with(&format!(
+            "https://{UX_HOST}:{}/v2/domainTemplates/providers/{PROVIDER_ID}/services/{SERVICE_ID}/apply?",
+            provider.port
+        )),
+        "{href}"
+    );
+    assert_eq!(
+        crate::setup_page::statuses(&browser),
+        ["unchecked", "unchecked", "unchecked"]
+    );
+    // The click keeps the token for the return; the provider's host does not
+    // resolve here, so the navigation itself is left out.
+    browser.run(
+        "document.getElementById('connect-link').addEventListener('click', e => e.preventDefault());",
+        &[],
+    );
+    browser.click("#connect-link");
+
+    // The customer consents at the provider, which sends the browser back.
+    let back = apply(&dns, &href).await.unwrap();
+    browser.goto(&back);
+    browser.wait_for(
+        "the check on return",
+        "return !document.getElementById('check-summary').hidden;",
+        &[],
+    );
+    assert_eq!(crate::setup_page::statuses(&browser), ["ok", "ok", "ok"]);
+    assert_eq!(
+        browser.run(
+            "return [document.getElementById('domain-status').textContent, location.search, location.hash, sessionStorage.length];",
+            &[]
+        ),
+        serde_json::json!(["Verified", "", "", 0])
+    );
+    crate::setup_page::assert_no_console_errors(&browser, |_| false);
+}
