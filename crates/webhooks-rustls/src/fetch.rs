@@ -128,13 +128,11 @@ where
         if buffer.len() > limit {
             break false;
         }
-        if let Some((status, body)) = parsed(&buffer, true)
-            && body.is_some()
+        // Whole before the end only by its Content-Length.
+        if let Some((status, Some(body))) = parsed(&buffer, false)
+            && body.len() <= max_body
         {
-            return FetchOutcome::Answered {
-                status,
-                body: body.unwrap_or_default(),
-            };
+            return FetchOutcome::Answered { status, body };
         }
     };
     match parsed(&buffer, complete) {
@@ -179,6 +177,39 @@ fn parsed(buffer: &[u8], ended: bool) -> Option<(u16, Option<Vec<u8>>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `read_answer` makes of `chunks` written by the server, then its close.
+    async fn served(chunks: &'static [&'static [u8]], max_body: usize) -> FetchOutcome {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let _ = server.read(&mut request).await;
+            for chunk in chunks {
+                server.write_all(chunk).await.unwrap();
+                server.flush().await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+        read_answer(client, "GET / HTTP/1.0\r\n\r\n", max_body).await
+    }
+
+    #[tokio::test]
+    async fn a_body_without_a_length_is_read_to_the_end_and_a_long_one_refused() {
+        let answer = served(&[b"HTTP/1.0 200 OK\r\n\r\n{\"a\":", b"1}"], 100).await;
+        assert_eq!(
+            answer,
+            FetchOutcome::Answered {
+                status: 200,
+                body: b"{\"a\":1}".to_vec()
+            }
+        );
+        let long = served(
+            &[b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n12345678"],
+            4,
+        )
+        .await;
+        assert_eq!(long, FetchOutcome::Failed("too large"));
+    }
 
     #[test]
     fn a_body_is_whole_at_its_length_or_at_the_end() {
