@@ -12,6 +12,7 @@ mod client;
 mod concurrency;
 mod disk_full;
 mod dns;
+mod domain_connect;
 mod domains;
 mod exactly_once;
 mod fault_proxy;

@@ -163,6 +163,10 @@ pub enum ApiError {
     /// No such route (or a disabled one).
     #[error("not found")]
     NotFound,
+    /// The domain's DNS provider does not support Domain Connect, or not the
+    /// service's template, or the service is not configured for it.
+    #[error("Domain Connect not supported")]
+    DomainConnectUnsupported,
     /// The service cannot serve right now (readiness).
     #[error("unavailable")]
     Unavailable(#[source] BoxError),
@@ -406,6 +410,11 @@ impl ApiError {
                 "Too many stored Idempotency-Key answers; retry later",
             ),
             Self::NotFound => Row::new(S::NOT_FOUND, "not_found", "Not found"),
+            Self::DomainConnectUnsupported => Row::new(
+                S::NOT_FOUND,
+                "domain_connect_unsupported",
+                crate::routes::connect::UNSUPPORTED,
+            ),
             Self::Unavailable(_) => self.unavailable(),
             Self::Unexpected(..) => self.failure(),
         }

@@ -433,6 +433,7 @@ fn every_row() -> Vec<ApiError> {
         ApiError::IdempotencyMismatch,
         ApiError::IdempotencyInProgress,
         ApiError::NotFound,
+        ApiError::DomainConnectUnsupported,
         ApiError::Generate(GenerateError::Infra(infra_down())),
         ApiError::Unexpected("boom".into(), Operation::RotateKey),
     ]

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    claims, create, domains, events, generate, health, manage, senders, validate, webhooks,
+    claims, connect, create, domains, events, generate, health, manage, senders, validate, webhooks,
 };
 use crate::wire::ErrorBody;
 
@@ -46,6 +46,7 @@ impl Modify for SecuritySchemes {
         domains::list,
         domains::detail,
         domains::zone,
+        connect::connect,
         manage::update,
         manage::delete,
         manage::rotate,
@@ -146,7 +147,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!((emails.len(), domains.len()), (4, 9));
+        assert_eq!((emails.len(), domains.len()), (4, 10));
         (emails, domains)
     }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use domain_core::ports::BoxError;
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::claim::ClaimDomain;
+use domain_core::usecases::connect::DomainConnect;
 use domain_core::usecases::create::CreateDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::idempotency::GuardRetries;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub verify: VerifyDomain,
     /// Claims on another organization's domain.
     pub claim: ClaimDomain,
+    /// Domain Connect's apply URLs.
+    pub connect: DomainConnect,
     /// Webhook endpoints and their deliveries.
     pub webhooks: ManageWebhooks,
     /// `Idempotency-Key`: lookups and the units of work of new requests.

@@ -18,12 +18,14 @@ use domain_core::ports::BoxError;
 use domain_core::ports::clock::Clock;
 use domain_core::ports::clock::SystemClock;
 use domain_core::ports::dns::Dns;
+use domain_core::ports::domain_connect::ApplyUrlSigner;
 use domain_core::ports::keys::KeyGenerator;
 use domain_core::ports::webhooks::DeliveryQueue;
 use domain_core::usecases::admin::{ManageKeys, ManageOrganizations};
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::background::CheckDueDomains;
 use domain_core::usecases::claim::ClaimDomain;
+use domain_core::usecases::connect::DomainConnect;
 use domain_core::usecases::create::CreateDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::idempotency::{GuardRetries, PruneExpiredAnswers};
@@ -37,8 +39,8 @@ use domain_core::usecases::validate::ValidateDomain;
 use domain_core::usecases::verify::VerifyDomain;
 use domain_core::usecases::webhooks::{DeliverWebhooks, DeliverySettings, ManageWebhooks};
 use keys_rsa::{
-    KeyPool, MasterKey, RingAnswerSealer, RingWebhookSecrets, RsaDkimSigner, RsaKeyGenerator,
-    Sealer,
+    DomainConnectKey, KeyPool, MasterKey, RingAnswerSealer, RingWebhookSecrets, RsaDkimSigner,
+    RsaKeyGenerator, Sealer,
 };
 use store_diesel::{Store, StoreConfig};
 
@@ -484,6 +486,7 @@ pub fn build_state(
         ),
         create: CreateDomain::new(generate.clone(), read.clone()),
         generate,
+        connect: domain_connect(config, read.clone(), dns.clone(), policy.clone())?,
         claim: ClaimDomain::new(
             store.clone(),
             validate.clone(),
@@ -653,4 +656,60 @@ impl Clock for FileOffsetClock {
             .unwrap_or(0);
         SystemClock.now() + chrono::TimeDelta::seconds(offset)
     }
+}
+
+/// Domain Connect's use case: configured (the identity and the signing key read from
+/// its file) or off, every domain then answered "not supported".
+fn domain_connect(
+    config: &Config,
+    read: ReadDomains,
+    dns: Arc<dyn Dns>,
+    policy: Arc<RecordPolicy>,
+) -> anyhow::Result<DomainConnect> {
+    let extra_roots = match &config.test_domain_connect_ca_file {
+        None => None,
+        Some(path) => Some(std::fs::read(path).with_context(|| {
+            format!(
+                "Failed to read DOMAIN_API_TEST_DOMAIN_CONNECT_CA_FILE ({})",
+                path.display()
+            )
+        })?),
+    };
+    let fetcher = webhooks_rustls::HttpsGetter::new(
+        concat!("domain-api/", env!("CARGO_PKG_VERSION")),
+        extra_roots.as_deref(),
+    )
+    .context("Failed to set up the Domain Connect TLS client (the system's trust store)")?;
+    let (signer, identity) = match &config.domain_connect {
+        None => (None, None),
+        Some(settings) => {
+            let key: Arc<dyn ApplyUrlSigner> =
+                Arc::new(load_domain_connect_key(&settings.key_file)?);
+            (Some(key), Some(settings.identity.clone()))
+        }
+    };
+    Ok(DomainConnect::new(
+        read,
+        dns,
+        Arc::new(fetcher),
+        signer,
+        identity,
+        policy,
+        Arc::new(config.webhooks.policy.clone()),
+        config.check_deadline,
+    ))
+}
+
+/// The Domain Connect signing key in `path` (PEM).
+///
+/// # Errors
+/// The file cannot be read or holds no usable RSA private key.
+pub fn load_domain_connect_key(path: &std::path::Path) -> anyhow::Result<DomainConnectKey> {
+    let pem = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "Failed to read DOMAIN_API_DOMAIN_CONNECT_KEY_FILE ({})",
+            path.display()
+        )
+    })?;
+    DomainConnectKey::from_pem(&pem).context("DOMAIN_API_DOMAIN_CONNECT_KEY_FILE")
 }

@@ -76,6 +76,17 @@ pub enum Command {
     /// Master-key administration.
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCommand),
+    /// Domain Connect: the signing key's public half.
+    #[command(subcommand, name = "domain-connect")]
+    DomainConnect(DomainConnectCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainConnectCommand {
+    /// Print the TXT records to publish at `<DOMAIN_API_DOMAIN_CONNECT_KEY_HOST>.<the
+    /// template's syncPubKeyDomain>`, one zone-file line each, relative to
+    /// syncPubKeyDomain (`p=1,a=RS256,d=…`, the public key split across records).
+    Pubkey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,7 +209,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Serve);
     // Only `serve` and `migrate` may create a database (and its master key); every
     // other command stops here, before anything is created, when there is none.
-    if !matches!(command, Command::Serve | Command::Migrate) {
+    if !matches!(
+        command,
+        Command::Serve | Command::Migrate | Command::DomainConnect(_)
+    ) {
         app::require_database(&config)?;
     }
     match command {
@@ -300,6 +314,20 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             print_line(&token)
         }
         Command::Backup { to } => backup(&config, &to).await,
+        Command::DomainConnect(DomainConnectCommand::Pubkey) => {
+            let settings = config.domain_connect.as_ref().context(
+                "Domain Connect is not configured: set DOMAIN_API_DOMAIN_CONNECT_PROVIDER_ID, \
+                 DOMAIN_API_DOMAIN_CONNECT_SERVICE_ID and DOMAIN_API_DOMAIN_CONNECT_KEY_FILE",
+            )?;
+            let key = app::load_domain_connect_key(&settings.key_file)?;
+            for record in key.txt_records() {
+                print_line(&format!(
+                    "{} {} IN TXT \"{record}\"",
+                    settings.identity.key_host, config.record_ttl
+                ))?;
+            }
+            Ok(())
+        }
         Command::MasterKey(MasterKeyCommand::Rotate { new_key_file }) => {
             rotate_master_key(&config, &new_key_file).await
         }

@@ -3,6 +3,7 @@
 //! `mail-auth`, opening those keys to sign messages.
 
 mod answers;
+mod domain_connect;
 mod generator;
 mod master_key;
 mod pool;
@@ -13,6 +14,7 @@ mod vault;
 mod webhook_secrets;
 
 pub use answers::RingAnswerSealer;
+pub use domain_connect::{DomainConnectKey, DomainConnectKeyError};
 pub use generator::{RsaKeyGenerator, generate_key_blocking};
 pub use master_key::{MasterKey, MasterKeyError};
 pub use pool::{KeyPool, PoolStats};

@@ -13,6 +13,10 @@
 //! when that address is refused. A kept connection the server closed meanwhile is
 //! replaced by a new one once, before anything was read from it.
 
+mod fetch;
+
+pub use fetch::HttpsGetter;
+
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;

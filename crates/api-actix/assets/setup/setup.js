@@ -34,11 +34,61 @@
     }
   }
 
-  /** The token from `#token=…`, then gone from the address bar and history. */
+  /** The query parameter the DNS provider's redirect back carries (Domain Connect). */
+  const RETURNED = 'domainconnect';
+  const KEPT = 'domain-api-setup-token';
+
+  /**
+   * The token from `#token=…`, then gone from the address bar and history; or, back
+   * from the DNS provider (`?domainconnect=applied`), the one this tab kept when it
+   * left for it (sessionStorage, taken once).
+   */
   function takeToken() {
     const token = new URLSearchParams(location.hash.slice(1)).get('token');
     if (location.hash) history.replaceState(null, '', location.pathname + location.search);
-    return token && token.trim() ? token.trim() : null;
+    if (token && token.trim()) return token.trim();
+    if (!new URLSearchParams(location.search).has(RETURNED)) return null;
+    let kept = null;
+    try {
+      kept = sessionStorage.getItem(KEPT);
+      sessionStorage.removeItem(KEPT);
+    } catch (e) {
+      // storage refused: the page asks for a dashboard link as without a token
+    }
+    return kept && kept.trim() ? kept.trim() : null;
+  }
+
+  /** Back from the DNS provider: whether it applied the records (no `error`). */
+  function returnedFromProvider() {
+    const query = new URLSearchParams(location.search);
+    if (!query.has(RETURNED)) return null;
+    history.replaceState(null, '', location.pathname);
+    return query.has('error') ? 'error' : 'applied';
+  }
+
+  /**
+   * "Set up automatically at <provider>" when the domain's DNS provider supports the
+   * service's Domain Connect template; nothing otherwise (404, or the live-check
+   * budget spent). The token is kept for this tab to come back signed in.
+   */
+  async function offerConnect() {
+    let found;
+    try {
+      found = await (await api('GET', '/connect')).json();
+    } catch (e) {
+      return;
+    }
+    const link = byId('connect-link');
+    link.href = found.applyUrl;
+    byId('connect-provider').textContent = found.provider;
+    link.addEventListener('click', () => {
+      try {
+        sessionStorage.setItem(KEPT, state.token);
+      } catch (e) {
+        // without storage the customer comes back to a page that asks for a link
+      }
+    });
+    byId('connect').hidden = false;
   }
 
   function domainFromPath() {
@@ -474,6 +524,7 @@
 
   async function start() {
     state.token = takeToken();
+    const returned = returnedFromProvider();
     state.domain = domainFromPath();
     const loading = byId('loading');
     if (!state.token) {
@@ -494,6 +545,12 @@
     byId('check').addEventListener('click', checkNow);
     byId('inbound').addEventListener('click', toggleInbound);
     byId('zone').addEventListener('click', downloadZone);
+    if (returned === 'applied') {
+      await checkNow();
+    } else {
+      if (returned === 'error') showNotice('Your DNS provider did not add the records. Add them by hand below, or try again.');
+      offerConnect();
+    }
   }
 
   // A new link opened in this tab changes only the fragment, which loads nothing:

@@ -61,6 +61,7 @@ fn example_error(id: &str, operation: Operation, status: &str) -> Option<ApiErro
         id,
         "getDomain"
             | "getDomainZone"
+            | "getDomainConnect"
             | "updateDomain"
             | "deleteDomain"
             | "rotateDkimKey"
@@ -132,7 +133,11 @@ fn example_error(id: &str, operation: Operation, status: &str) -> Option<ApiErro
         "429"
             if matches!(
                 id,
-                "validateDomain" | "verifyDomain" | "updateDomain" | "createWebhook"
+                "validateDomain"
+                    | "verifyDomain"
+                    | "updateDomain"
+                    | "createWebhook"
+                    | "getDomainConnect"
             ) =>
         {
             ApiError::TooManyLiveChecks(std::time::Duration::from_secs(30))

@@ -316,6 +316,43 @@ async fn rotate_losing_a_race_in_the_store_is_the_same_409() {
     );
 }
 
+/// Domain Connect not configured (as in these mocks): the domain's own organization
+/// gets the sentence with either credential, another organization the usual 404,
+/// a bad name the usual 400.
+#[tokio::test]
+async fn connect_answers_the_unsupported_sentence_and_refuses_other_organizations() {
+    let mut mocks = Mocks::new();
+    mocks.serve(active_only());
+    let state = actix_web::web::Data::new(mocks.state());
+    let connect = || TestRequest::get().uri("/api/v1/emails/domains/example.com/connect");
+
+    let answer = call_shared(&state, with_jwt(connect(), &org_a())).await;
+    assert_eq!(
+        answer.text(),
+        (
+            404,
+            "DNS provider does not support Domain Connect for this domain"
+        )
+    );
+    let answer = call_shared(&state, as_org_a(connect())).await;
+    assert_eq!(
+        answer.text(),
+        (
+            404,
+            "DNS provider does not support Domain Connect for this domain"
+        )
+    );
+    let other = call_shared(&state, with_jwt(connect(), &org_b())).await;
+    assert_eq!(other.text(), (404, "Domain not found"));
+    let none = call_shared(&state, connect()).await;
+    assert_eq!(none.text(), (401, "Missing API credentials"));
+    let bad = TestRequest::get().uri("/api/v1/emails/domains/not_a_domain/connect");
+    let answer = call_shared(&state, as_org_a(bad)).await;
+    assert_eq!(answer.text(), (400, "Invalid domain: not_a_domain"));
+    let post = TestRequest::post().uri("/api/v1/emails/domains/example.com/connect");
+    assert_eq!(call_shared(&state, as_org_a(post)).await.status, 405);
+}
+
 #[tokio::test]
 async fn another_organization_s_domain_is_not_found_on_every_domain_route() {
     let requests = || {

@@ -1,6 +1,7 @@
 //! The HTTP surface: `configure` mounts every route on an actix `ServiceConfig`.
 
 pub mod claims;
+pub mod connect;
 pub mod create;
 pub mod domains;
 pub mod events;
@@ -78,6 +79,12 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/emails/domains/{domain}/zone")
             .app_data(Operation::ReadDomains)
             .route(web::get().to(domains::zone))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/api/v1/emails/domains/{domain}/connect")
+            .app_data(Operation::ReadDomains)
+            .route(web::get().to(connect::connect))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(

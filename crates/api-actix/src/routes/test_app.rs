@@ -19,6 +19,7 @@ use domain_core::ports::claims::MockClaimStore;
 use domain_core::ports::clock::Clock;
 use domain_core::ports::credentials::MockCredentials;
 use domain_core::ports::dns::{DnsError, MockDns};
+use domain_core::ports::domain_connect::MockHttpsFetcher;
 use domain_core::ports::idempotency::{Begun, Guarded, IdempotencyStore, MockAnswerSealer};
 use domain_core::ports::keys::MockKeyGenerator;
 use domain_core::ports::lifecycle::{MockEventStore, MockKeyLifecycleStore, MockSenderStore};
@@ -26,6 +27,7 @@ use domain_core::ports::store::{DomainDetail, MockDomainStore, SenderRecord, Sto
 use domain_core::ports::webhooks::{IssuedSecret, MockWebhookSecrets, MockWebhookStore};
 use domain_core::usecases::authenticate::Authenticate;
 use domain_core::usecases::claim::ClaimDomain;
+use domain_core::usecases::connect::DomainConnect;
 use domain_core::usecases::create::CreateDomain;
 use domain_core::usecases::generate::GenerateRecords;
 use domain_core::usecases::idempotency::{DEFAULT_LEASE, DEFAULT_TTL, GuardRetries};
@@ -205,6 +207,16 @@ impl Mocks {
             ),
             create: CreateDomain::new(generate.clone(), read.clone()),
             generate,
+            connect: DomainConnect::new(
+                read.clone(),
+                dns.clone(),
+                Arc::new(MockHttpsFetcher::new()),
+                None,
+                None,
+                policy.clone(),
+                Arc::new(AddressPolicy::default()),
+                Duration::from_secs(1),
+            ),
             claim: ClaimDomain::new(
                 Arc::new(self.claims),
                 validate.clone(),

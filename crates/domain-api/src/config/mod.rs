@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use domain_core::DomainName;
 use domain_core::ownership::{CreationLimits, Ownership, ReservedDomains};
+use domain_core::usecases::connect::ServiceIdentity;
 use domain_core::usecases::verify::{KeyPolicy, VerifySchedule};
 use domain_core::webhooks::{AddressPolicy, RetrySchedule};
 use keys_rsa::MasterKey;
@@ -27,7 +28,8 @@ use store_diesel::BackendKind;
 pub use layers::{Origin, Origins, Refused, parse};
 pub use settings::Settings;
 use settings::{
-    AuthArgs, IdempotencyArgs, OwnershipArgs, RecordsArgs, StoreArgs, VerifierArgs, WebhookArgs,
+    AuthArgs, DomainConnectArgs, IdempotencyArgs, OwnershipArgs, RecordsArgs, StoreArgs,
+    VerifierArgs, WebhookArgs,
 };
 
 use secrets::{DATABASE_URL, JWT_SECRET, MASTER_KEY, secret};
@@ -162,6 +164,75 @@ pub struct Config {
     pub event_retention: Duration,
     /// Whether `serve` applies pending migrations (`DOMAIN_API_MIGRATE`).
     pub migrate: MigrateMode,
+    /// Domain Connect (`DOMAIN_API_DOMAIN_CONNECT_*`); `None` when off.
+    pub domain_connect: Option<DomainConnectSettings>,
+    /// Tests only (`DOMAIN_API_TEST_DOMAIN_CONNECT_CA_FILE`): extra CA certificates
+    /// trusted for DNS providers.
+    pub test_domain_connect_ca_file: Option<PathBuf>,
+}
+
+/// Domain Connect: who the service is at DNS providers, and its signing key's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainConnectSettings {
+    /// providerId, serviceId and the key host.
+    pub identity: ServiceIdentity,
+    /// `DOMAIN_API_DOMAIN_CONNECT_KEY_FILE`.
+    pub key_file: PathBuf,
+}
+
+impl DomainConnectArgs {
+    fn settings(&self) -> Result<Option<DomainConnectSettings>, ConfigError> {
+        let provider = given(self.domain_connect_provider_id.as_ref());
+        let service = given(self.domain_connect_service_id.as_ref());
+        let key_file = given(self.domain_connect_key_file.as_ref());
+        let (provider, service, key_file) = match (provider, service, key_file) {
+            (None, None, None) => return Ok(None),
+            (Some(p), Some(s), Some(k)) => (p, s, k),
+            (None, ..) => {
+                return Err(invalid(
+                    "DOMAIN_API_DOMAIN_CONNECT_PROVIDER_ID",
+                    "required with the other DOMAIN_API_DOMAIN_CONNECT_* settings",
+                ));
+            }
+            (_, None, _) => {
+                return Err(invalid(
+                    "DOMAIN_API_DOMAIN_CONNECT_SERVICE_ID",
+                    "required with the other DOMAIN_API_DOMAIN_CONNECT_* settings",
+                ));
+            }
+            (.., None) => {
+                return Err(invalid(
+                    "DOMAIN_API_DOMAIN_CONNECT_KEY_FILE",
+                    "required with the other DOMAIN_API_DOMAIN_CONNECT_* settings",
+                ));
+            }
+        };
+        let id = |value: &str, variable: &'static str| {
+            let value = value.trim();
+            if value.is_empty()
+                || !value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            {
+                return Err(invalid(
+                    variable,
+                    "expected letters, digits, '.', '-' or '_'",
+                ));
+            }
+            Ok(value.to_owned())
+        };
+        Ok(Some(DomainConnectSettings {
+            identity: ServiceIdentity {
+                provider_id: id(provider, "DOMAIN_API_DOMAIN_CONNECT_PROVIDER_ID")?,
+                service_id: id(service, "DOMAIN_API_DOMAIN_CONNECT_SERVICE_ID")?,
+                key_host: id(
+                    &self.domain_connect_key_host,
+                    "DOMAIN_API_DOMAIN_CONNECT_KEY_HOST",
+                )?,
+            },
+            key_file: PathBuf::from(key_file),
+        }))
+    }
 }
 
 /// `DOMAIN_API_MIGRATE`: what `serve` does about pending migrations.
@@ -230,6 +301,7 @@ impl Config {
             webhooks,
             auth,
             idempotency,
+            domain_connect,
         } = settings;
 
         let (database_url, kind) = store.database_url(origins)?;
@@ -347,6 +419,9 @@ impl Config {
                 1..=1 << 40,
             )?,
             event_retention: ownership.event_retention()?,
+            domain_connect: domain_connect.settings()?,
+            test_domain_connect_ca_file: given(domain_connect.test_domain_connect_ca_file.as_ref())
+                .map(PathBuf::from),
             migrate: match store.migrate.trim() {
                 "auto" => MigrateMode::Auto,
                 "off" => MigrateMode::Off,

@@ -41,6 +41,8 @@ pub struct Settings {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub idempotency: IdempotencyArgs,
+    #[command(flatten)]
+    pub domain_connect: DomainConnectArgs,
 }
 
 /// The listeners and what every request is held to.
@@ -95,6 +97,36 @@ pub struct ServerArgs {
     /// `<zone> <algorithm> <public key in hex>`.
     #[arg(long, env = "DOMAIN_API_TEST_DNSSEC_TRUST_ANCHOR", hide = true)]
     pub test_dnssec_trust_anchor: Option<String>,
+}
+
+/// Domain Connect (synchronous flow): the service's template at DNS providers and
+/// the key its apply URLs are signed with. Unset: the connect route answers 404.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Domain Connect")]
+pub struct DomainConnectArgs {
+    /// The template's providerId (domain-connect/README.md). Default: unset, Domain
+    /// Connect off.
+    #[arg(long, env = "DOMAIN_API_DOMAIN_CONNECT_PROVIDER_ID", value_name = "ID")]
+    pub domain_connect_provider_id: Option<String>,
+    /// The template's serviceId. Default: unset, Domain Connect off.
+    #[arg(long, env = "DOMAIN_API_DOMAIN_CONNECT_SERVICE_ID", value_name = "ID")]
+    pub domain_connect_service_id: Option<String>,
+    /// A file holding the RSA private key (PEM, at least 2048 bits) apply URLs are
+    /// signed with. Default: unset, Domain Connect off.
+    #[arg(long, env = "DOMAIN_API_DOMAIN_CONNECT_KEY_FILE", value_name = "FILE")]
+    pub domain_connect_key_file: Option<String>,
+    /// The host, under the template's syncPubKeyDomain, whose TXT records hold the
+    /// public key (the apply URL's key parameter).
+    #[arg(
+        long,
+        env = "DOMAIN_API_DOMAIN_CONNECT_KEY_HOST",
+        default_value = "_dcpubkeyv1",
+        value_name = "LABEL"
+    )]
+    pub domain_connect_key_host: String,
+    /// Tests only: a PEM file of extra CA certificates trusted for DNS providers.
+    #[arg(long, env = "DOMAIN_API_TEST_DOMAIN_CONNECT_CA_FILE", hide = true)]
+    pub test_domain_connect_ca_file: Option<String>,
 }
 
 /// The database, its pool, and the master key that seals the DKIM keys.

@@ -712,3 +712,47 @@ fn the_packaged_settings_file_is_taken_and_its_examples_too() {
         Some(vec!["127.0.0.53:53".parse().unwrap()])
     );
 }
+
+#[test]
+fn domain_connect_is_off_unless_its_three_settings_are_given_together() {
+    assert_eq!(config(&[]).unwrap().domain_connect, None);
+    let on = config(&[
+        ("DOMAIN_API_DOMAIN_CONNECT_PROVIDER_ID", "mail.example"),
+        ("DOMAIN_API_DOMAIN_CONNECT_SERVICE_ID", "sending-domain"),
+        (
+            "DOMAIN_API_DOMAIN_CONNECT_KEY_FILE",
+            "/etc/domain-api/dc.pem",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        on.domain_connect,
+        Some(DomainConnectSettings {
+            identity: ServiceIdentity {
+                provider_id: "mail.example".into(),
+                service_id: "sending-domain".into(),
+                key_host: "_dcpubkeyv1".into(),
+            },
+            key_file: PathBuf::from("/etc/domain-api/dc.pem"),
+        })
+    );
+    let missing = config(&[
+        ("DOMAIN_API_DOMAIN_CONNECT_PROVIDER_ID", "mail.example"),
+        (
+            "DOMAIN_API_DOMAIN_CONNECT_KEY_FILE",
+            "/etc/domain-api/dc.pem",
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(missing.variable, "DOMAIN_API_DOMAIN_CONNECT_SERVICE_ID");
+    let bad = config(&[
+        ("DOMAIN_API_DOMAIN_CONNECT_PROVIDER_ID", "mail example/x"),
+        ("DOMAIN_API_DOMAIN_CONNECT_SERVICE_ID", "sending-domain"),
+        (
+            "DOMAIN_API_DOMAIN_CONNECT_KEY_FILE",
+            "/etc/domain-api/dc.pem",
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(bad.variable, "DOMAIN_API_DOMAIN_CONNECT_PROVIDER_ID");
+}

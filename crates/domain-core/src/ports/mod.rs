@@ -7,6 +7,7 @@ pub mod claims;
 pub mod clock;
 pub mod credentials;
 pub mod dns;
+pub mod domain_connect;
 pub mod idempotency;
 pub mod keys;
 pub mod lifecycle;
@@ -118,6 +119,7 @@ pub mod mocks {
     pub use super::clock::MockClock;
     pub use super::credentials::MockCredentials;
     pub use super::dns::MockDns;
+    pub use super::domain_connect::{MockApplyUrlSigner, MockHttpsFetcher};
     pub use super::idempotency::{MockAnswerSealer, MockKeptAnswers};
     pub use super::keys::{MockKeyGenerator, MockKeyVault};
     pub use super::lifecycle::{

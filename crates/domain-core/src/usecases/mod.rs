@@ -4,6 +4,7 @@ pub mod admin;
 pub mod authenticate;
 pub mod background;
 pub mod claim;
+pub mod connect;
 pub mod create;
 pub mod generate;
 pub mod idempotency;

@@ -62,7 +62,7 @@ pub struct CreatedWebhook {
 
 /// Resolves a URL's host and checks every address against the policy; the first
 /// permitted address to connect to, or why not.
-async fn checked_address(
+pub(crate) async fn checked_address(
     url: &WebhookUrl,
     dns: &dyn Dns,
     policy: &AddressPolicy,
@@ -85,7 +85,7 @@ async fn checked_address(
 
 /// Why a URL's host gave no address to use.
 #[derive(Debug)]
-enum Refusal {
+pub(crate) enum Refusal {
     /// The name has no address.
     Unresolved,
     /// An address is one webhooks must not reach.
@@ -95,7 +95,7 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Self::Unresolved => "host not found",
             Self::Forbidden => "address not allowed",
