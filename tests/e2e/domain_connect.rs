@@ -301,6 +301,7 @@ async fn resolver(dns: &TestDnsServer) -> HickoryDns {
         servers: Some(vec![dns.addr()]),
         timeout: Duration::from_secs(2),
         nameserver_port: 53,
+        trust_anchors: Vec::new(),
     })
     .unwrap()
 }

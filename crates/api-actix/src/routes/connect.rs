@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::OrgOrDashboard;
-use crate::error::ApiError;
+use crate::error::{ApiError, Operation};
 use crate::telemetry::{LOGGED_PATH_CHARS, bounded};
 
 /// The 404 sentence when there is no apply URL to give.
@@ -78,7 +78,8 @@ pub async fn connect(
     };
     let found = state
         .live_checks
-        .admit(&organization)?
+        .admit(&organization, Operation::ReadDomains)
+        .await?
         .within(state.connect.apply_url(&organization, &path, &redirect_uri))
         .await;
     match found {
