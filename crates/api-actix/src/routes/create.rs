@@ -11,7 +11,7 @@ use crate::auth::AuthenticatedOrg;
 use crate::body::authenticated_json;
 use crate::error::{ApiError, Operation};
 use crate::routes::domains::DomainDetailJson;
-use crate::routes::generate::{MAX_BODY_BYTES, json_reason, tarpit};
+use crate::routes::generate::{MAX_BODY_BYTES, json_object, tarpit};
 
 #[derive(serde::Deserialize)]
 struct CreateBody {
@@ -42,18 +42,7 @@ pub struct DomainCreateDoc {
 /// # Errors
 /// [`ApiError::BadRequest`] with a short reason that never echoes the body.
 pub fn parse_create(bytes: &[u8]) -> Result<CreateInput, ApiError> {
-    // serde reads a struct from a JSON array too; the body is an object.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        let reason = match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Err(error) => json_reason(&error),
-            Ok(_) => "the body is not a JSON object".to_owned(),
-        };
-        return Err(ApiError::BadRequest(format!(
-            "Malformed JSON body: {reason}"
-        )));
-    }
-    let body: CreateBody = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed JSON body: {}", json_reason(&e))))?;
+    let body: CreateBody = json_object(bytes)?;
     let name = match body.name {
         None | Some(Value::Null) => {
             return Err(ApiError::BadRequest(

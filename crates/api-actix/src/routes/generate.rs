@@ -129,19 +129,7 @@ fn created(records: &RecordSet) -> Result<HttpResponse, ApiError> {
 /// # Errors
 /// [`ApiError::BadRequest`] with a short reason that never echoes the body.
 pub fn parse_body(bytes: &[u8]) -> Result<GenerateInput, ApiError> {
-    // serde reads a struct from a JSON array too (`["a@b.c"]` as `{"email": "a@b.c"}`);
-    // the contract's body is an object, so anything else is refused.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        let reason = match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Err(error) => json_reason(&error),
-            Ok(_) => "the body is not a JSON object".to_owned(),
-        };
-        return Err(ApiError::BadRequest(format!(
-            "Malformed JSON body: {reason}"
-        )));
-    }
-    let body: GenerateBody = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed JSON body: {}", json_reason(&e))))?;
+    let body: GenerateBody = json_object(bytes)?;
     Ok(GenerateInput {
         email: body.email.and_then(as_text),
         reply_to: body.reply_to.and_then(as_text),
@@ -165,6 +153,27 @@ fn as_text(value: Value) -> Option<String> {
         Value::String(s) => Some(s),
         other => Some(other.to_string()),
     }
+}
+
+/// A request body that must be a JSON object, read as `T`.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] `Malformed JSON body: …` for anything else, never
+/// echoing the body.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde reads a struct from a JSON array too (`["a@b.c"]` as `{"email": "a@b.c"}`);
+    // the contract's bodies are objects, so anything else is refused.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        let reason = match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Err(error) => json_reason(&error),
+            Ok(_) => "the body is not a JSON object".to_owned(),
+        };
+        return Err(ApiError::BadRequest(format!(
+            "Malformed JSON body: {reason}"
+        )));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("Malformed JSON body: {}", json_reason(&e))))
 }
 
 /// serde_json's message without echoing input: category and position only.
