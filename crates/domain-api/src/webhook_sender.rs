@@ -11,7 +11,9 @@
 //!   deliveries (so at most twice `concurrency` in flight).
 //! - **Degraded endpoints.** An endpoint whose last `DEGRADED_AFTER` (3) attempts got no
 //!   HTTP answer is leased one delivery at a time (across instances) and sent one at
-//!   a time here, until an attempt gets an answer.
+//!   a time here, until an attempt gets an answer. Here "degraded" counts this
+//!   instance's own attempts since the lease too, so what was leased while the
+//!   endpoint still looked healthy waits its turn like the rest.
 //! - **Slots count requests.** A delivery's slot is given back as soon as its request
 //!   has an HTTP answer; its task then waits for its attempt to be recorded,
 //!   and its lease is held until then, so no sender takes it again meanwhile. At most
@@ -34,7 +36,7 @@ use chrono::{DateTime, Utc};
 use domain_core::OrganizationId;
 use domain_core::ports::InfraError;
 use domain_core::ports::webhooks::{
-    Attempt, DeliveryQueue, DueDelivery, NextStep, OutboxStats, RecordedAttempt,
+    Attempt, DeliveryQueue, DueDelivery, Health, NextStep, OutboxStats, Reach, RecordedAttempt,
 };
 use domain_core::usecases::webhooks::DeliverWebhooks;
 use domain_core::webhooks::WebhookId;
@@ -130,24 +132,46 @@ struct Dispatcher {
     settings: SenderSettings,
     /// Deliveries being sent, per organization.
     in_flight: HashMap<OrganizationId, usize>,
-    /// Deliveries of degraded endpoints being sent, per endpoint (at most one).
-    degraded_in_flight: HashMap<WebhookId, usize>,
+    /// Deliveries being sent, per endpoint: a degraded endpoint's next starts only
+    /// when it has none.
+    endpoint_in_flight: HashMap<WebhookId, usize>,
+    /// The consecutive unanswered attempts of endpoints, as this instance knows them:
+    /// what its latest lease said, plus its own attempts recorded since. What was
+    /// leased before an endpoint became degraded is then sent one at a time too.
+    failures: HashMap<WebhookId, u32>,
     /// Leased deliveries that could not start yet: sent as slots free.
     backlog: HashMap<OrganizationId, VecDeque<DueDelivery>>,
     /// The organizations of `backlog` in turn order (round-robin).
     turns: VecDeque<OrganizationId>,
     /// When to prune next ([`next_prune_after`]).
     next_prune: Instant,
-    tasks: JoinSet<()>,
-    /// Whose delivery each task sends (and its endpoint when degraded) while its
-    /// request is out, so its slot is given back when the answer comes (or the task
-    /// ends, even by a panic).
-    owners: HashMap<tokio::task::Id, (OrganizationId, Option<WebhookId>)>,
+    /// Each task ends with its endpoint and what its attempt said about it.
+    tasks: JoinSet<(WebhookId, Reach)>,
+    /// Whose delivery each task sends, and to which endpoint, while its request is
+    /// out, so its slot is given back when the answer comes (or the task ends, even
+    /// by a panic).
+    owners: HashMap<tokio::task::Id, (OrganizationId, WebhookId)>,
     /// Tasks whose request got an HTTP answer and now wait for their
     /// attempt's batch to commit: their slot is free, their lease still held.
     answered_tx: mpsc::UnboundedSender<tokio::task::Id>,
     answered: mpsc::UnboundedReceiver<tokio::task::Id>,
     last_reading: Option<Instant>,
+}
+
+/// Takes one off `key`'s count, dropping the count at zero.
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
+/// Whether `due`'s endpoint is degraded as far as this instance knows ([`Dispatcher`]'s
+/// `failures`): when leased, or since by this instance's own attempts.
+fn degraded(failures: &HashMap<WebhookId, u32>, due: &DueDelivery) -> bool {
+    Health::of(failures.get(&due.endpoint).copied().unwrap_or(0)) == Health::Degraded
 }
 
 /// Whether a delivery of an organization with `org_in_flight` deliveries in flight
@@ -176,7 +200,8 @@ impl Dispatcher {
             metrics,
             settings,
             in_flight: HashMap::new(),
-            degraded_in_flight: HashMap::new(),
+            endpoint_in_flight: HashMap::new(),
+            failures: HashMap::new(),
             backlog: HashMap::new(),
             turns: VecDeque::new(),
             next_prune: Instant::now(),
@@ -277,6 +302,12 @@ impl Dispatcher {
         };
         let count = leased.len();
         for due in leased {
+            // The lease is the freshest word on the endpoint's health.
+            if due.failures == 0 {
+                self.failures.remove(&due.endpoint);
+            } else {
+                self.failures.insert(due.endpoint.clone(), due.failures);
+            }
             let queue = self.backlog.entry(due.organization.clone()).or_default();
             if queue.is_empty() {
                 self.turns.push_back(due.organization.clone());
@@ -303,7 +334,8 @@ impl Dispatcher {
                     && let Some(queue) = self.backlog.get_mut(&org)
                 {
                     let position = queue.iter().position(|due| {
-                        !due.degraded || !self.degraded_in_flight.contains_key(&due.endpoint)
+                        !degraded(&self.failures, due)
+                            || !self.endpoint_in_flight.contains_key(&due.endpoint)
                     });
                     next = position.and_then(|at| queue.remove(at));
                 }
@@ -330,16 +362,15 @@ impl Dispatcher {
     fn spawn(&mut self, due: DueDelivery) {
         let org = due.organization.clone();
         *self.in_flight.entry(org.clone()).or_default() += 1;
-        let degraded = due.degraded.then(|| due.endpoint.clone());
-        if let Some(endpoint) = &degraded {
-            *self.degraded_in_flight.entry(endpoint.clone()).or_default() += 1;
-        }
+        let endpoint = due.endpoint.clone();
+        *self.endpoint_in_flight.entry(endpoint.clone()).or_default() += 1;
         let deliver = self.deliver.clone();
         let metrics = Arc::clone(&self.metrics);
         let answered = self.answered_tx.clone();
         let task = self.tasks.spawn(async move {
             let started = Instant::now();
             let attempted = deliver.attempt(&due).await;
+            let reach = attempted.reach();
             // The slot is free once the request has its answer; the lease is held until
             // the attempt's batch commits. An attempt that got no answer keeps its slot
             // until its failure is recorded, so the next lease sees the endpoint's
@@ -355,8 +386,9 @@ impl Dispatcher {
                 outcome = outcome.label(),
                 "webhook delivery"
             );
+            (due.endpoint, reach)
         });
-        self.owners.insert(task.id(), (org, degraded));
+        self.owners.insert(task.id(), (org, endpoint));
     }
 
     /// Deliveries whose request is out: what the slots count.
@@ -364,9 +396,21 @@ impl Dispatcher {
         self.owners.len()
     }
 
-    fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+    fn finished(
+        &mut self,
+        done: Result<(tokio::task::Id, (WebhookId, Reach)), tokio::task::JoinError>,
+    ) {
         let id = match done {
-            Ok((id, ())) => id,
+            Ok((id, (endpoint, reach))) => {
+                match reach {
+                    Reach::Answered => {
+                        self.failures.remove(&endpoint);
+                    }
+                    Reach::Unreachable => *self.failures.entry(endpoint).or_default() += 1,
+                    Reach::NotTried => {}
+                }
+                id
+            }
             Err(error) => {
                 // Its lease runs out and the delivery is attempted again.
                 tracing::error!(%error, "a webhook delivery task failed");
@@ -378,29 +422,21 @@ impl Dispatcher {
 
     /// Gives back the slot of task `id`, if it still holds one.
     fn release(&mut self, id: tokio::task::Id) {
-        let Some((org, degraded)) = self.owners.remove(&id) else {
+        let Some((org, endpoint)) = self.owners.remove(&id) else {
             return;
         };
-        if let Some(count) = self.in_flight.get_mut(&org) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.in_flight.remove(&org);
-            }
-        }
-        if let Some(endpoint) = degraded
-            && let Some(count) = self.degraded_in_flight.get_mut(&endpoint)
-        {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.degraded_in_flight.remove(&endpoint);
-            }
-        }
+        decrement(&mut self.in_flight, &org);
+        decrement(&mut self.endpoint_in_flight, &endpoint);
     }
 
     async fn prune(&mut self) {
         let now = Instant::now();
         if now < self.next_prune {
             return;
+        }
+        if self.tasks.is_empty() && self.backlog.is_empty() {
+            // Nothing held here: the next lease says how every endpoint is.
+            self.failures.clear();
         }
         let pruned = match self
             .deliver
@@ -635,7 +671,7 @@ mod tests {
                 duration: Duration::from_millis(1),
             },
             next: NextStep::Delivered,
-            reach: domain_core::ports::webhooks::Reach::Answered,
+            reach: Reach::Answered,
         }
     }
 
@@ -718,16 +754,34 @@ mod tests {
                 created_at: Utc::now(),
             },
             attempts: 0,
-            degraded: false,
+            failures: 0,
         }
     }
 
     /// A sender with one slot over `queue`, whose requests are all answered 204 at
     /// once (and counted in `sent`).
     fn one_slot_sender(queue: Arc<dyn DeliveryQueue>, sent: &Arc<Mutex<usize>>) -> Sender {
+        use domain_core::ports::webhooks::{MockWebhookSender, SendOutcome};
+        let mut sender = MockWebhookSender::new();
+        let count = Arc::clone(sent);
+        sender.expect_send().returning(move |_| {
+            *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            SendOutcome::Status(204)
+        });
+        sender_over(queue, Arc::new(sender), 1, 1)
+    }
+
+    /// A sender over `queue` sending with `sender`, with `concurrency` slots and
+    /// `per_organization` of them for one organization.
+    fn sender_over(
+        queue: Arc<dyn DeliveryQueue>,
+        sender: Arc<dyn domain_core::ports::webhooks::WebhookSender>,
+        concurrency: usize,
+        per_organization: usize,
+    ) -> Sender {
         use domain_core::ports::clock::MockClock;
         use domain_core::ports::dns::MockDns;
-        use domain_core::ports::webhooks::{MockWebhookSecrets, MockWebhookSender, SendOutcome};
+        use domain_core::ports::webhooks::MockWebhookSecrets;
         use domain_core::usecases::webhooks::DeliverySettings;
         use domain_core::webhooks::{AddressPolicy, RetrySchedule, WebhookSecret};
         let mut clock = MockClock::new();
@@ -737,17 +791,11 @@ mod tests {
             .expect_open()
             .returning(|_, _| Ok(WebhookSecret(zeroize::Zeroizing::new(vec![7; 24]))));
         secrets.expect_sign().returning(|_, _| vec![1; 32]);
-        let mut sender = MockWebhookSender::new();
-        let count = Arc::clone(sent);
-        sender.expect_send().returning(move |_| {
-            *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-            SendOutcome::Status(204)
-        });
         let deliver = DeliverWebhooks::new(
             Arc::clone(&queue),
             Arc::new(secrets),
             Arc::new(MockDns::new()),
-            Arc::new(sender),
+            sender,
             Arc::new(clock),
             DeliverySettings {
                 policy: Arc::new(AddressPolicy {
@@ -765,8 +813,8 @@ mod tests {
             Arc::default(),
             Arc::default(),
             SenderSettings {
-                concurrency: 1,
-                per_organization: 1,
+                concurrency,
+                per_organization,
                 poll: Duration::from_millis(10),
                 retention: Duration::from_secs(60),
             },
@@ -796,6 +844,98 @@ mod tests {
         .expect("the wait");
         assert_eq!(first, RECORDING_FACTOR, "requests sent with one slot");
         sender.stop(Duration::from_millis(10)).await;
+    }
+
+    /// A queue that leases all it holds at once, as healthy (leased before any
+    /// attempt failed), and records attempts at once.
+    struct LeasedAhead {
+        due: Mutex<Vec<DueDelivery>>,
+    }
+
+    #[async_trait]
+    impl DeliveryQueue for LeasedAhead {
+        async fn lease_deliveries(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+            limit: usize,
+            _: usize,
+            _: &[OrganizationId],
+        ) -> Result<Vec<DueDelivery>, InfraError> {
+            let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+            let take = limit.min(due.len());
+            Ok(due.drain(..take).collect())
+        }
+
+        async fn record_attempt(&self, _: i64, _: &Attempt, _: NextStep) -> Result<(), InfraError> {
+            Ok(())
+        }
+
+        async fn record_attempts(&self, _: &[RecordedAttempt]) -> Result<(), InfraError> {
+            Ok(())
+        }
+
+        async fn prune_deliveries(&self, _: DateTime<Utc>, _: usize) -> Result<usize, InfraError> {
+            Ok(0)
+        }
+
+        async fn outbox_stats(&self) -> Result<OutboxStats, InfraError> {
+            Ok(OutboxStats::default())
+        }
+    }
+
+    /// An endpoint that never answers: each request times out after 200 ms. It
+    /// keeps when each request was out.
+    #[derive(Default)]
+    struct Silent {
+        requests: Mutex<Vec<(Instant, Instant)>>,
+    }
+
+    #[async_trait]
+    impl domain_core::ports::webhooks::WebhookSender for Silent {
+        async fn send(
+            &self,
+            _: &domain_core::ports::webhooks::WebhookRequest,
+        ) -> domain_core::ports::webhooks::SendOutcome {
+            let started = Instant::now();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((started, Instant::now()));
+            domain_core::ports::webhooks::SendOutcome::Failed("timeout")
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_was_leased_before_an_endpoint_became_degraded_is_sent_one_at_a_time() {
+        // Eight slots, four for the organization, and twelve deliveries leased at
+        // once while the endpoint was healthy. The first four go out together and
+        // time out; the first two timeouts free slots for two more (not yet
+        // degraded); the third makes it degraded. From then on, a request goes out
+        // only when none is out to it: the last six one after another.
+        let queue = Arc::new(LeasedAhead {
+            due: Mutex::new((1..=12).map(due).collect()),
+        });
+        let silent = Arc::new(Silent::default());
+        let sender = sender_over(queue, Arc::clone(&silent) as _, 8, 4);
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        sender.stop(Duration::from_millis(10)).await;
+        let mut requests = silent
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        requests.sort();
+        assert_eq!(requests.len(), 12, "{requests:?}");
+        for next in 6..requests.len() {
+            let (started, _) = requests[next];
+            let out = requests[..next]
+                .iter()
+                .filter(|(_, ended)| *ended > started)
+                .count();
+            assert_eq!(out, 0, "request {next} went out beside {out} others");
+        }
     }
 
     #[tokio::test]

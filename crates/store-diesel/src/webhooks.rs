@@ -492,7 +492,7 @@ impl DeliveryQueue for Store {
                         secret_sealed,
                         event: into_event(event)?,
                         attempts: count(attempts),
-                        degraded: Health::of(count(failures)) == Health::Degraded,
+                        failures: count(failures),
                     })
                 },
             )

@@ -1172,7 +1172,7 @@ async fn an_endpoint_unanswered_three_times_in_a_row_is_degraded_and_leased_one_
         for round in 0..DEGRADED_AFTER {
             let due = lease(&store, at, &[]).await;
             assert_eq!(due.len(), 24, "{kind:?}: round {round}");
-            assert!(due.iter().all(|d| !d.degraded), "{kind:?}");
+            assert!(due.iter().all(|d| !d.degraded()), "{kind:?}");
             let batch: Vec<RecordedAttempt> = due
                 .iter()
                 .filter(|d| d.endpoint == hook)
@@ -1199,7 +1199,7 @@ async fn an_endpoint_unanswered_three_times_in_a_row_is_degraded_and_leased_one_
         let due = lease(&store, at, &[]).await;
         let of_hook: Vec<&DueDelivery> = due.iter().filter(|d| d.endpoint == hook).collect();
         assert_eq!(of_hook.len(), 1, "{kind:?}: {due:?}");
-        assert!(of_hook[0].degraded);
+        assert!(of_hook[0].degraded());
         assert_eq!(due.len(), 13, "{kind:?}: the other endpoint's 12 too");
         assert!(lease(&store, at, &[]).await.is_empty(), "{kind:?}");
         // Answered (any status): ok again, and all of it is due once the leases ran out.

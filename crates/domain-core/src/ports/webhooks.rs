@@ -178,8 +178,17 @@ pub struct DueDelivery {
     pub event: Event,
     /// Attempts made so far.
     pub attempts: u32,
-    /// The endpoint is degraded ([`DEGRADED_AFTER`]): one attempt in flight at a time.
-    pub degraded: bool,
+    /// The endpoint's consecutive attempts without an HTTP answer when leased.
+    pub failures: u32,
+}
+
+impl DueDelivery {
+    /// The endpoint was degraded when leased ([`DEGRADED_AFTER`]): one attempt in
+    /// flight at a time.
+    #[must_use]
+    pub fn degraded(&self) -> bool {
+        Health::of(self.failures) == Health::Degraded
+    }
 }
 
 /// The consecutive attempts without an HTTP answer (a timeout, a connection refused,

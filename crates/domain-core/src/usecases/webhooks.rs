@@ -293,17 +293,17 @@ pub struct Attempted {
 }
 
 impl Attempted {
-    /// What the attempt comes to once recorded.
-    #[must_use]
-    pub fn outcome(&self) -> DeliveryOutcome {
-        self.outcome
-    }
-
-    /// Whether the endpoint gave an HTTP answer (any status): an attempt without one
+    /// What the attempt says about its endpoint: an attempt without an HTTP answer
     /// counts towards the endpoint's degraded health once recorded.
     #[must_use]
+    pub fn reach(&self) -> Reach {
+        self.recorded.reach
+    }
+
+    /// Whether the endpoint gave an HTTP answer (any status).
+    #[must_use]
     pub fn answered(&self) -> bool {
-        self.recorded.reach == Reach::Answered
+        self.reach() == Reach::Answered
     }
 }
 

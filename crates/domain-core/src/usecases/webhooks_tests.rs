@@ -192,7 +192,7 @@ fn due(attempts: u32) -> DueDelivery {
             created_at: now(),
         },
         attempts,
-        degraded: false,
+        failures: 0,
     }
 }
 
