@@ -36,7 +36,7 @@ use ring::rand::SecureRandom as _;
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::backend::{
-    Backend, DbError, Pools, SqliteConn, begin_immediate, bounded, pool_error, with_conn,
+    Backend, DbError, Pools, SqliteConn, WriteTurn, begin_immediate, bounded, pool_error, with_conn,
 };
 use crate::shares::UnitShare;
 use crate::{BackendKind, Store};
@@ -49,7 +49,11 @@ use crate::{BackendKind, Store};
 )]
 pub(crate) enum AmbientConn {
     Postgres(Object<AsyncPgConnection>),
-    Sqlite(Object<SqliteConn>),
+    /// With this process's turn at the write lock, held until the transaction ends.
+    Sqlite(
+        Object<SqliteConn>,
+        #[expect(dead_code, reason = "held, never read: the turn ends with the value")] WriteTurn,
+    ),
 }
 
 /// A unit of work that store calls join.
@@ -126,7 +130,7 @@ async fn take_in(conn: &mut AmbientConn, claim: &KeyClaim) -> Result<(), DbError
             let c = &mut **c;
             take_key!(c, &claim.guarded, &claim.holder, None)?
         }
-        AmbientConn::Sqlite(c) => {
+        AmbientConn::Sqlite(c, _) => {
             use crate::schema::sqlite::*;
             let c = &mut **c;
             take_key!(c, &claim.guarded, &claim.holder, None)?
@@ -194,8 +198,8 @@ impl AmbientConn {
             }
             Pools::Sqlite(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
-                begin_immediate(&mut conn).await?;
-                Ok(Self::Sqlite(conn))
+                let turn = begin_immediate(backend, &mut conn).await?;
+                Ok(Self::Sqlite(conn, turn))
             }
         }
     }
@@ -228,8 +232,8 @@ impl AmbientConn {
             match (self, commit) {
                 (Self::Postgres(c), true) => Pg::commit_transaction(&mut **c).await?,
                 (Self::Postgres(c), false) => Pg::rollback_transaction(&mut **c).await?,
-                (Self::Sqlite(c), true) => Lite::commit_transaction(&mut **c).await?,
-                (Self::Sqlite(c), false) => Lite::rollback_transaction(&mut **c).await?,
+                (Self::Sqlite(c, _), true) => Lite::commit_transaction(&mut **c).await?,
+                (Self::Sqlite(c, _), false) => Lite::rollback_transaction(&mut **c).await?,
             }
             Ok(())
         })
@@ -241,7 +245,7 @@ impl AmbientConn {
     pub(crate) fn discard(self) {
         match self {
             Self::Postgres(c) => drop(Object::take(c)),
-            Self::Sqlite(c) => drop(Object::take(c)),
+            Self::Sqlite(c, _) => drop(Object::take(c)),
         }
     }
 }
@@ -767,7 +771,7 @@ impl UnitOfWork for Unit {
                     let c = &mut **c;
                     keep_answer!(c, claim, response)
                 }
-                AmbientConn::Sqlite(c) => {
+                AmbientConn::Sqlite(c, _) => {
                     use crate::schema::sqlite::*;
                     let c = &mut **c;
                     keep_answer!(c, claim, response)

@@ -30,6 +30,9 @@ pub(crate) struct Backend {
     /// Each organization's share of the pool for units of work held open across a
     /// request (`crate::shares`).
     pub(crate) unit_shares: std::sync::Arc<crate::shares::UnitShares>,
+    /// SQLite's write lock, taken in arrival order in this process ([`write_turn`]);
+    /// unused on PostgreSQL, whose row locks queue in the server.
+    pub(crate) write_gate: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// One pool of whichever backend the URL named.
@@ -230,6 +233,7 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                 .build()
                 .map_err(pool_error)?;
             Ok(Backend {
+                write_gate: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
                 pools: Pools::Postgres(pool),
                 statement_timeout: config.statement_timeout,
                 runtime,
@@ -270,6 +274,7 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                 .build()
                 .map_err(pool_error)?;
             Ok(Backend {
+                write_gate: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
                 pools: Pools::Sqlite(pool),
                 statement_timeout: config.statement_timeout,
                 runtime,
@@ -445,13 +450,35 @@ pub(crate) fn is_retryable(error: &DbError) -> bool {
     }
 }
 
-/// Opens a `BEGIN IMMEDIATE` transaction on `conn` (the write lock up front).
-pub(crate) async fn begin_immediate(conn: &mut SqliteConn) -> Result<(), DbError> {
+/// This process's turn at SQLite's write lock, held while its transaction is open.
+pub(crate) type WriteTurn = tokio::sync::OwnedSemaphorePermit;
+
+/// Waits for this process's turn at SQLite's write lock: first come, first served
+/// (the gate is a fair semaphore of one). Without it, writers waiting for the lock
+/// poll it through SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between
+/// tries, and a unit of work that follows another at once takes the lock in each
+/// gap: one organization's stream of units kept another's batch waiting for
+/// seconds. Bounded by the store call that waits (its deadline).
+pub(crate) async fn write_turn(backend: &Backend) -> WriteTurn {
+    std::sync::Arc::clone(&backend.write_gate)
+        .acquire_owned()
+        .await
+        .expect("the write gate is never closed")
+}
+
+/// Opens a `BEGIN IMMEDIATE` transaction on `conn` (the write lock up front), in
+/// this process's turn ([`write_turn`]): the turn is held until the transaction
+/// ends.
+pub(crate) async fn begin_immediate(
+    backend: &Backend,
+    conn: &mut SqliteConn,
+) -> Result<WriteTurn, DbError> {
+    let turn = write_turn(backend).await;
     conn.spawn_blocking(|c| {
         diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
     })
     .await?;
-    Ok(())
+    Ok(turn)
 }
 
 /// Ends the transaction [`begin_immediate`] opened: commits it after `result` is
@@ -525,7 +552,7 @@ macro_rules! with_conn {
                     let mut pooled = None;
                     let started = std::time::Instant::now();
                     let $conn: &mut $crate::backend::SqliteConn = match joined.as_deref_mut() {
-                        Some($crate::ambient::AmbientConn::Sqlite(conn)) => &mut **conn,
+                        Some($crate::ambient::AmbientConn::Sqlite(conn, _)) => &mut **conn,
                         _ => pooled
                             .insert($crate::backend::Leased::new(
                                 pool.get().await.map_err($crate::backend::pool_error)?,
@@ -594,17 +621,19 @@ macro_rules! in_transaction {
                     let started = std::time::Instant::now();
                     let work = async |$conn: &mut $crate::backend::SqliteConn| -> Result<_, $crate::backend::DbError> { $body };
                     let result = match joined.as_deref_mut() {
-                        Some($crate::ambient::AmbientConn::Sqlite(conn)) => {
+                        Some($crate::ambient::AmbientConn::Sqlite(conn, _)) => {
                             diesel_async::AsyncConnection::transaction(&mut **conn, work).await
                         }
                         _ => {
                             let mut pooled = $crate::backend::Leased::new(
                                 pool.get().await.map_err($crate::backend::pool_error)?,
                             );
-                            let result = match $crate::backend::begin_immediate(pooled.conn()).await {
-                                Ok(()) => {
+                            let result = match $crate::backend::begin_immediate(backend, pooled.conn()).await {
+                                Ok(turn) => {
                                     let result = work(pooled.conn()).await;
-                                    $crate::backend::finish(pooled.conn(), result).await
+                                    let result = $crate::backend::finish(pooled.conn(), result).await;
+                                    drop(turn);
+                                    result
                                 }
                                 Err(error) => Err(error),
                             };
@@ -712,6 +741,66 @@ mod tests {
         assert!(
             unique_violation(&conflict).is_some(),
             "a typed outcome stays typed"
+        );
+    }
+
+    /// A unit of work that writes one row, holding SQLite's write lock for `hold`.
+    async fn write_one(backend: &Backend, hold: Duration) -> Result<(), DbError> {
+        use diesel_async::RunQueryDsl as _;
+        in_transaction!(backend, |c| {
+            diesel::sql_query("INSERT INTO gate_test (x) VALUES (1)")
+                .execute(c)
+                .await?;
+            tokio::time::sleep(hold).await;
+            Ok(())
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sqlite_writer_gets_the_lock_after_at_most_the_unit_holding_it() {
+        // One task runs 60 units of work back to back, each holding the write lock
+        // for 10 ms; another wants to write once, after the stream began. First
+        // come, first served, it writes after the unit in progress, not after the
+        // stream (SQLite's busy handler alone polls the lock and loses every gap).
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}", dir.path().join("gate.db").display());
+        let store = crate::Store::connect(&StoreConfig::new(url)).expect("a store");
+        let backend = store.backend.clone();
+        with_conn!(&backend, |c| {
+            use diesel_async::RunQueryDsl as _;
+            diesel::sql_query("CREATE TABLE gate_test (x INTEGER)")
+                .execute(c)
+                .await?;
+            Ok(())
+        })
+        .expect("the table");
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stream = tokio::spawn({
+            let (backend, done) = (backend.clone(), std::sync::Arc::clone(&done));
+            async move {
+                for _ in 0..60 {
+                    write_one(&backend, Duration::from_millis(10))
+                        .await
+                        .expect("a unit of the stream");
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        while done.load(std::sync::atomic::Ordering::SeqCst) < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let before = done.load(std::sync::atomic::Ordering::SeqCst);
+        write_one(&backend, Duration::ZERO)
+            .await
+            .expect("the other writer");
+        let after = done.load(std::sync::atomic::Ordering::SeqCst);
+        stream.await.expect("the stream");
+        // The unit in progress, and one more if the stream's next unit asked for the
+        // lock while the other writer was still opening its connection.
+        assert!(
+            after <= before + 2,
+            "the other writer waited for {} units of the stream",
+            after - before
         );
     }
 }

@@ -552,7 +552,7 @@ async fn lock_turn(conn: &mut AmbientConn, turn: &str, lock: bool) -> Result<boo
             let c = &mut **c;
             Ok(lock_organization!(c, turn)? == 1)
         }
-        AmbientConn::Sqlite(_) => Ok(true),
+        AmbientConn::Sqlite(..) => Ok(true),
     }
 }
 
