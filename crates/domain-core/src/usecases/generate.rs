@@ -31,6 +31,58 @@ pub struct GenerateRecords {
     pub(super) schedule: Arc<VerifySchedule>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) rate_limited: Arc<RateLimitMemo>,
+    known: Arc<KnownDomains>,
+}
+
+/// How long a domain this instance registered a sender on is taken as its
+/// organization's without reading it first ([`KnownDomains`]).
+const KNOWN_FOR: chrono::Duration = chrono::Duration::seconds(60);
+
+/// How many domains [`KnownDomains`] holds at most.
+const KNOWN_AT_MOST: usize = 4096;
+
+/// Domains this instance registered a sender on lately, with their organization: a
+/// reuse registration of one of them (inbound not asked) goes to the store without
+/// the read that otherwise precedes it. Nothing is decided on this memory alone:
+/// the store checks the domain's owner in the registration's own transaction, so a
+/// domain deleted since is a `KeyRequired` (the call then starts over with the
+/// read, as a new domain), and one claimed by another organization since is
+/// `DomainTaken`, as the read would have said.
+#[derive(Debug, Default)]
+struct KnownDomains(Mutex<HashMap<(OrganizationId, DomainName), DateTime<Utc>>>);
+
+impl KnownDomains {
+    fn knows(
+        &self,
+        organization: &OrganizationId,
+        domain: &DomainName,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Ok(known) = self.0.lock() else {
+            return false;
+        };
+        known
+            .get(&(organization.clone(), domain.clone()))
+            .is_some_and(|until| *until > now)
+    }
+
+    fn remember(&self, organization: &OrganizationId, domain: &DomainName, now: DateTime<Utc>) {
+        if let Ok(mut known) = self.0.lock() {
+            if known.len() >= KNOWN_AT_MOST {
+                known.retain(|_, until| *until > now);
+                if known.len() >= KNOWN_AT_MOST {
+                    known.clear();
+                }
+            }
+            known.insert((organization.clone(), domain.clone()), now + KNOWN_FOR);
+        }
+    }
+
+    fn forget(&self, organization: &OrganizationId, domain: &DomainName) {
+        if let Ok(mut known) = self.0.lock() {
+            known.remove(&(organization.clone(), domain.clone()));
+        }
+    }
 }
 
 /// Organizations this instance has seen refused by the new-domain rate, and until
@@ -133,6 +185,7 @@ impl GenerateRecords {
             schedule,
             clock,
             rate_limited: Arc::default(),
+            known: Arc::default(),
         }
     }
 
@@ -168,6 +221,36 @@ impl GenerateRecords {
         // 3. Reserved, or owned by another organization.
         if self.ownership.reserved.contains(&domain) {
             return Err(GenerateError::DomainTaken);
+        }
+        // A domain registered on here lately: straight to the store, which checks
+        // its owner (the read below would say the same, a round trip earlier).
+        if !input.inbound && self.known.knows(organization, &domain, self.clock.now()) {
+            let registration = SenderRegistration {
+                organization: organization.clone(),
+                email: email.clone(),
+                reply_to: reply_to.clone(),
+                new_key: None,
+                enable_inbound: false,
+                creation: CreationRules {
+                    ancestors: ownership::ancestors(&domain),
+                    limits: self.ownership.limits,
+                    first_check_at: self.schedule.first_check(&domain, self.clock.now()),
+                },
+            };
+            match self.store.register_sender(registration).await {
+                Ok(registered) => {
+                    self.known.remember(organization, &domain, self.clock.now());
+                    return Ok(self.records(&registered));
+                }
+                // Gone since: the whole way, as a new domain.
+                Err(RegisterError::KeyRequired) => self.known.forget(organization, &domain),
+                Err(error) => {
+                    if matches!(error, RegisterError::DomainTaken) {
+                        self.known.forget(organization, &domain);
+                    }
+                    return Err(self.refused(organization, self.clock.now(), error));
+                }
+            }
         }
         let existing = self.store.find_domain(&domain).await?;
         if existing
@@ -222,6 +305,7 @@ impl GenerateRecords {
             other => other,
         }
         .map_err(|error| self.refused(organization, self.clock.now(), error))?;
+        self.known.remember(organization, &domain, self.clock.now());
 
         // 8. Records from the stored domain, so racing callers all see the winning key.
         Ok(self.records(&registered))

@@ -919,3 +919,187 @@ async fn a_rate_limited_organization_is_refused_without_the_store_until_its_wait
         .await
         .unwrap();
 }
+
+// --- A domain registered on lately: no read before the registration ---------------
+
+/// A store where org-a owns example.com, reading it `reads` times in all and
+/// registering `registers` senders on it.
+fn store_owning_example_com(reads: usize, registers: usize) -> MockDomainStore {
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().times(reads).returning(|_| {
+        Ok(Some(stored(
+            "org-a",
+            "example.com",
+            "old1",
+            EXISTING_KEY,
+            false,
+        )))
+    });
+    store
+        .expect_register_sender()
+        .withf(|reg| reg.new_key.is_none())
+        .times(registers)
+        .returning(|_| {
+            Ok(Registered {
+                domain: stored("org-a", "example.com", "old1", EXISTING_KEY, false),
+                domain_created: false,
+            })
+        });
+    store
+}
+
+#[tokio::test]
+async fn a_domain_registered_on_lately_is_not_read_again_before_the_next_registration() {
+    // Three registrations on one domain: one read, before the first.
+    let use_case = use_case(
+        store_owning_example_com(1, 3),
+        untouched_keys(),
+        untouched_dns(),
+    );
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        let records = use_case.execute(&org(), input(email)).await.unwrap();
+        assert_eq!(records.dkim_name, "old1._domainkey.example.com");
+    }
+}
+
+#[tokio::test]
+async fn asking_for_inbound_reads_the_domain_even_when_it_is_known() {
+    // Inbound needs the domain's current flag: read every time.
+    let mut dns = MockDns::new();
+    dns.expect_mx().returning(|_| Ok(vec![]));
+    let use_case = use_case(store_owning_example_com(2, 2), untouched_keys(), dns);
+    use_case
+        .execute(&org(), input("a@example.com"))
+        .await
+        .unwrap();
+    let inbound = GenerateInput {
+        inbound: true,
+        ..input("b@example.com")
+    };
+    use_case.execute(&org(), inbound).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_known_domain_deleted_since_is_created_again_the_whole_way() {
+    // Known, then gone: the store wants a key, and the call starts over with the read
+    // and the new-domain rules (admission, a key) instead of trusting the memory.
+    let mut store = MockDomainStore::new();
+    let mut seq = mockall::Sequence::new();
+    store
+        .expect_find_domain()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Ok(Some(stored(
+                "org-a",
+                "example.com",
+                "old1",
+                EXISTING_KEY,
+                false,
+            )))
+        });
+    store
+        .expect_register_sender()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Ok(Registered {
+                domain: stored("org-a", "example.com", "old1", EXISTING_KEY, false),
+                domain_created: false,
+            })
+        });
+    store
+        .expect_register_sender()
+        .withf(|reg| reg.new_key.is_none())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Err(RegisterError::KeyRequired));
+    store
+        .expect_find_domain()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(None));
+    store
+        .expect_admit_creation()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(()));
+    store
+        .expect_register_sender()
+        .withf(|reg| reg.new_key.is_some())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Ok(Registered {
+                domain: stored("org-a", "example.com", "abc123", PUBLIC_KEY, false),
+                domain_created: true,
+            })
+        });
+    let use_case = use_case(store, keys_generating_once(), untouched_dns());
+    use_case
+        .execute(&org(), input("a@example.com"))
+        .await
+        .unwrap();
+    let records = use_case
+        .execute(&org(), input("b@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(records.dkim_name, "abc123._domainkey.example.com");
+}
+
+#[tokio::test]
+async fn a_known_domain_claimed_by_another_organization_since_is_taken_and_forgotten() {
+    let mut store = MockDomainStore::new();
+    let mut seq = mockall::Sequence::new();
+    store
+        .expect_find_domain()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Ok(Some(stored(
+                "org-a",
+                "example.com",
+                "old1",
+                EXISTING_KEY,
+                false,
+            )))
+        });
+    store
+        .expect_register_sender()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Ok(Registered {
+                domain: stored("org-a", "example.com", "old1", EXISTING_KEY, false),
+                domain_created: false,
+            })
+        });
+    store
+        .expect_register_sender()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Err(RegisterError::DomainTaken));
+    // Forgotten: the next call reads it again (and is told it is another's).
+    store
+        .expect_find_domain()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Ok(Some(stored(
+                "org-b",
+                "example.com",
+                "new1",
+                PUBLIC_KEY,
+                false,
+            )))
+        });
+    let use_case = use_case(store, untouched_keys(), untouched_dns());
+    use_case
+        .execute(&org(), input("a@example.com"))
+        .await
+        .unwrap();
+    for email in ["b@example.com", "c@example.com"] {
+        let refused = use_case.execute(&org(), input(email)).await.unwrap_err();
+        assert!(matches!(refused, GenerateError::DomainTaken), "{refused:?}");
+    }
+}
