@@ -178,10 +178,14 @@ impl CreateDomain {
             enable_inbound,
             creation,
         };
+        // The first check is counted from the domain's creation, not from the start of
+        // the request (a key drawn cold takes its time).
+        request.creation.first_check_at = g.schedule.first_check(&name, g.clock.now());
         let registered: Registered = match g.store.create_domain(request.clone()).await {
             // The domain vanished between our read and the write: create it after all.
             Err(RegisterError::KeyRequired) => {
                 request.new_key = Some(g.generate_key(&name).await?);
+                request.creation.first_check_at = g.schedule.first_check(&name, g.clock.now());
                 g.store.create_domain(request).await
             }
             other => other,

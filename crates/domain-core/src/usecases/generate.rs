@@ -262,7 +262,7 @@ impl GenerateRecords {
 
         // 5. A new domain must be admitted (no ancestor of another organization's,
         // within the quotas) before it costs a key; a domain we own keeps its key.
-        let creation = CreationRules {
+        let mut creation = CreationRules {
             ancestors: ownership::ancestors(&domain),
             limits: self.ownership.limits,
             first_check_at: self.schedule.first_check(&domain, self.clock.now()),
@@ -286,6 +286,9 @@ impl GenerateRecords {
         let already_inbound = existing.as_ref().is_some_and(|d| d.inbound_enabled);
         let enable_inbound =
             input.inbound && !already_inbound && self.mx_points_at_relay(&domain).await;
+        // The first check is counted from the domain's creation, not from the start of
+        // the request (a key drawn cold takes its time).
+        creation.first_check_at = self.schedule.first_check(&domain, self.clock.now());
 
         // 4 and 7. Store atomically; the store reports email and ownership conflicts.
         let mut registration = SenderRegistration {
@@ -300,6 +303,8 @@ impl GenerateRecords {
             // The domain vanished between our read and the write: create it after all.
             Err(RegisterError::KeyRequired) => {
                 registration.new_key = Some(self.generate_key(&domain).await?);
+                registration.creation.first_check_at =
+                    self.schedule.first_check(&domain, self.clock.now());
                 self.store.register_sender(registration).await
             }
             other => other,

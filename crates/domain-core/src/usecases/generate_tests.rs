@@ -1103,3 +1103,65 @@ async fn a_known_domain_claimed_by_another_organization_since_is_taken_and_forgo
         assert!(matches!(refused, GenerateError::DomainTaken), "{refused:?}");
     }
 }
+
+/// A clock that stands still until moved.
+#[derive(Debug)]
+struct StillClock(Mutex<DateTime<Utc>>);
+
+impl Clock for StillClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_new_domains_first_check_is_counted_from_its_creation_not_from_the_request() {
+    // Drawing the key takes 30 s (a cold pool on a busy machine): the first check
+    // is still a minute (plus jitter) after the domain is stored.
+    let start = Utc::now();
+    let clock = Arc::new(StillClock(Mutex::new(start)));
+    let mut keys = MockKeyGenerator::new();
+    let moved = Arc::clone(&clock);
+    keys.expect_generate().times(1).returning(move |_| {
+        *moved.0.lock().unwrap() += chrono::Duration::seconds(30);
+        Ok(new_key())
+    });
+    let mut store = MockDomainStore::new();
+    store.expect_find_domain().returning(|_| Ok(None));
+    store.expect_admit_creation().returning(|_, _| Ok(()));
+    let stored_at = start + chrono::Duration::seconds(30);
+    store
+        .expect_register_sender()
+        .withf(move |reg| {
+            let first = (reg.creation.first_check_at - stored_at).num_seconds();
+            (60..=66).contains(&first)
+        })
+        .times(1)
+        .returning(|reg| {
+            let key = reg.new_key.expect("a key");
+            Ok(Registered {
+                domain: StoredDomain::new(
+                    reg.email.domain().clone(),
+                    reg.organization,
+                    key.selector,
+                    key.public_key,
+                    false,
+                    Utc::now(),
+                ),
+                domain_created: true,
+            })
+        });
+    let use_case = GenerateRecords::new(
+        Arc::new(store),
+        Arc::new(keys),
+        Arc::new(untouched_dns()),
+        policy(),
+        Arc::new(Ownership::default()),
+        Arc::new(VerifySchedule::default()),
+        clock,
+    );
+    use_case
+        .execute(&org(), input("noreply@example.com"))
+        .await
+        .unwrap();
+}
