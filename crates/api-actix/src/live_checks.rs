@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use domain_core::ownership::retry_after;
 use domain_core::ports::InfraError;
 use domain_core::ports::dns::{Dns, DnsError, MxRecord, Nameserver, TxtRecord, ValidatedTxt};
+use domain_core::ports::domain_connect::{FetchOutcome, HttpsFetcher, HttpsGet};
 use domain_core::ports::lifecycle::LiveCheckLog;
 use domain_core::{DomainName, OrganizationId};
 
@@ -243,6 +244,39 @@ impl std::fmt::Debug for DeadlineDns {
     }
 }
 
+/// An [`HttpsFetcher`] whose requests end by the deadline of the check in scope at
+/// the latest (`timeout`), as [`DeadlineDns`] ends lookups: a Domain Connect
+/// discovery (a lookup and up to two HTTPS requests, each with its own timeout) then
+/// takes one deadline in all, not one per request.
+pub struct DeadlineFetcher {
+    inner: Arc<dyn HttpsFetcher>,
+}
+
+impl DeadlineFetcher {
+    #[must_use]
+    pub fn new(inner: Arc<dyn HttpsFetcher>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait]
+impl HttpsFetcher for DeadlineFetcher {
+    async fn get(&self, request: &HttpsGet) -> FetchOutcome {
+        match CHECK_DEADLINE.try_with(|deadline| *deadline) {
+            Ok(deadline) => tokio::time::timeout_at(deadline, self.inner.get(request))
+                .await
+                .unwrap_or(FetchOutcome::Failed("timeout")),
+            Err(_outside_a_check) => self.inner.get(request).await,
+        }
+    }
+}
+
+impl std::fmt::Debug for DeadlineFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadlineFetcher").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::VecDeque;
@@ -417,5 +451,63 @@ pub(crate) mod tests {
         async fn txt_validated(&self, _: &str) -> Result<ValidatedTxt, DnsError> {
             std::future::pending().await
         }
+    }
+
+    /// A provider that answers its first request after 100 ms, the others after
+    /// 1.5 s (each within the request's own timeout of 5 s).
+    #[derive(Default)]
+    struct SlowProvider(AtomicUsize);
+
+    #[async_trait]
+    impl HttpsFetcher for SlowProvider {
+        async fn get(&self, _: &HttpsGet) -> FetchOutcome {
+            let delay = match self.0.fetch_add(1, Ordering::SeqCst) {
+                0 => Duration::from_millis(100),
+                _ => Duration::from_millis(1500),
+            };
+            tokio::time::sleep(delay).await;
+            FetchOutcome::Answered {
+                status: 200,
+                body: Vec::new(),
+            }
+        }
+    }
+
+    fn get() -> HttpsGet {
+        let policy = domain_core::webhooks::AddressPolicy {
+            allow_http: false,
+            allow_nets: vec!["127.0.0.1/32".parse().expect("a network")],
+            allow_private: false,
+        };
+        HttpsGet {
+            url: domain_core::webhooks::WebhookUrl::parse("https://provider.example/v2", &policy)
+                .expect("a URL"),
+            address: "127.0.0.1:443".parse().expect("an address"),
+            timeout: Duration::from_secs(5),
+            max_body: 1024,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_checks_https_requests_share_its_one_deadline() {
+        // In a check of 1 s, a request of 100 ms then one of 1.5 s (each within its
+        // own 5 s timeout): the second is cut at the check's deadline.
+        let fetcher = DeadlineFetcher::new(Arc::new(SlowProvider::default()));
+        let admitted = Admitted {
+            deadline: tokio::time::Instant::now() + Duration::from_secs(1),
+        };
+        let (first, second) = admitted
+            .within(async { (fetcher.get(&get()).await, fetcher.get(&get()).await) })
+            .await;
+        assert!(matches!(first, FetchOutcome::Answered { status: 200, .. }));
+        assert!(
+            matches!(second, FetchOutcome::Failed("timeout")),
+            "{second:?}"
+        );
+        // Outside a check, each request has only its own timeout.
+        assert!(matches!(
+            fetcher.get(&get()).await,
+            FetchOutcome::Answered { .. }
+        ));
     }
 }

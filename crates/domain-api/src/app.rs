@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use api_actix::live_checks::DeadlineDns;
+use api_actix::live_checks::{DeadlineDns, DeadlineFetcher};
 use api_actix::metrics::{
     DbErrorCounters, DbPoolGauges, Gauges, KeyPoolGauges, MeteredDns, Metrics, OutboxGauges,
 };
@@ -691,7 +691,8 @@ fn domain_connect(
     Ok(DomainConnect::new(
         read,
         dns,
-        Arc::new(fetcher),
+        // One deadline for the discovery's lookups and requests together.
+        Arc::new(DeadlineFetcher::new(Arc::new(fetcher))),
         signer,
         identity,
         policy,
