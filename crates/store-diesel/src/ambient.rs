@@ -36,7 +36,8 @@ use ring::rand::SecureRandom as _;
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::backend::{
-    Backend, DbError, Pools, SqliteConn, WriteTurn, begin_immediate, bounded, pool_error, with_conn,
+    Backend, DbError, Pools, SqliteConn, WriteTurn, Writer, begin_immediate, bounded, pool_error,
+    with_conn,
 };
 use crate::shares::UnitShare;
 use crate::{BackendKind, Store};
@@ -108,7 +109,10 @@ pub(crate) async fn joined(write: bool) -> Result<Option<Joined>, DbError> {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(share);
                 }
-                let opened = conn.insert(AmbientConn::open(backend).await?);
+                let writer = ambient.claim.as_deref().map_or(Writer::Other, |claim| {
+                    Writer::Organization(claim.guarded.organization.as_str().to_owned())
+                });
+                let opened = conn.insert(AmbientConn::open(backend, writer).await?);
                 // A key taken with the change is taken first thing in its
                 // transaction (the row is this request's until it commits).
                 if let Some(claim) = ambient.claim.as_deref().filter(|c| !c.is_taken()) {
@@ -186,7 +190,8 @@ impl AmbientConn {
     /// A pooled connection with a transaction opened on it: PostgreSQL's `BEGIN`,
     /// SQLite's `BEGIN IMMEDIATE` (the write lock up front, as every SQLite unit of
     /// work takes it). Bounded by the store call that opens it.
-    pub(crate) async fn open(backend: &Backend) -> Result<Self, DbError> {
+    /// `writer`: whose write it is, for SQLite's write gate.
+    pub(crate) async fn open(backend: &Backend, writer: Writer) -> Result<Self, DbError> {
         match &backend.pools {
             Pools::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
@@ -198,7 +203,7 @@ impl AmbientConn {
             }
             Pools::Sqlite(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
-                let turn = begin_immediate(backend, &mut conn).await?;
+                let turn = begin_immediate(backend, &mut conn, writer).await?;
                 Ok(Self::Sqlite(conn, turn))
             }
         }

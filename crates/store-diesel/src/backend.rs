@@ -30,9 +30,10 @@ pub(crate) struct Backend {
     /// Each organization's share of the pool for units of work held open across a
     /// request (`crate::shares`).
     pub(crate) unit_shares: std::sync::Arc<crate::shares::UnitShares>,
-    /// SQLite's write lock, taken in arrival order in this process ([`write_turn`]);
-    /// unused on PostgreSQL, whose row locks queue in the server.
-    pub(crate) write_gate: std::sync::Arc<tokio::sync::Semaphore>,
+    /// SQLite's write lock, handed out in turn in this process
+    /// (`crate::write_gate`); unused on PostgreSQL, whose row locks queue in the
+    /// server.
+    pub(crate) write_gate: std::sync::Arc<crate::write_gate::WriteGate>,
 }
 
 /// One pool of whichever backend the URL named.
@@ -233,7 +234,7 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                 .build()
                 .map_err(pool_error)?;
             Ok(Backend {
-                write_gate: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+                write_gate: std::sync::Arc::default(),
                 pools: Pools::Postgres(pool),
                 statement_timeout: config.statement_timeout,
                 runtime,
@@ -274,7 +275,7 @@ pub(crate) fn build(config: &StoreConfig) -> Result<Backend, ConnectError> {
                 .build()
                 .map_err(pool_error)?;
             Ok(Backend {
-                write_gate: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+                write_gate: std::sync::Arc::default(),
                 pools: Pools::Sqlite(pool),
                 statement_timeout: config.statement_timeout,
                 runtime,
@@ -450,30 +451,17 @@ pub(crate) fn is_retryable(error: &DbError) -> bool {
     }
 }
 
-/// This process's turn at SQLite's write lock, held while its transaction is open.
-pub(crate) type WriteTurn = tokio::sync::OwnedSemaphorePermit;
-
-/// Waits for this process's turn at SQLite's write lock: first come, first served
-/// (the gate is a fair semaphore of one). Without it, writers waiting for the lock
-/// poll it through SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between
-/// tries, and a unit of work that follows another at once takes the lock in each
-/// gap: one organization's stream of units kept another's batch waiting for
-/// seconds. Bounded by the store call that waits (its deadline).
-pub(crate) async fn write_turn(backend: &Backend) -> WriteTurn {
-    std::sync::Arc::clone(&backend.write_gate)
-        .acquire_owned()
-        .await
-        .expect("the write gate is never closed")
-}
+pub(crate) use crate::write_gate::{WriteTurn, Writer};
 
 /// Opens a `BEGIN IMMEDIATE` transaction on `conn` (the write lock up front), in
-/// this process's turn ([`write_turn`]): the turn is held until the transaction
-/// ends.
+/// `writer`'s go at the process's write gate (`crate::write_gate`), held until the
+/// transaction ends. The wait is bounded by the store call that waits.
 pub(crate) async fn begin_immediate(
     backend: &Backend,
     conn: &mut SqliteConn,
+    writer: Writer,
 ) -> Result<WriteTurn, DbError> {
-    let turn = write_turn(backend).await;
+    let turn = backend.write_gate.enter(writer).await;
     conn.spawn_blocking(|c| {
         diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
     })
@@ -628,7 +616,7 @@ macro_rules! in_transaction {
                             let mut pooled = $crate::backend::Leased::new(
                                 pool.get().await.map_err($crate::backend::pool_error)?,
                             );
-                            let result = match $crate::backend::begin_immediate(backend, pooled.conn()).await {
+                            let result = match $crate::backend::begin_immediate(backend, pooled.conn(), $crate::backend::Writer::Other).await {
                                 Ok(turn) => {
                                     let result = work(pooled.conn()).await;
                                     let result = $crate::backend::finish(pooled.conn(), result).await;

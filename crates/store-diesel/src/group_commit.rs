@@ -412,7 +412,12 @@ impl Leader {
         }
 
         let backend = &self.backend;
-        let mut conn = match bounded(backend.deadline(), AmbientConn::open(backend)).await {
+        let mut conn = match bounded(
+            backend.deadline(),
+            AmbientConn::open(backend, crate::write_gate::Writer::Batch),
+        )
+        .await
+        {
             Ok(conn) => conn,
             Err(error) => {
                 fail_all(members, &error);

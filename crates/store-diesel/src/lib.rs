@@ -29,6 +29,7 @@ mod session;
 mod shares;
 mod token_cache;
 mod webhooks;
+mod write_gate;
 mod writer;
 
 use diesel::migration::{MigrationSource, MigrationVersion};
