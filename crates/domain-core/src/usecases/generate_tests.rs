@@ -979,10 +979,9 @@ async fn asking_for_inbound_reads_the_domain_even_when_it_is_known() {
     use_case.execute(&org(), inbound).await.unwrap();
 }
 
-#[tokio::test]
-async fn a_known_domain_deleted_since_is_created_again_the_whole_way() {
-    // Known, then gone: the store wants a key, and the call starts over with the read
-    // and the new-domain rules (admission, a key) instead of trusting the memory.
+/// A store where org-a's first registration on example.com reads it, then registers
+/// (so the use case knows it), in a sequence the test goes on with.
+fn known_after_one_registration() -> (MockDomainStore, mockall::Sequence) {
     let mut store = MockDomainStore::new();
     let mut seq = mockall::Sequence::new();
     store
@@ -1008,6 +1007,14 @@ async fn a_known_domain_deleted_since_is_created_again_the_whole_way() {
                 domain_created: false,
             })
         });
+    (store, seq)
+}
+
+#[tokio::test]
+async fn a_known_domain_deleted_since_is_created_again_the_whole_way() {
+    // Known, then gone: the store wants a key, and the call starts over with the read
+    // and the new-domain rules (admission, a key) instead of trusting the memory.
+    let (mut store, mut seq) = known_after_one_registration();
     store
         .expect_register_sender()
         .withf(|reg| reg.new_key.is_none())
@@ -1049,31 +1056,7 @@ async fn a_known_domain_deleted_since_is_created_again_the_whole_way() {
 
 #[tokio::test]
 async fn a_known_domain_claimed_by_another_organization_since_is_taken_and_forgotten() {
-    let mut store = MockDomainStore::new();
-    let mut seq = mockall::Sequence::new();
-    store
-        .expect_find_domain()
-        .times(1)
-        .in_sequence(&mut seq)
-        .returning(|_| {
-            Ok(Some(stored(
-                "org-a",
-                "example.com",
-                "old1",
-                EXISTING_KEY,
-                false,
-            )))
-        });
-    store
-        .expect_register_sender()
-        .times(1)
-        .in_sequence(&mut seq)
-        .returning(|_| {
-            Ok(Registered {
-                domain: stored("org-a", "example.com", "old1", EXISTING_KEY, false),
-                domain_created: false,
-            })
-        });
+    let (mut store, mut seq) = known_after_one_registration();
     store
         .expect_register_sender()
         .times(1)
