@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::ownership;
-use crate::ports::store::{CreationRules, DomainCreation, RegisterError, Registered};
+use crate::ports::store::{DomainCreation, RegisterError, Registered};
 use crate::usecases::generate::{GenerateError, GenerateRecords, MAX_SENDER_DOMAIN_OCTETS};
 use crate::usecases::read::{DomainView, ReadDomains, ReadError};
 use crate::{DomainName, OrganizationId};
@@ -136,11 +136,7 @@ impl CreateDomain {
         let enable_inbound = input.inbound && !already_inbound;
 
         // 3. The organization's own, as it stands (inbound turned on if asked).
-        let creation = CreationRules {
-            ancestors: ownership::ancestors(&name),
-            limits: g.ownership.limits,
-            first_check_at: g.schedule.first_check(&name, g.clock.now()),
-        };
+        let creation = g.creation_rules(&name);
         if existing.is_some() && !enable_inbound {
             return self.created(organization, &name, false).await;
         }

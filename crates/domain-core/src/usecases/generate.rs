@@ -231,11 +231,7 @@ impl GenerateRecords {
                 reply_to: reply_to.clone(),
                 new_key: None,
                 enable_inbound: false,
-                creation: CreationRules {
-                    ancestors: ownership::ancestors(&domain),
-                    limits: self.ownership.limits,
-                    first_check_at: self.schedule.first_check(&domain, self.clock.now()),
-                },
+                creation: self.creation_rules(&domain),
             };
             match self.store.register_sender(registration).await {
                 Ok(registered) => {
@@ -262,11 +258,7 @@ impl GenerateRecords {
 
         // 5. A new domain must be admitted (no ancestor of another organization's,
         // within the quotas) before it costs a key; a domain we own keeps its key.
-        let mut creation = CreationRules {
-            ancestors: ownership::ancestors(&domain),
-            limits: self.ownership.limits,
-            first_check_at: self.schedule.first_check(&domain, self.clock.now()),
-        };
+        let mut creation = self.creation_rules(&domain);
         let new_key = match existing {
             Some(_) => None,
             None => {
@@ -328,6 +320,16 @@ impl GenerateRecords {
             &stored.selector,
             &stored.public_key,
         )
+    }
+
+    /// The rules `domain` is created under if it is new, its first check counted
+    /// from now.
+    pub(super) fn creation_rules(&self, domain: &DomainName) -> CreationRules {
+        CreationRules {
+            ancestors: ownership::ancestors(domain),
+            limits: self.ownership.limits,
+            first_check_at: self.schedule.first_check(domain, self.clock.now()),
+        }
     }
 
     /// The store's refusal in the use case's terms, remembering a rate limit.
