@@ -189,14 +189,20 @@ impl DeadlineDns {
     }
 }
 
+/// `work`, ended at the deadline of the check in scope (then `timed_out`), or whole
+/// outside a check.
+async fn within_check<T>(work: impl Future<Output = T>, timed_out: T) -> T {
+    match CHECK_DEADLINE.try_with(|deadline| *deadline) {
+        Ok(deadline) => tokio::time::timeout_at(deadline, work)
+            .await
+            .unwrap_or(timed_out),
+        Err(_outside_a_check) => work.await,
+    }
+}
+
 /// `lookup`, ended at the deadline in scope (a timeout), or whole without one.
 async fn by_deadline<T>(lookup: impl Future<Output = Result<T, DnsError>>) -> Result<T, DnsError> {
-    match CHECK_DEADLINE.try_with(|deadline| *deadline) {
-        Ok(deadline) => tokio::time::timeout_at(deadline, lookup)
-            .await
-            .unwrap_or(Err(DnsError::Timeout)),
-        Err(_outside_a_check) => lookup.await,
-    }
+    within_check(lookup, Err(DnsError::Timeout)).await
 }
 
 #[async_trait]
@@ -262,12 +268,7 @@ impl DeadlineFetcher {
 #[async_trait]
 impl HttpsFetcher for DeadlineFetcher {
     async fn get(&self, request: &HttpsGet) -> FetchOutcome {
-        match CHECK_DEADLINE.try_with(|deadline| *deadline) {
-            Ok(deadline) => tokio::time::timeout_at(deadline, self.inner.get(request))
-                .await
-                .unwrap_or(FetchOutcome::Failed("timeout")),
-            Err(_outside_a_check) => self.inner.get(request).await,
-        }
+        within_check(self.inner.get(request), FetchOutcome::Failed("timeout")).await
     }
 }
 
