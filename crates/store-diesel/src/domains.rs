@@ -28,7 +28,7 @@ fn senders_of_domain() -> diesel::expression::SqlLiteral<diesel::sql_types::BigI
 
 /// The name creations of `$name` take turns on: the registrable domain (the first of
 /// `$ancestors`), or the domain itself when it is registrable.
-fn registrable_of<'a>(name: &'a str, ancestors: &'a [DomainName]) -> &'a str {
+pub(crate) fn registrable_of<'a>(name: &'a str, ancestors: &'a [DomainName]) -> &'a str {
     ancestors.first().map_or(name, DomainName::as_ascii)
 }
 

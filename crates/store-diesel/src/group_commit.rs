@@ -72,8 +72,8 @@ pub struct GroupCommitStats {
     /// (`batch`): a fixed number of statements for the whole run.
     pub set_based: u64,
     /// Of those, registrations run one by one: alone in their batch, or in a
-    /// savepoint of their own (a new domain, inbound to turn on, a keyed request's
-    /// answer to keep, a domain near its sender limit, a set that failed).
+    /// savepoint of their own (inbound to turn on, a keyed request whose key was
+    /// taken up front, a domain near its sender limit, a set that failed).
     pub one_by_one: u64,
 }
 
@@ -446,7 +446,7 @@ impl Leader {
         let mut failed = None;
         let mut members = members.into_iter().peekable();
         while let Some(member) = members.next() {
-            // Consecutive reuse registrations run as one set (`batch`).
+            // Consecutive registrations run as one set (`batch`).
             let mut run = vec![member];
             if run[0].fits_a_set() {
                 while let Some(next) = members.next_if(Member::fits_a_set) {

@@ -1,5 +1,5 @@
-//! A batch of reuse registrations runs a fixed number of statements, whatever the
-//! number of its members, on every backend: counted on the connections themselves
+//! A batch of reuse registrations, or of new domains, runs a fixed number of
+//! statements, whatever the number of its members, on every backend: counted on the connections themselves
 //! (diesel's instrumentation, installed for every connection this process opens).
 //! One test in this file: the count is the process's.
 
@@ -32,11 +32,17 @@ impl Instrumentation for CountStatements {
 /// activation, the events, their deliveries, the release and `COMMIT` (10).
 const PER_BATCH: u64 = 10;
 
+/// The same for a batch of new domains: PostgreSQL adds the registrable names'
+/// locks, the reads of the creations' admission (the names and their ancestors, the
+/// domain count, the key-generation window) and of the taken emails, and the domains
+/// with their keys (6, 14 in all); SQLite the same reads and two inserts (16).
+const PER_CREATING_BATCH: u64 = 16;
+
 /// Setting up the connections a run opens (session settings), at most.
 const SETUP: u64 = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_batch_of_reuse_registrations_runs_a_fixed_number_of_statements() {
+async fn a_batch_of_reuse_registrations_or_new_domains_runs_a_fixed_number_of_statements() {
     diesel::connection::set_default_instrumentation(|| Some(Box::new(CountStatements))).unwrap();
     on_every_backend!(|store, kind| {
         let acme = org(&store, "Acme").await;
@@ -86,5 +92,35 @@ async fn a_batch_of_reuse_registrations_runs_a_fixed_number_of_statements() {
             n,
             "{kind:?}"
         );
+
+        // New domains, each with its key: a fixed number of statements too.
+        let before = after;
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let reg = registration(
+                    &acme,
+                    &format!("s@new{i}.example.com"),
+                    Some(key(&format!("n{i}"))),
+                );
+                tokio::spawn(async move { store.register_sender(reg).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().unwrap().domain_created, "{kind:?}");
+        }
+        let after = (
+            store.group_commit_stats(),
+            STATEMENTS.load(Ordering::Relaxed),
+        );
+        let batches = after.0.batches - before.0.batches;
+        let statements = after.1 - before.1;
+        assert!(batches * 4 <= n, "{kind:?}: {batches} batches for {n}");
+        assert!(
+            statements <= PER_CREATING_BATCH * batches + SETUP,
+            "{kind:?}: {statements} statements for {n} new domains in {batches} batches"
+        );
+        let one_by_one = after.0.one_by_one - before.0.one_by_one;
+        assert!(one_by_one <= batches, "{kind:?}: {one_by_one} one by one");
     });
 }
