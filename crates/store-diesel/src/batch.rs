@@ -466,13 +466,14 @@ async fn finish_run<C: RunWrites>(
     }
 }
 
-/// A copy of a refusal the plan made (only those five).
+/// A copy of an outcome the plan decided (only those six).
 fn same(error: &DbError) -> DbError {
     match error {
         DbError::DomainTaken => DbError::DomainTaken,
         DbError::KeyRequired => DbError::KeyRequired,
         DbError::DomainLimit => DbError::DomainLimit,
         DbError::RateLimited(wait) => DbError::RateLimited(*wait),
+        DbError::Raced => DbError::Raced,
         _ => DbError::EmailTaken,
     }
 }
@@ -573,7 +574,15 @@ fn plan<'a>(
             .get_mut(name)
             .filter(|_| creator.is_none_or(|j| j <= i));
         let Some((domain_id, domain, count)) = found_now else {
-            plan.checked.push(Checked::Refused(DbError::KeyRequired));
+            // With a key, the domain existed when the run looked (else the run would
+            // have created it) and was deleted since: the member runs again and
+            // creates it, as one by one.
+            let missing = if reg.new_key.is_some() {
+                DbError::Raced
+            } else {
+                DbError::KeyRequired
+            };
+            plan.checked.push(Checked::Refused(missing));
             plan.domains.push(None);
             continue;
         };
