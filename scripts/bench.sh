@@ -37,7 +37,8 @@
 # new-domain requests at 1 connection, 100), BENCH_NOPOOL_BURST (200),
 # BENCH_NOPOOL_SERIAL (20), BENCH_MULTI_ORGS (organizations in the reuse-orgs
 # variant, 32), BENCH_SKIP_MICRO=1, BENCH_SKIP_FLOOD=1, BENCH_SKIP_WORKERS=1,
-# BENCH_BACKENDS ("sqlite postgres"), BENCH_BIN (a prebuilt binary to measure).
+# BENCH_BACKENDS ("sqlite postgres"), BENCH_BIN (a prebuilt binary to measure),
+# BENCH_ONLY_NEW_DOMAINS=1 (of the HTTP load, only the warm-pool new-domain path).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -441,6 +442,7 @@ for backend in $BACKENDS; do
   load new-domain-warm "$backend" "$SERVER_PID" "$SERVER_PORT" new 1 1 "$SERIAL" warm1
   load new-domain-warm "$backend" "$SERVER_PID" "$SERVER_PORT" new "$CONNS" 1 "$BURST" warm64
   stop_server "$SERVER_PID" "$backend-pool$POOL"
+  [[ "${BENCH_ONLY_NEW_DOMAINS:-0}" == 1 ]] && continue
 
   log "$backend: new-domain path, key pool disabled"
   start_server "$backend-pool0" 0

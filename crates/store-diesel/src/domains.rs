@@ -492,11 +492,12 @@ impl DomainStore for Store {
 }
 
 impl Store {
-    /// The group-commit turn of `organization`'s writes: the organization on
-    /// PostgreSQL (organizations run in parallel), the one writer on SQLite.
+    /// The group-commit turn of `organization`'s writes: one of a few on PostgreSQL
+    /// (turns run in parallel, `group_commit::postgres_turn`), the one writer on
+    /// SQLite.
     pub(crate) fn turn(&self, organization: &OrganizationId) -> String {
         match self.kind() {
-            BackendKind::Postgres => organization.as_str().to_owned(),
+            BackendKind::Postgres => crate::group_commit::postgres_turn(organization.as_str()),
             BackendKind::Sqlite => String::new(),
         }
     }

@@ -7,10 +7,16 @@
 //! milliseconds: one at a time, an organization could do a few hundred a second
 //! however many arrive. Batched, the flush is paid once per batch.
 //!
-//! - **A queue per turn.** PostgreSQL: one per organization (organizations run in
-//!   parallel, each on its own connection). SQLite: one for the whole process, since
-//!   the database has a single writer anyway; writes reach it in arrival order
-//!   instead of racing for the lock in the busy handler.
+//! - **A queue per turn.** PostgreSQL: [`POSTGRES_TURNS`] of them, each organization
+//!   always in the same one (turns run in parallel, each on its own connection; a
+//!   batch locks the rows of the organizations it registers for, in order, in one
+//!   statement), so registrations of many organizations share commits as one
+//!   organization's do. SQLite: one for the whole process, since the database has a
+//!   single writer anyway; writes reach it in arrival order instead of racing for the
+//!   lock in the busy handler.
+//! - **A fair share of each batch.** When more members wait than a batch holds, each
+//!   organization waiting gets an equal share of the batch first (`take_fairly`), so
+//!   one organization's flood delays another's registration by about one batch.
 //! - **The first to arrive leads.** It spawns a task that runs batches (at most
 //!   [`MAX_BATCH`] each, in arrival order) until the queue is empty. The task is
 //!   detached from the request, so a client that hangs up does not cancel the others'
@@ -41,7 +47,7 @@
 //! on a stalled database is given up on; whether it commits later is what a keyed
 //! retry finds out).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
@@ -55,11 +61,35 @@ use crate::ambient::{self, Ambient, AmbientConn, KeyClaim, take_key_once};
 use crate::backend::{Backend, DbError, Pools, backoff, bounded, runs_again};
 use crate::batch;
 use crate::domains::register_keeping;
-use crate::locks::lock_organization;
 use crate::writer::Writer;
 
 /// Members of one transaction at most: bounds how long the first waits for the last.
 pub(crate) const MAX_BATCH: usize = 64;
+
+/// The turns registrations take on PostgreSQL: each organization's in one of them,
+/// so at most this many batches of one instance are in the database at once (one
+/// per core of the machine measured, `docs/benchmarks.md`).
+pub(crate) const POSTGRES_TURNS: u64 = 2;
+
+/// The PostgreSQL turn of `organization`'s registrations: one of [`POSTGRES_TURNS`],
+/// the same for every instance and every run.
+pub(crate) fn postgres_turn(organization: &str) -> String {
+    // FNV-1a: stable across processes, unlike the standard library's hasher.
+    let hash = organization
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{SHARED_TURN}{}", hash % POSTGRES_TURNS)
+}
+
+/// The prefix of the turns organizations share on PostgreSQL.
+const SHARED_TURN: &str = "registrations:";
+
+/// Whether `turn` is one organizations share (PostgreSQL's `postgres_turn`).
+fn is_shared(turn: &str) -> bool {
+    turn.starts_with(SHARED_TURN)
+}
 
 /// What the queues have done, for metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +143,14 @@ impl Member {
                 claim,
             } => batch::fits(registration, claim.as_deref()),
             Work::Take { .. } => false,
+        }
+    }
+
+    /// The organization the member writes for.
+    fn organization(&self) -> &str {
+        match &self.work {
+            Work::Register { registration, .. } => registration.organization.as_str(),
+            Work::Take { guarded, .. } => guarded.organization.as_str(),
         }
     }
 
@@ -262,25 +300,7 @@ impl GroupCommit {
             queued: Instant::now(),
             reply,
         };
-        let lead = {
-            let mut waiting = self.queues.lock();
-            if let Some(queue) = waiting.get_mut(turn) {
-                queue.push_back(member);
-                false
-            } else {
-                waiting.insert(turn.to_owned(), VecDeque::from([member]));
-                true
-            }
-        };
-        if lead {
-            let leader = Leader {
-                turn: Turn {
-                    queues: Arc::clone(&self.queues),
-                    name: turn.to_owned(),
-                    finished: false,
-                },
-                backend: backend.clone(),
-            };
+        if let Some(leader) = Leader::enqueue(&self.queues, backend, turn, member) {
             match self.runtime(backend) {
                 Some(runtime) => runtime.spawn(leader.run()),
                 None => tokio::spawn(leader.run()),
@@ -338,6 +358,41 @@ impl Drop for Turn {
 }
 
 impl Leader {
+    /// Queues `member` behind the others of `turn`: the turn's leader to start when
+    /// the member found no queue (it leads).
+    fn enqueue(
+        queues: &Arc<Queues>,
+        backend: &Backend,
+        turn: &str,
+        member: Member,
+    ) -> Option<Self> {
+        let mut waiting = queues.lock();
+        if let Some(queue) = waiting.get_mut(turn) {
+            queue.push_back(member);
+            return None;
+        }
+        waiting.insert(turn.to_owned(), VecDeque::from([member]));
+        Some(Self {
+            turn: Turn {
+                queues: Arc::clone(queues),
+                name: turn.to_owned(),
+                finished: false,
+            },
+            backend: backend.clone(),
+        })
+    }
+
+    /// Moves `member`, whose organization's row another transaction holds, out of a
+    /// shared turn to its organization's own: there it waits for the row (boundedly)
+    /// without holding up the other organizations' batches.
+    fn move_to_own_turn(&self, member: Member) {
+        let turn = format!("organization:{}", member.organization());
+        if let Some(leader) = Self::enqueue(&self.turn.queues, &self.backend, &turn, member) {
+            // On the runtime this leader runs on: the one its turn's batches run on.
+            tokio::spawn(leader.run());
+        }
+    }
+
     async fn run(mut self) {
         loop {
             let batch: Vec<Member> = {
@@ -352,8 +407,7 @@ impl Leader {
                     turn.finished = true;
                     return;
                 }
-                let take = queue.len().min(MAX_BATCH);
-                queue.drain(..take).collect()
+                take_fairly(queue, MAX_BATCH)
             };
             let (size, started) = (batch.len(), Instant::now());
             let retry = self.run_batch(batch).await;
@@ -368,6 +422,19 @@ impl Leader {
                 }
             }
         }
+    }
+
+    /// Counts a batch of `members` in the metrics.
+    fn count(&self, members: &[Member]) {
+        let queues = &self.turn.queues;
+        queues.batches.fetch_add(1, Ordering::Relaxed);
+        let registrations = members
+            .iter()
+            .filter(|m| matches!(m.work, Work::Register { .. }))
+            .count();
+        queues
+            .registrations
+            .fetch_add(registrations as u64, Ordering::Relaxed);
     }
 
     /// Runs one batch; returns the members to run again.
@@ -392,18 +459,13 @@ impl Leader {
         if members.is_empty() {
             return Vec::new();
         }
-        self.turn.queues.batches.fetch_add(1, Ordering::Relaxed);
-        let registrations = members
-            .iter()
-            .filter(|m| matches!(m.work, Work::Register { .. }))
-            .count();
-        self.turn
-            .queues
-            .registrations
-            .fetch_add(registrations as u64, Ordering::Relaxed);
-        if let [_] = members.as_slice() {
+        // A shared turn's batch must not wait for one organization's row: it takes
+        // the rows it can get and moves the rest on, even for a batch of one.
+        let shared_turn = is_shared(&self.turn.name);
+        if let ([_], false) = (members.as_slice(), shared_turn) {
+            self.count(&members);
             let member = members.pop().expect("one member");
-            if registrations == 1 {
+            if matches!(member.work, Work::Register { .. }) {
                 self.turn.queues.one_by_one.fetch_add(1, Ordering::Relaxed);
             }
             let (outcome, kept) = member.run(&self.backend, false).await;
@@ -425,10 +487,16 @@ impl Leader {
             }
         };
         // Takes alone need no organization lock.
-        let lock = registrations > 0;
-        let org_locked = match bounded(
+        let mut organizations: Vec<&str> = members
+            .iter()
+            .filter(|m| matches!(m.work, Work::Register { .. }))
+            .map(Member::organization)
+            .collect();
+        organizations.sort_unstable();
+        organizations.dedup();
+        let locked = match bounded(
             backend.deadline(),
-            lock_turn(&mut conn, &self.turn.name, lock),
+            lock_turn(&mut conn, &organizations, shared_turn),
         )
         .await
         {
@@ -439,6 +507,21 @@ impl Leader {
                 return Vec::new();
             }
         };
+        let org_locked = locked.len() == organizations.len();
+        let members = if shared_turn && !org_locked {
+            let (members, elsewhere): (Vec<Member>, Vec<Member>) =
+                members.into_iter().partition(|m| {
+                    !matches!(m.work, Work::Register { .. }) || locked.contains(m.organization())
+                });
+            for member in elsewhere {
+                self.move_to_own_turn(member);
+            }
+            members
+        } else {
+            members
+        };
+        let org_locked = org_locked || shared_turn;
+        self.count(&members);
         let shared = Ambient::open_now(conn);
         let mut done = Vec::with_capacity(members.len());
         let mut retry = Vec::new();
@@ -543,22 +626,95 @@ impl Leader {
     }
 }
 
-/// Takes the turn's lock for the whole batch, once (when `lock`: the batch
-/// registers): PostgreSQL's organization row (the turn is the organization).
-/// SQLite's `BEGIN IMMEDIATE` already holds the only write lock, so its members need
-/// no row of their own. Whether the batch holds the lock.
-async fn lock_turn(conn: &mut AmbientConn, turn: &str, lock: bool) -> Result<bool, DbError> {
+/// Takes the organizations' locks for the whole batch, once (`organizations`, sorted:
+/// the organizations the batch registers for; none for takes alone): PostgreSQL's
+/// organization rows, in order, in one statement; with `skip_locked`, only those no
+/// other transaction holds (a shared turn does not wait for one organization). SQLite's
+/// `BEGIN IMMEDIATE` already holds the only write lock, so its members need no row of
+/// their own. The organizations whose rows the batch holds.
+async fn lock_turn(
+    conn: &mut AmbientConn,
+    organizations: &[&str],
+    skip_locked: bool,
+) -> Result<HashSet<String>, DbError> {
     match conn {
-        AmbientConn::Postgres(_) if !lock => Ok(false),
+        AmbientConn::Postgres(_) if organizations.is_empty() => Ok(HashSet::new()),
         AmbientConn::Postgres(c) => {
-            use crate::schema::pg::organizations;
-            use diesel::{ExpressionMethods as _, QueryDsl as _};
             use diesel_async::RunQueryDsl as _;
-            let c = &mut **c;
-            Ok(lock_organization!(c, turn)? == 1)
+            #[derive(diesel::QueryableByName)]
+            struct Locked {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                id: String,
+            }
+            // The strength an `UPDATE` of a non-key column takes (`lock_organization!`),
+            // so inserts that reference the rows are not blocked; in order, so two
+            // batches never wait for each other's rows.
+            let sql = if skip_locked {
+                "SELECT id FROM organizations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED"
+            } else {
+                "SELECT id FROM organizations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
+            };
+            let locked: Vec<Locked> = diesel::sql_query(sql)
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(organizations)
+                .load(&mut **c)
+                .await?;
+            Ok(locked.into_iter().map(|l| l.id).collect())
         }
-        AmbientConn::Sqlite(..) => Ok(true),
+        AmbientConn::Sqlite(..) => Ok(organizations.iter().map(|&o| o.to_owned()).collect()),
     }
+}
+
+/// Up to `max` members of `queue` for the next batch. When no more wait, all of them
+/// in arrival order. When more wait, every organization waiting gets an equal share
+/// of the batch first, the rest of the batch goes in arrival order, and each
+/// organization's members keep their order: an organization that queues hundreds
+/// cannot keep another's one registration waiting for batch after batch.
+fn take_fairly(queue: &mut VecDeque<Member>, max: usize) -> Vec<Member> {
+    if queue.len() <= max {
+        return queue.drain(..).collect();
+    }
+    let picked = {
+        let mut waiting: HashMap<&str, usize> = HashMap::new();
+        for member in queue.iter() {
+            *waiting.entry(member.organization()).or_default() += 1;
+        }
+        let share = (max / waiting.len()).max(1);
+        let mut taken: HashMap<&str, usize> = HashMap::new();
+        let mut picked = vec![false; queue.len()];
+        let mut count = 0;
+        for (i, member) in queue.iter().enumerate() {
+            if count == max {
+                break;
+            }
+            let so_far = taken.entry(member.organization()).or_default();
+            if *so_far < share {
+                *so_far += 1;
+                picked[i] = true;
+                count += 1;
+            }
+        }
+        for pick in &mut picked {
+            if count == max {
+                break;
+            }
+            if !*pick {
+                *pick = true;
+                count += 1;
+            }
+        }
+        picked
+    };
+    let mut batch = Vec::with_capacity(max);
+    let mut rest = VecDeque::with_capacity(queue.len() - max);
+    for (member, pick) in queue.drain(..).zip(picked) {
+        if pick {
+            batch.push(member);
+        } else {
+            rest.push_back(member);
+        }
+    }
+    *queue = rest;
+    batch
 }
 
 /// Runs `run`'s registrations as one set in the task's unit of work: one outcome
@@ -651,11 +807,20 @@ mod tests {
     use super::*;
 
     fn member(reply: Reply) -> Member {
-        let email = EmailAddress::parse("a@example.com").expect("a valid address");
+        registering("org", "a@example.com", reply)
+    }
+
+    /// A member of `org` registering `email`, whose answer nobody awaits.
+    fn member_of(org: &str, email: &str) -> Member {
+        registering(org, email, oneshot::channel().0)
+    }
+
+    fn registering(org: &str, email: &str, reply: Reply) -> Member {
+        let email = EmailAddress::parse(email).expect("a valid address");
         Member {
             work: Work::Register {
                 registration: SenderRegistration {
-                    organization: OrganizationId::new("org"),
+                    organization: OrganizationId::new(org),
                     creation: CreationRules {
                         ancestors: ancestors(email.domain()),
                         limits: CreationLimits {
@@ -710,5 +875,49 @@ mod tests {
             finished: true,
         });
         assert!(queues.lock().contains_key("org"));
+    }
+
+    #[test]
+    fn a_flood_of_one_organization_leaves_room_in_the_next_batch_for_the_others() {
+        // 200 of "flood" queued, then one each of "quiet" and "other", then more flood.
+        let mut queue = VecDeque::new();
+        for i in 0..260 {
+            let org = match i {
+                200 => "quiet",
+                201 => "other",
+                _ => "flood",
+            };
+            queue.push_back(member_of(org, &format!("m{i}@example.com")));
+        }
+        let seen = |members: &mut dyn Iterator<Item = &Member>| -> Vec<String> {
+            members
+                .map(|m| match &m.work {
+                    Work::Register { registration, .. } => registration.email.canonical(),
+                    Work::Take { .. } => String::new(),
+                })
+                .collect()
+        };
+
+        let batch = take_fairly(&mut queue, MAX_BATCH);
+
+        // The flood's first 62 in arrival order, then the two that waited behind it.
+        let mut expected: Vec<String> = (0..62).map(|i| format!("m{i}@example.com")).collect();
+        expected.extend(["m200@example.com".to_owned(), "m201@example.com".to_owned()]);
+        assert_eq!(seen(&mut batch.iter()), expected);
+        // The rest of the flood stays queued, in its order.
+        let rest: Vec<String> = (62..260)
+            .filter(|i| *i != 200 && *i != 201)
+            .map(|i| format!("m{i}@example.com"))
+            .collect();
+        assert_eq!(seen(&mut queue.iter()), rest);
+
+        // A queue no longer than a batch goes whole, in arrival order.
+        let mut short: VecDeque<Member> = [("a", "x@example.com"), ("b", "y@example.com")]
+            .into_iter()
+            .map(|(org, email)| member_of(org, email))
+            .collect();
+        let whole = take_fairly(&mut short, MAX_BATCH);
+        assert_eq!(seen(&mut whole.iter()), ["x@example.com", "y@example.com"]);
+        assert!(short.is_empty());
     }
 }

@@ -215,3 +215,57 @@ async fn a_batch_reaching_the_sender_limit_refuses_exactly_the_members_past_it()
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registrations_of_many_organizations_share_commits_and_each_keeps_its_own_active_sender() {
+    on_every_backend!(|store, kind| {
+        let mut orgs = Vec::new();
+        for i in 0..32 {
+            let o = org(&store, &format!("Org {i}")).await;
+            store
+                .register_sender(registration(
+                    &o,
+                    &format!("first@o{i}.example"),
+                    Some(key(&format!("k{i}"))),
+                ))
+                .await
+                .unwrap();
+            orgs.push(o);
+        }
+        let before = store.group_commit_stats();
+
+        let tasks: Vec<_> = (0..96)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                let (i, o) = (n % 32, orgs[n % 32].clone());
+                let reg = registration(&o, &format!("s{n}@o{i}.example"), None);
+                tokio::spawn(async move { store.register_sender(reg).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(!task.await.unwrap().unwrap().domain_created, "{kind:?}");
+        }
+
+        // One organization a turn would make about one commit per organization
+        // and registration here; they shared transactions instead.
+        let after = store.group_commit_stats();
+        let batches = after.batches - before.batches;
+        assert_eq!(after.registrations - before.registrations, 96, "{kind:?}");
+        assert!(batches * 6 <= 96, "{kind:?}: {batches} batches for 96");
+        for (i, o) in orgs.iter().enumerate() {
+            let detail = store
+                .domain_detail(o, &DomainName::parse(&format!("o{i}.example")).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(detail.senders.len(), 4, "{kind:?}");
+            let active: Vec<_> = detail.senders.iter().filter(|s| s.active).collect();
+            assert_eq!(active.len(), 1, "{kind:?}: org {i}");
+            assert_eq!(
+                active[0].email,
+                detail.senders.last().unwrap().email,
+                "{kind:?}: org {i}: the last one registered is the active one"
+            );
+        }
+    });
+}
