@@ -259,8 +259,25 @@ pub fn creation_wait(
     }
     // The oldest of the `quota` newest creations frees the next slot.
     let oldest = in_window.get(quota.saturating_sub(1)).copied().copied()?;
+    Some(wait_for_window(oldest, now))
+}
+
+/// How long until a key generation at `oldest` leaves the window (so the slot it
+/// takes frees), as `Retry-After` carries it: the wait [`creation_wait`] gives when
+/// `oldest` is the `per_minute`-th newest generation in the window. A store that
+/// reads only that one generation answers with this.
+#[must_use]
+pub fn wait_for_window(oldest: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    let window = chrono::Duration::from_std(CREATION_WINDOW).unwrap_or(chrono::Duration::MAX);
     let frees_in = (oldest + window).signed_duration_since(now);
-    Some(retry_after(frees_in.to_std().unwrap_or_default()))
+    retry_after(frees_in.to_std().unwrap_or_default())
+}
+
+/// The start of the window [`creation_wait`] counts over, at `now`: generations
+/// after it count.
+#[must_use]
+pub fn window_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(CREATION_WINDOW).unwrap_or(chrono::Duration::MAX)
 }
 
 /// `wait` in whole seconds, rounded up and at least one, as `Retry-After` carries it.

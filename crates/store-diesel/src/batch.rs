@@ -254,8 +254,11 @@ macro_rules! create_domains {
                     .unwrap_or(0);
                 let times: Vec<DateTime<Utc>> = events::table
                     .filter(events::organization_id.eq(org))
-                    .filter(events::kind.eq_any(crate::ownership::KEY_GENERATIONS))
-                    .order(events::id.desc())
+                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        crate::ownership::KEY_GENERATIONS_SQL,
+                    ))
+                    .filter(events::created_at.gt(domain_core::ownership::window_start(now)))
+                    .order(events::created_at.desc())
                     .select(events::created_at)
                     .limit(i64::from(quota))
                     .load(&mut *$conn)

@@ -51,18 +51,27 @@ macro_rules! admit {
             if owned >= i64::from(rules.limits.max_domains) {
                 return Err($crate::backend::DbError::DomainLimit);
             }
-            // The latest creations by id (their order of commit within the
-            // organization, whose row lock serializes them); their times decide.
-            let latest: Vec<chrono::DateTime<chrono::Utc>> = events::table
+            // Only the `per_minute`-th newest key generation of the window: the
+            // organization is at its quota if there is one, and the slot frees when
+            // it leaves the window (`creation_wait`, read as one row of
+            // `events_key_generations` instead of a list).
+            let quota = i64::from(rules.limits.per_minute);
+            let nth: Option<chrono::DateTime<chrono::Utc>> = events::table
                 .filter(events::organization_id.eq(org))
-                .filter(events::kind.eq_any($crate::ownership::KEY_GENERATIONS))
-                .order(events::id.desc())
+                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    $crate::ownership::KEY_GENERATIONS_SQL,
+                ))
+                .filter(events::created_at.gt(domain_core::ownership::window_start(now)))
+                .order(events::created_at.desc())
                 .select(events::created_at)
-                .limit(i64::from(rules.limits.per_minute))
-                .load(&mut *$conn)
-                .await?;
-            match domain_core::ownership::creation_wait(&latest, rules.limits, now) {
-                Some(wait) => Err($crate::backend::DbError::RateLimited(wait)),
+                .offset(quota.saturating_sub(1).max(0))
+                .first(&mut *$conn)
+                .await
+                .optional()?;
+            match nth {
+                Some(oldest) => Err($crate::backend::DbError::RateLimited(
+                    domain_core::ownership::wait_for_window(oldest, now),
+                )),
                 None => Ok(()),
             }
         }
@@ -131,13 +140,13 @@ enum Transferred {
     DomainLimit,
 }
 
-/// The events that stand for a DKIM key generated: a new domain, a rotation, a
-/// claim. They share one budget per organization (`admit!`, `KeyGenerations`).
-pub(crate) const KEY_GENERATIONS: [&str; 3] = [
-    EventType::DomainCreated.as_str(),
-    EventType::DkimRotationStarted.as_str(),
-    EventType::DomainClaimed.as_str(),
-];
+/// The events that stand for a DKIM key generated (a new domain, a rotation, a
+/// claim; they share one budget per organization, `admit!`, `KeyGenerations`), as a
+/// literal filter on `events.type`: the predicate of the partial index
+/// `events_key_generations`, which a query uses only when it writes the same terms
+/// (not bound parameters).
+pub(crate) const KEY_GENERATIONS_SQL: &str =
+    "events.type IN ('domain.created', 'dkim.rotation_started', 'domain.claimed')";
 
 #[async_trait]
 impl KeyGenerations for Store {
@@ -146,12 +155,16 @@ impl KeyGenerations for Store {
         organization: &OrganizationId,
         limit: u32,
     ) -> Result<Vec<DateTime<Utc>>, InfraError> {
+        let since = domain_core::ownership::window_start(Utc::now());
         let latest = with_conn!(&self.backend, |c| {
-            // By id: their order of commit within the organization.
+            // Those of the window, newest first (`events_key_generations`).
             events::table
                 .filter(events::organization_id.eq(organization.as_str()))
-                .filter(events::kind.eq_any(KEY_GENERATIONS))
-                .order(events::id.desc())
+                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    KEY_GENERATIONS_SQL,
+                ))
+                .filter(events::created_at.gt(since))
+                .order(events::created_at.desc())
                 .select(events::created_at)
                 .limit(i64::from(limit))
                 .load(c)
@@ -390,5 +403,37 @@ impl Store {
             record_events!(c, &events, now)?;
             Ok(Transferred::Done)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_generations_filter_names_every_kind_that_generates_a_key() {
+        let kinds = [
+            EventType::DomainCreated,
+            EventType::DkimRotationStarted,
+            EventType::DomainClaimed,
+        ];
+        let listed = kinds
+            .iter()
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_eq!(KEY_GENERATIONS_SQL, format!("events.type IN ({listed})"));
+        // The index's predicate is the same list (migrations, both backends).
+        for backend in ["sqlite", "postgres"] {
+            let up = std::fs::read_to_string(format!(
+                "{}/../../migrations/{backend}/2026-12-10-000001_key_generations/up.sql",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            assert!(
+                up.contains(&format!("WHERE type IN ({listed})")),
+                "{backend}"
+            );
+        }
     }
 }
