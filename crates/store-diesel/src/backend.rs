@@ -641,6 +641,21 @@ macro_rules! in_transaction {
 
 pub(crate) use {in_transaction, with_conn};
 
+/// `head` followed by `rows` copies of `row` (a parenthesized list of placeholders),
+/// comma-separated: a multi-row `INSERT … VALUES` for SQLite, whose statements cost
+/// no round trip but whose per-row statements would each be parsed and stepped.
+pub(crate) fn multi_row_values(head: &str, row: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2));
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -965,6 +965,7 @@ mod sqlite_sync {
     use diesel::sqlite::{Sqlite, SqliteConnection};
 
     use super::Inserted;
+    use crate::backend::multi_row_values;
     use crate::schema::sqlite::*;
 
     /// A sender's organization, domain id, email and reply-to.
@@ -994,16 +995,11 @@ mod sqlite_sync {
         domains: &[Domain],
         at: DateTime<Utc>,
     ) -> QueryResult<()> {
-        let mut sql = String::from(
+        let mut sql = multi_row_values(
             "INSERT INTO domains (organization_id, name, inbound_enabled, created_at, updated_at, next_check_at) VALUES ",
+            "(?, ?, 0, ?, ?, ?)",
+            domains.len(),
         );
-        for i in 0..domains.len() {
-            sql.push_str(if i == 0 {
-                "(?, ?, 0, ?, ?, ?)"
-            } else {
-                ", (?, ?, 0, ?, ?, ?)"
-            });
-        }
         sql.push_str(" RETURNING id, name");
         let mut query = diesel::sql_query(sql).into_boxed::<Sqlite>();
         for domain in domains {
@@ -1017,16 +1013,11 @@ mod sqlite_sync {
         let created: Vec<Created> = query.load(c)?;
         let ids: std::collections::HashMap<&str, i64> =
             created.iter().map(|d| (d.name.as_str(), d.id)).collect();
-        let mut sql = String::from(
+        let sql = multi_row_values(
             "INSERT INTO dkim_keys (domain_id, selector, state, public_key, private_key_sealed, created_at, activated_at) VALUES ",
+            "(?, ?, ?, ?, ?, ?, ?)",
+            domains.len(),
         );
-        for i in 0..domains.len() {
-            sql.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?, ?, ?)"
-            } else {
-                ", (?, ?, ?, ?, ?, ?, ?)"
-            });
-        }
         let mut query = diesel::sql_query(sql).into_boxed::<Sqlite>();
         for domain in domains {
             let Some(id) = ids.get(domain.name.as_str()) else {
@@ -1050,16 +1041,11 @@ mod sqlite_sync {
         senders: &[Sender],
         at: DateTime<Utc>,
     ) -> QueryResult<Vec<(i64, String)>> {
-        let mut sql = String::from(
+        let mut sql = multi_row_values(
             "INSERT INTO senders (organization_id, domain_id, email, reply_to, active, created_at) VALUES ",
+            "(?, ?, ?, ?, 0, ?)",
+            senders.len(),
         );
-        for i in 0..senders.len() {
-            sql.push_str(if i == 0 {
-                "(?, ?, ?, ?, 0, ?)"
-            } else {
-                ", (?, ?, ?, ?, 0, ?)"
-            });
-        }
         sql.push_str(" ON CONFLICT (email) DO NOTHING RETURNING id, email");
         let mut query = diesel::sql_query(sql).into_boxed::<Sqlite>();
         for (organization, domain_id, email, reply_to) in senders {

@@ -307,16 +307,11 @@ pub(crate) mod sqlite_sync {
         if owned.is_empty() {
             return Ok(());
         }
-        let mut text = String::from(
+        let mut text = crate::backend::multi_row_values(
             "INSERT INTO events (organization_id, type, domain, selector, email, created_at) VALUES ",
+            "(?, ?, ?, ?, ?, ?)",
+            owned.len(),
         );
-        for i in 0..owned.len() {
-            text.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?, ?)"
-            } else {
-                ", (?, ?, ?, ?, ?, ?)"
-            });
-        }
         text.push_str(" RETURNING id");
         let mut query = diesel::sql_query(text).into_boxed::<Sqlite>();
         for (organization, kind, domain, selector, email) in owned {
