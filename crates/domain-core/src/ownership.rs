@@ -121,6 +121,14 @@ pub fn ancestors(domain: &DomainName) -> Vec<DomainName> {
     found
 }
 
+/// The name creations of `name` take turns on (`CreationRules::ancestors` is
+/// `ancestors`): the registrable domain (the first of the ancestors), or the domain
+/// itself when it is registrable.
+#[must_use]
+pub fn registrable_of<'a>(name: &'a str, ancestors: &'a [DomainName]) -> &'a str {
+    ancestors.first().map_or(name, DomainName::as_ascii)
+}
+
 /// Names nobody may take through the API, with all their subdomains.
 ///
 /// The default is the service's own default without inbound hosts: the mailbox

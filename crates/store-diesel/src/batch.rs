@@ -40,15 +40,14 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use domain_core::DkimKey;
 use domain_core::lifecycle::{EventType, KeyState, NewEvent};
+use domain_core::ownership::registrable_of;
 use domain_core::ports::store::{Registered, SenderRegistration, StoredDomain};
 
 use domain_core::ports::idempotency::{Guarded, StoredResponse};
 
 use crate::ambient::KeyClaim;
 use crate::backend::{Backend, DbError, SqliteConn, in_transaction};
-use crate::domains::registrable_of;
 use crate::events::DELIVERIES;
-use crate::locks::RegistrableLock as _;
 use crate::ownership::refusal;
 use crate::rows::{DomainRow, domain_columns, domains_with_active_key};
 
@@ -617,6 +616,11 @@ fn plan<'a>(
 
 /// The writes of a run, per backend.
 pub(crate) trait RunWrites {
+    /// Makes the run's creations under each of `registrables` (sorted) take turns
+    /// with every other creation under them, across instances, until the transaction
+    /// ends (as `locks::RegistrableLock` does for one), in one statement.
+    async fn lock_registrables(&mut self, registrables: &[&str]) -> Result<(), DbError>;
+
     /// Inserts `domains`, created `at`, each with its key active.
     async fn insert_domains(
         &mut self,
@@ -659,6 +663,21 @@ struct Inserted {
 }
 
 impl RunWrites for AsyncPgConnection {
+    async fn lock_registrables(&mut self, registrables: &[&str]) -> Result<(), DbError> {
+        if registrables.is_empty() {
+            return Ok(());
+        }
+        // The key `locks::RegistrableLock` takes for one name; `unnest` yields the
+        // array's elements in their order: the caller's.
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(registrables)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
     /// One statement: the domains from arrays, and their keys joined to the ids the
     /// insert returned.
     async fn insert_domains(
@@ -872,6 +891,11 @@ impl RunWrites for AsyncPgConnection {
 }
 
 impl RunWrites for SqliteConn {
+    async fn lock_registrables(&mut self, _registrables: &[&str]) -> Result<(), DbError> {
+        // The IMMEDIATE transaction already holds the database's only write lock.
+        Ok(())
+    }
+
     /// Each domain and its key, in one trip to the connection's thread.
     async fn insert_domains(
         &mut self,

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain_core::lifecycle::{EventType, NewEvent, Page, Paged};
+use domain_core::ownership::registrable_of;
 use domain_core::ports::store::{
     CreationRules, DomainCreation, DomainDetail, DomainStore, RegisterError, Registered,
     SenderRecord, SenderRegistration, SigningKey, StoreError, StoredDomain,
@@ -24,12 +25,6 @@ use crate::{BackendKind, Store, ambient};
 /// The number of senders of the domain read, as one more column of the read.
 fn senders_of_domain() -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
     diesel::dsl::sql("(SELECT count(*) FROM senders WHERE senders.domain_id = domains.id)")
-}
-
-/// The name creations of `$name` take turns on: the registrable domain (the first of
-/// `$ancestors`), or the domain itself when it is registrable.
-pub(crate) fn registrable_of<'a>(name: &'a str, ancestors: &'a [DomainName]) -> &'a str {
-    ancestors.first().map_or(name, DomainName::as_ascii)
 }
 
 /// Creates domain `$name` (`&str`, A-labels) for organization `$org` with `$key`
@@ -493,11 +488,11 @@ impl DomainStore for Store {
 
 impl Store {
     /// The group-commit turn of `organization`'s writes: one of a few on PostgreSQL
-    /// (turns run in parallel, `group_commit::postgres_turn`), the one writer on
+    /// (turns run in parallel, `turns::postgres_turn`), the one writer on
     /// SQLite.
     pub(crate) fn turn(&self, organization: &OrganizationId) -> String {
         match self.kind() {
-            BackendKind::Postgres => crate::group_commit::postgres_turn(organization.as_str()),
+            BackendKind::Postgres => crate::turns::postgres_turn(organization.as_str()),
             BackendKind::Sqlite => String::new(),
         }
     }

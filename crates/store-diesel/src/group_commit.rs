@@ -7,7 +7,7 @@
 //! milliseconds: one at a time, an organization could do a few hundred a second
 //! however many arrive. Batched, the flush is paid once per batch.
 //!
-//! - **A queue per turn.** PostgreSQL: [`POSTGRES_TURNS`] of them, each organization
+//! - **A queue per turn.** PostgreSQL: [`crate::turns::POSTGRES_TURNS`] of them, each organization
 //!   always in the same one (turns run in parallel, each on its own connection; a
 //!   batch locks the rows of the organizations it registers for, in order, in one
 //!   statement), so registrations of many organizations share commits as one
@@ -65,31 +65,6 @@ use crate::writer::Writer;
 
 /// Members of one transaction at most: bounds how long the first waits for the last.
 pub(crate) const MAX_BATCH: usize = 64;
-
-/// The turns registrations take on PostgreSQL: each organization's in one of them,
-/// so at most this many batches of one instance are in the database at once (one
-/// per core of the machine measured, `docs/benchmarks.md`).
-pub(crate) const POSTGRES_TURNS: u64 = 2;
-
-/// The PostgreSQL turn of `organization`'s registrations: one of [`POSTGRES_TURNS`],
-/// the same for every instance and every run.
-pub(crate) fn postgres_turn(organization: &str) -> String {
-    // FNV-1a: stable across processes, unlike the standard library's hasher.
-    let hash = organization
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    format!("{SHARED_TURN}{}", hash % POSTGRES_TURNS)
-}
-
-/// The prefix of the turns organizations share on PostgreSQL.
-const SHARED_TURN: &str = "registrations:";
-
-/// Whether `turn` is one organizations share (PostgreSQL's `postgres_turn`).
-fn is_shared(turn: &str) -> bool {
-    turn.starts_with(SHARED_TURN)
-}
 
 /// What the queues have done, for metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -461,7 +436,7 @@ impl Leader {
         }
         // A shared turn's batch must not wait for one organization's row: it takes
         // the rows it can get and moves the rest on, even for a batch of one.
-        let shared_turn = is_shared(&self.turn.name);
+        let shared_turn = crate::turns::is_shared(&self.turn.name);
         if let ([_], false) = (members.as_slice(), shared_turn) {
             self.count(&members);
             let member = members.pop().expect("one member");

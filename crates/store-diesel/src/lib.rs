@@ -28,6 +28,7 @@ mod senders;
 mod session;
 mod shares;
 mod token_cache;
+mod turns;
 mod webhooks;
 mod write_gate;
 mod writer;

@@ -88,10 +88,6 @@ impl DomainLock for SqliteConn {
 pub(crate) trait RegistrableLock {
     /// Waits for and takes the lock on `registrable` (a domain name).
     async fn lock_registrable(&mut self, registrable: &str) -> Result<(), DbError>;
-
-    /// Takes the locks on every name of `registrables` (sorted, so two runs take
-    /// theirs in one order), in one statement.
-    async fn lock_registrables(&mut self, registrables: &[&str]) -> Result<(), DbError>;
 }
 
 impl RegistrableLock for AsyncPgConnection {
@@ -104,29 +100,11 @@ impl RegistrableLock for AsyncPgConnection {
             .await?;
         Ok(())
     }
-
-    async fn lock_registrables(&mut self, registrables: &[&str]) -> Result<(), DbError> {
-        if registrables.is_empty() {
-            return Ok(());
-        }
-        // `unnest` yields the array's elements in their order: the caller's.
-        diesel::sql_query(
-            "SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(registrables)
-        .execute(self)
-        .await?;
-        Ok(())
-    }
 }
 
 impl RegistrableLock for SqliteConn {
     async fn lock_registrable(&mut self, _registrable: &str) -> Result<(), DbError> {
         // The IMMEDIATE transaction already holds the database's only write lock.
-        Ok(())
-    }
-
-    async fn lock_registrables(&mut self, _registrables: &[&str]) -> Result<(), DbError> {
         Ok(())
     }
 }
