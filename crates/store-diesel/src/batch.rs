@@ -667,14 +667,10 @@ impl RunWrites for AsyncPgConnection {
         if registrables.is_empty() {
             return Ok(());
         }
-        // The key `locks::RegistrableLock` takes for one name; `unnest` yields the
-        // array's elements in their order: the caller's.
-        diesel::sql_query(
-            "SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(registrables)
-        .execute(self)
-        .await?;
+        diesel::sql_query(crate::backend::LOCK_REGISTRABLES_SQL)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(registrables)
+            .execute(self)
+            .await?;
         Ok(())
     }
 

@@ -92,10 +92,8 @@ pub(crate) trait RegistrableLock {
 
 impl RegistrableLock for AsyncPgConnection {
     async fn lock_registrable(&mut self, registrable: &str) -> Result<(), DbError> {
-        // A transaction-scoped advisory lock keyed by the name's hash: a collision
-        // only makes two unrelated creations wait for each other.
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind::<diesel::sql_types::Text, _>(registrable)
+        diesel::sql_query(crate::backend::LOCK_REGISTRABLES_SQL)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&[registrable][..])
             .execute(self)
             .await?;
         Ok(())
