@@ -155,15 +155,14 @@ impl KeyGenerations for Store {
         organization: &OrganizationId,
         limit: u32,
     ) -> Result<Vec<DateTime<Utc>>, InfraError> {
-        let since = domain_core::ownership::window_start(Utc::now());
         let latest = with_conn!(&self.backend, |c| {
-            // Those of the window, newest first (`events_key_generations`).
+            // Newest first (`events_key_generations`); which of them fall in the
+            // window is the caller's to judge, by its clock.
             events::table
                 .filter(events::organization_id.eq(organization.as_str()))
                 .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
                     KEY_GENERATIONS_SQL,
                 ))
-                .filter(events::created_at.gt(since))
                 .order(events::created_at.desc())
                 .select(events::created_at)
                 .limit(i64::from(limit))
