@@ -814,4 +814,30 @@ mod tests {
             after - before
         );
     }
+
+    #[derive(diesel::QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        compile_options: String,
+    }
+
+    #[tokio::test]
+    async fn sqlite_is_built_without_memory_statistics() {
+        // `.cargo/config.toml` builds the bundled SQLite with
+        // SQLITE_DEFAULT_MEMSTATUS=0: with the statistics, every allocation SQLite
+        // makes takes one process-wide mutex, which the pool's threads queue on.
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}", dir.path().join("options.db").display());
+        let store = crate::Store::connect(&StoreConfig::new(url)).expect("a store");
+        let options: Vec<CompileOption> = with_conn!(&store.backend, |c| {
+            use diesel_async::RunQueryDsl as _;
+            Ok(diesel::sql_query("PRAGMA compile_options").load(c).await?)
+        })
+        .expect("the compile options");
+        let options: Vec<&str> = options.iter().map(|o| o.compile_options.as_str()).collect();
+        assert!(
+            options.contains(&"DEFAULT_MEMSTATUS=0"),
+            "SQLite built with memory statistics: {options:?}"
+        );
+    }
 }

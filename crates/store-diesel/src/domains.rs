@@ -19,7 +19,10 @@ use crate::events::{record_events, record_events_keeping};
 use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
 use crate::ownership::{admit, refusal, register_error};
-use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
+use crate::rows::{
+    DomainRow, KeyRow, ReadSenders as _, SenderRow, domain_columns, domains_with_active_key,
+    key_columns,
+};
 use crate::{BackendKind, Store, ambient};
 
 /// The number of senders of the domain read, as one more column of the read.
@@ -419,7 +422,6 @@ impl DomainStore for Store {
         organization: &OrganizationId,
         name: &DomainName,
     ) -> Result<Option<DomainDetail>, StoreError> {
-        type SenderRow = (String, Option<String>, bool, DateTime<Utc>);
         type Found = (DomainRow, Vec<SenderRow>, Vec<KeyRow>);
         let found: Option<Found> = with_conn!(&self.backend, |c| {
             let row: Option<DomainRow> = domains_with_active_key!()
@@ -432,17 +434,7 @@ impl DomainStore for Store {
             let Some(row) = row else {
                 return Ok(None);
             };
-            let senders: Vec<SenderRow> = senders::table
-                .filter(senders::domain_id.eq(row.id))
-                .order((senders::created_at.asc(), senders::id.asc()))
-                .select((
-                    senders::email,
-                    senders::reply_to,
-                    senders::active,
-                    senders::created_at,
-                ))
-                .load(c)
-                .await?;
+            let senders = c.senders_of(row.id).await?;
             let keys: Vec<KeyRow> = dkim_keys::table
                 .filter(dkim_keys::domain_id.eq(row.id))
                 .order((dkim_keys::created_at.desc(), dkim_keys::id.desc()))
