@@ -87,7 +87,11 @@ for offset in "${offsets[@]}"; do
         break
       fi
       echo "-- $name: FAILED (run $attempt, exit status $status)"
-      grep -E '^(test .* FAILED|---- |thread .* panicked)|^test result:' "$log" | head -n 40 \
+      # Each failure's name, then its panic with the message's first lines (the
+      # message follows the "panicked at" line).
+      awk '/^test .* FAILED|^---- |^test result:/ { print; next }
+           /^thread .* panicked/ { print; shown = 6; next }
+           shown > 0 { print; shown-- }' "$log" | head -n 80 | grep . \
         || tail -n 20 "$log"
       if [ "$attempt" -eq 2 ]; then
         failed=1
