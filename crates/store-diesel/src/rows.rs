@@ -191,6 +191,22 @@ impl From<SenderViewRow> for SenderView {
     }
 }
 
+/// The senders of the domain `$domain_id` as the detail lists them, oldest first,
+/// with whichever backend's `senders` is in scope.
+macro_rules! senders_of_domain {
+    ($domain_id:expr) => {
+        senders::table
+            .filter(senders::domain_id.eq($domain_id))
+            .order((senders::created_at.asc(), senders::id.asc()))
+            .select((
+                senders::email,
+                senders::reply_to,
+                senders::active,
+                senders::created_at,
+            ))
+    };
+}
+
 /// A sender as a domain's detail lists it: email, reply-to, active, created.
 pub(crate) type SenderRow = (String, Option<String>, bool, DateTime<Utc>);
 
@@ -205,17 +221,7 @@ impl ReadSenders for diesel_async::AsyncPgConnection {
         use crate::schema::pg::senders;
         use diesel::{ExpressionMethods as _, QueryDsl as _};
         use diesel_async::RunQueryDsl as _;
-        Ok(senders::table
-            .filter(senders::domain_id.eq(domain_id))
-            .order((senders::created_at.asc(), senders::id.asc()))
-            .select((
-                senders::email,
-                senders::reply_to,
-                senders::active,
-                senders::created_at,
-            ))
-            .load(self)
-            .await?)
+        Ok(senders_of_domain!(domain_id).load(self).await?)
     }
 }
 
@@ -228,18 +234,7 @@ impl ReadSenders for crate::backend::SqliteConn {
         use crate::schema::sqlite::senders;
         use diesel::prelude::*;
         let rows: Vec<(String, Option<String>, bool, Stamp)> = self
-            .spawn_blocking(move |c| {
-                senders::table
-                    .filter(senders::domain_id.eq(domain_id))
-                    .order((senders::created_at.asc(), senders::id.asc()))
-                    .select((
-                        senders::email,
-                        senders::reply_to,
-                        senders::active,
-                        senders::created_at,
-                    ))
-                    .load(c)
-            })
+            .spawn_blocking(move |c| senders_of_domain!(domain_id).load(c))
             .await?;
         Ok(rows
             .into_iter()
