@@ -19,10 +19,7 @@ use crate::events::{record_events, record_events_keeping};
 use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
 use crate::ownership::{admit, refusal, register_error};
-use crate::rows::{
-    DomainRow, KeyRow, ReadSenders as _, SenderRow, domain_columns, domains_with_active_key,
-    key_columns,
-};
+use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
 use crate::{BackendKind, Store, ambient};
 
 /// The number of senders of the domain read, as one more column of the read.
@@ -544,5 +541,54 @@ impl From<DbError> for StoreError {
             }
             other => Self::Unexpected(Box::new(other)),
         }
+    }
+}
+
+/// The senders of the domain `$domain_id` as the detail lists them, oldest first,
+/// with whichever backend's `senders` is in scope.
+macro_rules! senders_of_domain {
+    ($domain_id:expr) => {
+        senders::table
+            .filter(senders::domain_id.eq($domain_id))
+            .order((senders::created_at.asc(), senders::id.asc()))
+            .select((
+                senders::email,
+                senders::reply_to,
+                senders::active,
+                senders::created_at,
+            ))
+    };
+}
+
+/// A sender as a domain's detail lists it: email, reply-to, active, created.
+type SenderRow = (String, Option<String>, bool, DateTime<Utc>);
+
+/// Reads a domain's senders, oldest first, per backend.
+trait ReadSenders {
+    /// The senders of the domain `domain_id`, in the order they were created.
+    async fn senders_of(&mut self, domain_id: i64) -> Result<Vec<SenderRow>, DbError>;
+}
+
+impl ReadSenders for diesel_async::AsyncPgConnection {
+    async fn senders_of(&mut self, domain_id: i64) -> Result<Vec<SenderRow>, DbError> {
+        use crate::schema::pg::*;
+        Ok(senders_of_domain!(domain_id).load(self).await?)
+    }
+}
+
+impl ReadSenders for crate::backend::SqliteConn {
+    /// On the connection's own thread, rows deserialized straight off the statement:
+    /// diesel-async's `load` first copies every value out of it (each copy an
+    /// allocation), 4,000 for a domain of 1,000 senders. Timestamps parse through
+    /// [`Stamp`](crate::rows::Stamp).
+    async fn senders_of(&mut self, domain_id: i64) -> Result<Vec<SenderRow>, DbError> {
+        use crate::schema::sqlite::*;
+        let rows: Vec<(String, Option<String>, bool, crate::rows::Stamp)> = self
+            .spawn_blocking(move |c| diesel::RunQueryDsl::load(senders_of_domain!(domain_id), c))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(email, reply_to, active, crate::rows::Stamp(at))| (email, reply_to, active, at))
+            .collect())
     }
 }

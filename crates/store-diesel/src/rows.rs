@@ -191,58 +191,6 @@ impl From<SenderViewRow> for SenderView {
     }
 }
 
-/// The senders of the domain `$domain_id` as the detail lists them, oldest first,
-/// with whichever backend's `senders` is in scope.
-macro_rules! senders_of_domain {
-    ($domain_id:expr) => {
-        senders::table
-            .filter(senders::domain_id.eq($domain_id))
-            .order((senders::created_at.asc(), senders::id.asc()))
-            .select((
-                senders::email,
-                senders::reply_to,
-                senders::active,
-                senders::created_at,
-            ))
-    };
-}
-
-/// A sender as a domain's detail lists it: email, reply-to, active, created.
-pub(crate) type SenderRow = (String, Option<String>, bool, DateTime<Utc>);
-
-/// Reads a domain's senders, oldest first, per backend.
-pub(crate) trait ReadSenders {
-    /// The senders of the domain `domain_id`, in the order they were created.
-    async fn senders_of(&mut self, domain_id: i64) -> Result<Vec<SenderRow>, DbError>;
-}
-
-impl ReadSenders for diesel_async::AsyncPgConnection {
-    async fn senders_of(&mut self, domain_id: i64) -> Result<Vec<SenderRow>, DbError> {
-        use crate::schema::pg::senders;
-        use diesel::{ExpressionMethods as _, QueryDsl as _};
-        use diesel_async::RunQueryDsl as _;
-        Ok(senders_of_domain!(domain_id).load(self).await?)
-    }
-}
-
-impl ReadSenders for crate::backend::SqliteConn {
-    /// On the connection's own thread, rows deserialized straight off the statement:
-    /// diesel-async's `load` first copies every value out of it (each copy an
-    /// allocation), 4,000 for a domain of 1,000 senders. Timestamps parse through
-    /// [`Stamp`].
-    async fn senders_of(&mut self, domain_id: i64) -> Result<Vec<SenderRow>, DbError> {
-        use crate::schema::sqlite::senders;
-        use diesel::prelude::*;
-        let rows: Vec<(String, Option<String>, bool, Stamp)> = self
-            .spawn_blocking(move |c| senders_of_domain!(domain_id).load(c))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(email, reply_to, active, Stamp(at))| (email, reply_to, active, at))
-            .collect())
-    }
-}
-
 /// A time read from SQLite by chrono's RFC 3339 parser, which reads the text diesel
 /// writes (`2026-12-07 20:42:53.123456+00:00`) in one pass; diesel's own reading
 /// tries a list of `strftime` formats, each parsed anew, and took a tenth of the
