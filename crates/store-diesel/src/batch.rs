@@ -338,7 +338,7 @@ pub(crate) async fn register_run(
         };
         let rows: Vec<(DomainRow, i64)> = domains_with_active_key!()
             .filter(domains::name.eq_any(&names))
-            .select((domain_columns!(), senders_of_domain()))
+            .select((domain_columns!(), domains::sender_count))
             .load(c)
             .await?;
         let Some(plan) = plan(regs, &emails, rows, creations)? else {
@@ -478,11 +478,6 @@ fn same(error: &DbError) -> DbError {
         DbError::Raced => DbError::Raced,
         _ => DbError::EmailTaken,
     }
-}
-
-/// The number of senders of the domain read, as one more column of the read.
-fn senders_of_domain() -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
-    diesel::dsl::sql("(SELECT count(*) FROM senders WHERE senders.domain_id = domains.id)")
 }
 
 /// The run decided before its writes.

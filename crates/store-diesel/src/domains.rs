@@ -22,11 +22,6 @@ use crate::ownership::{admit, refusal, register_error};
 use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
 use crate::{BackendKind, Store, ambient};
 
-/// The number of senders of the domain read, as one more column of the read.
-fn senders_of_domain() -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
-    diesel::dsl::sql("(SELECT count(*) FROM senders WHERE senders.domain_id = domains.id)")
-}
-
 /// Creates domain `$name` (`&str`, A-labels) for organization `$org` with `$key`
 /// (`&DkimKey`) as its active key, at `$now`, unless the name exists: admitted under
 /// `$rules` (`&CreationRules`), taking turns on `$registrable`. The caller holds the
@@ -143,11 +138,12 @@ pub(crate) async fn register_once(
             Some(key) => create_row!(c, org, name, &registrable, &reg.creation, key, now)?,
             None => false,
         };
-        // With its sender count, in the same statement (a domain's senders are
-        // added under its organization's lock, held here: the count is exact).
+        // With its sender count, kept by the database's triggers (a domain's
+        // senders are added under its organization's lock, held here: the count
+        // is exact), so the read costs the same whatever the domain's size.
         let row: Option<(DomainRow, i64)> = domains_with_active_key!()
             .filter(domains::name.eq(name))
-            .select((domain_columns!(), senders_of_domain()))
+            .select((domain_columns!(), domains::sender_count))
             .first(c)
             .await
             .optional()?;

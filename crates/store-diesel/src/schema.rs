@@ -60,6 +60,7 @@ macro_rules! tables {
                 failed_checks -> Integer,
                 last_check -> Nullable<Text>,
                 zone -> Nullable<Text>,
+                sender_count -> BigInt,
             }
         }
 

@@ -603,3 +603,61 @@ async fn a_new_domain_waits_for_the_keys_rotations_spent() {
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sender_limit_counts_the_senders_there_are_after_deletions_and_a_transfer() {
+    // The count the limit is checked against is kept by the database's triggers
+    // (migration 2026-12-11-000001_sender_counts): every way senders come and go
+    // moves it, so a freed place is taken again and a claimed domain starts empty.
+    on_every_backend!(|store, kind| {
+        let a = common::org(&store, "a").await;
+        let b = common::org(&store, "b").await;
+        let limits = CreationLimits {
+            max_senders_per_domain: 3,
+            ..common::GENEROUS
+        };
+        let register = |org: &OrganizationId, email: &str, key_: Option<&str>| {
+            let store = Arc::clone(&store);
+            let reg = registration_within(org, email, key_.map(key), limits);
+            async move { store.register_sender(reg).await }
+        };
+        register(&a, "s1@example.com", Some("a1")).await.unwrap();
+        register(&a, "s2@example.com", None).await.unwrap();
+        register(&a, "s3@example.com", None).await.unwrap();
+        let full = register(&a, "s4@example.com", None).await;
+        assert!(
+            matches!(full, Err(RegisterError::SenderLimit)),
+            "{kind:?}: {full:?}"
+        );
+
+        // One deleted frees one place, not more.
+        assert!(store.delete_sender(&a, "s2@example.com").await.unwrap());
+        register(&a, "s4@example.com", None).await.unwrap();
+        let full = register(&a, "s5@example.com", None).await;
+        assert!(
+            matches!(full, Err(RegisterError::SenderLimit)),
+            "{kind:?}: {full:?}"
+        );
+
+        // A transfer leaves nothing of the old owner's senders, in the count too.
+        let now = Utc::now();
+        let claim = store
+            .open_claim(&b, &name("example.com"), now, now + week())
+            .await
+            .unwrap();
+        store
+            .transfer(&b, &claim, key("b1"), now, now, u32::MAX)
+            .await
+            .unwrap();
+        for email in ["t1@example.com", "t2@example.com", "t3@example.com"] {
+            register(&b, email, None)
+                .await
+                .unwrap_or_else(|e| panic!("{kind:?}: {email}: {e:?}"));
+        }
+        let full = register(&b, "t4@example.com", None).await;
+        assert!(
+            matches!(full, Err(RegisterError::SenderLimit)),
+            "{kind:?}: {full:?}"
+        );
+    });
+}
