@@ -640,15 +640,7 @@ async fn the_sender_limit_counts_the_senders_there_are_after_deletions_and_a_tra
         );
 
         // A transfer leaves nothing of the old owner's senders, in the count too.
-        let now = Utc::now();
-        let claim = store
-            .open_claim(&b, &name("example.com"), now, now + week())
-            .await
-            .unwrap();
-        store
-            .transfer(&b, &claim, key("b1"), now, now, u32::MAX)
-            .await
-            .unwrap();
+        common::claim_and_transfer(&store, &b, "example.com", "b1").await;
         for email in ["t1@example.com", "t2@example.com", "t3@example.com"] {
             register(&b, email, None)
                 .await

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use common::{all, key, registration};
 use domain_core::lifecycle::{Event, EventType, Page};
-use domain_core::ports::claims::ClaimStore;
 use domain_core::ports::lifecycle::{EventStore, OldEvents};
 use domain_core::ports::store::{DomainStore, RegisterError};
 use domain_core::ports::webhooks::{
@@ -286,16 +285,8 @@ async fn a_unit_of_work_recording_events_of_two_organizations_delivers_each_to_i
         let of_b = create(&store, &b, 2, None).await;
         let of_c = create(&store, &c, 3, None).await;
         register(&store, &a, "x@example.com", "a1").await;
-        let now = Utc::now();
-        let claim = store
-            .open_claim(&b, &name("example.com"), now, now + Duration::days(7))
-            .await
-            .unwrap();
         // One transaction: domain.claimed for b, domain.transferred for a.
-        store
-            .transfer(&b, &claim, key("b1"), now, now, u32::MAX)
-            .await
-            .unwrap();
+        common::claim_and_transfer(&store, &b, "example.com", "b1").await;
 
         let to_a = deliveries(&store, &a, &of_a).await;
         assert_eq!(events_of(&to_a), events(&store, &a).await, "{kind:?}");

@@ -95,3 +95,19 @@ macro_rules! on_every_backend {
         }
     };
 }
+
+/// `org` claims `domain` now and takes it over with a new key of `selector`, as a
+/// claim whose DNS proof was found does.
+pub async fn claim_and_transfer(store: &Store, org: &OrganizationId, domain: &str, selector: &str) {
+    use domain_core::ports::claims::ClaimStore as _;
+    let now = chrono::Utc::now();
+    let name = domain_core::DomainName::parse(domain).unwrap();
+    let claim = store
+        .open_claim(org, &name, now, now + chrono::Duration::days(7))
+        .await
+        .unwrap();
+    store
+        .transfer(org, &claim, key(selector), now, now, u32::MAX)
+        .await
+        .unwrap();
+}
