@@ -49,7 +49,7 @@ use crate::ambient::KeyClaim;
 use crate::backend::{Backend, DbError, SqliteConn, in_transaction};
 use crate::events::DELIVERIES;
 use crate::ownership::refusal;
-use crate::rows::{DomainRow, domain_columns, domains_with_active_key};
+use crate::rows::{DomainRow, domain_columns, domains_with_active_key, sender_count};
 
 /// Whether `reg` may run in a set: a registration on an existing or a new domain that
 /// leaves inbound alone, unkeyed or with a key to take with its change (`claim`).
@@ -336,9 +336,9 @@ pub(crate) async fn register_run(
         } else {
             Creations::none(regs.len())
         };
-        let rows: Vec<(DomainRow, i64)> = domains_with_active_key!()
+        let rows: Vec<(DomainRow, Option<i64>)> = domains_with_active_key!()
             .filter(domains::name.eq_any(&names))
-            .select((domain_columns!(), domains::sender_count))
+            .select((domain_columns!(), sender_count!()))
             .load(c)
             .await?;
         let Some(plan) = plan(regs, &emails, rows, creations)? else {
@@ -541,13 +541,13 @@ impl Plan<'_> {
 fn plan<'a>(
     regs: &[&'a SenderRegistration],
     emails: &'a [String],
-    rows: Vec<(DomainRow, i64)>,
+    rows: Vec<(DomainRow, Option<i64>)>,
     creations: Creations,
 ) -> Result<Option<Plan<'a>>, DbError> {
     let mut found: HashMap<String, (i64, StoredDomain, i64)> = HashMap::new();
     for (row, count) in rows {
         let (id, name) = (row.id, row.name.clone());
-        found.insert(name, (id, row.into_domain()?, count));
+        found.insert(name, (id, row.into_domain()?, count.unwrap_or(0)));
     }
     let mut seen: HashSet<&str> = HashSet::new();
     let mut plan = Plan {

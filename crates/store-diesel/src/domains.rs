@@ -19,7 +19,9 @@ use crate::events::{record_events, record_events_keeping};
 use crate::keys::insert_active_key;
 use crate::locks::{RegistrableLock as _, lock_organization};
 use crate::ownership::{admit, refusal, register_error};
-use crate::rows::{DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns};
+use crate::rows::{
+    DomainRow, KeyRow, domain_columns, domains_with_active_key, key_columns, sender_count,
+};
 use crate::{BackendKind, Store, ambient};
 
 /// Creates domain `$name` (`&str`, A-labels) for organization `$org` with `$key`
@@ -141,9 +143,9 @@ pub(crate) async fn register_once(
         // With its sender count, kept by the database's triggers (a domain's
         // senders are added under its organization's lock, held here: the count
         // is exact), so the read costs the same whatever the domain's size.
-        let row: Option<(DomainRow, i64)> = domains_with_active_key!()
+        let row: Option<(DomainRow, Option<i64>)> = domains_with_active_key!()
             .filter(domains::name.eq(name))
-            .select((domain_columns!(), domains::sender_count))
+            .select((domain_columns!(), sender_count!()))
             .first(c)
             .await
             .optional()?;
@@ -159,7 +161,7 @@ pub(crate) async fn register_once(
         if row.organization != org {
             return Err(DbError::DomainTaken);
         }
-        if senders >= i64::from(reg.creation.limits.max_senders_per_domain) {
+        if senders.unwrap_or(0) >= i64::from(reg.creation.limits.max_senders_per_domain) {
             return Err(DbError::SenderLimit);
         }
         diesel::update(senders::table)

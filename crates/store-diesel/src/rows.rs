@@ -65,7 +65,19 @@ macro_rules! domain_columns {
     };
 }
 
-pub(crate) use {domain_columns, domains_with_active_key};
+/// The domain's number of senders, kept by the senders' triggers in a row of its
+/// own (`None` before its first sender): reading it costs the same whatever the
+/// domain's size, and writing it never waits for the domain's row.
+macro_rules! sender_count {
+    () => {
+        domain_sender_counts::table
+            .filter(domain_sender_counts::domain_id.eq(domains::id))
+            .select(domain_sender_counts::sender_count)
+            .single_value()
+    };
+}
+
+pub(crate) use {domain_columns, domains_with_active_key, sender_count};
 
 /// `name` as a domain name, or corrupt.
 pub(crate) fn domain_name(name: &str) -> Result<DomainName, DbError> {

@@ -60,7 +60,6 @@ macro_rules! tables {
                 failed_checks -> Integer,
                 last_check -> Nullable<Text>,
                 zone -> Nullable<Text>,
-                sender_count -> BigInt,
             }
         }
 
@@ -193,6 +192,13 @@ macro_rules! tables {
         }
 
         diesel::table! {
+            domain_sender_counts (domain_id) {
+                domain_id -> BigInt,
+                sender_count -> BigInt,
+            }
+        }
+
+        diesel::table! {
             idempotency_usage (organization_id) {
                 organization_id -> Text,
                 bytes -> BigInt,
@@ -216,6 +222,7 @@ macro_rules! tables {
         diesel::joinable!(dkim_keys -> domains (domain_id));
         diesel::joinable!(events -> organizations (organization_id));
         diesel::joinable!(domain_claims -> domains (domain_id));
+        diesel::joinable!(domain_sender_counts -> domains (domain_id));
         diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
         diesel::joinable!(webhook_deliveries -> events (event_id));
         diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
@@ -233,7 +240,8 @@ macro_rules! tables {
             webhook_attempts,
             idempotency_keys,
             idempotency_usage,
-            live_checks
+            live_checks,
+            domain_sender_counts
         );
     };
 }

@@ -108,6 +108,12 @@ impl SenderStore for Store {
     ) -> Result<bool, InfraError> {
         let org = organization.as_str();
         let deleted = in_transaction!(&self.backend, |c| {
+            // The organization's row, as in register-sender: the delete moves the
+            // domain's sender count, which registrations read and move under this
+            // lock, and taking it first keeps the two from waiting on each other.
+            if lock_organization!(c, org)? == 0 {
+                return Ok(false);
+            }
             let found: Option<(i64, String)> = senders::table
                 .inner_join(domains::table)
                 .filter(senders::organization_id.eq(org))

@@ -13,6 +13,7 @@ use domain_core::OrganizationName;
 use domain_core::ownership::CreationLimits;
 use domain_core::ports::InfraError;
 use domain_core::ports::admin::Administration as _;
+use domain_core::ports::lifecycle::SenderStore as _;
 use domain_core::ports::store::{
     CreationRules, DomainStore as _, RegisterError, SenderRegistration,
 };
@@ -120,6 +121,60 @@ async fn a_row_lock_held_elsewhere_answers_unavailable_and_spares_other_organiza
     returns(store.register_sender(sender(&stuck, "a@stuck.example")))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_domain_row_held_elsewhere_keeps_no_registration_waiting() {
+    if !backends().contains(&BackendKind::Postgres) {
+        return;
+    }
+    let db = TestDatabase::new(BackendKind::Postgres).await;
+    let store = Arc::new(db.store_with(&bounded_config(&db)).await);
+    let (held, _) = store
+        .create_organization(&OrganizationName::parse("Held").unwrap())
+        .await
+        .unwrap();
+    let (other, _) = store
+        .create_organization(&OrganizationName::parse("Other").unwrap())
+        .await
+        .unwrap();
+    returns(store.register_sender(sender(&held, "a@held.example")))
+        .await
+        .unwrap();
+    // Another session holds the domain's row as the inbound toggle, a rotation or
+    // a check does: updated in an open transaction, without the organization's
+    // lock. Nothing a registration writes is in that row, so it must not wait.
+    let mut holder = AsyncPgConnection::establish(&db.url).await.unwrap();
+    holder
+        .batch_execute(
+            "BEGIN; UPDATE domains SET inbound_enabled = inbound_enabled \
+             WHERE name = 'held.example';",
+        )
+        .await
+        .unwrap();
+
+    // One batch, both organizations: a member waiting on the row would hold the
+    // other organization's registration with it.
+    // The registration on the held domain reuses it, as generate's does once it
+    // has read the domain: a new domain's insert would wait to know whether the
+    // name is still taken, a wait the held row's update really decides.
+    let reuse = SenderRegistration {
+        new_key: None,
+        ..sender(&held, "b@held.example")
+    };
+    let (on_held, beside) = tokio::join!(
+        returns(store.register_sender(reuse)),
+        returns(store.register_sender(sender(&other, "a@other.example"))),
+    );
+    on_held.unwrap();
+    beside.unwrap();
+    assert!(
+        returns(store.delete_sender(&held, "b@held.example"))
+            .await
+            .unwrap()
+    );
+
+    holder.batch_execute("ROLLBACK;").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

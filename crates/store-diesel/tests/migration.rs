@@ -5,9 +5,10 @@ mod common;
 
 use chrono::{TimeZone as _, Utc};
 use domain_core::lifecycle::{DomainStatus, KeyState, Page};
+use domain_core::ownership::CreationLimits;
 use domain_core::ports::admin::Administration;
 use domain_core::ports::lifecycle::{EventStore, SenderStore};
-use domain_core::ports::store::DomainStore;
+use domain_core::ports::store::{DomainStore, RegisterError};
 use domain_core::{DomainName, OrganizationId, SealedKey};
 use store_diesel::BackendKind;
 use store_diesel::test_support::{TestDatabase, backends};
@@ -112,6 +113,67 @@ async fn every_existing_key_becomes_the_active_key_with_its_sealed_bytes_intact(
         );
         drop(store);
         drop(db);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sender_counts_move_to_rows_of_their_own_intact() {
+    for kind in backends() {
+        let db = TestDatabase::new(kind).await;
+        // The schema that kept each domain's count in its row.
+        let old = db.store_migrated_through("20261211000001").await;
+        let created = match kind {
+            BackendKind::Postgres => "'2026-12-01 10:00:00+00'",
+            BackendKind::Sqlite => "'2026-12-01T10:00:00+00:00'",
+        };
+        old.execute_sql(&format!(
+            "INSERT INTO organizations (id, name, created_at) VALUES ('org-1', 'Acme', {created});
+             INSERT INTO domains (id, organization_id, name, created_at, updated_at)
+             VALUES (7, 'org-1', 'example.com', {created}, {created}),
+                    (8, 'org-1', 'example.org', {created}, {created});
+             INSERT INTO dkim_keys (domain_id, selector, state, public_key,
+                 private_key_sealed, created_at, activated_at)
+             VALUES (7, 'sel1', 'active', 'MIIBpublic', 'sealed', {created}, {created}),
+                    (8, 'sel1', 'active', 'MIIBpublic', 'sealed', {created}, {created});
+             INSERT INTO senders (organization_id, domain_id, email, reply_to, active, created_at)
+             VALUES ('org-1', 7, 's1@example.com', NULL, TRUE, {created}),
+                    ('org-1', 7, 's2@example.com', NULL, FALSE, {created}),
+                    ('org-1', 7, 's3@example.com', NULL, FALSE, {created});"
+        ))
+        .await;
+        drop(old);
+
+        let store = db.store().await;
+        let org = OrganizationId::new("org-1");
+        let limits = CreationLimits {
+            max_senders_per_domain: 4,
+            ..common::GENEROUS
+        };
+        let register = |email: &str| {
+            store.register_sender(common::registration_within(&org, email, None, limits))
+        };
+        // example.com had three: one more place. example.org had none: four.
+        register("s4@example.com").await.unwrap();
+        let full = register("s5@example.com").await;
+        assert!(
+            matches!(full, Err(RegisterError::SenderLimit)),
+            "{kind:?}: {full:?}"
+        );
+        for email in [
+            "t1@example.org",
+            "t2@example.org",
+            "t3@example.org",
+            "t4@example.org",
+        ] {
+            register(email)
+                .await
+                .unwrap_or_else(|e| panic!("{kind:?}: {email}: {e:?}"));
+        }
+        let full = register("t5@example.org").await;
+        assert!(
+            matches!(full, Err(RegisterError::SenderLimit)),
+            "{kind:?}: {full:?}"
+        );
     }
 }
 

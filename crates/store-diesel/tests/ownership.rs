@@ -607,7 +607,7 @@ async fn a_new_domain_waits_for_the_keys_rotations_spent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sender_limit_counts_the_senders_there_are_after_deletions_and_a_transfer() {
     // The count the limit is checked against is kept by the database's triggers
-    // (migration 2026-12-11-000001_sender_counts): every way senders come and go
+    // (migrations 2026-12-11-000001_sender_counts, 2026-12-12-000001_sender_counts_apart): every way senders come and go
     // moves it, so a freed place is taken again and a claimed domain starts empty.
     on_every_backend!(|store, kind| {
         let a = common::org(&store, "a").await;
