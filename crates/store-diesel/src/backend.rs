@@ -642,12 +642,23 @@ macro_rules! in_transaction {
 pub(crate) use {in_transaction, with_conn};
 
 /// Takes PostgreSQL's transaction-scoped advisory lock of every registrable name in
-/// `$1` (a text array), in the array's order (`unnest` keeps it): the one key a
+/// `registrables`, in their order (`unnest` keeps it): the one key a
 /// creation under a registrable name takes turns on, whether alone
 /// (`locks::RegistrableLock`) or in a set (`batch`). A hash collision only makes two
 /// unrelated creations wait for each other.
-pub(crate) const LOCK_REGISTRABLES_SQL: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r";
+pub(crate) async fn lock_registrables(
+    conn: &mut AsyncPgConnection,
+    registrables: &[&str],
+) -> Result<(), DbError> {
+    use diesel_async::RunQueryDsl as _;
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(registrables)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 /// `head` followed by `rows` copies of `row` (a parenthesized list of placeholders),
 /// comma-separated: a multi-row `INSERT … VALUES` for SQLite, whose statements cost

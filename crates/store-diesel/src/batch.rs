@@ -662,11 +662,7 @@ impl RunWrites for AsyncPgConnection {
         if registrables.is_empty() {
             return Ok(());
         }
-        diesel::sql_query(crate::backend::LOCK_REGISTRABLES_SQL)
-            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(registrables)
-            .execute(self)
-            .await?;
-        Ok(())
+        crate::backend::lock_registrables(self, registrables).await
     }
 
     /// One statement: the domains from arrays, and their keys joined to the ids the

@@ -92,11 +92,7 @@ pub(crate) trait RegistrableLock {
 
 impl RegistrableLock for AsyncPgConnection {
     async fn lock_registrable(&mut self, registrable: &str) -> Result<(), DbError> {
-        diesel::sql_query(crate::backend::LOCK_REGISTRABLES_SQL)
-            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&[registrable][..])
-            .execute(self)
-            .await?;
-        Ok(())
+        crate::backend::lock_registrables(self, &[registrable]).await
     }
 }
 
