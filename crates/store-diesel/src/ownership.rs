@@ -23,40 +23,32 @@ use crate::locks::{DomainLock as _, lock_organization};
 
 /// Checks on `$conn` that organization `$org` may create a domain under `$rules`
 /// (`&CreationRules`) at `$now`: no ancestor owned by another organization, fewer
-/// domains than its limit, a free slot in the creation window. Evaluates to
-/// `Result<(), DbError>`. Expands inside a `with_conn!`/`in_transaction!` body.
+/// domains than its limit, a free slot in the creation window. One statement (a
+/// round trip on PostgreSQL) reads the three; the rules are then checked in that
+/// order. Evaluates to `Result<(), DbError>`. Expands inside a
+/// `with_conn!`/`in_transaction!` body.
 macro_rules! admit {
     ($conn:ident, $org:expr, $rules:expr, $now:expr) => {
         async {
             let org: &str = $org;
             let rules: &domain_core::ports::store::CreationRules = $rules;
             let now: chrono::DateTime<chrono::Utc> = $now;
-            if !rules.ancestors.is_empty() {
-                let names: Vec<&str> = rules.ancestors.iter().map(|d| d.as_ascii()).collect();
-                let foreign: i64 = domains::table
-                    .filter(domains::name.eq_any(names))
-                    .filter(domains::organization_id.ne(org))
-                    .count()
-                    .get_result(&mut *$conn)
-                    .await?;
-                if foreign > 0 {
-                    return Err($crate::backend::DbError::DomainTaken);
-                }
-            }
-            let owned: i64 = domains::table
+            let ancestors: Vec<&str> = rules.ancestors.iter().map(|d| d.as_ascii()).collect();
+            let foreign = domains::table
+                .filter(domains::name.eq_any(ancestors))
+                .filter(domains::organization_id.ne(org))
+                .select(diesel::dsl::count_star())
+                .single_value();
+            let owned = domains::table
                 .filter(domains::organization_id.eq(org))
-                .count()
-                .get_result(&mut *$conn)
-                .await?;
-            if owned >= i64::from(rules.limits.max_domains) {
-                return Err($crate::backend::DbError::DomainLimit);
-            }
+                .select(diesel::dsl::count_star())
+                .single_value();
             // Only the `per_minute`-th newest key generation of the window: the
             // organization is at its quota if there is one, and the slot frees when
             // it leaves the window (`creation_wait`, read as one row of
             // `events_key_generations` instead of a list).
             let quota = i64::from(rules.limits.per_minute);
-            let nth: Option<chrono::DateTime<chrono::Utc>> = events::table
+            let nth = events::table
                 .filter(events::organization_id.eq(org))
                 .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
                     $crate::ownership::KEY_GENERATIONS_SQL,
@@ -65,9 +57,20 @@ macro_rules! admit {
                 .order(events::created_at.desc())
                 .select(events::created_at)
                 .offset(quota.saturating_sub(1).max(0))
-                .first(&mut *$conn)
-                .await
-                .optional()?;
+                .single_value();
+            let (foreign, owned, nth): (
+                Option<i64>,
+                Option<i64>,
+                Option<chrono::DateTime<chrono::Utc>>,
+            ) = diesel::select((foreign, owned, nth))
+                .get_result(&mut *$conn)
+                .await?;
+            if foreign.unwrap_or(0) > 0 {
+                return Err($crate::backend::DbError::DomainTaken);
+            }
+            if owned.unwrap_or(0) >= i64::from(rules.limits.max_domains) {
+                return Err($crate::backend::DbError::DomainLimit);
+            }
             match nth {
                 Some(oldest) => Err($crate::backend::DbError::RateLimited(
                     domain_core::ownership::wait_for_window(oldest, now),
