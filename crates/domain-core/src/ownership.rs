@@ -243,6 +243,45 @@ pub struct Ownership {
     pub limits: CreationLimits,
 }
 
+/// Why an organization may not create a domain now, in the order the rules are
+/// checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreationRefusal {
+    /// The name or one of its ancestors belongs to another organization.
+    Taken,
+    /// The organization owns [`CreationLimits::max_domains`] domains already.
+    DomainLimit,
+    /// The creation window is full; a slot frees after this wait.
+    RateLimited(Duration),
+}
+
+/// Whether an organization may create a domain, from what the store holds: whether
+/// the name or an ancestor belongs to another organization (`foreign`), how many
+/// domains the organization owns, and how long until its creation window has a free
+/// slot (`window_wait`: [`creation_wait`], or [`wait_for_window`] of the one
+/// generation that decides; `None` when one is free). The one statement of the
+/// admission rules: the store checks a creation alone, and each of a set's, with it.
+///
+/// # Errors
+/// The first rule the creation breaks.
+pub fn admit_creation(
+    foreign: bool,
+    owned: i64,
+    limits: CreationLimits,
+    window_wait: Option<Duration>,
+) -> Result<(), CreationRefusal> {
+    if foreign {
+        return Err(CreationRefusal::Taken);
+    }
+    if owned >= i64::from(limits.max_domains) {
+        return Err(CreationRefusal::DomainLimit);
+    }
+    match window_wait {
+        Some(wait) => Err(CreationRefusal::RateLimited(wait)),
+        None => Ok(()),
+    }
+}
+
 /// The sliding window [`CreationLimits::per_minute`] counts over.
 pub const CREATION_WINDOW: Duration = Duration::from_secs(60);
 
@@ -441,6 +480,29 @@ mod tests {
         assert_eq!(
             creation_wait(&[ago(1), ago(2), ago(59_999)], limits, now),
             Some(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn a_creation_is_refused_for_the_first_rule_it_breaks() {
+        let limits = CreationLimits {
+            max_domains: 2,
+            ..CreationLimits::default()
+        };
+        let full = Some(Duration::from_secs(7));
+        assert_eq!(admit_creation(false, 1, limits, None), Ok(()));
+        // Another organization's ancestor before the limit, the limit before the window.
+        assert_eq!(
+            admit_creation(true, 2, limits, full),
+            Err(CreationRefusal::Taken)
+        );
+        assert_eq!(
+            admit_creation(false, 2, limits, full),
+            Err(CreationRefusal::DomainLimit)
+        );
+        assert_eq!(
+            admit_creation(false, 1, limits, full),
+            Err(CreationRefusal::RateLimited(Duration::from_secs(7)))
         );
     }
 

@@ -326,6 +326,17 @@ pub(crate) enum DbError {
     Superseded(domain_core::ports::idempotency::Held),
 }
 
+impl From<domain_core::ownership::CreationRefusal> for DbError {
+    fn from(refusal: domain_core::ownership::CreationRefusal) -> Self {
+        use domain_core::ownership::CreationRefusal;
+        match refusal {
+            CreationRefusal::Taken => Self::DomainTaken,
+            CreationRefusal::DomainLimit => Self::DomainLimit,
+            CreationRefusal::RateLimited(wait) => Self::RateLimited(wait),
+        }
+    }
+}
+
 impl From<DieselError> for DbError {
     /// A failure of the infrastructure (`crate::faults`: a lost link, a server
     /// shutting down, a full disk, an I/O error, a bound running out) is

@@ -160,21 +160,19 @@ fn decide_creations(
             return None;
         }
         let refused = &mut creations.refused[i];
-        let foreign = |a: &domain_core::DomainName| {
-            owners.get(a.as_ascii()).is_some_and(|owner| owner != org)
-        };
-        if reg.creation.ancestors.iter().any(foreign) {
-            *refused = Some(DbError::DomainTaken);
-            continue;
-        }
+        let foreign = reg
+            .creation
+            .ancestors
+            .iter()
+            .any(|a| owners.get(a.as_ascii()).is_some_and(|owner| owner != org));
         let count = owned.entry(org.to_owned()).or_insert(0);
-        if *count >= i64::from(reg.creation.limits.max_domains) {
-            *refused = Some(DbError::DomainLimit);
-            continue;
-        }
         let times = latest.entry(org.to_owned()).or_default();
-        if let Some(wait) = domain_core::ownership::creation_wait(times, reg.creation.limits, now) {
-            *refused = Some(DbError::RateLimited(wait));
+        let limits = reg.creation.limits;
+        let window_wait = domain_core::ownership::creation_wait(times, limits, now);
+        if let Err(refusal) =
+            domain_core::ownership::admit_creation(foreign, *count, limits, window_wait)
+        {
+            *refused = Some(DbError::from(refusal));
             continue;
         }
         if taken.contains(email) {

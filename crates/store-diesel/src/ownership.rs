@@ -24,8 +24,8 @@ use crate::locks::{DomainLock as _, lock_organization};
 /// Checks on `$conn` that organization `$org` may create a domain under `$rules`
 /// (`&CreationRules`) at `$now`: no ancestor owned by another organization, fewer
 /// domains than its limit, a free slot in the creation window. One statement (a
-/// round trip on PostgreSQL) reads the three; the rules are then checked in that
-/// order. Evaluates to `Result<(), DbError>`. Expands inside a
+/// round trip on PostgreSQL) reads the three; `ownership::admit_creation` checks
+/// them. Evaluates to `Result<(), DbError>`. Expands inside a
 /// `with_conn!`/`in_transaction!` body.
 macro_rules! admit {
     ($conn:ident, $org:expr, $rules:expr, $now:expr) => {
@@ -65,18 +65,13 @@ macro_rules! admit {
             ) = diesel::select((foreign, owned, nth))
                 .get_result(&mut *$conn)
                 .await?;
-            if foreign.unwrap_or(0) > 0 {
-                return Err($crate::backend::DbError::DomainTaken);
-            }
-            if owned.unwrap_or(0) >= i64::from(rules.limits.max_domains) {
-                return Err($crate::backend::DbError::DomainLimit);
-            }
-            match nth {
-                Some(oldest) => Err($crate::backend::DbError::RateLimited(
-                    domain_core::ownership::wait_for_window(oldest, now),
-                )),
-                None => Ok(()),
-            }
+            domain_core::ownership::admit_creation(
+                foreign.unwrap_or(0) > 0,
+                owned.unwrap_or(0),
+                rules.limits,
+                nth.map(|oldest| domain_core::ownership::wait_for_window(oldest, now)),
+            )
+            .map_err($crate::backend::DbError::from)
         }
         .await
     };
