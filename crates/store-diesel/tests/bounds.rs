@@ -55,6 +55,19 @@ fn sender(org: &OrganizationId, email: &str) -> SenderRegistration {
     }
 }
 
+/// New organizations called `names`.
+async fn organizations<const N: usize>(store: &Store, names: [&str; N]) -> [OrganizationId; N] {
+    let mut ids = Vec::with_capacity(N);
+    for name in names {
+        let (id, _) = store
+            .create_organization(&OrganizationName::parse(name).unwrap())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ids.try_into().unwrap()
+}
+
 fn bounded_config(db: &TestDatabase) -> StoreConfig {
     let mut config = db.config();
     config.statement_timeout = BOUND;
@@ -72,14 +85,7 @@ async fn a_row_lock_held_elsewhere_answers_unavailable_and_spares_other_organiza
     // other organization's call would wait for the pool until it gave up.
     config.max_connections = 1;
     let store = Arc::new(db.store_with(&config).await);
-    let (stuck, _) = store
-        .create_organization(&OrganizationName::parse("Stuck").unwrap())
-        .await
-        .unwrap();
-    let (other, _) = store
-        .create_organization(&OrganizationName::parse("Other").unwrap())
-        .await
-        .unwrap();
+    let [stuck, other] = organizations(&store, ["Stuck", "Other"]).await;
     // Another session holds the organization's row lock in an open transaction.
     let mut holder = AsyncPgConnection::establish(&db.url).await.unwrap();
     holder
@@ -130,14 +136,7 @@ async fn a_domain_row_held_elsewhere_keeps_no_registration_waiting() {
     }
     let db = TestDatabase::new(BackendKind::Postgres).await;
     let store = Arc::new(db.store_with(&bounded_config(&db)).await);
-    let (held, _) = store
-        .create_organization(&OrganizationName::parse("Held").unwrap())
-        .await
-        .unwrap();
-    let (other, _) = store
-        .create_organization(&OrganizationName::parse("Other").unwrap())
-        .await
-        .unwrap();
+    let [held, other] = organizations(&store, ["Held", "Other"]).await;
     returns(store.register_sender(sender(&held, "a@held.example")))
         .await
         .unwrap();
